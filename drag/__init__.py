@@ -1,0 +1,1 @@
+"""LedgerLearn decentralized RAG: source nodes, client, on-chain source reliability."""

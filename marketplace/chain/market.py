@@ -1,0 +1,308 @@
+"""Typed client of ``ContributionMarket``: the only Python that encodes its calls.
+
+Reads return dataclasses; writes go through :class:`TxSender` and return receipts.
+Masks are Python ``list[bool]`` over trainer indices here and bitmap words on-chain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+from eth_account.signers.local import LocalAccount
+from web3.types import TxReceipt
+
+from marketplace.chain.artifacts import load_artifact
+from marketplace.chain.connection import Chain
+from marketplace.chain.revert import decode_revert
+from marketplace.chain.tx import REVERT_ERRORS, TxSender, revert_data
+from marketplace.errors import TransactionReverted
+
+ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+ZERO32 = b"\x00" * 32
+
+
+class ProjectStatus(IntEnum):
+    NONE = 0
+    OPEN = 1
+    FINALIZED = 2
+    CANCELLED = 3
+
+
+@dataclass(frozen=True)
+class ProjectInfo:
+    project_id: int
+    owner: str
+    aggregator: str
+    verifier: str
+    rounds: int
+    round_duration: int
+    rounds_committed: int
+    trainer_count: int
+    status: ProjectStatus
+    min_stake: int
+    reward: int
+    reward_paid: int
+    total_score: int
+    round_opened_at: int
+    stake_held: int
+    model_spec_cid: bytes
+    validation_commitment: bytes
+    global_model_cid: bytes
+
+    @property
+    def current_round(self) -> int:
+        """The round open for commitments (1-based); rounds + 1 once all are done."""
+        return self.rounds_committed + 1
+
+
+@dataclass(frozen=True)
+class TrainerInfo:
+    index: int
+    address: str
+    stake: int
+    score: int
+    joined_round: int
+    withdrawn: bool
+
+
+def mask_to_words(mask: list[bool], n: int) -> list[int]:
+    """Bitmap words (bit i of word i // 256) of a boolean mask over ``n`` trainers."""
+    words = [0] * ((n + 255) // 256)
+    for i, bit in enumerate(mask):
+        if bit:
+            words[i // 256] |= 1 << (i % 256)
+    return words
+
+
+def words_to_mask(words: list[int], n: int) -> list[bool]:
+    return [bool(words[i // 256] >> (i % 256) & 1) for i in range(n)]
+
+
+def update_typed_data(
+    chain_id: int, market: str, project_id: int, round_: int, cid_digest: bytes, sketch: bytes
+) -> dict[str, Any]:
+    """The EIP-712 message a trainer signs to let the aggregator batch its commitment."""
+    return {
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"},
+                {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"},
+            ],
+            "UpdateCommitment": [
+                {"name": "projectId", "type": "uint256"},
+                {"name": "round", "type": "uint256"},
+                {"name": "cidDigest", "type": "bytes32"},
+                {"name": "sketchCommitment", "type": "bytes32"},
+            ],
+        },
+        "primaryType": "UpdateCommitment",
+        "domain": {
+            "name": "LedgerLearn ContributionMarket",
+            "version": "1",
+            "chainId": chain_id,
+            "verifyingContract": market,
+        },
+        "message": {
+            "projectId": project_id,
+            "round": round_,
+            "cidDigest": cid_digest,
+            "sketchCommitment": sketch,
+        },
+    }
+
+
+@dataclass(frozen=True)
+class SignedUpdate:
+    trainer: str
+    cid_digest: bytes
+    sketch_commitment: bytes
+    signature: bytes
+
+    def as_tuple(self) -> tuple[str, bytes, bytes, bytes]:
+        return (self.trainer, self.cid_digest, self.sketch_commitment, self.signature)
+
+
+class MarketClient:
+    """Calls ``ContributionMarket`` at ``address`` on ``chain`` as ``account``."""
+
+    def __init__(self, chain: Chain, address: str, account: LocalAccount | None = None) -> None:
+        self.chain = chain
+        self.address = chain.w3.to_checksum_address(address)
+        self.contract = chain.w3.eth.contract(
+            address=self.address, abi=load_artifact("ContributionMarket").abi
+        )
+        self.sender = TxSender(chain, account) if account is not None else None
+
+    def as_account(self, account: LocalAccount) -> MarketClient:
+        """The same market seen by another signer."""
+        return MarketClient(self.chain, self.address, account)
+
+    # ------------------------------------------------------------- reads
+
+    def _call(self, fn: Any, action: str) -> Any:
+        try:
+            return fn.call()
+        except REVERT_ERRORS as exc:
+            name, args, message = decode_revert(revert_data(exc))
+            raise TransactionReverted(f"{action}: {message}", name, args) from exc
+
+    def project_count(self) -> int:
+        return int(self.contract.functions.projectCount().call())
+
+    def project(self, project_id: int) -> ProjectInfo:
+        p = self._call(self.contract.functions.getProject(project_id), f"project {project_id}")
+        return ProjectInfo(
+            project_id=project_id,
+            owner=p[0],
+            round_duration=p[1],
+            rounds=p[2],
+            aggregator=p[3],
+            rounds_committed=p[4],
+            trainer_count=p[5],
+            status=ProjectStatus(p[6]),
+            verifier=p[7],
+            min_stake=p[8],
+            reward=p[9],
+            reward_paid=p[10],
+            total_score=p[11],
+            round_opened_at=p[12],
+            stake_held=p[15],
+            model_spec_cid=bytes(p[17]),
+            validation_commitment=bytes(p[18]),
+            global_model_cid=bytes(p[19]),
+        )
+
+    def trainer(self, project_id: int, index: int) -> TrainerInfo:
+        t = self._call(self.contract.functions.trainerAt(project_id, index), "trainer")
+        return TrainerInfo(index, t[0], t[1], t[2], t[3], t[4] == 2)
+
+    def trainers(self, project_id: int) -> list[TrainerInfo]:
+        count = self.project(project_id).trainer_count
+        return [self.trainer(project_id, i) for i in range(count)]
+
+    def trainer_index(self, project_id: int, account: str) -> int | None:
+        ip1 = int(self.contract.functions.trainerIndexPlusOne(project_id, account).call())
+        return ip1 - 1 if ip1 else None
+
+    def commitment(self, project_id: int, round_: int, index: int) -> tuple[bytes, bytes]:
+        c = self.contract.functions.getCommitment(project_id, round_, index).call()
+        return bytes(c[0]), bytes(c[1])
+
+    def committed(self, project_id: int, round_: int) -> tuple[list[bool], bytes, int]:
+        """Who committed in a round (mask), the running commitments digest, and count."""
+        words, digest, count = self.contract.functions.committedMask(project_id, round_).call()
+        n = self.project(project_id).trainer_count
+        return words_to_mask(list(words), n), bytes(digest), int(count)
+
+    def expected_payout(self, project_id: int, account: str) -> tuple[int, int]:
+        stake, share = self.contract.functions.expectedPayout(project_id, account).call()
+        return int(stake), int(share)
+
+    # ------------------------------------------------------------- writes
+
+    def _tx(self, fn: Any, value: int = 0, action: str | None = None) -> TxReceipt:
+        if self.sender is None:
+            raise TransactionReverted("no signing account: pass --key or --account")
+        return self.sender.transact(fn, value=value, action=action)
+
+    def create_project(
+        self,
+        *,
+        reward: int,
+        aggregator: str,
+        rounds: int,
+        round_duration: int,
+        min_stake: int,
+        model_spec_cid: bytes = ZERO32,
+        validation_commitment: bytes = ZERO32,
+        verifier: str = ZERO_ADDRESS,
+    ) -> tuple[int, TxReceipt]:
+        """Create a project escrowing ``reward`` wei; returns (project id, receipt)."""
+        params = (
+            aggregator,
+            verifier,
+            rounds,
+            round_duration,
+            min_stake,
+            model_spec_cid,
+            validation_commitment,
+        )
+        receipt = self._tx(
+            self.contract.functions.createProject(params), value=reward, action="createProject"
+        )
+        event = self.contract.events.ProjectCreated().process_receipt(receipt)[0]
+        return int(event["args"]["projectId"]), receipt
+
+    def cancel_project(self, project_id: int) -> TxReceipt:
+        return self._tx(self.contract.functions.cancelProject(project_id))
+
+    def register(self, project_id: int, stake: int) -> TxReceipt:
+        return self._tx(self.contract.functions.register(project_id), value=stake)
+
+    def commit_update(
+        self, project_id: int, round_: int, cid_digest: bytes, sketch: bytes = ZERO32
+    ) -> TxReceipt:
+        return self._tx(
+            self.contract.functions.commitUpdate(project_id, round_, cid_digest, sketch)
+        )
+
+    def sign_update(
+        self, account: LocalAccount, project_id: int, round_: int, cid_digest: bytes, sketch: bytes
+    ) -> SignedUpdate:
+        """Sign an update commitment off-chain (the trainer pays no gas)."""
+        data = update_typed_data(
+            self.chain.chain_id, self.address, project_id, round_, cid_digest, sketch
+        )
+        signed = Account.sign_message(encode_typed_data(full_message=data), account.key)
+        return SignedUpdate(account.address, cid_digest, sketch, bytes(signed.signature))
+
+    def commit_updates_signed(
+        self, project_id: int, round_: int, updates: list[SignedUpdate]
+    ) -> TxReceipt:
+        return self._tx(
+            self.contract.functions.commitUpdatesSigned(
+                project_id, round_, [u.as_tuple() for u in updates]
+            )
+        )
+
+    def commit_round(
+        self,
+        project_id: int,
+        round_: int,
+        *,
+        global_model_cid: bytes,
+        inlier_mask: list[bool],
+        scores: list[int],
+        rejected_mask: list[bool] | None = None,
+        report_cid: bytes = ZERO32,
+        proof: bytes = b"",
+        trainer_count: int | None = None,
+    ) -> TxReceipt:
+        """Commit a round. ``scores`` has one entry per inlier, in trainer-index order."""
+        n = trainer_count if trainer_count is not None else self.project(project_id).trainer_count
+        rejected = rejected_mask or [False] * n
+        result = (
+            round_,
+            global_model_cid,
+            report_cid,
+            mask_to_words(inlier_mask, n),
+            mask_to_words(rejected, n),
+            scores,
+            proof,
+        )
+        return self._tx(self.contract.functions.commitRound(project_id, result))
+
+    def finalize(self, project_id: int) -> TxReceipt:
+        return self._tx(self.contract.functions.finalize(project_id))
+
+    def withdraw(self, project_id: int) -> TxReceipt:
+        return self._tx(self.contract.functions.withdraw(project_id))
+
+    def reclaim(self, project_id: int) -> TxReceipt:
+        return self._tx(self.contract.functions.reclaim(project_id))

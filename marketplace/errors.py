@@ -1,0 +1,86 @@
+"""The one exception hierarchy of LedgerLearn.
+
+Every failure a user can act on is a subclass of :class:`LedgerLearnError`; the CLI turns
+it into a one-line message (and exit code 1) instead of a traceback. The message says what
+went wrong and how to fix it. ``drag`` and ``zk`` raise these too, so one ``except`` in the
+CLI covers the whole product.
+"""
+
+from __future__ import annotations
+
+
+class LedgerLearnError(Exception):
+    """Root of all user-actionable LedgerLearn errors."""
+
+
+class ConfigError(LedgerLearnError):
+    """Bad configuration or command-line input (malformed address, missing file, ...)."""
+
+
+class ChainError(LedgerLearnError):
+    """The chain could not be reached or answered unexpectedly."""
+
+
+class ChainUnreachable(ChainError):
+    """No JSON-RPC node answers at the given URL."""
+
+
+class TransactionReverted(ChainError):
+    """A transaction or call reverted; ``error_name`` is the decoded custom error."""
+
+    def __init__(self, message: str, error_name: str | None = None, args: tuple = ()) -> None:
+        super().__init__(message)
+        self.error_name = error_name
+        self.error_args = args
+
+
+class DeploymentNotFound(ChainError):
+    """No deployment manifest exists for this chain."""
+
+
+class InvalidKey(LedgerLearnError):
+    """A private key or account selector is invalid."""
+
+
+class StorageError(LedgerLearnError):
+    """Content store failures: unknown CID, hash mismatch, unreachable gateway."""
+
+
+class CidMismatch(StorageError):
+    """Bytes fetched for a CID do not hash to that CID."""
+
+
+class UpdateRejected(LedgerLearnError):
+    """A model update failed validation (shape, NaN/inf, size, CID mismatch)."""
+
+
+class AssumptionViolated(LedgerLearnError):
+    """An algorithm's stated assumption does not hold (e.g. Krum needs n >= 2f + 3)."""
+
+
+class ZkError(LedgerLearnError):
+    """Proving, verification or key management failed."""
+
+
+class DragError(LedgerLearnError):
+    """Decentralized RAG failures (bad source response, bad receipt, no sources)."""
+
+
+class InvalidCid(StorageError):
+    """A CID string is malformed or not the CIDv1 raw sha2-256 kind LedgerLearn uses."""
+
+
+class BlockNotFound(StorageError):
+    """No block with this CID exists in the content store that was asked."""
+
+
+class BlobTooLarge(StorageError):
+    """A block or chunked blob is larger than the caller's limit; refused before download."""
+
+
+class ReadOnlyStore(StorageError):
+    """A write (put, pin) was sent to a store that can only read (an HTTP gateway)."""
+
+
+class DatasetError(LedgerLearnError):
+    """A dataset is unknown, malformed or unusable (bad CSV/NPZ, labels, partition)."""

@@ -1,0 +1,1 @@
+"""LedgerLearn zero-knowledge layer: update sketches, the filter circuit, Groth16 provers."""
