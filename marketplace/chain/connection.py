@@ -58,7 +58,8 @@ class Chain:
         """Move chain time forward and mine a block (local chains only; used by tests
         and simulations to reach deadlines)."""
         if self.tester is not None:
-            self.tester.time_travel(self.now() + seconds)
+            pending = int(self.tester.get_block_by_number("pending")["timestamp"])
+            self.tester.time_travel(max(pending, self.now()) + seconds)
             self.tester.mine_blocks(1)
             return
         self.w3.provider.make_request("evm_increaseTime", [seconds])  # type: ignore[arg-type]

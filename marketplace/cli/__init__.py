@@ -1,0 +1,1 @@
+"""The ``ledgerlearn`` command line: one Typer app built from small command modules."""

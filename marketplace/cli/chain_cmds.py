@@ -1,0 +1,117 @@
+"""Chain commands: ``node``, ``deploy``, ``contracts build``."""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from marketplace.chain.accounts import resolve_account
+from marketplace.chain.compile import build
+from marketplace.chain.connection import connect
+from marketplace.chain.deploy import deploy_all, manifest_path
+from marketplace.chain.node import anvil_command, stop, wait_for_rpc
+from marketplace.chain.tx import TxSender
+from marketplace.cli.common import (
+    DEFAULT_URL,
+    AccountIndex,
+    JsonOut,
+    Key,
+    RpcUrl,
+    console,
+    emit_json,
+)
+from marketplace.errors import ChainUnreachable
+from marketplace.paths import CONTRACT_BUILD
+
+contracts_app = typer.Typer(help="Build the Solidity contracts.", no_args_is_help=True)
+
+
+def node(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8545,
+    state: Annotated[
+        Path | None,
+        typer.Option(help="Load the chain from FILE if it exists and save it there on exit."),
+    ] = None,
+) -> None:
+    """Start a local Ethereum node (anvil) on 127.0.0.1; Ctrl-C stops it cleanly."""
+    cmd = anvil_command(port, state)
+    process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_rpc(url, process=process)
+    except ChainUnreachable as exc:
+        stop(process)
+        raise ChainUnreachable(f"{exc} (is port {port} already in use? try --port)") from exc
+    console.print(f"anvil listening on [bold]{url}[/] (chain id 31337); Ctrl-C to stop")
+    if state is not None:
+        console.print(f"chain state is kept in {state}")
+    try:
+        process.wait()
+    except KeyboardInterrupt:
+        stop(process)
+        console.print("node stopped" + (f"; state saved to {state}" if state else ""))
+
+
+def deploy(
+    rpc_url: RpcUrl = DEFAULT_URL,
+    key: Key = None,
+    account: AccountIndex = None,
+    json_out: JsonOut = False,
+) -> None:
+    """Deploy the LedgerLearn contracts and save the deployment manifest."""
+    chain = connect(rpc_url)
+    sender = TxSender(chain, resolve_account(chain, key, account))
+    manifest = deploy_all(sender)
+    if json_out:
+        emit_json(
+            {
+                "chain_id": manifest.chain_id,
+                "deployer": manifest.deployer,
+                "contracts": {k: vars(v) for k, v in manifest.contracts.items()},
+                "manifest": None if chain.embedded else str(manifest_path(chain.chain_id)),
+            }
+        )
+        return
+    for name, c in manifest.contracts.items():
+        console.print(
+            f"{name} deployed at [bold]{c.address}[/] (block {c.block}, gas {c.gas_used})"
+        )
+    if not chain.embedded:
+        console.print(f"manifest: {manifest_path(chain.chain_id)}")
+
+
+@contracts_app.command("build")
+def contracts_build(
+    check: Annotated[
+        bool, typer.Option(help="Do not write; fail if committed artifacts are stale.")
+    ] = False,
+) -> None:
+    """Compile contracts/src with the pinned solc-js into contracts/build."""
+    if not check:
+        for path in build():
+            console.print(f"wrote {path}")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh = build(Path(tmp))
+        stale = [
+            p.name
+            for p in fresh
+            if not (CONTRACT_BUILD / p.name).exists()
+            or (CONTRACT_BUILD / p.name).read_bytes() != p.read_bytes()
+        ]
+    if stale:
+        console.print(
+            f"[red]stale artifacts:[/] {', '.join(stale)}: run `ledgerlearn contracts build`"
+        )
+        raise typer.Exit(1)
+    console.print("artifacts are up to date")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(node)
+    app.command()(deploy)
+    app.add_typer(contracts_app, name="contracts")

@@ -1,0 +1,186 @@
+"""``ledgerlearn project create|show|finalize|reclaim``: the owner's side."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from marketplace.chain.accounts import parse_address
+from marketplace.chain.market import ZERO32, ZERO_ADDRESS, MarketClient
+from marketplace.cli.common import (
+    DEFAULT_URL,
+    AccountIndex,
+    JsonOut,
+    Key,
+    RpcUrl,
+    console,
+    emit_json,
+    format_eth,
+    open_session,
+    parse_amount,
+)
+from marketplace.errors import ConfigError
+
+app = typer.Typer(help="Create and manage marketplace projects.", no_args_is_help=True)
+
+
+def parse_digest(text: str | None, what: str) -> bytes:
+    """A 32-byte value given as 0x-hex, or a CIDv1 (sha2-256) whose digest is stored."""
+    if not text:
+        return ZERO32
+    if text.startswith("0x"):
+        try:
+            raw = bytes.fromhex(text[2:])
+        except ValueError as exc:
+            raise ConfigError(f"malformed {what} {text!r}: expected 0x + 64 hex chars") from exc
+        if len(raw) != 32:
+            raise ConfigError(f"malformed {what} {text!r}: expected 32 bytes, got {len(raw)}")
+        return raw
+    from marketplace.storage.cid import digest_of
+
+    return digest_of(text)
+
+
+@app.command()
+def create(
+    reward: Annotated[str, typer.Option(help="Reward to escrow, e.g. 1.5 (ETH) or 10gwei.")],
+    aggregator: Annotated[str, typer.Option(help="Address of the aggregator.")],
+    rounds: Annotated[int, typer.Option(help="Number of training rounds.", min=1)] = 3,
+    round_duration: Annotated[
+        int, typer.Option(help="Seconds trainers have to commit each round.", min=1)
+    ] = 3600,
+    min_stake: Annotated[str, typer.Option(help="Minimum trainer stake.")] = "0.01",
+    verifier: Annotated[
+        str | None, typer.Option(help="Round-verifier contract (zk proofs); none by default.")
+    ] = None,
+    model_spec_cid: Annotated[
+        str | None, typer.Option(help="CID (or 0x digest) of the model spec.")
+    ] = None,
+    validation_commitment: Annotated[
+        str | None, typer.Option(help="0x commitment (or CID) of the validation set.")
+    ] = None,
+    rpc_url: RpcUrl = DEFAULT_URL,
+    key: Key = None,
+    account: AccountIndex = None,
+    json_out: JsonOut = False,
+) -> None:
+    """Create a project and escrow its reward."""
+    session = open_session(rpc_url, key, account)
+    project_id, receipt = session.market.create_project(
+        reward=parse_amount(reward, "reward"),
+        aggregator=parse_address(aggregator, "aggregator address"),
+        rounds=rounds,
+        round_duration=round_duration,
+        min_stake=parse_amount(min_stake, "minimum stake"),
+        verifier=parse_address(verifier, "verifier address") if verifier else ZERO_ADDRESS,
+        model_spec_cid=parse_digest(model_spec_cid, "model-spec CID"),
+        validation_commitment=parse_digest(validation_commitment, "validation commitment"),
+    )
+    if json_out:
+        emit_json(
+            {"project_id": project_id, "tx": receipt["transactionHash"], "gas": receipt["gasUsed"]}
+        )
+        return
+    console.print(f"project [bold]{project_id}[/] created (gas {receipt['gasUsed']})")
+
+
+def project_view(market: MarketClient, project_id: int) -> dict[str, Any]:
+    """Everything `show` prints, as plain data."""
+    p = market.project(project_id)
+    trainers = []
+    for t in market.trainers(project_id):
+        stake, share = market.expected_payout(project_id, t.address)
+        trainers.append(
+            {
+                "index": t.index,
+                "address": t.address,
+                "stake": t.stake,
+                "score": t.score,
+                "share_of_score": (t.score / p.total_score) if p.total_score else 0.0,
+                "expected_reward": share,
+                "withdrawn": t.withdrawn,
+            }
+        )
+    return {
+        "project_id": project_id,
+        "owner": p.owner,
+        "aggregator": p.aggregator,
+        "verifier": p.verifier,
+        "status": p.status.name.lower(),
+        "rounds": p.rounds,
+        "rounds_committed": p.rounds_committed,
+        "round_duration": p.round_duration,
+        "reward": p.reward,
+        "reward_paid": p.reward_paid,
+        "min_stake": p.min_stake,
+        "total_score": p.total_score,
+        "global_model_cid": p.global_model_cid,
+        "trainers": trainers,
+    }
+
+
+def print_trainers(view: dict[str, Any], highlight: str | None = None) -> None:
+    table = Table(title=f"project {view['project_id']} trainers")
+    for col in ("#", "address", "stake", "score", "share", "expected reward", "withdrawn"):
+        table.add_column(col)
+    for t in view["trainers"]:
+        mark = " (you)" if highlight and t["address"].lower() == highlight.lower() else ""
+        table.add_row(
+            str(t["index"]),
+            t["address"] + mark,
+            format_eth(t["stake"]),
+            str(t["score"]),
+            f"{100 * t['share_of_score']:.1f}%",
+            format_eth(t["expected_reward"]),
+            "yes" if t["withdrawn"] else "no",
+        )
+    console.print(table)
+
+
+@app.command()
+def show(
+    project_id: Annotated[int, typer.Argument(help="Project id.", min=1)],
+    rpc_url: RpcUrl = DEFAULT_URL,
+    key: Key = None,
+    account: AccountIndex = None,
+    json_out: JsonOut = False,
+) -> None:
+    """Show a project, its trainers, their contribution and expected payout."""
+    view = project_view(open_session(rpc_url, key, account).market, project_id)
+    if json_out:
+        emit_json(view)
+        return
+    console.print(
+        f"project [bold]{project_id}[/]: {view['status']}, round "
+        f"{view['rounds_committed']}/{view['rounds']} committed, reward "
+        f"{format_eth(view['reward'])}, owner {view['owner']}, aggregator {view['aggregator']}"
+    )
+    print_trainers(view)
+
+
+@app.command()
+def finalize(
+    project_id: Annotated[int, typer.Argument(help="Project id.", min=1)],
+    rpc_url: RpcUrl = DEFAULT_URL,
+    key: Key = None,
+    account: AccountIndex = None,
+) -> None:
+    """Close a project after its last round (or after the aggregator missed a deadline)."""
+    receipt = open_session(rpc_url, key, account).market.finalize(project_id)
+    console.print(
+        f"project {project_id} finalized (gas {receipt['gasUsed']}); trainers can withdraw"
+    )
+
+
+@app.command()
+def reclaim(
+    project_id: Annotated[int, typer.Argument(help="Project id.", min=1)],
+    rpc_url: RpcUrl = DEFAULT_URL,
+    key: Key = None,
+    account: AccountIndex = None,
+) -> None:
+    """Owner: take back the unearned reward (cancelled or unscored project) or rounding dust."""
+    receipt = open_session(rpc_url, key, account).market.reclaim(project_id)
+    console.print(f"reclaimed (gas {receipt['gasUsed']})")
