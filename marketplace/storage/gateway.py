@@ -1,0 +1,259 @@
+"""The IPFS Trustless Gateway protocol: a verifying reader and a small server.
+
+A trainer node serves its blocks with :func:`serve_gateway` (or :func:`start_gateway` in
+a background thread); an aggregator or auditor reads them with :class:`GatewayReader`,
+which also works against any public IPFS gateway that supports trustless raw responses.
+
+Protocol (https://specs.ipfs.tech/http-gateways/trustless-gateway/): a client asks for
+``GET /ipfs/<cid>?format=raw`` with ``Accept: application/vnd.ipld.raw`` and receives the
+block's bytes with ``Content-Type: application/vnd.ipld.raw``. The gateway is not trusted:
+the reader hashes what it receives and refuses bytes that do not match the CID.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from typing import Annotated
+
+import httpx
+import uvicorn
+from fastapi import FastAPI, Query, Request, Response
+from fastapi.responses import PlainTextResponse
+
+from marketplace.errors import (
+    BlobTooLarge,
+    BlockNotFound,
+    CidMismatch,
+    InvalidCid,
+    ReadOnlyStore,
+    StorageError,
+)
+from marketplace.storage.base import MAX_BLOCK_SIZE, ContentStore
+from marketplace.storage.cid import parse_cid
+
+logger = logging.getLogger(__name__)
+
+RAW_MEDIA_TYPE = "application/vnd.ipld.raw"
+
+
+class GatewayReader(ContentStore):
+    """Read-only store over HTTP: fetches raw blocks from a trustless gateway."""
+
+    def __init__(
+        self, base_url: str, timeout: float = 30.0, max_block_size: int = MAX_BLOCK_SIZE
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.max_block_size = max_block_size
+        self._client = httpx.Client(base_url=self.base_url, timeout=timeout, follow_redirects=True)
+
+    def __repr__(self) -> str:
+        return f"GatewayReader({self.base_url!r})"
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _request_failed(self, cid: str, exc: httpx.HTTPError) -> StorageError:
+        if isinstance(exc, httpx.TimeoutException):
+            return StorageError(
+                f"gateway {self.base_url} timed out on {cid}; retry or raise the timeout"
+            )
+        return StorageError(
+            f"gateway {self.base_url} unreachable ({type(exc).__name__}: {exc}); "
+            "check the URL and that the node serving it is running"
+        )
+
+    def _get_unverified(self, cid: str) -> bytes:
+        try:
+            with self._client.stream(
+                "GET", f"/ipfs/{cid}", params={"format": "raw"}, headers={"Accept": RAW_MEDIA_TYPE}
+            ) as response:
+                self._check_status(cid, response)
+                declared = response.headers.get("content-length")
+                if declared is not None and declared.isdigit():
+                    self._check_size(cid, int(declared))
+                body = bytearray()
+                for part in response.iter_bytes():
+                    body += part
+                    self._check_size(cid, len(body))
+                return bytes(body)
+        except httpx.HTTPError as exc:
+            raise self._request_failed(cid, exc) from exc
+
+    def _has(self, cid: str) -> bool:
+        try:
+            response = self._client.head(
+                f"/ipfs/{cid}", params={"format": "raw"}, headers={"Accept": RAW_MEDIA_TYPE}
+            )
+        except httpx.HTTPError as exc:
+            raise self._request_failed(cid, exc) from exc
+        if response.status_code in (404, 410):
+            return False
+        self._check_status(cid, response)
+        return True
+
+    def _put(self, cid: str, data: bytes) -> None:
+        raise ReadOnlyStore(
+            f"the gateway {self.base_url} is read-only; put blocks into a local or kubo "
+            "store and serve that store with serve_gateway"
+        )
+
+    def _pin(self, cid: str) -> None:
+        raise ReadOnlyStore(
+            f"cannot pin {cid} on the read-only gateway {self.base_url}; "
+            "fetch it and put it into your own store instead"
+        )
+
+    def _check_status(self, cid: str, response: httpx.Response) -> None:
+        if response.status_code in (404, 410):
+            raise BlockNotFound(
+                f"gateway {self.base_url} does not have {cid}; ask the publisher to serve it"
+            )
+        if response.status_code != 200:
+            raise StorageError(
+                f"gateway {self.base_url} answered HTTP {response.status_code} for {cid}; "
+                "check that it supports trustless raw block requests"
+            )
+
+    def _check_size(self, cid: str, size: int) -> None:
+        if size > self.max_block_size:
+            raise BlobTooLarge(
+                f"gateway {self.base_url} sent more than {self.max_block_size} bytes for "
+                f"block {cid}; refusing it (raw blocks are never that large)"
+            )
+
+
+def _wants_other_format(accept: str | None) -> bool:
+    """True when the client asks only for IPLD formats other than raw (CAR, dag-json)."""
+    if not accept:
+        return False
+    kinds = [part.split(";")[0].strip() for part in accept.split(",")]
+    ipld = [k for k in kinds if k.startswith("application/vnd.ipld.")]
+    return bool(ipld) and RAW_MEDIA_TYPE not in kinds and "*/*" not in kinds
+
+
+def make_gateway_app(store: ContentStore) -> FastAPI:
+    """A FastAPI app serving ``GET``/``HEAD /ipfs/{cid}`` raw blocks from ``store``.
+
+    Answers 400 for a malformed CID or an unsupported ``format``, 404 for an unknown
+    block, 406 when the client accepts only other IPLD formats, and never serves a
+    block whose bytes fail verification (500).
+    """
+    app = FastAPI(
+        title="LedgerLearn trustless gateway", docs_url=None, redoc_url=None, openapi_url=None
+    )
+
+    @app.api_route("/ipfs/{cid}", methods=["GET", "HEAD"])
+    def get_block(
+        cid: str,
+        request: Request,
+        fmt: Annotated[str | None, Query(alias="format")] = None,
+    ) -> Response:
+        if fmt is not None and fmt != "raw":
+            return PlainTextResponse(f"format={fmt} is not served; use format=raw", 400)
+        if fmt is None and _wants_other_format(request.headers.get("accept")):
+            return PlainTextResponse(f"only {RAW_MEDIA_TYPE} is served", 406)
+        try:
+            parse_cid(cid)
+            data = store.get(cid)
+        except InvalidCid as exc:
+            return PlainTextResponse(str(exc), 400)
+        except BlockNotFound:
+            return PlainTextResponse(f"block {cid} not found", 404)
+        except CidMismatch:
+            logger.error("block %s is corrupted in %r; not serving it", cid, store)
+            return PlainTextResponse(f"block {cid} is corrupted on this node", 500)
+        except StorageError as exc:
+            logger.warning("cannot serve %s: %s", cid, exc)
+            return PlainTextResponse(f"block {cid} unavailable", 502)
+        headers = {
+            "Cache-Control": "public, max-age=29030400, immutable",
+            "Etag": f'"{cid}.raw"',
+            "X-Ipfs-Path": f"/ipfs/{cid}",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Disposition": f'attachment; filename="{cid}.bin"',
+            "Vary": "Accept",
+        }
+        if request.method == "HEAD":
+            headers["Content-Length"] = str(len(data))
+            return Response(b"", media_type=RAW_MEDIA_TYPE, headers=headers)
+        return Response(data, media_type=RAW_MEDIA_TYPE, headers=headers)
+
+    return app
+
+
+class BackgroundServer:
+    """Runs an ASGI app with uvicorn in a daemon thread, on a socket bound up front.
+
+    Binding the socket before starting (port 0 picks a free one) avoids the race of
+    "find a free port, then bind it". Use as a context manager or call :meth:`stop`.
+    """
+
+    def __init__(
+        self, app: FastAPI, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning"
+    ) -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        # proto must say TCP: asyncio only sets TCP_NODELAY on accepted sockets whose
+        # proto is IPPROTO_TCP, and without it every response stalls ~40 ms (Nagle
+        # against delayed ACK, since h11 writes headers and body separately).
+        self._socket = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind((host, port))
+        self.host = host
+        self.port: int = self._socket.getsockname()[1]
+        config = uvicorn.Config(app, host=host, port=self.port, log_level=log_level, lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run,
+            kwargs={"sockets": [self._socket]},
+            name=f"uvicorn-{self.port}",
+            daemon=True,
+        )
+
+    @property
+    def url(self) -> str:
+        """Base URL of the running server, e.g. ``http://127.0.0.1:41234``."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> BackgroundServer:
+        """Start serving (once; later calls return at once) and wait until it accepts."""
+        if self._thread.ident is not None:
+            return self
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise StorageError(f"HTTP server on {self.url} did not start; see the log")
+            time.sleep(0.01)
+        logger.info("serving on %s", self.url)
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Ask uvicorn to exit, wait for the thread, and close the socket."""
+        self._server.should_exit = True
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        self._socket.close()
+
+    def __enter__(self) -> BackgroundServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_gateway(store: ContentStore, host: str = "127.0.0.1", port: int = 0) -> BackgroundServer:
+    """Serve ``store`` as a trustless gateway in a background thread; returns the server."""
+    return BackgroundServer(make_gateway_app(store), host, port).start()
+
+
+def serve_gateway(
+    store: ContentStore, host: str = "127.0.0.1", port: int = 8080, log_level: str = "info"
+) -> None:
+    """Serve ``store`` as a trustless gateway in the foreground until interrupted."""
+    logger.info("serving %r as a trustless gateway on http://%s:%d", store, host, port)
+    uvicorn.run(make_gateway_app(store), host=host, port=port, log_level=log_level)

@@ -1,0 +1,210 @@
+"""Safe serialization of model updates: safetensors in, validated tensors out.
+
+A model update comes from an untrusted trainer, so it is never unpickled (``torch.load``
+of a pickle runs arbitrary code). The safetensors format
+(https://github.com/huggingface/safetensors) is an 8-byte little-endian header length,
+a JSON header naming each tensor's dtype, shape and byte range, then the raw data. It
+cannot carry code, and the encoding of a given dict of tensors is deterministic, so the
+same update always gets the same CID.
+
+:func:`decode_tensors` is the gate an aggregator puts in front of the robust filter: it
+refuses oversized, truncated or corrupted bytes, unexpected names or shapes, and
+non-finite values, raising :class:`UpdateRejected` with the reason.
+
+:func:`flatten` and :func:`unflatten` turn a dict of tensors into the 1-D vector the
+aggregation rules work on and back, in sorted key order so that every party (trainer,
+aggregator, auditor) lays out the same coordinates the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as _st_load
+from safetensors.torch import save as _st_save
+
+from marketplace.errors import UpdateRejected
+
+#: safetensors itself refuses headers above 100 MB; ours are a few KB.
+MAX_HEADER_BYTES = 100_000_000
+_METADATA_KEY = "__metadata__"
+
+
+def encode_tensors(
+    tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None = None
+) -> bytes:
+    """Serialize named tensors and string metadata to safetensors bytes.
+
+    Tensors are copied to contiguous CPU memory first, so views, tied weights and CUDA
+    tensors all encode, and identical values always give identical bytes.
+    """
+    meta = dict(metadata or {})
+    for key, value in meta.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise TypeError(f"metadata must map str to str; got {key!r}: {type(value).__name__}")
+    prepared: dict[str, torch.Tensor] = {}
+    for name, tensor in tensors.items():
+        if not isinstance(name, str) or not name or name == _METADATA_KEY:
+            raise ValueError(f"invalid tensor name {name!r}")
+        if not isinstance(tensor, torch.Tensor):
+            raise TypeError(f"{name} is a {type(tensor).__name__}, not a torch.Tensor")
+        prepared[name] = tensor.detach().cpu().clone(memory_format=torch.contiguous_format)
+    return _with_sorted_metadata(_st_save(prepared), meta)
+
+
+def _with_sorted_metadata(encoded: bytes, metadata: Mapping[str, str]) -> bytes:
+    """Insert ``metadata`` into a safetensors header in sorted key order.
+
+    safetensors keeps metadata in a Rust ``HashMap`` and writes it in a random order
+    that changes between calls, which would give one update many CIDs. The tensor
+    entries it writes are ordered deterministically, so we keep them as they are and
+    only rebuild the header around them; the data section is untouched.
+    """
+    header_len = int.from_bytes(encoded[:8], "little")
+    header = json.loads(encoded[8 : 8 + header_len])
+    header.pop(_METADATA_KEY, None)
+    if metadata:
+        header = {_METADATA_KEY: dict(sorted(metadata.items())), **header}
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    text += b" " * (-len(text) % 8)  # the format aligns the data section to 8 bytes
+    return len(text).to_bytes(8, "little") + text + encoded[8 + header_len :]
+
+
+def _reject(reason: str, detail: str) -> UpdateRejected:
+    return UpdateRejected(f"update rejected ({reason}): {detail}")
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    if len(keys) != len(set(keys)):
+        raise _reject("malformed", "safetensors header repeats a tensor name")
+    return dict(pairs)
+
+
+def _read_header(data: bytes) -> dict[str, Any]:
+    """Parse the JSON header, refusing what a lenient reader would let through."""
+    if len(data) < 8:
+        raise _reject("truncated", f"{len(data)} bytes cannot hold a safetensors header")
+    header_len = int.from_bytes(data[:8], "little")
+    if header_len > min(MAX_HEADER_BYTES, len(data) - 8):
+        raise _reject(
+            "truncated", f"header claims {header_len} bytes but only {len(data) - 8} follow"
+        )
+    try:
+        header = json.loads(data[8 : 8 + header_len], object_pairs_hook=_no_duplicate_keys)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _reject("malformed", f"safetensors header is not JSON ({exc})") from exc
+    if not isinstance(header, dict):
+        raise _reject("malformed", "safetensors header is not a JSON object")
+    return header
+
+
+def _check_data_length(header: Mapping[str, Any], available: int) -> None:
+    """Name truncation plainly; other inconsistencies are left to safetensors."""
+    ends = [
+        entry["data_offsets"][1]
+        for name, entry in header.items()
+        if name != _METADATA_KEY
+        and isinstance(entry, dict)
+        and isinstance(entry.get("data_offsets"), list)
+        and len(entry["data_offsets"]) == 2
+        and isinstance(entry["data_offsets"][1], int)
+    ]
+    if ends and max(ends) > available:
+        raise _reject(
+            "truncated", f"tensors need {max(ends)} data bytes but only {available} are present"
+        )
+
+
+def decode_tensors(
+    data: bytes,
+    max_bytes: int,
+    expected_shapes: Mapping[str, Sequence[int]] | None = None,
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Validate and decode safetensors bytes from an untrusted source.
+
+    Checks, in order: size (before parsing anything), header, byte ranges (safetensors
+    requires them to tile the data exactly, so truncation and padding both fail),
+    tensor names and shapes against ``expected_shapes`` when given, and finiteness of
+    every floating-point value. Returns ``(tensors, metadata)``.
+    """
+    if len(data) > max_bytes:
+        raise _reject("too large", f"{len(data)} bytes exceed the limit of {max_bytes}")
+    header = _read_header(bytes(data))
+    metadata = header.get(_METADATA_KEY, {})
+    if not isinstance(metadata, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
+    ):
+        raise _reject("malformed", "safetensors metadata must map strings to strings")
+    _check_data_length(header, len(data) - 8 - int.from_bytes(data[:8], "little"))
+    try:
+        tensors = _st_load(bytes(data))
+    except (SafetensorError, ValueError, TypeError, RuntimeError) as exc:
+        raise _reject("malformed", f"not valid safetensors ({exc})") from exc
+    if expected_shapes is not None:
+        _check_shapes(tensors, expected_shapes)
+    for name in sorted(tensors):
+        tensor = tensors[name]
+        if (tensor.is_floating_point() or tensor.is_complex()) and not bool(
+            torch.isfinite(tensor).all()
+        ):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise _reject("non-finite", f"tensor {name} holds {bad} NaN or infinite values")
+    return tensors, dict(metadata)
+
+
+def _check_shapes(
+    tensors: Mapping[str, torch.Tensor], expected: Mapping[str, Sequence[int]]
+) -> None:
+    missing = sorted(set(expected) - set(tensors))
+    extra = sorted(set(tensors) - set(expected))
+    if missing or extra:
+        raise _reject("names", f"missing tensors {missing}, unexpected tensors {extra}")
+    for name in sorted(expected):
+        want = tuple(int(d) for d in expected[name])
+        got = tuple(tensors[name].shape)
+        if got != want:
+            raise _reject("shape", f"tensor {name} has shape {got}, expected {want}")
+
+
+def shapes_of(tensors: Mapping[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
+    """Name -> shape map, the template :func:`unflatten` and :func:`decode_tensors` take."""
+    return {name: tuple(tensor.shape) for name, tensor in tensors.items()}
+
+
+def flatten(tensors: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """Concatenate all tensors, in sorted name order, into one 1-D float32 vector."""
+    parts = [tensors[name].detach().reshape(-1).to(torch.float32) for name in sorted(tensors)]
+    if not parts:
+        return torch.zeros(0, dtype=torch.float32)
+    return torch.cat(parts)
+
+
+def unflatten(
+    vector: torch.Tensor, template_shapes: Mapping[str, Sequence[int]]
+) -> dict[str, torch.Tensor]:
+    """Inverse of :func:`flatten`: split ``vector`` into float32 tensors of the template.
+
+    The tensors are copies, never views of ``vector``.
+    """
+    if vector.dim() != 1:
+        raise _reject("shape", f"flat update must be 1-D, got shape {tuple(vector.shape)}")
+    names = sorted(template_shapes)
+    shapes = [tuple(int(d) for d in template_shapes[name]) for name in names]
+    sizes = [math.prod(shape) for shape in shapes]
+    if sum(sizes) != vector.numel():
+        raise _reject(
+            "shape", f"flat update has {vector.numel()} values, the template needs {sum(sizes)}"
+        )
+    if not names:
+        return {}
+    pieces = torch.split(vector.detach().to(torch.float32), sizes)
+    return {
+        name: piece.reshape(shape).clone()
+        for name, shape, piece in zip(names, shapes, pieces, strict=True)
+    }
