@@ -32,6 +32,8 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
     uint32 public constant MAX_TRAINERS = 4096;
     /// @notice Longest round a project may declare.
     uint64 public constant MAX_ROUND_DURATION = 365 days;
+    /// @notice Longest endpoint URL a trainer may announce.
+    uint256 public constant MAX_ENDPOINT_LENGTH = 256;
 
     bytes32 private constant UPDATE_TYPEHASH = keccak256(
         "UpdateCommitment(uint256 projectId,uint256 round,bytes32 cidDigest,bytes32 sketchCommitment)"
@@ -150,6 +152,7 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
     event TrainerRegistered(
         uint256 indexed projectId, address indexed trainer, uint256 index, uint256 stake
     );
+    event TrainerEndpoint(uint256 indexed projectId, address indexed trainer, string url);
     event UpdateCommitted(
         uint256 indexed projectId,
         uint256 indexed round,
@@ -193,6 +196,7 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
     error AggregationWindowClosed(uint256 deadline);
     error AlreadyCommitted(address trainer, uint256 round);
     error EmptyCid();
+    error EndpointTooLong(uint256 length, uint256 max);
     error InvalidSignature(address trainer);
     error MaskLengthMismatch(uint256 expected, uint256 got);
     error MaskIncludesUncommitted(uint256 word);
@@ -300,6 +304,18 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
             status: 1
         });
         emit TrainerRegistered(projectId, msg.sender, index, msg.value);
+    }
+
+    /// @notice Announce where this trainer's content gateway serves its updates (an
+    ///         IPFS Trustless Gateway URL). Stored in the event log only: the aggregator
+    ///         reads the latest announcement per trainer, nobody pays for storage.
+    function announceEndpoint(uint256 projectId, string calldata url) external {
+        _existing(projectId);
+        _indexOf(projectId, msg.sender);
+        if (bytes(url).length > MAX_ENDPOINT_LENGTH) {
+            revert EndpointTooLong(bytes(url).length, MAX_ENDPOINT_LENGTH);
+        }
+        emit TrainerEndpoint(projectId, msg.sender, url);
     }
 
     /// @notice Commit this round's update: the digest of its CID and the commitment to its

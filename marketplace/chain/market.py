@@ -245,6 +245,16 @@ class MarketClient:
     def register(self, project_id: int, stake: int) -> TxReceipt:
         return self._tx(self.contract.functions.register(project_id), value=stake)
 
+    def announce_endpoint(self, project_id: int, url: str) -> TxReceipt:
+        return self._tx(self.contract.functions.announceEndpoint(project_id, url))
+
+    def endpoints(self, project_id: int, from_block: int = 0) -> dict[str, str]:
+        """Latest announced gateway URL per trainer address."""
+        logs = self.contract.events.TrainerEndpoint().get_logs(
+            from_block=from_block, argument_filters={"projectId": project_id}
+        )
+        return {log["args"]["trainer"]: log["args"]["url"] for log in logs}
+
     def commit_update(
         self, project_id: int, round_: int, cid_digest: bytes, sketch: bytes = ZERO32
     ) -> TxReceipt:

@@ -321,3 +321,13 @@ def test_reentrant_receiver_cannot_withdraw_twice(world):
     with reverts("ReentrancyGuardReentrantCall"):
         sender.transact(evil.functions.cashOut())
     assert world.chain.w3.eth.get_balance(world.market.address) == balance
+
+
+def test_only_registered_trainers_announce_endpoints(world):
+    pid = registered_project(world, n=1)
+    world.as_(world.trainers[0]).announce_endpoint(pid, "http://127.0.0.1:9000")
+    assert world.market.endpoints(pid) == {world.trainers[0].address: "http://127.0.0.1:9000"}
+    with reverts("NotRegistered"):
+        world.as_(world.stranger).announce_endpoint(pid, "http://evil")
+    with reverts("EndpointTooLong"):
+        world.as_(world.trainers[0]).announce_endpoint(pid, "x" * 300)
