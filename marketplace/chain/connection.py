@@ -33,6 +33,9 @@ class Chain:
     chain_id: int
     dev_keys: list[str] = field(default_factory=list)
     tester: Any = None  # eth_tester.EthereumTester for the embedded chain
+    # Next nonce per sending address, shared by every TxSender on this chain so two
+    # senders for one account never reuse a nonce.
+    nonces: dict[str, int] = field(default_factory=dict)
 
     @property
     def embedded(self) -> bool:

@@ -69,20 +69,24 @@ class TxSender:
     def __init__(self, chain: Chain, account: LocalAccount) -> None:
         self.chain = chain
         self.account = account
-        self._nonce: int | None = None
 
     @property
     def address(self) -> str:
         return str(self.account.address)
 
     def _next_nonce(self) -> int:
-        if self._nonce is None:
-            self._nonce = int(
+        nonces = self.chain.nonces
+        if self.address not in nonces:
+            nonces[self.address] = int(
                 self.chain.w3.eth.get_transaction_count(self.account.address, "pending")
             )
-        nonce = self._nonce
-        self._nonce += 1
+        nonce = nonces[self.address]
+        nonces[self.address] = nonce + 1
         return nonce
+
+    def _forget_nonce(self) -> None:
+        """Resync from the node next time (a transaction was not accepted)."""
+        self.chain.nonces.pop(self.address, None)
 
     def _fees(self) -> dict[str, int]:
         base = int(self.chain.w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0)
@@ -113,7 +117,7 @@ class TxSender:
         try:
             tx_hash = self.chain.w3.eth.send_raw_transaction(signed.raw_transaction)
         except REVERT_ERRORS as exc:
-            self._nonce = None  # resync: the node did not take this nonce
+            self._forget_nonce()
             raise _revert_error(exc, action) from exc
         receipt = self.wait(tx_hash)
         if receipt["status"] != 1:
@@ -121,6 +125,23 @@ class TxSender:
         log.debug(
             "%s mined in block %s, gas %s", action, receipt["blockNumber"], receipt["gasUsed"]
         )
+        return receipt
+
+    def transfer(self, to: str, value: int) -> TxReceipt:
+        """Send plain ether (funding test and simulation accounts)."""
+        tx = {
+            "from": self.account.address,
+            "to": to,
+            "value": value,
+            "gas": 21_000,
+            "nonce": self._next_nonce(),
+            "chainId": self.chain.chain_id,
+            **self._fees(),
+        }
+        signed = self.account.sign_transaction(tx)
+        receipt = self.wait(self.chain.w3.eth.send_raw_transaction(signed.raw_transaction))
+        if receipt["status"] != 1:
+            raise ChainError(f"transfer of {value} wei to {to} failed")
         return receipt
 
     def _gas_for(self, call: Any, base_tx: dict[str, Any], action: str) -> int:

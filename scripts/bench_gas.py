@@ -1,0 +1,106 @@
+"""Gas of every ContributionMarket function on the embedded chain (py-evm, Prague rules).
+
+Prints a table and writes ``benchmarks/results/gas.json`` rows
+``{"function", "n", "gas"}``. ``n`` is the number of trainers in the project; the
+targets are: ``withdraw`` does not grow with n, and ``commitRound`` costs at most
+25,000 gas per trainer beyond a fixed base (no proof).
+
+Usage: python scripts/bench_gas.py [--sizes 5,20,100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from eth_account import Account
+from rich.console import Console
+from rich.table import Table
+
+from marketplace.chain.connection import connect_embedded
+from marketplace.chain.deploy import deploy_all
+from marketplace.chain.market import MarketClient
+from marketplace.chain.tx import TxSender
+
+RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "gas.json"
+STAKE = 10**16
+
+
+def measure(sizes: list[int]) -> list[dict]:
+    chain = connect_embedded()
+    owner, aggregator = chain.dev_account(0), chain.dev_account(1)
+    funder = TxSender(chain, owner)
+    manifest = deploy_all(funder)
+    rows = [
+        {"function": "deploy", "n": 0, "gas": manifest.contracts["ContributionMarket"].gas_used}
+    ]
+    market = MarketClient(chain, manifest.address("ContributionMarket"), owner)
+    agg = market.as_account(aggregator)
+    for n in sizes:
+        pid, receipt = market.create_project(
+            reward=10**18,
+            aggregator=aggregator.address,
+            rounds=1,
+            round_duration=3600,
+            min_stake=STAKE,
+        )
+        rows.append({"function": "createProject", "n": n, "gas": receipt["gasUsed"]})
+        trainers = [Account.create(f"bench-{n}-{i}") for i in range(n)]
+        register_gas = []
+        for t in trainers:
+            funder.transfer(t.address, 10**17)
+            register_gas.append(market.as_account(t).register(pid, STAKE)["gasUsed"])
+        rows.append({"function": "register", "n": n, "gas": register_gas[-1]})
+        cid = b"\x11" * 32
+        direct = market.as_account(trainers[0]).commit_update(pid, 1, cid, b"\x22" * 32)
+        rows.append({"function": "commitUpdate", "n": n, "gas": direct["gasUsed"]})
+        signed = [market.sign_update(t, pid, 1, cid, b"\x22" * 32) for t in trainers[1:]]
+        batch = agg.commit_updates_signed(pid, 1, signed)
+        rows.append({"function": "commitUpdatesSigned", "n": n - 1, "gas": batch["gasUsed"]})
+        scores = [1_000_000 + i for i in range(n)]
+        round_receipt = agg.commit_round(
+            pid,
+            1,
+            global_model_cid=b"\x33" * 32,
+            inlier_mask=[True] * n,
+            scores=scores,
+            report_cid=b"\x44" * 32,
+        )
+        rows.append({"function": "commitRound", "n": n, "gas": round_receipt["gasUsed"]})
+        rows.append({"function": "finalize", "n": n, "gas": agg.finalize(pid)["gasUsed"]})
+        withdraws = [market.as_account(t).withdraw(pid)["gasUsed"] for t in trainers]
+        rows.append({"function": "withdraw", "n": n, "gas": max(withdraws)})
+        rows.append({"function": "reclaim", "n": n, "gas": market.reclaim(pid)["gasUsed"]})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="5,20,100")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    rows = measure(sizes)
+    table = Table(title="ContributionMarket gas (embedded py-evm)")
+    for col in ("function", "n", "gas", "per trainer"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        batched = r["function"] in ("commitRound", "commitUpdatesSigned")
+        per = f"{r['gas'] / r['n']:,.0f}" if batched else ""
+        table.add_row(r["function"], str(r["n"]), f"{r['gas']:,}", per)
+    console = Console()
+    console.print(table)
+    rounds = {r["n"]: r["gas"] for r in rows if r["function"] == "commitRound"}
+    if len(rounds) >= 2:
+        (n0, g0), (n1, g1) = min(rounds.items()), max(rounds.items())
+        slope = (g1 - g0) / (n1 - n0)
+        console.print(
+            f"commitRound: {slope:,.0f} gas per extra trainer, base {g0 - slope * n0:,.0f}"
+        )
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(rows, indent=2) + "\n")
+    console.print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""The first things a user does, through the real CLI against a real anvil node:
+deploy, create a project, register three trainers, see them in `trainer status`; and
+bad input gives one line, exit code != 0 and no traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from marketplace.chain.node import free_port, start_anvil, stop
+
+pytestmark = pytest.mark.e2e
+
+CLI = [sys.executable, "-m", "marketplace.cli.main"]
+AGGREGATOR = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"  # anvil dev account 1
+
+
+@pytest.fixture(scope="module")
+def anvil_url() -> Iterator[str]:
+    process, url = start_anvil()
+    yield url
+    stop(process)
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("home")
+
+
+def ll(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "LEDGERLEARN_HOME": str(home)}
+    env.pop("LEDGERLEARN_KEY", None)
+    result = subprocess.run([*CLI, *args], capture_output=True, text=True, env=env, timeout=120)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_deploy_create_register_status(anvil_url: str, home: Path) -> None:
+    rpc = f"--rpc-url={anvil_url}"
+    deployed = json.loads(ll(home, "deploy", rpc, "--json").stdout)
+    assert deployed["contracts"]["ContributionMarket"]["address"].startswith("0x")
+    assert (home / "deployments" / "31337.json").exists()
+
+    created = json.loads(
+        ll(
+            home,
+            "project",
+            "create",
+            rpc,
+            "--reward",
+            "2",
+            "--aggregator",
+            AGGREGATOR,
+            "--rounds",
+            "2",
+            "--min-stake",
+            "0.1",
+            "--json",
+        ).stdout
+    )
+    pid = str(created["project_id"])
+    registered = [
+        json.loads(
+            ll(home, "trainer", "register", "-p", pid, "--account", str(i), rpc, "--json").stdout
+        )
+        for i in (2, 3, 4)
+    ]
+    assert [r["index"] for r in registered] == [0, 1, 2]
+
+    status = json.loads(ll(home, "trainer", "status", "-p", pid, rpc, "--json").stdout)
+    assert [t["address"] for t in status["trainers"]] == [r["trainer"] for r in registered]
+    assert all(t["stake"] == 10**17 for t in status["trainers"])
+    assert status["reward"] == 2 * 10**18
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["trainer", "register", "-p", "1", "--key", "0xnotakey"], "invalid private key"),
+        (["trainer", "status", "-p", "999"], "ProjectNotFound"),
+        (["trainer", "register", "-p", "1", "--account", "5", "--stake", "0.001"], "below"),
+        (["project", "create", "--reward", "1", "--aggregator", "0x1234"], "malformed aggregator"),
+    ],
+)
+def test_bad_input_is_one_line_without_traceback(
+    anvil_url: str, home: Path, args: list[str], expected: str
+) -> None:
+    ll(home, "deploy", f"--rpc-url={anvil_url}")
+    if "999" not in args:
+        ll(
+            home,
+            "project",
+            "create",
+            f"--rpc-url={anvil_url}",
+            "--reward",
+            "1",
+            "--aggregator",
+            AGGREGATOR,
+            "--min-stake",
+            "0.1",
+        )
+    result = ll(home, *args, f"--rpc-url={anvil_url}", check=False)
+    assert result.returncode != 0
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_unreachable_node_says_how_to_start_one(home: Path) -> None:
+    result = ll(
+        home,
+        "trainer",
+        "status",
+        "-p",
+        "1",
+        f"--rpc-url=http://127.0.0.1:{free_port()}",
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "ledgerlearn node" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_debug_flag_shows_the_traceback(home: Path) -> None:
+    url = f"--rpc-url=http://127.0.0.1:{free_port()}"
+    result = ll(home, "--debug", "trainer", "status", "-p", "1", url, check=False)
+    assert result.returncode != 0
+    assert "Traceback" in result.stderr
+
+
+def test_node_command_keeps_state_across_restarts(tmp_path: Path, home: Path) -> None:
+    port = free_port()
+    state = tmp_path / "chain.json"
+    env = {**os.environ, "LEDGERLEARN_HOME": str(home)}
+    url = f"http://127.0.0.1:{port}"
+
+    def run_node() -> subprocess.Popen[str]:
+        proc = subprocess.Popen(
+            [*CLI, "node", "--port", str(port), "--state", str(state)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        from marketplace.chain.node import wait_for_rpc
+
+        wait_for_rpc(url, process=proc)
+        return proc
+
+    node = run_node()
+    ll(home, "deploy", f"--rpc-url={url}")
+    ll(home, "project", "create", f"--rpc-url={url}", "--reward", "1", "--aggregator", AGGREGATOR)
+    stop(node)
+    assert node.returncode == 0
+    assert state.exists()
+    node = run_node()
+    try:
+        shown = json.loads(ll(home, "project", "show", "1", f"--rpc-url={url}", "--json").stdout)
+        assert shown["reward"] == 10**18
+    finally:
+        stop(node)
