@@ -57,6 +57,19 @@ class Chain:
         """Timestamp of the latest block."""
         return int(self.w3.eth.get_block("latest")["timestamp"])
 
+    def snapshot(self) -> Any:
+        """Snapshot the embedded chain (tests and simulations rewind to it)."""
+        if self.tester is None:
+            raise ConfigError("snapshots are only available on the embedded chain")
+        return self.tester.take_snapshot()
+
+    def revert(self, snapshot: Any) -> None:
+        """Rewind the embedded chain to ``snapshot``; cached nonces are dropped with it."""
+        if self.tester is None:
+            raise ConfigError("snapshots are only available on the embedded chain")
+        self.tester.revert_to_snapshot(snapshot)
+        self.nonces.clear()
+
     def advance_time(self, seconds: int) -> None:
         """Move chain time forward and mine a block (local chains only; used by tests
         and simulations to reach deadlines)."""

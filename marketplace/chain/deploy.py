@@ -21,7 +21,7 @@ from marketplace.chain.tx import TxSender
 from marketplace.errors import DeploymentNotFound
 from marketplace.paths import ledgerlearn_home
 
-DEPLOYED_CONTRACTS = ("ContributionMarket",)
+DEPLOYED_CONTRACTS = ("ContributionMarket", "SourceRegistry")
 
 
 @dataclass

@@ -30,7 +30,7 @@ def decode_revert(data: bytes | str | None) -> tuple[str | None, tuple[Any, ...]
         try:
             data = bytes.fromhex(text)
         except ValueError:
-            return None, (), data
+            return None, (), str(data)
     if len(data) < 4:
         return None, (), "reverted without a reason"
     selector, body = data[:4], data[4:]

@@ -100,7 +100,7 @@ class TxSender:
         Raises :class:`TransactionReverted` with the decoded custom error when the call
         would revert (checked by gas estimation) or did revert once mined.
         """
-        action = action or getattr(call, "fn_name", "deploy")
+        action = action or str(getattr(call, "fn_name", "deploy"))
         base_tx: dict[str, Any] = {"from": self.account.address, "value": value}
         if gas is None:
             gas = self._gas_for(call, base_tx, action)
@@ -129,7 +129,7 @@ class TxSender:
 
     def transfer(self, to: str, value: int) -> TxReceipt:
         """Send plain ether (funding test and simulation accounts)."""
-        tx = {
+        tx: dict[str, Any] = {
             "from": self.account.address,
             "to": to,
             "value": value,
@@ -160,7 +160,7 @@ class TxSender:
             raise _revert_error(exc, action) from exc
         return int(estimate * GAS_HEADROOM) + GAS_MARGIN
 
-    def wait(self, tx_hash: bytes, timeout: float = RECEIPT_TIMEOUT_S) -> TxReceipt:
+    def wait(self, tx_hash: Any, timeout: float = RECEIPT_TIMEOUT_S) -> TxReceipt:
         """Poll for a receipt every 20 ms (web3's default polls every 100 ms+)."""
         try:
             return self.chain.w3.eth.wait_for_transaction_receipt(

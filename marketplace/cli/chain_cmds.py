@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -30,6 +31,10 @@ from marketplace.paths import CONTRACT_BUILD
 contracts_app = typer.Typer(help="Build the Solidity contracts.", no_args_is_help=True)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def node(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8545,
     state: Annotated[
@@ -38,22 +43,29 @@ def node(
     ] = None,
 ) -> None:
     """Start a local Ethereum node (anvil) on 127.0.0.1; Ctrl-C stops it cleanly."""
+    signal.signal(signal.SIGTERM, _interrupt)  # stop as cleanly on SIGTERM as on Ctrl-C
     cmd = anvil_command(port, state)
     process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for_rpc(url, process=process)
-    except ChainUnreachable as exc:
-        stop(process)
-        raise ChainUnreachable(f"{exc} (is port {port} already in use? try --port)") from exc
-    console.print(f"anvil listening on [bold]{url}[/] (chain id 31337); Ctrl-C to stop")
-    if state is not None:
-        console.print(f"chain state is kept in {state}")
-    try:
+        try:
+            wait_for_rpc(url, process=process)
+        except ChainUnreachable as exc:
+            raise ChainUnreachable(f"{exc} (is port {port} already in use? try --port)") from exc
+        console.print(f"anvil listening on [bold]{url}[/] (chain id 31337); Ctrl-C to stop")
+        if state is not None:
+            console.print(f"chain state is kept in {state}")
         process.wait()
     except KeyboardInterrupt:
-        stop(process)
+        # A terminal's Ctrl-C reaches anvil too: give it a moment to save its state
+        # before signalling it ourselves (a second SIGINT could cut the dump short).
+        try:
+            process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            stop(process, timeout=60)
         console.print("node stopped" + (f"; state saved to {state}" if state else ""))
+    finally:
+        stop(process)
 
 
 def deploy(

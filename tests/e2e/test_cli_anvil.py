@@ -157,12 +157,12 @@ def test_node_command_keeps_state_across_restarts(tmp_path: Path, home: Path) ->
     node = run_node()
     ll(home, "deploy", f"--rpc-url={url}")
     ll(home, "project", "create", f"--rpc-url={url}", "--reward", "1", "--aggregator", AGGREGATOR)
-    stop(node)
-    assert node.returncode == 0
+    stop(node, timeout=60)
+    assert node.returncode == 0, node.stderr.read() if node.stderr else ""
     assert state.exists()
     node = run_node()
     try:
         shown = json.loads(ll(home, "project", "show", "1", f"--rpc-url={url}", "--json").stdout)
         assert shown["reward"] == 10**18
     finally:
-        stop(node)
+        stop(node, timeout=60)

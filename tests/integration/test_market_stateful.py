@@ -43,14 +43,14 @@ def shared() -> _Shared:
     chain = connect_embedded()
     accounts = [chain.dev_account(i) for i in range(2 + N_TRAINERS)]
     address = deploy_all(TxSender(chain, accounts[0])).address("ContributionMarket")
-    return _Shared(chain, accounts, address, chain.tester.take_snapshot())
+    return _Shared(chain, accounts, address, chain.snapshot())
 
 
 class MarketMachine(RuleBasedStateMachine):
     @initialize()
     def fresh_chain(self) -> None:
         s = shared()
-        s.chain.tester.revert_to_snapshot(s.snapshot)
+        s.chain.revert(s.snapshot)
         self.chain = s.chain
         self.owner, self.agg, *self.trainers = s.accounts
         self.clients = {a.address: MarketClient(s.chain, s.market_address, a) for a in s.accounts}

@@ -11,7 +11,9 @@ from marketplace.paths import CONTRACT_BUILD
 def test_committed_artifacts_match_a_fresh_compile(tmp_path: Path) -> None:
     fresh = {p.name: p.read_bytes() for p in build(tmp_path)}
     committed = {p.name: p.read_bytes() for p in CONTRACT_BUILD.glob("*.json")}
-    assert sorted(fresh) == sorted(committed), "artifact set differs: run `ledgerlearn contracts build`"
+    assert sorted(fresh) == sorted(committed), (
+        "artifact set differs: run `ledgerlearn contracts build`"
+    )
     stale = [name for name in fresh if fresh[name] != committed[name]]
     assert not stale, f"stale artifacts {stale}: run `ledgerlearn contracts build` and commit"
 
