@@ -1,0 +1,138 @@
+"""Aggregation rules by name, behind one calling convention.
+
+A project names its aggregator on-chain (``createProject``); the aggregator node and the
+auditor look the rule up here, so both run the very same function. Every entry has the
+signature ``(updates, weights=None, state=None, **params) -> FilterResult``; stateful
+rules read ``state`` (FoolsGold: its history; cosine check and default: the previous
+aggregate) and return the next one in ``FilterResult.state``. Stateless rules ignore it.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import fields
+from typing import Any, Protocol
+
+from torch import Tensor
+
+from marketplace.errors import ConfigError
+from marketplace.robust.cosine_check import cosine_check
+from marketplace.robust.default import DefaultConfig, default_filter
+from marketplace.robust.fedavg import fedavg
+from marketplace.robust.foolsgold import foolsgold
+from marketplace.robust.krum import krum, multi_krum
+from marketplace.robust.median import median
+from marketplace.robust.norm_clip import norm_clip
+from marketplace.robust.result import FilterResult
+from marketplace.robust.sigma_krum import sigma_krum
+from marketplace.robust.trimmed_mean import trimmed_mean
+
+
+class Aggregator(Protocol):
+    """The uniform signature of every registered rule."""
+
+    def __call__(
+        self, updates: Tensor, weights: Tensor | None = None, state: Any = None, **params: Any
+    ) -> FilterResult: ...
+
+
+def _stateless(rule: Callable[..., FilterResult]) -> Aggregator:
+    def entry(
+        updates: Tensor, weights: Tensor | None = None, state: Any = None, **params: Any
+    ) -> FilterResult:
+        return rule(updates, weights, **params)
+
+    entry.__doc__ = rule.__doc__
+    entry.__wrapped__ = rule  # type: ignore[attr-defined]
+    return entry
+
+
+def _foolsgold(
+    updates: Tensor, weights: Tensor | None = None, state: Any = None, **params: Any
+) -> FilterResult:
+    return foolsgold(updates, weights, history=state, **params)
+
+
+def _cosine_check(
+    updates: Tensor, weights: Tensor | None = None, state: Any = None, **params: Any
+) -> FilterResult:
+    return cosine_check(updates, weights, previous_aggregate=state, **params)
+
+
+def _default(
+    updates: Tensor, weights: Tensor | None = None, state: Any = None, **params: Any
+) -> FilterResult:
+    config = params.pop("config", None)
+    if config is None:
+        config = DefaultConfig.from_mapping(params)
+    elif params:
+        raise ConfigError(
+            f"pass either config= or individual parameters to 'default', not both: "
+            f"got config and {sorted(params)}"
+        )
+    return default_filter(updates, weights, config=config, previous_aggregate=state)
+
+
+_default.__wrapped__ = default_filter  # type: ignore[attr-defined]
+_foolsgold.__wrapped__ = foolsgold  # type: ignore[attr-defined]
+_cosine_check.__wrapped__ = cosine_check  # type: ignore[attr-defined]
+
+AGGREGATORS: dict[str, Aggregator] = {
+    "fedavg": _stateless(fedavg),
+    "median": _stateless(median),
+    "trimmed_mean": _stateless(trimmed_mean),
+    "krum": _stateless(krum),
+    "multi_krum": _stateless(multi_krum),
+    "sigma_krum": _stateless(sigma_krum),
+    "norm_clip": _stateless(norm_clip),
+    "foolsgold": _foolsgold,
+    "cosine_check": _cosine_check,
+    "default": _default,
+}
+"""Rule name -> aggregator with the uniform signature (see :class:`Aggregator`)."""
+
+_STATE_PARAMS = {"history", "previous_aggregate"}
+
+
+def parameters_of(name: str) -> list[str]:
+    """Keyword parameters the named rule accepts (beyond updates, weights, state)."""
+    entry = _lookup(name)
+    if name == "default":
+        return ["config", *(f.name for f in fields(DefaultConfig))]
+    target = getattr(entry, "__wrapped__", entry)
+    return [
+        p.name
+        for p in inspect.signature(target).parameters.values()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in _STATE_PARAMS
+    ]
+
+
+def _lookup(name: str) -> Aggregator:
+    try:
+        return AGGREGATORS[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown aggregator {name!r}: choose one of {sorted(AGGREGATORS)}"
+        ) from None
+
+
+def aggregate(
+    name: str,
+    updates: Tensor,
+    weights: Tensor | None = None,
+    state: Any = None,
+    **params: Any,
+) -> FilterResult:
+    """Run the rule registered as ``name`` on ``updates``.
+
+    Raises:
+        ConfigError: unknown rule name or parameter.
+        AssumptionViolated / UpdateRejected: from the rule itself.
+    """
+    entry = _lookup(name)
+    known = parameters_of(name)
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise ConfigError(f"aggregator {name!r} has no parameter(s) {unknown}: known are {known}")
+    return entry(updates, weights, state, **params)
