@@ -1,0 +1,400 @@
+"""Round commands: ``trainer run``, ``aggregator run|spec``, ``simulate`` and ``demo``.
+
+``trainer run`` and ``aggregator run`` are long-running nodes against a real chain
+(``--rpc-url``); ``simulate`` and ``demo`` run a whole project in one process on the
+embedded chain.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from marketplace.cli import trainer_cmds
+from marketplace.cli.common import (
+    DEFAULT_URL,
+    AccountIndex,
+    JsonOut,
+    Key,
+    ProjectId,
+    RpcUrl,
+    console,
+    emit_json,
+    format_eth,
+    open_session,
+)
+from marketplace.errors import ConfigError, StorageError
+
+aggregator_app = typer.Typer(
+    help="Run a project's aggregator: filter, aggregate and commit rounds.", no_args_is_help=True
+)
+
+Host = Annotated[str, typer.Option(help="Interface the content gateway listens on.")]
+Port = Annotated[int, typer.Option(help="Gateway port (0 picks a free one).", min=0)]
+Poll = Annotated[float, typer.Option(help="Seconds between chain polls.", min=0.05)]
+DataDir = Annotated[
+    Path | None,
+    typer.Option(help="Directory of this node's content store (default under LEDGERLEARN_HOME)."),
+]
+
+
+def _node_dir(data_dir: Path | None, role: str, address: str, project: int) -> Path:
+    if data_dir is not None:
+        return data_dir
+    from marketplace.paths import ledgerlearn_home
+
+    return ledgerlearn_home() / role / f"{address.lower()}-p{project}"
+
+
+def _percent(value: object) -> str:
+    return f"{100 * float(value):.1f}%" if isinstance(value, int | float) else "-"
+
+
+def _round_line(summary: object, total: int, attackers: list[int] | None = None) -> str:
+    from marketplace.nodes.aggregator import RoundSummary
+
+    assert isinstance(summary, RoundSummary)
+    m = summary.metrics
+    trainers = int(m.get("trainers") or 0)
+    dropped = sorted({*summary.excluded, *summary.rejected})
+    marks = []
+    for i in dropped:
+        tag = "attacker " if attackers is not None and i in attackers else ""
+        kind = "rejected" if i in summary.rejected else "excluded"
+        marks.append(f"{kind} {tag}#{i}")
+    return (
+        f"round {summary.round}/{total}  accuracy [bold]{_percent(m.get('accuracy'))}[/]  "
+        f"inliers {len(summary.inliers)}/{trainers}  "
+        + (", ".join(marks) if marks else "nobody excluded")
+        + f"  gas {summary.gas_used:,}  {summary.seconds:.2f} s"
+    )
+
+
+# ------------------------------------------------------------------ trainer run
+
+
+def trainer_run(
+    project: ProjectId,
+    data: Annotated[Path, typer.Option(help="Your local data (CSV or NPZ); it never leaves.")],
+    aggregator_gateway: Annotated[
+        str,
+        typer.Option(help="URL of the aggregator's content gateway (model spec and models)."),
+    ],
+    data_dir: DataDir = None,
+    host: Host = "127.0.0.1",
+    port: Port = 0,
+    public_url: Annotated[
+        str | None, typer.Option(help="URL to announce if the gateway is reached otherwise.")
+    ] = None,
+    epochs: Annotated[int, typer.Option(min=1, help="Local epochs per round.")] = 1,
+    lr: Annotated[float, typer.Option(min=0.0, help="Local SGD learning rate.")] = 0.2,
+    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    seed: Annotated[int, typer.Option(min=0, help="Base seed of local batch order.")] = 0,
+    poll: Poll = 0.5,
+    wait: Annotated[
+        float, typer.Option(help="Seconds to wait for the aggregator's gateway to answer.")
+    ] = 120.0,
+    rpc_url: RpcUrl = DEFAULT_URL,
+    key: Key = None,
+    account: AccountIndex = None,
+) -> None:
+    """Train on local data each round; serve updates by CID and commit them on-chain."""
+    from marketplace.learning import TrainConfig, load_local
+    from marketplace.nodes.trainer import TrainerNode, TrainerStep, fetch_project_spec
+    from marketplace.storage import GatewayReader, LocalStore, start_gateway
+
+    session = open_session(rpc_url, key, account)
+    store = LocalStore(_node_dir(data_dir, "trainer", session.account.address, project))
+    source = GatewayReader(aggregator_gateway)
+    info = session.market.project(project)
+    deadline = time.monotonic() + wait
+    while True:  # the aggregator's gateway may still be starting
+        try:
+            spec = fetch_project_spec(source, info)
+            break
+        except StorageError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(poll)
+    node = TrainerNode(
+        session.market,
+        project,
+        load_local(data, num_classes=spec.num_classes),
+        store,
+        source,
+        TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed),
+        spec=spec,
+    )
+    server = start_gateway(store, host, port)
+    try:
+        url = public_url or server.url
+        node.announce(url)
+        console.print(
+            f"trainer #{node.index} ({node.address}) of project {project}: "
+            f"{len(node.data)} local samples, gateway {url}"
+        )
+
+        def show(step: TrainerStep) -> None:
+            if step.status == "committed":
+                console.print(f"round {step.round}: committed update {step.cid}")
+            elif step.status in ("missed", "done", "closed"):
+                console.print(f"round {step.round}: {step.status} {step.detail}".rstrip())
+
+        node.run(poll_s=poll, on_step=show)
+    finally:
+        server.stop()
+        source.close()
+
+
+# ------------------------------------------------------------------ aggregator
+
+
+@aggregator_app.command("run")
+def aggregator_run(
+    project: ProjectId,
+    validation: Annotated[Path, typer.Option(help="The owner's validation data (CSV or NPZ).")],
+    model_spec: Annotated[
+        Path | None,
+        typer.Option(help="Model spec JSON to serve (its CID must be the project's)."),
+    ] = None,
+    rule: Annotated[str, typer.Option(help="Robust aggregation rule.")] = "default",
+    rule_param: Annotated[
+        list[str] | None, typer.Option(help="Rule parameter KEY=VALUE (repeatable).")
+    ] = None,
+    min_trainers: Annotated[
+        int, typer.Option(min=1, help="Close a round early only once this many registered.")
+    ] = 1,
+    data_dir: DataDir = None,
+    host: Host = "127.0.0.1",
+    port: Port = 0,
+    seed: Annotated[int, typer.Option(min=0)] = 0,
+    poll: Poll = 0.5,
+    rpc_url: RpcUrl = DEFAULT_URL,
+    key: Key = None,
+    account: AccountIndex = None,
+) -> None:
+    """Aggregate every round of a project and commit each in one transaction."""
+    from marketplace.chain.deploy import load_manifest
+    from marketplace.learning import ModelSpec, load_local
+    from marketplace.nodes.aggregator import AggregatorNode, RoundSummary
+    from marketplace.rounds.pipeline import RoundConfig, rule_params_from
+    from marketplace.storage import LocalStore, start_gateway
+
+    params: dict[str, str] = {}
+    for item in rule_param or []:
+        name, eq, value = item.partition("=")
+        if not eq or not name.strip():
+            raise ConfigError(f"--rule-param {item!r}: write KEY=VALUE, e.g. f=1")
+        params[name.strip()] = value.strip()
+    session = open_session(rpc_url, key, account)
+    store = LocalStore(_node_dir(data_dir, "aggregator", session.account.address, project))
+    node = AggregatorNode(
+        session.market,
+        project,
+        store,
+        None,
+        RoundConfig(rule=rule, rule_params=rule_params_from(params)),
+        min_trainers=min_trainers,
+        seed=seed,
+        start_block=load_manifest(session.chain).contracts["ContributionMarket"].block,
+    )
+    node.check_role()
+    if model_spec is not None:
+        if not model_spec.is_file():
+            raise ConfigError(f"{model_spec}: no such model spec file")
+        node.publish_spec(ModelSpec.from_json(model_spec.read_bytes()))
+    spec = node.spec()
+    node.validation = load_local(validation, num_classes=spec.num_classes)
+    info = session.market.project(project)
+    server = start_gateway(store, host, port)
+    try:
+        console.print(
+            f"aggregator of project {project}: rule {rule}, {len(node.validation)} validation "
+            f"samples, gateway {server.url} (give this URL to trainers)"
+        )
+
+        def show(summary: RoundSummary) -> None:
+            console.print(_round_line(summary, info.rounds))
+
+        node.run(poll_s=poll, on_round=show)
+        console.print(f"project {project}: all {info.rounds} rounds committed")
+    finally:
+        server.stop()
+
+
+@aggregator_app.command("spec")
+def aggregator_spec(
+    out: Annotated[Path, typer.Option(help="Where to write the model spec JSON.")],
+    kind: Annotated[str, typer.Option(help="logreg, mlp, cnn or cnn1d.")] = "mlp",
+    dataset: Annotated[
+        str | None, typer.Option(help="Take input shape and classes from a built-in dataset.")
+    ] = None,
+    input_shape: Annotated[str | None, typer.Option(help="Sample shape, e.g. 8,8.")] = None,
+    classes: Annotated[int | None, typer.Option(min=2)] = None,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the initial weights.")] = 0,
+    json_out: JsonOut = False,
+) -> None:
+    """Write a model spec and print its CID (pass it to `project create --model-spec-cid`)."""
+    from marketplace.learning import ModelSpec, load_dataset
+    from marketplace.rounds.codec import spec_cid
+
+    if dataset is not None:
+        train, _ = load_dataset(dataset, 0)
+        shape, num_classes = tuple(train.input_shape), train.num_classes
+    elif input_shape is not None and classes is not None:
+        try:
+            shape = tuple(int(v) for v in input_shape.split(","))
+        except ValueError as exc:
+            raise ConfigError(f"--input-shape {input_shape!r}: write e.g. 8,8") from exc
+        num_classes = classes
+    else:
+        raise ConfigError("pass --dataset, or --input-shape and --classes")
+    spec = ModelSpec.for_data(kind, shape, num_classes, seed=seed)
+    data = spec.to_json_bytes()
+    out.write_bytes(data)
+    cid = spec_cid(spec)
+    if json_out:
+        emit_json({"cid": cid, "path": str(out), "spec": json.loads(data)})
+        return
+    console.print(f"wrote {out}; model spec CID [bold]{cid}[/]")
+
+
+# ------------------------------------------------------------------ simulate / demo
+
+
+def _plot(result: object, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    from marketplace.nodes.simulate import SimulationResult
+
+    assert isinstance(result, SimulationResult)
+    rounds = [0] + [s.round for s in result.rounds]
+    acc = [result.initial_accuracy] + [float(s.metrics.get("accuracy") or 0) for s in result.rounds]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(rounds, [100 * a for a in acc], marker="o")
+    c = result.config
+    ax.set_title(
+        f"{c.dataset}, {c.trainers} trainers, {c.partition}, {c.attack or 'no attack'}, {c.rule}"
+    )
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("round")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _payout_table(result: object) -> Table:
+    from marketplace.nodes.simulate import SimulationResult
+
+    assert isinstance(result, SimulationResult)
+    table = Table(title=f"project {result.project_id} payouts (withdrawn)")
+    for col in ("#", "trainer", "role", "score", "stake back", "reward"):
+        table.add_column(col)
+    for p in result.payouts:
+        table.add_row(
+            str(p.index),
+            p.address,
+            "[red]attacker[/]" if p.attacker else "honest",
+            f"{p.score:,}",
+            format_eth(p.stake),
+            format_eth(p.reward),
+        )
+    return table
+
+
+def _run_simulation(config: object, json_out: bool, plot: Path | None) -> None:
+    from marketplace.nodes.aggregator import RoundSummary
+    from marketplace.nodes.simulate import SimulationConfig, simulate
+
+    assert isinstance(config, SimulationConfig)
+
+    def show(summary: RoundSummary, seconds: float, attackers: list[int]) -> None:
+        if not json_out:
+            line = _round_line(summary, config.rounds, attackers)
+            console.print(line.rsplit("  ", 1)[0] + f"  {seconds:.2f} s")
+
+    if not json_out:
+        console.print(
+            f"simulating {config.trainers} trainers x {config.rounds} rounds on "
+            f"{config.dataset} ({config.partition}), attack {config.attack or 'none'}, "
+            f"rule {config.rule}, embedded chain"
+        )
+    result = simulate(config, on_round=show)
+    if plot is not None:
+        _plot(result, plot)
+    if json_out:
+        emit_json(result.to_dict())
+        return
+    console.print(_payout_table(result))
+    console.print(
+        f"accuracy {_percent(result.initial_accuracy)} -> {_percent(result.final_accuracy)}; "
+        f"attackers {result.attackers or 'none'}"
+        + (f"; plot written to {plot}" if plot is not None else "")
+    )
+
+
+def simulate_cmd(
+    trainers: Annotated[int, typer.Option(min=1, max=1000)] = 6,
+    rounds: Annotated[int, typer.Option(min=1)] = 3,
+    dataset: Annotated[str, typer.Option(help="digits, mnist1d or synthetic.")] = "digits",
+    partition: Annotated[str, typer.Option(help="iid, dirichlet:ALPHA or quantity:ALPHA.")] = (
+        "iid"
+    ),
+    attack: Annotated[
+        str | None, typer.Option(help="NAME:FRACTION, e.g. sign_flip:0.2 (none by default).")
+    ] = None,
+    aggregator: Annotated[str, typer.Option(help="Robust aggregation rule.")] = "default",
+    model: Annotated[str, typer.Option(help="logreg, mlp, cnn or cnn1d.")] = "mlp",
+    epochs: Annotated[int, typer.Option(min=1)] = 2,
+    lr: Annotated[float, typer.Option(min=0.0)] = 0.2,
+    seed: Annotated[int, typer.Option(min=0)] = 0,
+    plot: Annotated[Path | None, typer.Option(help="Write an accuracy plot (PNG).")] = None,
+    json_out: JsonOut = False,
+) -> None:
+    """Run a whole project in one process on the embedded chain, with real training."""
+    from marketplace.nodes.simulate import SimulationConfig
+
+    config = SimulationConfig(
+        trainers=trainers,
+        rounds=rounds,
+        dataset=dataset,
+        partition=partition,
+        attack=attack,
+        rule=aggregator,
+        model=model,
+        epochs=epochs,
+        lr=lr,
+        seed=seed,
+    )
+    _run_simulation(config, json_out, plot)
+
+
+def demo(
+    plot: Annotated[Path | None, typer.Option(help="Write an accuracy plot (PNG).")] = None,
+) -> None:
+    """A 30-second tour: 6 trainers on digits, one of them flips its update's sign."""
+    from marketplace.nodes.simulate import SimulationConfig
+
+    config = SimulationConfig(
+        trainers=6, rounds=3, dataset="digits", attack="sign_flip:0.17", epochs=2, lr=0.2
+    )
+    _run_simulation(config, False, plot)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the round commands to the ``ledgerlearn`` app."""
+    trainer_cmds.app.command("run")(trainer_run)
+    app.add_typer(aggregator_app, name="aggregator")
+    app.command("simulate")(simulate_cmd)
+    app.command("demo")(demo)

@@ -1,0 +1,375 @@
+"""The aggregator node: collect committed updates, filter, aggregate, commit the round.
+
+Per round (ARCHITECTURE.md, round step 4): wait for every registered trainer's
+commitment (quorum) or the trainers' deadline; read the ``UpdateCommitted`` events;
+fetch each update by CID from the gateway its trainer announced on-chain; validate;
+run the pure round pipeline (:func:`marketplace.rounds.run_round`: robust filter,
+aggregate, evaluate on the owner's validation data, hyper-parameters, scores); store
+the new global model, the rule state and the round report in the aggregator's own
+content store (served by its gateway to trainers and auditors); commit everything in
+one ``commitRound`` transaction.
+
+Restartable by construction: the node holds no state of its own between rounds. Round
+``r`` is a function of the chain (commitments, the previous ``RoundCommitted`` event and
+its report digest) and of content-addressed blobs, so a node killed at any point and
+started again computes byte-identical blobs and commits the same result.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from torch import Tensor
+
+from marketplace.chain.market import MarketClient, ProjectInfo, ProjectStatus
+from marketplace.errors import ConfigError, StorageError, TransactionReverted
+from marketplace.learning import Dataset, ModelSpec, init_params
+from marketplace.nodes.chainview import UpdateCommit, chain_time, round_commit, update_commits
+from marketplace.rounds.codec import KIND_MODEL, get_params, get_spec, put_params, put_spec
+from marketplace.rounds.pipeline import (
+    RoundConfig,
+    RoundOutcome,
+    ScoreFn,
+    Submission,
+    equal_scores,
+    run_round,
+)
+from marketplace.rounds.report import RoundReport, build_report, get_report, put_report
+from marketplace.rounds.seeds import derive_seed
+from marketplace.rounds.state import RoundState, get_rule_state, put_rule_state
+from marketplace.rounds.validate import CheckedUpdate, fetch_update
+from marketplace.storage import ContentStore, GatewayReader, cid_from_digest, digest_of
+
+log = logging.getLogger(__name__)
+
+StoreResolver = Callable[[str], ContentStore | None]
+"""Trainer address -> the store its updates are fetched from (None: no endpoint)."""
+
+FETCH_WORKERS = 8
+
+
+@dataclass(frozen=True)
+class PreparedRound:
+    """A computed, stored, not yet committed round."""
+
+    round: int
+    trainer_count: int
+    outcome: RoundOutcome
+    report: RoundReport
+    model_cid: str
+    report_cid: str
+    checked: dict[int, CheckedUpdate] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RoundSummary:
+    """One committed round, for progress lines and simulations."""
+
+    round: int
+    model_cid: str
+    report_cid: str
+    inliers: list[int]
+    rejected: dict[int, str]
+    excluded: dict[int, str]
+    scores: list[int]
+    metrics: dict[str, float | int | None]
+    gas_used: int
+    block: int
+    seconds: float
+
+
+class GatewayResolver:
+    """Resolves trainers to :class:`GatewayReader` s of their announced endpoints."""
+
+    def __init__(self, market: MarketClient, project_id: int, timeout: float = 10.0) -> None:
+        self.market = market
+        self.project_id = project_id
+        self.timeout = timeout
+        self._readers: dict[str, GatewayReader] = {}
+        self._endpoints: dict[str, str] = {}
+
+    def refresh(self) -> None:
+        self._endpoints = self.market.endpoints(self.project_id)
+
+    def __call__(self, trainer: str) -> ContentStore | None:
+        url = self._endpoints.get(trainer)
+        if url is None:
+            self.refresh()
+            url = self._endpoints.get(trainer)
+        if url is None or not url.startswith(("http://", "https://")):
+            return None
+        reader = self._readers.get(url)
+        if reader is None:
+            reader = self._readers[url] = GatewayReader(url, timeout=self.timeout)
+        return reader
+
+    def close(self) -> None:
+        for reader in self._readers.values():
+            reader.close()
+        self._readers.clear()
+
+
+class AggregatorNode:
+    """The aggregator of one project. ``market`` signs as the project's aggregator."""
+
+    def __init__(
+        self,
+        market: MarketClient,
+        project_id: int,
+        store: ContentStore,
+        validation: Dataset | None,
+        config: RoundConfig | None = None,
+        *,
+        resolver: StoreResolver | None = None,
+        score_fn: ScoreFn = equal_scores,
+        min_trainers: int = 1,
+        seed: int = 0,
+        start_block: int = 0,
+    ) -> None:
+        if market.sender is None:
+            raise ConfigError("the aggregator node needs a signing account: pass --key")
+        self.market = market
+        self.project_id = project_id
+        self.store = store
+        self.validation = validation
+        self.config = config or RoundConfig()
+        self.resolver = resolver or GatewayResolver(market, project_id)
+        self.score_fn = score_fn
+        self.min_trainers = max(1, min_trainers)
+        self.seed = seed
+        self.start_block = start_block
+        self._spec: ModelSpec | None = None
+        # (round, block) of the last round this node saw committed: only a hint that
+        # narrows event scans (eth-tester scans every block in range); a restarted node
+        # starts from ``start_block`` (the market's deployment block) and finds the same.
+        self._last_commit: tuple[int, int] | None = None
+
+    def _scan_from(self, committed_round: int) -> int:
+        if self._last_commit is not None and self._last_commit[0] == committed_round:
+            return self._last_commit[1]
+        return self.start_block
+
+    # ------------------------------------------------------------ setup
+
+    def check_role(self, info: ProjectInfo | None = None) -> None:
+        info = info or self.market.project(self.project_id)
+        assert self.market.sender is not None
+        if info.aggregator.lower() != self.market.sender.address.lower():
+            raise ConfigError(
+                f"project {self.project_id} names aggregator {info.aggregator}, not "
+                f"{self.market.sender.address}: sign with the aggregator's key"
+            )
+
+    def publish_spec(self, spec: ModelSpec) -> str:
+        """Serve the project's model spec; it must be the one whose digest is on-chain."""
+        info = self.market.project(self.project_id)
+        cid = put_spec(self.store, spec)
+        if info.model_spec_cid != digest_of(cid):
+            raise ConfigError(
+                f"this model spec has CID {cid} but project {self.project_id} committed to "
+                f"{cid_from_digest(info.model_spec_cid)}: pass the owner's spec file"
+            )
+        self._spec = spec
+        return cid
+
+    def spec(self, info: ProjectInfo | None = None) -> ModelSpec:
+        if self._spec is None:
+            info = info or self.market.project(self.project_id)
+            cid = cid_from_digest(info.model_spec_cid)
+            try:
+                self._spec = get_spec(self.store, cid)
+            except StorageError as exc:
+                raise ConfigError(
+                    f"the model spec {cid} is not in the aggregator's store: pass "
+                    "--model-spec with the owner's spec file"
+                ) from exc
+        return self._spec
+
+    # ------------------------------------------------------------ one round
+
+    def round_ready(self, info: ProjectInfo) -> bool:
+        """Quorum (every registered trainer committed) or the trainers' deadline passed."""
+        _, _, count = self.market.committed(self.project_id, info.current_round)
+        quorum = info.trainer_count >= self.min_trainers and count >= info.trainer_count
+        return quorum or chain_time(self.market) > info.round_opened_at + info.round_duration
+
+    def previous(self, round_: int, info: ProjectInfo) -> tuple[Tensor, RoundState, str | None]:
+        """Global params, carried state and model CID that round ``round_`` starts from."""
+        spec = self.spec(info)
+        if round_ == 1:
+            return init_params(spec), RoundState.initial(self.config.hyper), None
+        commit = round_commit(
+            self.market,
+            self.project_id,
+            round_ - 1,
+            info.trainer_count,
+            from_block=self._scan_from(round_ - 1),
+        )
+        if commit is None or commit.report_cid is None:
+            raise StorageError(
+                f"round {round_ - 1} of project {self.project_id} has no report on-chain: "
+                "it was not committed by a LedgerLearn aggregator"
+            )
+        report = get_report(self.store, commit.report_cid)
+        if report.config != self.config:
+            log.warning(
+                "round config differs from round %d's report (%s): using the new one",
+                round_ - 1,
+                report.config.model_dump(),
+            )
+        params, meta = get_params(self.store, spec, commit.global_model_cid)
+        if meta.get("kind") != KIND_MODEL:
+            raise StorageError(f"{commit.global_model_cid} is not a global model")
+        state = RoundState(report.hyper_next, get_rule_state(self.store, report.rule_state_cid))
+        return params, state, commit.global_model_cid
+
+    def collect(
+        self, round_: int, commits: dict[int, UpdateCommit], spec: ModelSpec
+    ) -> dict[int, CheckedUpdate]:
+        """Fetch and validate every committed update (in parallel; order-independent)."""
+
+        def one(c: UpdateCommit) -> CheckedUpdate:
+            try:
+                store = self.resolver(c.trainer)
+            except Exception as exc:  # resolving reads the chain; never crash the round
+                log.warning("no store for trainer %d: %s", c.index, exc)
+                store = None
+            return fetch_update(store, c.index, c.cid, spec, self.project_id, round_)
+
+        if isinstance(self.resolver, GatewayResolver):
+            self.resolver.refresh()
+        items = list(commits.values())
+        if len(items) <= 1:
+            return {c.index: one(c) for c in items}
+        with ThreadPoolExecutor(max_workers=min(FETCH_WORKERS, len(items))) as pool:
+            return {c.index: r for c, r in zip(items, pool.map(one, items), strict=True)}
+
+    def prepare(self, round_: int, info: ProjectInfo | None = None) -> PreparedRound:
+        """Compute round ``round_`` and store its model, state and report (no tx)."""
+        info = info or self.market.project(self.project_id)
+        spec = self.spec(info)
+        n = info.trainer_count
+        global_params, state, previous_cid = self.previous(round_, info)
+        commits = update_commits(
+            self.market, self.project_id, round_, from_block=self._scan_from(round_ - 1)
+        )
+        checked = self.collect(round_, commits, spec)
+        submissions: list[Submission] = [None] * n
+        weights = [1.0] * n
+        for i, c in checked.items():
+            if i >= n:
+                continue
+            submissions[i] = c.vector if c.accepted else (c.reason or "rejected")
+            weights[i] = float(c.num_samples)
+        outcome = run_round(
+            global_params,
+            submissions,
+            weights,
+            self.config,
+            state,
+            spec=spec,
+            validation=self.validation,
+            score_fn=self.score_fn,
+            seed=derive_seed("round", self.project_id, round_, self.seed),
+        )
+        model_meta = {"kind": KIND_MODEL, "project": str(self.project_id), "round": str(round_)}
+        model_cid = put_params(self.store, spec, outcome.new_global_params, model_meta)
+        state_cid = put_rule_state(self.store, outcome.next_state.rule_state)
+        report = build_report(
+            project_id=self.project_id,
+            round_=round_,
+            config=self.config,
+            outcome=outcome,
+            previous_model_cid=previous_cid,
+            global_model_cid=model_cid,
+            update_cids={i: c.cid for i, c in commits.items()},
+            rule_state_cid=state_cid,
+        )
+        report_cid = put_report(self.store, report)
+        return PreparedRound(round_, n, outcome, report, model_cid, report_cid, checked)
+
+    def commit(self, prepared: PreparedRound) -> tuple[int, int]:
+        """Commit a prepared round in one transaction; returns (gas used, block)."""
+        receipt = self.market.commit_round(
+            self.project_id,
+            prepared.round,
+            global_model_cid=digest_of(prepared.model_cid),
+            inlier_mask=prepared.outcome.inlier_mask,
+            scores=prepared.outcome.scores,
+            rejected_mask=prepared.outcome.rejected_mask,
+            report_cid=digest_of(prepared.report_cid),
+            trainer_count=prepared.trainer_count,
+        )
+        block = int(receipt["blockNumber"])
+        self._last_commit = (prepared.round, block)
+        return int(receipt["gasUsed"]), block
+
+    def step(self) -> RoundSummary | str:
+        """Aggregate and commit the current round if it is ready; else a status word
+        (``waiting``, ``done``, ``closed``)."""
+        info = self.market.project(self.project_id)
+        if info.status != ProjectStatus.OPEN:
+            return "closed"
+        if info.rounds_committed >= info.rounds:
+            return "done"
+        if not self.round_ready(info):
+            return "waiting"
+        start = time.perf_counter()
+        prepared = self.prepare(info.current_round, info)
+        gas, block = self.commit(prepared)
+        o = prepared.outcome
+        summary = RoundSummary(
+            round=prepared.round,
+            model_cid=prepared.model_cid,
+            report_cid=prepared.report_cid,
+            inliers=o.inliers,
+            rejected=o.rejections,
+            excluded=o.exclusions,
+            scores=o.scores,
+            metrics=dict(o.metrics),
+            gas_used=gas,
+            block=block,
+            seconds=time.perf_counter() - start,
+        )
+        log.info("round %d committed: %d inliers", prepared.round, len(o.inliers))
+        return summary
+
+    def run(
+        self,
+        poll_s: float = 0.5,
+        stop: threading.Event | None = None,
+        on_round: Callable[[RoundSummary], None] | None = None,
+    ) -> None:
+        """Loop until every round is committed (or the project closes)."""
+        self.check_role()
+        while stop is None or not stop.is_set():
+            try:
+                result = self.step()
+            except TransactionReverted as exc:
+                if exc.error_name == "AggregationWindowClosed":
+                    raise ConfigError(
+                        f"project {self.project_id} missed its aggregation deadline; it can "
+                        "only be finalized now (`ledgerlearn project finalize`)"
+                    ) from exc
+                raise
+            if isinstance(result, RoundSummary):
+                if on_round is not None:
+                    on_round(result)
+                continue
+            if result in ("done", "closed"):
+                return
+            time.sleep(poll_s)
+
+
+__all__ = [
+    "AggregatorNode",
+    "GatewayResolver",
+    "PreparedRound",
+    "RoundSummary",
+    "StoreResolver",
+]

@@ -1,0 +1,92 @@
+"""Reads of ``ContributionMarket`` events the nodes need beyond :class:`MarketClient`.
+
+``UpdateCommitted`` tells the aggregator which CID each trainer committed in a round;
+``RoundCommitted`` carries each round's report digest, from which a restarted aggregator
+rebuilds its state. Events are read with ``eth_getLogs`` filtered by indexed project and
+round, so the cost does not grow with other projects' traffic.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from marketplace.chain.market import ZERO32, MarketClient, words_to_mask
+from marketplace.storage import cid_from_digest
+
+
+@dataclass(frozen=True)
+class UpdateCommit:
+    """A trainer's commitment in one round."""
+
+    index: int
+    trainer: str
+    cid: str
+    sketch_commitment: bytes
+    block: int
+
+
+@dataclass(frozen=True)
+class RoundCommit:
+    """What the aggregator committed for one round."""
+
+    round: int
+    global_model_cid: str
+    report_cid: str | None
+    inlier_mask: list[bool]
+    rejected_mask: list[bool]
+    scores: list[int]
+    block: int
+    transaction: bytes
+
+
+def update_commits(
+    market: MarketClient, project_id: int, round_: int, from_block: int = 0
+) -> dict[int, UpdateCommit]:
+    """Trainer index -> commitment, for every ``UpdateCommitted`` event of the round."""
+    logs = market.contract.events.UpdateCommitted().get_logs(
+        from_block=from_block, argument_filters={"projectId": project_id, "round": round_}
+    )
+    out: dict[int, UpdateCommit] = {}
+    for log in logs:
+        args = log["args"]
+        out[int(args["index"])] = UpdateCommit(
+            index=int(args["index"]),
+            trainer=str(args["trainer"]),
+            cid=cid_from_digest(bytes(args["cidDigest"])),
+            sketch_commitment=bytes(args["sketchCommitment"]),
+            block=int(log["blockNumber"]),
+        )
+    return dict(sorted(out.items()))
+
+
+def round_commit(
+    market: MarketClient, project_id: int, round_: int, trainer_count: int, from_block: int = 0
+) -> RoundCommit | None:
+    """The ``RoundCommitted`` event of a round (None when it is not committed yet)."""
+    logs = market.contract.events.RoundCommitted().get_logs(
+        from_block=from_block, argument_filters={"projectId": project_id, "round": round_}
+    )
+    if not logs:
+        return None
+    log = logs[-1]
+    args = log["args"]
+    report = bytes(args["reportCid"])
+    return RoundCommit(
+        round=round_,
+        global_model_cid=cid_from_digest(bytes(args["globalModelCid"])),
+        report_cid=None if report == ZERO32 else cid_from_digest(report),
+        inlier_mask=words_to_mask(list(args["inlierMask"]), trainer_count),
+        rejected_mask=words_to_mask(list(args["rejectedMask"]), trainer_count),
+        scores=[int(s) for s in args["scores"]],
+        block=int(log["blockNumber"]),
+        transaction=bytes(log["transactionHash"]),
+    )
+
+
+def chain_time(market: MarketClient) -> int:
+    """Time to hold deadlines against: the latest block's timestamp, or wall-clock time
+    on a real node where the next block will carry at least that (a node mines on demand
+    and its latest block may be old)."""
+    latest = market.chain.now()
+    return latest if market.chain.embedded else max(latest, int(time.time()))

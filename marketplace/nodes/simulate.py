@@ -1,0 +1,228 @@
+"""A whole project in one process: embedded chain, real training, real CIDs, real txs.
+
+``simulate`` plays every role with the real code paths: the owner deploys the market,
+publishes the model spec and creates a project; N trainers stake, each with its own
+:class:`MemoryStore` and its own shard of the dataset; each round every
+:class:`TrainerNode` trains, publishes its update by CID and commits it on-chain; the
+:class:`AggregatorNode` fetches the updates from the trainers' stores, filters,
+aggregates, evaluates on the owner's validation set and commits the round in one
+transaction. At the end the project is finalized and every trainer withdraws.
+
+Attackers (``--attack NAME:FRACTION``) are chosen from the seed. A data attack
+(``label_flip``) poisons their shard before training; an update attack rewrites their
+rows of the round's update matrix (the omniscient attacker of the attack suite) before
+they publish, so what the aggregator fetches is exactly what a malicious node would serve.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from marketplace.attacks import apply_attack, choose_attackers, is_data_attack, parse_attack
+from marketplace.attacks.label_flip import label_flip
+from marketplace.chain.connection import connect_embedded
+from marketplace.chain.deploy import deploy_all
+from marketplace.chain.market import MarketClient
+from marketplace.chain.tx import TxSender
+from marketplace.errors import ConfigError
+from marketplace.learning import (
+    ModelSpec,
+    TrainConfig,
+    evaluate,
+    init_params,
+    load_dataset,
+    partition,
+)
+from marketplace.nodes.aggregator import AggregatorNode, RoundSummary
+from marketplace.nodes.chainview import round_commit
+from marketplace.nodes.trainer import TrainerNode
+from marketplace.rounds.codec import put_spec
+from marketplace.rounds.pipeline import RoundConfig, ScoreFn, equal_scores
+from marketplace.rounds.seeds import derive_seed
+from marketplace.storage import ContentStore, MemoryStore, cid_for, digest_of
+
+log = logging.getLogger(__name__)
+
+
+class SimulationConfig(BaseModel):
+    """Everything a simulation depends on; the same config and seed give the same run."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    trainers: int = Field(default=6, ge=1, le=1000)
+    rounds: int = Field(default=3, ge=1, le=10_000)
+    dataset: str = "digits"
+    partition: str = "iid"
+    attack: str | None = None
+    rule: str = "default"
+    rule_params: dict[str, Any] = Field(default_factory=dict)
+    model: str = "mlp"
+    seed: int = Field(default=0, ge=0)
+    epochs: int = Field(default=1, ge=1)
+    lr: float = Field(default=0.05, gt=0)
+    batch_size: int = Field(default=32, ge=1)
+    round_duration: int = Field(default=3600, ge=1)
+    reward_wei: int = Field(default=10**18, gt=0)
+    stake_wei: int = Field(default=10**16, ge=0)
+    samples: int | None = Field(default=None, ge=10)
+
+
+@dataclass(frozen=True)
+class Payout:
+    index: int
+    address: str
+    attacker: bool
+    score: int
+    stake: int
+    reward: int
+
+
+@dataclass
+class SimulationResult:
+    """Per-round summaries, what the chain recorded, and the payouts."""
+
+    project_id: int
+    config: SimulationConfig
+    attackers: list[int]
+    initial_accuracy: float
+    rounds: list[RoundSummary] = field(default_factory=list)
+    round_seconds: list[float] = field(default_factory=list)
+    onchain_inlier_masks: list[list[bool]] = field(default_factory=list)
+    payouts: list[Payout] = field(default_factory=list)
+
+    @property
+    def final_accuracy(self) -> float | None:
+        if not self.rounds:
+            return None
+        acc = self.rounds[-1].metrics.get("accuracy")
+        return None if acc is None else float(acc)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "project_id": self.project_id,
+            "config": self.config.model_dump(),
+            "attackers": self.attackers,
+            "initial_accuracy": self.initial_accuracy,
+            "final_accuracy": self.final_accuracy,
+            "rounds": [asdict(r) for r in self.rounds],
+            "round_seconds": self.round_seconds,
+            "onchain_inlier_masks": self.onchain_inlier_masks,
+            "payouts": [asdict(p) for p in self.payouts],
+        }
+
+
+RoundCallback = Callable[[RoundSummary, float, list[int]], None]
+
+
+def simulate(
+    config: SimulationConfig,
+    on_round: RoundCallback | None = None,
+    score_fn: ScoreFn = equal_scores,
+) -> SimulationResult:
+    """Run a whole project (see the module docstring); ``on_round(summary, seconds,
+    attackers)`` is called after each committed round."""
+    attack = parse_attack(config.attack) if config.attack else None
+    n = config.trainers
+    chain = connect_embedded(accounts=n + 2)
+    owner, aggregator_account = chain.dev_account(0), chain.dev_account(1)
+    manifest = deploy_all(TxSender(chain, owner))
+    market = MarketClient(chain, manifest.address("ContributionMarket"), owner)
+
+    train, validation = load_dataset(config.dataset, config.seed, num_samples=config.samples)
+    spec = ModelSpec.for_data(config.model, train.input_shape, train.num_classes, seed=config.seed)
+    aggregator_store = MemoryStore()
+    spec_cid = put_spec(aggregator_store, spec)
+    validation_cid = cid_for(validation.x.numpy().tobytes() + validation.y.numpy().tobytes())
+    project_id, _ = market.create_project(
+        reward=config.reward_wei,
+        aggregator=aggregator_account.address,
+        rounds=config.rounds,
+        round_duration=config.round_duration,
+        min_stake=config.stake_wei,
+        model_spec_cid=digest_of(spec_cid),
+        validation_commitment=digest_of(validation_cid),
+    )
+
+    attackers = choose_attackers(n, attack.fraction if attack else 0.0, config.seed)
+    shards = partition(train.y, n, config.partition, config.seed)
+    cfg = TrainConfig(
+        epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, seed=config.seed
+    )
+    nodes: list[TrainerNode] = []
+    stores: dict[str, ContentStore] = {}
+    for i in range(n):
+        account = chain.dev_account(i + 2)
+        data = train.subset(shards[i])
+        if attack is not None and bool(attackers[i]) and is_data_attack(attack):
+            data = label_flip(data)
+        trainer_market = market.as_account(account)
+        trainer_market.register(project_id, config.stake_wei)
+        store = MemoryStore()
+        stores[account.address] = store
+        nodes.append(TrainerNode(trainer_market, project_id, data, store, aggregator_store, cfg))
+
+    agg = AggregatorNode(
+        market.as_account(aggregator_account),
+        project_id,
+        aggregator_store,
+        validation,
+        RoundConfig(rule=config.rule, rule_params=dict(config.rule_params)),
+        resolver=stores.get,
+        score_fn=score_fn,
+        seed=config.seed,
+        start_block=manifest.contracts["ContributionMarket"].block,
+    )
+    agg.check_role()
+    attacker_list = [i for i in range(n) if bool(attackers[i])]
+    result = SimulationResult(
+        project_id=project_id,
+        config=config,
+        attackers=attacker_list,
+        initial_accuracy=evaluate(spec, init_params(spec), validation)[0],
+    )
+    for _ in range(config.rounds):
+        start = time.perf_counter()
+        info = market.project(project_id)
+        r = info.current_round
+        params = [node.global_params(info) for node in nodes]
+        updates = torch.stack([node.train(r, p) for node, p in zip(nodes, params, strict=True)])
+        if attack is not None and not is_data_attack(attack) and attacker_list:
+            updates = apply_attack(
+                attack, updates, attackers, derive_seed("attack", config.seed, r)
+            )
+        for node, update in zip(nodes, updates, strict=True):
+            node.commit(r, node.publish(r, update))
+        summary = agg.step()
+        if not isinstance(summary, RoundSummary):
+            raise ConfigError(f"round {r} did not aggregate ({summary}); this is a bug")
+        seconds = time.perf_counter() - start
+        result.rounds.append(summary)
+        result.round_seconds.append(seconds)
+        commit = round_commit(market, project_id, r, n, from_block=summary.block)
+        result.onchain_inlier_masks.append(commit.inlier_mask if commit else [])
+        if on_round is not None:
+            on_round(summary, seconds, attacker_list)
+
+    market.finalize(project_id)
+    for i, node in enumerate(nodes):
+        trainer_info = market.trainer(project_id, i)
+        receipt = node.market.withdraw(project_id)
+        event = market.contract.events.Withdrawn().process_receipt(receipt)[0]["args"]
+        result.payouts.append(
+            Payout(
+                index=i,
+                address=node.address,
+                attacker=i in attacker_list,
+                score=trainer_info.score,
+                stake=int(event["stake"]),
+                reward=int(event["reward"]),
+            )
+        )
+    return result

@@ -1,0 +1,200 @@
+"""A trainer node: trains on its own data, publishes updates by CID, commits on-chain.
+
+The data never leaves the node. What leaves is the model update (a safetensors blob in
+the trainer's *own* content store, served by its own trustless gateway) and, on-chain,
+the digest of that update's CID (ARCHITECTURE.md, round step 3).
+
+Where the model comes from: the project's model spec and every global model are
+published by the aggregator in its content store and served by its gateway; their
+digests are on-chain (``modelSpecCid``, ``globalModelCid``) so the trainer verifies
+what it fetches. The aggregator cannot announce an endpoint on-chain (only trainers
+can), so its gateway URL is given to the trainer out of band (``--aggregator-gateway``),
+like the RPC URL. Round 1 starts from ``init_params(spec)``, which needs no transfer.
+
+A node is restartable: training is deterministic (the batch-order seed derives from
+project, round and trainer index), so a node killed between storing and committing
+republishes the same CID; one that already committed this round just waits.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import Tensor
+
+from marketplace.chain.market import ZERO32, MarketClient, ProjectInfo, ProjectStatus
+from marketplace.errors import ConfigError, StorageError, TransactionReverted
+from marketplace.learning import Dataset, ModelSpec, TrainConfig, init_params, local_train
+from marketplace.nodes.chainview import chain_time
+from marketplace.rounds.codec import KIND_MODEL, KIND_UPDATE, get_params, get_spec, put_params
+from marketplace.rounds.seeds import derive_seed
+from marketplace.storage import ContentStore, cid_from_digest, digest_of
+
+log = logging.getLogger(__name__)
+
+#: Reverts that mean "this round is no longer ours to commit", not a bug.
+_ROUND_MOVED_ON = {"CommitWindowClosed", "WrongRound", "AlreadyCommitted", "ProjectNotOpen"}
+
+
+@dataclass(frozen=True)
+class TrainerStep:
+    """What one call of :meth:`TrainerNode.step` did."""
+
+    status: str  # committed | waiting | missed | done | closed | retry
+    round: int
+    cid: str | None = None
+    detail: str = ""
+
+
+def fetch_project_spec(source: ContentStore, info: ProjectInfo) -> ModelSpec:
+    """The model spec whose CID digest the project committed to, fetched from ``source``."""
+    if info.model_spec_cid == ZERO32:
+        raise ConfigError(
+            f"project {info.project_id} declares no model spec CID: the owner must create "
+            "it with --model-spec-cid"
+        )
+    return get_spec(source, cid_from_digest(info.model_spec_cid))
+
+
+class TrainerNode:
+    """One trainer of one project. ``market`` signs as the trainer."""
+
+    def __init__(
+        self,
+        market: MarketClient,
+        project_id: int,
+        data: Dataset,
+        store: ContentStore,
+        model_source: ContentStore,
+        train_config: TrainConfig | None = None,
+        spec: ModelSpec | None = None,
+    ) -> None:
+        if market.sender is None:
+            raise ConfigError("a trainer node needs a signing account: pass --key or --account")
+        self.market = market
+        self.project_id = project_id
+        self.data = data
+        self.store = store
+        self.model_source = model_source
+        self.train_config = train_config or TrainConfig()
+        self._spec: ModelSpec | None = spec
+        self._index: int | None = None
+
+    @property
+    def address(self) -> str:
+        assert self.market.sender is not None
+        return self.market.sender.address
+
+    @property
+    def index(self) -> int:
+        """This trainer's registration index in the project."""
+        if self._index is None:
+            index = self.market.trainer_index(self.project_id, self.address)
+            if index is None:
+                raise ConfigError(
+                    f"{self.address} is not registered in project {self.project_id}: run "
+                    "`ledgerlearn trainer register` first"
+                )
+            self._index = index
+        return self._index
+
+    def spec(self, info: ProjectInfo | None = None) -> ModelSpec:
+        """The project's model spec, fetched once by its on-chain CID."""
+        if self._spec is None:
+            info = info or self.market.project(self.project_id)
+            self._spec = fetch_project_spec(self.model_source, info)
+        return self._spec
+
+    def announce(self, url: str) -> None:
+        """Tell the aggregator (on-chain, in an event) where this node's gateway is."""
+        self.market.announce_endpoint(self.project_id, url)
+        log.info("trainer %s announced gateway %s", self.address, url)
+
+    def global_params(self, info: ProjectInfo) -> Tensor:
+        """The global model this round trains from: initial weights in round 1, else the
+        aggregator's last committed model (verified against its on-chain CID)."""
+        spec = self.spec(info)
+        if info.rounds_committed == 0:
+            return init_params(spec)
+        cid = cid_from_digest(info.global_model_cid)
+        params, meta = get_params(self.model_source, spec, cid)
+        if meta.get("kind") != KIND_MODEL:
+            raise StorageError(f"{cid} is not a global model (kind {meta.get('kind')!r})")
+        return params
+
+    def train(self, round_: int, global_params: Tensor) -> Tensor:
+        """This trainer's honest update for ``round_`` (deterministic)."""
+        seed = derive_seed("train", self.project_id, round_, self.index, self.train_config.seed)
+        cfg = self.train_config.model_copy(update={"seed": seed})
+        return local_train(self.spec(), global_params, self.data, cfg)
+
+    def publish(self, round_: int, update: Tensor) -> str:
+        """Store the update in this node's content store; returns its CID."""
+        meta = {
+            "kind": KIND_UPDATE,
+            "project": str(self.project_id),
+            "round": str(round_),
+            "num_samples": str(len(self.data)),
+        }
+        return put_params(self.store, self.spec(), update, meta)
+
+    def commit(self, round_: int, cid: str) -> None:
+        """Commit the update's CID digest on-chain (sketch commitment: zero for now)."""
+        self.market.commit_update(self.project_id, round_, digest_of(cid), ZERO32)
+
+    def has_committed(self, round_: int) -> bool:
+        digest, _ = self.market.commitment(self.project_id, round_, self.index)
+        return digest != ZERO32
+
+    def step(self) -> TrainerStep:
+        """Do this round's work if it is due: fetch, train, publish, commit."""
+        info = self.market.project(self.project_id)
+        r = info.current_round
+        if info.status != ProjectStatus.OPEN:
+            return TrainerStep("closed", r)
+        if info.rounds_committed >= info.rounds:
+            return TrainerStep("done", r)
+        if self.has_committed(r):
+            return TrainerStep("waiting", r)
+        deadline = info.round_opened_at + info.round_duration
+        if chain_time(self.market) > deadline:
+            return TrainerStep("missed", r, detail=f"commit deadline {deadline} passed")
+        try:
+            params = self.global_params(info)
+        except StorageError as exc:
+            log.warning("round %d: cannot fetch the global model yet: %s", r, exc)
+            return TrainerStep("retry", r, detail=str(exc))
+        cid = self.publish(r, self.train(r, params))
+        try:
+            self.commit(r, cid)
+        except TransactionReverted as exc:
+            if exc.error_name in _ROUND_MOVED_ON:
+                return TrainerStep("missed", r, cid, str(exc))
+            raise
+        log.info("trainer %d committed round %d: %s", self.index, r, cid)
+        return TrainerStep("committed", r, cid)
+
+    def run(
+        self,
+        poll_s: float = 0.5,
+        stop: threading.Event | None = None,
+        on_step: Callable[[TrainerStep], None] | None = None,
+    ) -> None:
+        """Loop until the project's last round is committed (or it closes).
+
+        The node keeps serving (its gateway runs beside this loop) until then, because
+        the aggregator fetches updates after they are committed.
+        """
+        last: tuple[str, int] | None = None
+        while stop is None or not stop.is_set():
+            result = self.step()
+            if on_step is not None and (result.status, result.round) != last:
+                on_step(result)
+            last = (result.status, result.round)
+            if result.status in ("done", "closed"):
+                return
+            time.sleep(poll_s)

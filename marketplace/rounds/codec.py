@@ -1,0 +1,117 @@
+"""Wire format of global models and updates: safetensors of the model's named parameters.
+
+A flat parameter vector (what :mod:`marketplace.learning` trains and the robust rules
+aggregate) is published as the network's *named* parameters, in ``model.parameters()``
+order, so that :func:`~marketplace.storage.decode_tensors` can check every name and shape
+against the project's :class:`~marketplace.learning.ModelSpec` before anything is used.
+Metadata names what the blob is (``kind``), its round and, for an update, the sample
+count the trainer claims (the aggregation weight, capped by the robust rule).
+
+Encoding is deterministic (safetensors plus sorted metadata), so the same vector always
+gets the same CID: a trainer or aggregator that reruns a round republishes identical
+bytes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from functools import lru_cache
+
+import torch
+from torch import Tensor
+
+from marketplace.errors import UpdateRejected
+from marketplace.learning import ModelSpec, build_model
+from marketplace.storage import ContentStore, get_blob, put_blob
+from marketplace.storage.serialize import decode_tensors, encode_tensors
+
+KIND_MODEL = "model"
+KIND_UPDATE = "update"
+#: Bytes a blob may carry beyond its raw float32 data (safetensors header and metadata).
+HEADER_ALLOWANCE = 64 * 1024
+#: A model spec is a few hundred bytes of JSON.
+MAX_SPEC_BYTES = 64 * 1024
+
+
+@lru_cache(maxsize=32)
+def _layout(spec: ModelSpec) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    return tuple((name, tuple(p.shape)) for name, p in build_model(spec).named_parameters())
+
+
+def param_shapes(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
+    """Parameter name -> shape, in ``model.parameters()`` (= flat vector) order."""
+    return dict(_layout(spec))
+
+
+def max_blob_bytes(spec: ModelSpec) -> int:
+    """Largest acceptable encoded model or update for ``spec`` (float32 data + header)."""
+    return 4 * sum(math.prod(s) for _, s in _layout(spec)) + HEADER_ALLOWANCE
+
+
+def to_named(spec: ModelSpec, vector: Tensor) -> dict[str, Tensor]:
+    """Split a flat vector into the named parameter tensors of ``spec``."""
+    layout = _layout(spec)
+    sizes = [math.prod(shape) for _, shape in layout]
+    flat = vector.detach().reshape(-1).to(torch.float32)
+    if flat.numel() != sum(sizes):
+        raise UpdateRejected(
+            f"update rejected (shape): vector has {flat.numel()} values, the model needs "
+            f"{sum(sizes)}; train the project's model spec"
+        )
+    pieces = flat.split(sizes)
+    return {name: p.reshape(shape) for (name, shape), p in zip(layout, pieces, strict=True)}
+
+
+def from_named(spec: ModelSpec, tensors: Mapping[str, Tensor]) -> Tensor:
+    """Concatenate named tensors back into the flat vector (parameter order)."""
+    return torch.cat([tensors[name].reshape(-1).to(torch.float32) for name, _ in _layout(spec)])
+
+
+def encode_params(spec: ModelSpec, vector: Tensor, metadata: Mapping[str, str]) -> bytes:
+    """Deterministic safetensors bytes of a flat vector with string ``metadata``."""
+    return encode_tensors(to_named(spec, vector), dict(metadata))
+
+
+def decode_params(spec: ModelSpec, data: bytes) -> tuple[Tensor, dict[str, str]]:
+    """Validate bytes against ``spec`` (size, names, shapes, finiteness) and flatten them.
+
+    Raises :class:`UpdateRejected` naming the reason.
+    """
+    tensors, metadata = decode_tensors(data, max_blob_bytes(spec), param_shapes(spec))
+    for name, tensor in tensors.items():
+        if tensor.dtype != torch.float32:
+            raise UpdateRejected(
+                f"update rejected (dtype): tensor {name} is {tensor.dtype}, expected float32"
+            )
+    return from_named(spec, tensors), metadata
+
+
+def put_params(
+    store: ContentStore, spec: ModelSpec, vector: Tensor, metadata: Mapping[str, str]
+) -> str:
+    """Store a model or update as a blob; returns its CID."""
+    return put_blob(store, encode_params(spec, vector, metadata))
+
+
+def get_params(store: ContentStore, spec: ModelSpec, cid: str) -> tuple[Tensor, dict[str, str]]:
+    """Fetch (verified against ``cid``) and decode a model or update blob."""
+    return decode_params(spec, get_blob(store, cid, max_blob_bytes(spec)))
+
+
+def put_spec(store: ContentStore, spec: ModelSpec) -> str:
+    """Publish a model spec's canonical JSON; its CID's digest is ``modelSpecCid``."""
+    return put_blob(store, spec.to_json_bytes())
+
+
+def get_spec(store: ContentStore, cid: str) -> ModelSpec:
+    """Fetch (verified against ``cid``) and parse a published model spec."""
+    return ModelSpec.from_json(get_blob(store, cid, MAX_SPEC_BYTES))
+
+
+def spec_cid(spec: ModelSpec) -> str:
+    """The CID :func:`put_spec` gives ``spec`` (a blob manifest's CID), computed offline:
+    what the owner passes to ``project create --model-spec-cid``."""
+    from marketplace.storage import MemoryStore
+
+    return put_spec(MemoryStore(), spec)

@@ -1,0 +1,283 @@
+"""One aggregation round as a pure function: validated updates in, new global model out.
+
+``run_round`` is what the aggregator node runs and what an auditor replays
+(ARCHITECTURE.md, "The marketplace round", steps 4 and 7). Given the same inputs it
+returns the same bytes: every tensor operation runs on one thread
+(:func:`marketplace.learning.train.single_thread`) and nothing in it draws randomness
+except through ``seed``.
+
+Order of work:
+
+1. updates rejected by validation (:mod:`.validate`) go to ``rejected_mask``;
+2. every accepted update is clipped to ``clip_factor x clip_bound`` (:mod:`.hyper`);
+3. the project's robust rule (:func:`marketplace.robust.aggregate`) keeps the inliers
+   and aggregates them; a rule whose assumption fails (e.g. ``default`` with fewer than
+   3 updates) keeps nobody and the model does not move, rather than guess;
+4. the global model takes a step ``server_lr * aggregate``;
+5. validation accuracy and loss before and after the step (when validation data is
+   given) feed the next round's hyper-parameters;
+6. ``score_fn`` gives each inlier its contribution score (the seam for
+   :mod:`marketplace.contribution`; the default gives equal shares).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import Tensor
+
+from marketplace.errors import AssumptionViolated, ConfigError
+from marketplace.learning import Dataset, ModelSpec, evaluate_many
+from marketplace.learning.train import single_thread
+from marketplace.robust import aggregate
+from marketplace.robust.norm_clip import clip_to_norm
+from marketplace.robust.stats import median_of, row_norms
+from marketplace.rounds.hyper import HyperConfig, ServerHyper, next_hyper
+from marketplace.rounds.state import RoundState
+
+log = logging.getLogger(__name__)
+
+#: Placeholder score of every inlier until the contribution estimator is plugged in.
+EQUAL_SHARE = 1_000_000
+MAX_SCORE = 2**128 - 1  # uint128 on-chain
+
+
+class RoundConfig(BaseModel):
+    """How a project aggregates: the robust rule, its parameters, hyper-parameter rules."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rule: str = "default"
+    rule_params: dict[str, Any] = Field(default_factory=dict)
+    hyper: HyperConfig = Field(default_factory=HyperConfig)
+
+
+@dataclass(frozen=True)
+class RoundContext:
+    """Everything a contribution estimator may look at, handed to ``score_fn``.
+
+    ``inlier_updates`` are the (clipped) updates the rule saw, one row per inlier in
+    ascending trainer-index order (``inlier_indices``); ``seed`` is the round's seed.
+    """
+
+    spec: ModelSpec | None
+    global_params: Tensor
+    inlier_indices: list[int]
+    inlier_updates: Tensor
+    inlier_weights: Tensor
+    aggregate: Tensor
+    server_lr: float
+    new_global_params: Tensor
+    validation: Dataset | None
+    seed: int
+
+
+ScoreFn = Callable[[RoundContext], list[int]]
+
+
+def equal_scores(context: RoundContext) -> list[int]:
+    """Placeholder contribution scores: :data:`EQUAL_SHARE` for every inlier.
+
+    Replaced by the contribution estimator (GTG-Shapley, ``marketplace.contribution``)
+    through ``run_round(..., score_fn=...)`` once that issue lands.
+    """
+    return [EQUAL_SHARE] * len(context.inlier_indices)
+
+
+@dataclass(frozen=True)
+class RoundOutcome:
+    """The result of :func:`run_round`, over all ``n`` trainer indices."""
+
+    inlier_mask: list[bool]
+    rejected_mask: list[bool]
+    rejections: dict[int, str]
+    exclusions: dict[int, str]
+    scores: list[int]
+    new_global_params: Tensor
+    aggregate: Tensor
+    hyper_used: ServerHyper
+    next_state: RoundState
+    metrics: dict[str, float | int | None] = field(default_factory=dict)
+    filter_scores: dict[int, float | None] = field(default_factory=dict)
+
+    @property
+    def inliers(self) -> list[int]:
+        return [i for i, keep in enumerate(self.inlier_mask) if keep]
+
+
+Submission = Tensor | str | None
+"""Per trainer index: an accepted update, the reason it was rejected, or None when the
+trainer did not commit this round."""
+
+
+def _accept(
+    updates: Sequence[Submission], d: int
+) -> tuple[list[int], list[Tensor], dict[int, str]]:
+    accepted: list[int] = []
+    vectors: list[Tensor] = []
+    rejections: dict[int, str] = {}
+    for i, item in enumerate(updates):
+        if item is None:
+            continue
+        if isinstance(item, str):
+            rejections[i] = item
+            continue
+        vec = item.detach().reshape(-1).to(torch.float32)
+        if vec.numel() != d:
+            rejections[i] = f"shape: update has {vec.numel()} values, the model has {d}"
+        elif not bool(torch.isfinite(vec).all()):
+            rejections[i] = "non-finite: update holds NaN or infinite values"
+        else:
+            accepted.append(i)
+            vectors.append(vec)
+    return accepted, vectors, rejections
+
+
+def _checked_scores(scores: Sequence[int], count: int) -> list[int]:
+    out = [int(s) for s in scores]
+    if len(out) != count:
+        raise ConfigError(
+            f"score_fn returned {len(out)} scores for {count} inliers: return one per inlier"
+        )
+    if any(s < 0 or s > MAX_SCORE for s in out):
+        raise ConfigError("score_fn returned a score outside 0..2**128-1: scale the scores")
+    return out
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
+
+
+def run_round(
+    global_params: Tensor,
+    updates: Sequence[Submission],
+    weights: Sequence[float] | None,
+    config: RoundConfig,
+    state: RoundState,
+    *,
+    spec: ModelSpec | None = None,
+    validation: Dataset | None = None,
+    score_fn: ScoreFn = equal_scores,
+    seed: int = 0,
+) -> RoundOutcome:
+    """Filter, aggregate, step and evaluate one round (see the module docstring).
+
+    ``updates[i]`` belongs to trainer index ``i``; ``weights[i]`` is its claimed sample
+    count (ignored unless the update is accepted; None weighs all equally).
+    ``validation`` needs ``spec``. Deterministic given its inputs.
+    """
+    if validation is not None and spec is None:
+        raise ConfigError("run_round needs the model spec to evaluate on validation data")
+    if weights is not None and len(weights) != len(updates):
+        raise ConfigError(f"got {len(weights)} weights for {len(updates)} trainers")
+    n = len(updates)
+    start = global_params.detach().reshape(-1).to(torch.float32)
+    d = start.numel()
+    with single_thread():
+        accepted, vectors, rejections = _accept(updates, d)
+        hyper = state.hyper
+        limit = hyper.update_clip_limit(config.hyper)
+        raw = torch.stack(vectors) if vectors else torch.zeros(0, d)
+        clipped = clip_to_norm(raw, limit) if limit is not None and vectors else raw
+        w = torch.tensor(
+            [float(weights[i]) if weights is not None else 1.0 for i in accepted],
+            dtype=torch.float64,
+        )
+        keep = [False] * len(accepted)
+        exclusions: dict[int, str] = {}
+        filter_scores: dict[int, float | None] = {}
+        agg = torch.zeros(d, dtype=torch.float32)
+        rule_state = state.rule_state
+        if accepted:
+            params = dict(config.rule_params)
+            if config.rule == "foolsgold" and "client_ids" not in params:
+                params["client_ids"] = [str(i) for i in accepted]
+            try:
+                result = aggregate(config.rule, clipped, w, state.rule_state, **params)
+            except AssumptionViolated as exc:
+                log.warning("rule %s could not run; nobody is kept: %s", config.rule, exc)
+                exclusions = {i: f"rule {config.rule} could not run: {exc}" for i in accepted}
+            else:
+                keep = [bool(k) for k in result.inlier_mask.tolist()]
+                agg = result.aggregate.to(torch.float32)
+                rule_state = result.state
+                for j, i in enumerate(accepted):
+                    filter_scores[i] = _finite(float(result.scores[j]))
+                    if not keep[j]:
+                        exclusions[i] = result.reason.get(j, f"excluded by {config.rule}")
+        inlier_rows = [j for j, k in enumerate(keep) if k]
+        inlier_indices = [accepted[j] for j in inlier_rows]
+        new_global = start + hyper.server_lr * agg if inlier_indices else start.clone()
+
+        metrics: dict[str, float | int | None] = {
+            "trainers": n,
+            "committed": sum(u is not None for u in updates),
+            "accepted": len(accepted),
+            "rejected": len(rejections),
+            "inliers": len(inlier_indices),
+            "step_norm": float(torch.linalg.vector_norm(new_global - start)),
+        }
+        median_norm = median_of(row_norms(raw[inlier_rows])) if inlier_rows else None
+        metrics["inlier_median_norm"] = median_norm
+        loss_before = loss_after = None
+        if validation is not None and spec is not None:
+            acc, loss = evaluate_many(spec, torch.stack([start, new_global]), validation)
+            metrics["accuracy_before"], metrics["accuracy"] = float(acc[0]), float(acc[1])
+            loss_before, loss_after = float(loss[0]), float(loss[1])
+            metrics["loss_before"], metrics["loss"] = _finite(loss_before), _finite(loss_after)
+        context = RoundContext(
+            spec=spec,
+            global_params=start,
+            inlier_indices=inlier_indices,
+            inlier_updates=clipped[inlier_rows] if inlier_rows else torch.zeros(0, d),
+            inlier_weights=w[inlier_rows] if inlier_rows else torch.zeros(0, dtype=torch.float64),
+            aggregate=agg,
+            server_lr=hyper.server_lr,
+            new_global_params=new_global,
+            validation=validation,
+            seed=seed,
+        )
+        scores = _checked_scores(score_fn(context), len(inlier_indices))
+    following = next_hyper(
+        hyper,
+        config.hyper,
+        inlier_median_norm=median_norm,
+        loss_before=loss_before,
+        loss_after=loss_after,
+    )
+    inlier_set = set(inlier_indices)
+    return RoundOutcome(
+        inlier_mask=[i in inlier_set for i in range(n)],
+        rejected_mask=[i in rejections for i in range(n)],
+        rejections=rejections,
+        exclusions=dict(sorted(exclusions.items())),
+        scores=scores,
+        new_global_params=new_global,
+        aggregate=agg,
+        hyper_used=hyper,
+        next_state=RoundState(hyper=following, rule_state=rule_state),
+        metrics=metrics,
+        filter_scores=filter_scores,
+    )
+
+
+def rule_params_from(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Rule parameters from strings (CLI ``key=value``), numbers where they parse."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, str):
+            try:
+                number = float(value)
+            except ValueError:
+                out[key] = value
+                continue
+            out[key] = int(number) if number.is_integer() and "." not in value else number
+        else:
+            out[key] = value
+    return out

@@ -1,0 +1,194 @@
+"""End to end on anvil: 1 aggregator and 4 trainer processes (the CLI) run 3 rounds.
+
+Each trainer has its own data directory made from a digits partition; the aggregator
+only gets the owner's validation file. Afterwards nothing published (transaction
+calldata, event data, any block in any node's content store) may contain a raw
+training sample.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from marketplace.chain.connection import connect
+from marketplace.chain.deploy import load_manifest
+from marketplace.chain.market import MarketClient
+from marketplace.chain.node import free_port, start_anvil, stop
+from marketplace.learning import load_dataset, partition
+from marketplace.learning.datasets import save_npz
+from marketplace.nodes.chainview import round_commit
+
+pytestmark = pytest.mark.e2e
+
+TRAINERS = 4
+ROUNDS = 3
+STAKE = 10**15
+
+
+def _cli(*args: str, env: dict[str, str], timeout: float = 60) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "marketplace.cli.main", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    with log.open("w") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "marketplace.cli.main", *args],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def test_three_rounds_with_trainer_processes(tmp_path: Path) -> None:
+    anvil, url = start_anvil()
+    procs: list[subprocess.Popen] = []
+    try:
+        env = {**os.environ, "LEDGERLEARN_RPC_URL": url}
+        _cli("deploy", "--account", "0", env=env)
+        spec_file = tmp_path / "spec.json"
+        spec = json.loads(
+            _cli(
+                "aggregator",
+                "spec",
+                "--dataset",
+                "digits",
+                "--out",
+                str(spec_file),
+                "--json",
+                env=env,
+            )
+        )
+        chain = connect(url)
+        aggregator = chain.dev_account(1)
+        created = json.loads(
+            _cli(
+                "project",
+                "create",
+                "--account",
+                "0",
+                "--reward",
+                "1",
+                "--aggregator",
+                aggregator.address,
+                "--rounds",
+                str(ROUNDS),
+                "--round-duration",
+                "30",
+                "--min-stake",
+                f"{STAKE}wei",
+                "--model-spec-cid",
+                spec["cid"],
+                "--json",
+                env=env,
+            )
+        )
+        project = created["project_id"]
+        market = MarketClient(chain, load_manifest(chain).address("ContributionMarket"))
+
+        train, validation = load_dataset("digits", 0)
+        shards = partition(train.y, TRAINERS, "iid", 0)
+        owner_dir = tmp_path / "owner"
+        owner_dir.mkdir()
+        save_npz(validation, owner_dir / "validation.npz")
+        data_paths = []
+        for i in range(TRAINERS):
+            node_dir = tmp_path / f"trainer{i}"
+            node_dir.mkdir()
+            save_npz(train.subset(shards[i]), node_dir / "data.npz")
+            data_paths.append(node_dir / "data.npz")
+            market.as_account(chain.dev_account(2 + i)).register(project, STAKE)
+
+        port = free_port()
+        agg_args = [
+            "aggregator",
+            "run",
+            "--project",
+            str(project),
+            "--account",
+            "1",
+            "--validation",
+            str(owner_dir / "validation.npz"),
+            "--model-spec",
+            str(spec_file),
+            "--data-dir",
+            str(tmp_path / "aggregator"),
+            "--port",
+            str(port),
+            "--min-trainers",
+            str(TRAINERS),
+            "--poll",
+            "0.2",
+        ]
+        assert not any(str(p) in " ".join(agg_args) for p in data_paths)
+        procs.append(_spawn(agg_args, env, tmp_path / "aggregator.log"))
+        for i in range(TRAINERS):
+            trainer_args = [
+                "trainer",
+                "run",
+                "--project",
+                str(project),
+                "--account",
+                str(2 + i),
+                "--data",
+                str(data_paths[i]),
+                "--data-dir",
+                str(tmp_path / f"trainer{i}" / "store"),
+                "--aggregator-gateway",
+                f"http://127.0.0.1:{port}",
+                "--poll",
+                "0.2",
+            ]
+            procs.append(_spawn(trainer_args, env, tmp_path / f"trainer{i}.log"))
+
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and any(p.poll() is None for p in procs):
+            time.sleep(0.2)
+        logs = {p.name: p.read_text() for p in tmp_path.glob("*.log")}
+        assert all(proc.returncode == 0 for proc in procs), "\n".join(
+            f"== {name}\n{text[-2000:]}" for name, text in sorted(logs.items())
+        )
+
+        info = market.project(project)
+        assert info.rounds_committed == ROUNDS
+        for r in range(1, ROUNDS + 1):
+            commit = round_commit(market, project, r, TRAINERS)
+            assert commit is not None and commit.report_cid is not None
+            assert commit.inlier_mask == [True] * TRAINERS
+        assert "round 3/3" in logs["aggregator.log"]
+
+        # nothing published holds a raw training row
+        published: list[bytes] = []
+        for store_dir in [tmp_path / "aggregator", *(tmp_path.glob("trainer*/store"))]:
+            published += [f.read_bytes() for f in store_dir.rglob("*") if f.is_file()]
+        assert len(published) > TRAINERS * ROUNDS
+        latest = chain.w3.eth.block_number
+        for number in range(latest + 1):
+            block = chain.w3.eth.get_block(number, full_transactions=True)
+            published += [bytes(tx["input"]) for tx in block["transactions"]]
+        logs_all = chain.w3.eth.get_logs({"fromBlock": 0, "toBlock": latest})
+        published += [bytes(entry["data"]) for entry in logs_all]
+        rows = {row.numpy().tobytes() for row in train.x}
+        assert any(row in data_paths[0].read_bytes() for row in rows)  # the probe can see
+        blob = b"\x00".join(published)
+        assert not [row for row in rows if row in blob]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        stop(anvil)

@@ -1,0 +1,117 @@
+"""Whole rounds on the embedded chain: simulation, on-chain masks, restart determinism."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+from marketplace.learning import ModelSpec, TrainConfig, load_dataset, partition
+from marketplace.nodes.aggregator import AggregatorNode, RoundSummary
+from marketplace.nodes.chainview import round_commit, update_commits
+from marketplace.nodes.simulate import SimulationConfig, simulate
+from marketplace.nodes.trainer import TrainerNode
+from marketplace.rounds import RoundConfig, get_report
+from marketplace.rounds.codec import put_spec
+from marketplace.storage import MemoryStore, digest_of, put_blob
+
+pytestmark = pytest.mark.integration
+
+
+def test_four_trainers_two_rounds_exclude_the_attacker_and_pay_the_rest() -> None:
+    config = SimulationConfig(
+        trainers=4, rounds=2, dataset="digits", attack="sign_flip:0.25", epochs=2, lr=0.2
+    )
+    result = simulate(config)
+    assert len(result.attackers) == 1
+    attacker = result.attackers[0]
+    accuracies = [float(s.metrics["accuracy"]) for s in result.rounds]
+    assert result.initial_accuracy < accuracies[0] < accuracies[1]
+    assert accuracies[1] > 0.6
+    for summary, onchain in zip(result.rounds, result.onchain_inlier_masks, strict=True):
+        assert onchain == [i in summary.inliers for i in range(4)]
+        assert not onchain[attacker]
+        assert attacker in summary.excluded
+    paid = {p.index: p for p in result.payouts}
+    assert paid[attacker].reward == 0 and paid[attacker].score == 0
+    honest = [p for p in result.payouts if not p.attacker]
+    assert all(p.reward > 0 and p.stake == config.stake_wei for p in honest)
+    assert sum(p.reward for p in honest) == pytest.approx(config.reward_wei, rel=1e-9)
+
+
+def _project(world: Any, spec: ModelSpec, store: MemoryStore, rounds: int) -> int:
+    project_id, _ = world.market.create_project(
+        reward=10**18,
+        aggregator=world.aggregator.address,
+        rounds=rounds,
+        round_duration=3600,
+        min_stake=10**15,
+        model_spec_cid=digest_of(put_spec(store, spec)),
+    )
+    return project_id
+
+
+def test_restarted_aggregator_commits_the_same_round(world: Any) -> None:
+    train, validation = load_dataset("synthetic", 0, num_samples=400)
+    spec = ModelSpec.for_data("logreg", train.input_shape, train.num_classes, seed=0)
+    agg_store = MemoryStore()
+    project_id = _project(world, spec, agg_store, rounds=2)
+    shards = partition(train.y, 5, "iid", 0)
+    trainers, stores = [], {}
+    for i, account in enumerate(world.trainers[:5]):
+        market = world.as_(account)
+        market.register(project_id, 10**15)
+        store = MemoryStore()
+        stores[account.address] = store
+        trainers.append(
+            TrainerNode(
+                market, project_id, train.subset(shards[i]), store, agg_store, TrainConfig(lr=0.1)
+            )
+        )
+    cheat = trainers[4]
+
+    def node() -> AggregatorNode:
+        return AggregatorNode(
+            world.as_(world.aggregator),
+            project_id,
+            agg_store,
+            validation,
+            RoundConfig(),
+            resolver=stores.get,
+        )
+
+    def play_round(r: int) -> None:
+        for t in trainers[:4]:
+            assert t.step().status == "committed"
+        cheat.commit(r, put_blob(cheat.store, b"not an update"))
+
+    play_round(1)
+    crashed = node().prepare(1)  # computed and stored, then "killed" before commitRound
+    assert world.market.project(project_id).rounds_committed == 0
+    restarted = node()
+    again = restarted.prepare(1)
+    assert (again.model_cid, again.report_cid) == (crashed.model_cid, crashed.report_cid)
+    summary = restarted.step()
+    assert isinstance(summary, RoundSummary)
+    assert summary.model_cid == crashed.model_cid
+    onchain = round_commit(world.market, project_id, 1, 5)
+    assert onchain is not None and onchain.global_model_cid == crashed.model_cid
+    assert onchain.rejected_mask == [False] * 4 + [True]
+    assert onchain.inlier_mask[4] is False and sum(onchain.inlier_mask) >= 3
+    report = get_report(agg_store, onchain.report_cid)
+    assert report.rejected[4].startswith("truncated")
+    assert set(update_commits(world.market, project_id, 1)) == set(range(5))
+
+    play_round(2)
+    uninterrupted = restarted.prepare(2)  # node that committed round 1 (event-scan hint)
+    fresh = node().prepare(2)  # a new process: state only from chain + store
+    assert fresh.model_cid == uninterrupted.model_cid
+    assert fresh.report_cid == uninterrupted.report_cid
+    assert fresh.report.hyper_used == report.hyper_next
+    assert fresh.report.previous_model_cid == crashed.model_cid
+    assert fresh.outcome.metrics["accuracy"] > report.metrics["accuracy_before"]
+    assert isinstance(node().step(), RoundSummary)
+    assert world.market.project(project_id).rounds_committed == 2
+    assert all(t.step().status == "done" for t in trainers)
+    assert torch.isfinite(fresh.outcome.new_global_params).all()
