@@ -1,0 +1,171 @@
+"""The filter circuit end to end on the smallest instantiation (n_max=10, d=16).
+
+A valid round proves and verifies (groth16py and the independent py_ecc verifier); every
+way of cheating the brief lists makes the witness unsatisfiable. Keys are set up once per
+session in a temporary LEDGERLEARN_HOME (about 15 s on 2 cores).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Iterator
+
+import pytest
+
+from marketplace.errors import ZkError
+from zk.field import FIELD_MODULUS
+from zk.proof import Groth16Proof
+from zk.prover import Groth16pyProver
+from zk.public_hash import fold_public_values
+from zk.shape import CircuitShape
+from zk.verify_pyecc import PyEccVerifier
+from zk.witness import RoundStatement, build_round
+
+SHAPE = CircuitShape(10, 16)
+
+
+@pytest.fixture(scope="session")
+def prover(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Groth16pyProver]:
+    old = os.environ.get("LEDGERLEARN_HOME")
+    os.environ["LEDGERLEARN_HOME"] = str(tmp_path_factory.mktemp("llhome"))
+    try:
+        yield Groth16pyProver(SHAPE)
+    finally:
+        if old is None:
+            os.environ.pop("LEDGERLEARN_HOME", None)
+        else:
+            os.environ["LEDGERLEARN_HOME"] = old
+
+
+def _round(seed: int = 0) -> tuple[dict[str, object], RoundStatement]:
+    rng = random.Random(seed)
+    sketches = [[rng.randint(-50_000, 50_000) for _ in range(SHAPE.dim)] for _ in range(8)]
+    sketches[0] = [v * 40 for v in sketches[0]]  # a boosted update: must be masked out
+    salts = [rng.randrange(FIELD_MODULUS) for _ in sketches]
+    return build_round(SHAPE, project_id=11, round_index=4, sketches=sketches, salts=salts)
+
+
+@pytest.fixture(scope="module")
+def valid(prover: Groth16pyProver) -> tuple[Groth16Proof, RoundStatement]:
+    inputs, statement = _round()
+    return prover.prove(inputs), statement
+
+
+def _refold(statement: RoundStatement, **changes: object) -> int:
+    values: dict[str, object] = dict(
+        project_id=statement.project_id,
+        round_index=statement.round_index,
+        commitments=statement.commitments,
+        active=statement.active,
+        mask=statement.mask,
+        rule_num=statement.rule.num,
+        rule_den=statement.rule.den,
+        median_distance=statement.outcome.median_distance,
+        inlier_sums=statement.outcome.inlier_sums,
+    )
+    values.update(changes)
+    return fold_public_values(**values)  # type: ignore[arg-type]
+
+
+def test_valid_round_proves_and_verifies(
+    prover: Groth16pyProver, valid: tuple[Groth16Proof, RoundStatement]
+) -> None:
+    proof, statement = valid
+    assert statement.mask[0] == 0 and sum(statement.mask) >= 6  # outlier out, honest in
+    assert prover.info.n_constraints is not None and prover.info.n_constraints > 1000
+    assert prover.verify(proof, [statement.public_hash])
+    assert not prover.verify(proof, [statement.public_hash + 1])
+
+
+def test_pyecc_accepts_valid_and_rejects_tampering(
+    prover: Groth16pyProver, valid: tuple[Groth16Proof, RoundStatement]
+) -> None:
+    proof, statement = valid
+    verifier = PyEccVerifier(prover.verifying_key())
+    assert verifier.verify(proof, [statement.public_hash])
+    assert Groth16Proof.from_bytes(proof.to_bytes()) == proof
+    tampered = Groth16Proof(proof.c, proof.b, proof.a)  # valid points, wrong proof
+    assert not verifier.verify(tampered, [statement.public_hash])
+    off_curve = Groth16Proof((proof.a[0], proof.a[1] + 1), proof.b, proof.c)
+    assert not verifier.verify(off_curve, [statement.public_hash])
+    # x and x + r are the same field element: the verifier must refuse the unreduced one
+    assert not verifier.verify(proof, [statement.public_hash + FIELD_MODULUS])
+    assert not prover.verify(proof, [statement.public_hash + FIELD_MODULUS])
+
+
+def _fails(prover: Groth16pyProver, inputs: dict[str, object]) -> None:
+    with pytest.raises(ZkError, match="witness"):
+        prover.prove(inputs)
+
+
+def test_flipped_mask_bit_fails(prover: Groth16pyProver) -> None:
+    inputs, st = _round()
+    for slot in (0, 3):  # readmit the outlier / drop an honest trainer
+        mask = list(st.mask)
+        mask[slot] ^= 1
+        _fails(prover, {**inputs, "publicHash": _refold(st, mask=mask)})
+
+
+def test_wrong_median_fails(prover: Groth16pyProver) -> None:
+    inputs, _ = _round()
+    median = list(inputs["median"])  # type: ignore[call-overload]
+    median[2] += 1
+    _fails(prover, {**inputs, "median": median})
+    _fails(prover, {**inputs, "medianDist": int(inputs["medianDist"]) + 1})  # type: ignore[call-overload]
+
+
+def test_commitment_not_matching_sketch_fails(prover: Groth16pyProver) -> None:
+    inputs, st = _round()
+    commitments = list(st.commitments)
+    commitments[5] = (commitments[5] + 1) % FIELD_MODULUS
+    forged = {
+        **inputs,
+        "commitment": commitments,
+        "publicHash": _refold(st, commitments=commitments),
+    }
+    _fails(prover, forged)
+    sketch = [list(r) for r in inputs["sketch"]]  # type: ignore[attr-defined]
+    sketch[5][0] += 1  # altered sketch under the honest commitment
+    _fails(prover, {**inputs, "sketch": sketch})
+
+
+def test_public_hash_of_another_round_or_project_fails(prover: Groth16pyProver) -> None:
+    inputs, st = _round()
+    _fails(prover, {**inputs, "round": st.round_index + 1})
+    _fails(prover, {**inputs, "projectId": st.project_id + 1})
+    _fails(prover, {**inputs, "publicHash": _refold(st, round_index=st.round_index + 1)})
+
+
+def test_solidity_verifier_export(
+    prover: Groth16pyProver, valid: tuple[Groth16Proof, RoundStatement]
+) -> None:
+    source = prover.solidity_verifier("FilterVerifier")
+    assert "contract FilterVerifier" in source
+    assert "uint256[1] memory input" in source
+    proof, _ = valid
+    a, b, c = proof.solidity_args()
+    assert b[0] == [proof.b[0][1], proof.b[0][0]]  # Ethereum Fp2 order (c1, c0)
+    assert proof.words() == [*a, *b[0], *b[1], *c]
+
+
+def test_odd_count_with_an_excluded_committed_trainer(prover: Groth16pyProver) -> None:
+    rng = random.Random(7)
+    sketches: list[list[int] | None] = [
+        [rng.randint(-9_000, 9_000) for _ in range(SHAPE.dim)] for _ in range(10)
+    ]
+    sketches[4] = None  # committed, then excluded (e.g. never revealed its sketch)
+    salts = [rng.randrange(FIELD_MODULUS) for _ in sketches]
+    inputs, st = build_round(SHAPE, project_id=2, round_index=9, sketches=sketches, salts=salts)
+    assert sum(st.active) == 9 and st.mask[4] == 0
+    assert prover.verify(prover.prove(inputs), [st.public_hash])
+    inputs2, st2 = build_round(
+        SHAPE,
+        project_id=2,
+        round_index=9,
+        sketches=sketches,
+        salts=salts,
+        commitments=[12345 if s is None else st.commitments[i] for i, s in enumerate(sketches)],
+    )
+    assert st2.commitments[4] == 12345 and st2.public_hash != st.public_hash
+    assert prover.verify(prover.prove(inputs2), [st2.public_hash])

@@ -1,0 +1,272 @@
+pragma circom 2.1.0;
+
+// LedgerLearn robust-filter circuit: proves that a round's inlier mask follows the declared
+// rule from the trainers' committed sketches. The rule, the public-hash fold and the
+// encodings are specified once in Python (zk/filter_rule.py, zk/public_hash.py,
+// zk/sketch.py); this circuit constrains exactly that, and the tests check it both ways.
+//
+// Parameters: N trainer slots, D sketch dimensions, B bits per sketch value.
+// Sketch values enter in offset form u = v + 2^(B-1), u in [0, 2^B) for an honest sketch.
+//
+// Rule (all over ACTIVE slots, k = #active >= 1):
+//   median[j]  = lower median of u[i][j]                (the reference point)
+//   dist[i]    = sum_j |u[i][j] - median[j]|            (L1 distance)
+//   medianDist = lower median of dist[i]
+//   mask[i]    = active[i] AND den * dist[i] <= num * medianDist
+//   sumW[j]    = sum_i mask[i] * (u[i][j] + 2^B)         (sum of inlier sketches, offset)
+// A lower median m of k values is pinned by counting: #{< m} <= floor((k-1)/2) and
+// #{> m} <= floor(k/2); exactly one value satisfies both, so the prover cannot choose it.
+//
+// Soundness of the comparisons without a range check per sketch value: median[j] is range
+// checked to B bits, and LessThan(B)(u, median) decomposes u + 2^B - median into B+1 bits,
+// which forces u into the window [median - 2^B, median + 2^B). Hence w = u + 2^B lies in
+// [0, 3 * 2^B) and packing w in lanes of B+2 bits is injective: the commitment binds every
+// value, and every comparison is exact.
+
+include "poseidon.circom";
+include "comparators.circom";
+include "bitify.circom";
+
+// Smallest n with 2^n > x.
+function bitlen(x) {
+    var n = 0;
+    while ((1 << n) <= x) {
+        n++;
+    }
+    return n;
+}
+
+// Lower median check by counting (see the header): counts are over active slots.
+template LowerMedianCounts(N, CB) {
+    signal input cntLess;
+    signal input cntEq;
+    signal input k;
+    signal input half;
+    signal input parity;
+
+    // #less <= floor((k-1)/2) = half + parity - 1 (k >= 1 is enforced by the caller)
+    component le1 = LessEqThan(CB);
+    le1.in[0] <== cntLess;
+    le1.in[1] <== half + parity - 1;
+    le1.out === 1;
+    // #greater = k - #less - #equal <= floor(k/2) = half
+    component le2 = LessEqThan(CB);
+    le2.in[0] <== k - cntLess - cntEq;
+    le2.in[1] <== half;
+    le2.out === 1;
+}
+
+template SketchFilter(N, D, B) {
+    var LANE = B + 2;
+    var PER = 252 \ LANE;
+    var NPACK = (D + PER - 1) \ PER;
+    var DB = B + bitlen(D);
+    var RB = 16;
+    var CB = bitlen(N) + 1;
+    var SLANE = B + 2 + bitlen(N);
+    var SPER = 252 \ SLANE;
+    var NSPACK = (D + SPER - 1) \ SPER;
+    assert(NPACK + 1 <= 16);
+    assert(NSPACK <= 16);
+    assert(2 * N <= 252);
+    assert(DB + RB <= 252);
+
+    signal input publicHash;
+
+    signal input projectId;
+    signal input round;
+    signal input sketch[N][D];
+    signal input salt[N];
+    signal input commitment[N];
+    signal input active[N];
+    signal input median[D];
+    signal input medianDist;
+    signal input ruleNum;
+    signal input ruleDen;
+    signal input half;
+    signal input parity;
+
+    // ---- active slots: bits, k = 2 * half + parity, k >= 1
+    var kSum = 0;
+    for (var i = 0; i < N; i++) {
+        active[i] * (active[i] - 1) === 0;
+        kSum += active[i];
+    }
+    signal k <== kSum;
+    parity * (parity - 1) === 0;
+    component halfBits = Num2Bits(CB);
+    halfBits.in <== half;
+    k === 2 * half + parity;
+    component kZero = IsZero();
+    kZero.in <== k;
+    kZero.out === 0;
+
+    // ---- commitments: Poseidon(salt, packed lanes of u + 2^B), checked on active slots
+    component commitHash[N];
+    for (var i = 0; i < N; i++) {
+        commitHash[i] = Poseidon(NPACK + 1);
+        commitHash[i].inputs[0] <== salt[i];
+        for (var p = 0; p < NPACK; p++) {
+            var lc = 0;
+            for (var l = 0; l < PER; l++) {
+                if (p * PER + l < D) {
+                    lc += (sketch[i][p * PER + l] + (1 << B)) * (1 << (LANE * l));
+                }
+            }
+            commitHash[i].inputs[p + 1] <== lc;
+        }
+        active[i] * (commitment[i] - commitHash[i].out) === 0;
+    }
+
+    // ---- coordinate-wise lower median of the active sketches, and L1 distances to it
+    component medianBits[D];
+    for (var j = 0; j < D; j++) {
+        medianBits[j] = Num2Bits(B);
+        medianBits[j].in <== median[j];
+    }
+    component lt[N][D];
+    component eq[N][D];
+    signal aLt[N][D];
+    signal aEq[N][D];
+    signal absDiff[N][D];
+    signal dist[N];
+    for (var i = 0; i < N; i++) {
+        var dsum = 0;
+        for (var j = 0; j < D; j++) {
+            lt[i][j] = LessThan(B);
+            lt[i][j].in[0] <== sketch[i][j];
+            lt[i][j].in[1] <== median[j];
+            eq[i][j] = IsEqual();
+            eq[i][j].in[0] <== sketch[i][j];
+            eq[i][j].in[1] <== median[j];
+            aLt[i][j] <== active[i] * lt[i][j].out;
+            aEq[i][j] <== active[i] * eq[i][j].out;
+            // gt - lt = 1 - 2 lt - eq
+            absDiff[i][j] <== (sketch[i][j] - median[j]) * (1 - 2 * lt[i][j].out - eq[i][j].out);
+            dsum += absDiff[i][j];
+        }
+        dist[i] <== dsum;
+    }
+    component coordMedian[D];
+    for (var j = 0; j < D; j++) {
+        var nLess = 0;
+        var nEq = 0;
+        for (var i = 0; i < N; i++) {
+            nLess += aLt[i][j];
+            nEq += aEq[i][j];
+        }
+        coordMedian[j] = LowerMedianCounts(N, CB);
+        coordMedian[j].cntLess <== nLess;
+        coordMedian[j].cntEq <== nEq;
+        coordMedian[j].k <== k;
+        coordMedian[j].half <== half;
+        coordMedian[j].parity <== parity;
+    }
+
+    // ---- lower median of the active distances
+    component mdBits = Num2Bits(DB);
+    mdBits.in <== medianDist;
+    component dLt[N];
+    component dEq[N];
+    signal adLt[N];
+    signal adEq[N];
+    var dLess = 0;
+    var dEqual = 0;
+    for (var i = 0; i < N; i++) {
+        dLt[i] = LessThan(DB);
+        dLt[i].in[0] <== dist[i];
+        dLt[i].in[1] <== medianDist;
+        dEq[i] = IsEqual();
+        dEq[i].in[0] <== dist[i];
+        dEq[i].in[1] <== medianDist;
+        adLt[i] <== active[i] * dLt[i].out;
+        adEq[i] <== active[i] * dEq[i].out;
+        dLess += adLt[i];
+        dEqual += adEq[i];
+    }
+    component distMedian = LowerMedianCounts(N, CB);
+    distMedian.cntLess <== dLess;
+    distMedian.cntEq <== dEqual;
+    distMedian.k <== k;
+    distMedian.half <== half;
+    distMedian.parity <== parity;
+
+    // ---- the mask: active AND den * dist <= num * medianDist
+    component numBits = Num2Bits(RB);
+    numBits.in <== ruleNum;
+    component denBits = Num2Bits(RB);
+    denBits.in <== ruleDen;
+    signal threshold <== ruleNum * medianDist;
+    signal scaledDist[N];
+    component within[N];
+    signal mask[N];
+    for (var i = 0; i < N; i++) {
+        scaledDist[i] <== ruleDen * dist[i];
+        within[i] = LessEqThan(DB + RB);
+        within[i].in[0] <== scaledDist[i];
+        within[i].in[1] <== threshold;
+        mask[i] <== active[i] * within[i].out;
+    }
+
+    // ---- sums of the inlier sketches, offset: sumW[j] = sum_i mask[i] * (u[i][j] + 2^B)
+    signal masked[N][D];
+    var nMask = 0;
+    for (var i = 0; i < N; i++) {
+        nMask += mask[i];
+    }
+    signal sumW[D];
+    for (var j = 0; j < D; j++) {
+        var s = 0;
+        for (var i = 0; i < N; i++) {
+            masked[i][j] <== mask[i] * sketch[i][j];
+            s += masked[i][j];
+        }
+        sumW[j] <== s + nMask * (1 << B);
+    }
+    component sumsHash = Poseidon(NSPACK);
+    for (var p = 0; p < NSPACK; p++) {
+        var lc = 0;
+        for (var l = 0; l < SPER; l++) {
+            if (p * SPER + l < D) {
+                lc += sumW[p * SPER + l] * (1 << (SLANE * l));
+            }
+        }
+        sumsHash.inputs[p] <== lc;
+    }
+
+    // ---- the public fold (zk/public_hash.py): commitments chain, skipping zero slots
+    component chain[N];
+    component isEmpty[N];
+    signal acc[N + 1];
+    acc[0] <== 0;
+    for (var i = 0; i < N; i++) {
+        isEmpty[i] = IsZero();
+        isEmpty[i].in <== commitment[i];
+        active[i] * isEmpty[i].out === 0;
+        chain[i] = Poseidon(2);
+        chain[i].inputs[0] <== acc[i];
+        chain[i].inputs[1] <== commitment[i];
+        acc[i + 1] <== chain[i].out + isEmpty[i].out * (acc[i] - chain[i].out);
+    }
+    var flags = 0;
+    for (var i = 0; i < N; i++) {
+        flags += active[i] * (1 << i) + mask[i] * (1 << (N + i));
+    }
+    signal header[5];
+    header[0] <== projectId;
+    header[1] <== round;
+    header[2] <== flags;
+    header[3] <== ruleNum + ruleDen * (1 << RB) + medianDist * (1 << (2 * RB));
+    header[4] <== sumsHash.out;
+    component fold[5];
+    for (var h = 0; h < 5; h++) {
+        fold[h] = Poseidon(2);
+        if (h == 0) {
+            fold[h].inputs[0] <== acc[N];
+        } else {
+            fold[h].inputs[0] <== fold[h - 1].out;
+        }
+        fold[h].inputs[1] <== header[h];
+    }
+    publicHash === fold[4].out;
+}
