@@ -15,11 +15,7 @@ from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
 from web3.types import TxReceipt
 
-from marketplace.chain.artifacts import load_artifact
-from marketplace.chain.connection import Chain
-from marketplace.chain.revert import decode_revert
-from marketplace.chain.tx import REVERT_ERRORS, TxSender, revert_data
-from marketplace.errors import TransactionReverted
+from marketplace.chain.client import ContractClient
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 ZERO32 = b"\x00" * 32
@@ -128,29 +124,10 @@ class SignedUpdate:
         return (self.trainer, self.cid_digest, self.sketch_commitment, self.signature)
 
 
-class MarketClient:
+class MarketClient(ContractClient):
     """Calls ``ContributionMarket`` at ``address`` on ``chain`` as ``account``."""
 
-    def __init__(self, chain: Chain, address: str, account: LocalAccount | None = None) -> None:
-        self.chain = chain
-        self.address = chain.w3.to_checksum_address(address)
-        self.contract = chain.w3.eth.contract(
-            address=self.address, abi=load_artifact("ContributionMarket").abi
-        )
-        self.sender = TxSender(chain, account) if account is not None else None
-
-    def as_account(self, account: LocalAccount) -> MarketClient:
-        """The same market seen by another signer."""
-        return MarketClient(self.chain, self.address, account)
-
-    # ------------------------------------------------------------- reads
-
-    def _call(self, fn: Any, action: str) -> Any:
-        try:
-            return fn.call()
-        except REVERT_ERRORS as exc:
-            name, args, message = decode_revert(revert_data(exc))
-            raise TransactionReverted(f"{action}: {message}", name, args) from exc
+    CONTRACT = "ContributionMarket"
 
     def project_count(self) -> int:
         return int(self.contract.functions.projectCount().call())
@@ -205,11 +182,6 @@ class MarketClient:
         return int(stake), int(share)
 
     # ------------------------------------------------------------- writes
-
-    def _tx(self, fn: Any, value: int = 0, action: str | None = None) -> TxReceipt:
-        if self.sender is None:
-            raise TransactionReverted("no signing account: pass --key or --account")
-        return self.sender.transact(fn, value=value, action=action)
 
     def create_project(
         self,

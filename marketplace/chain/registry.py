@@ -22,17 +22,12 @@ from typing import Any
 
 from eth_account import Account
 from eth_account.messages import encode_typed_data
-from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 from web3.types import TxReceipt
 
-from marketplace.chain.artifacts import load_artifact
-from marketplace.chain.connection import Chain
-from marketplace.chain.revert import decode_revert
-from marketplace.chain.tx import REVERT_ERRORS, TxSender, revert_data
-from marketplace.errors import ConfigError, TransactionReverted
+from marketplace.chain.client import ContractClient
+from marketplace.errors import ConfigError
 
-CONTRACT = "SourceRegistry"
 ZERO32 = b"\x00" * 32
 
 # Mirrors of the contract's constants (a test checks them against the deployed contract).
@@ -265,27 +260,10 @@ def sign_receipt(
     return bytes(Account.sign_message(encode_typed_data(full_message=data), private_key).signature)
 
 
-class RegistryClient:
+class RegistryClient(ContractClient):
     """Calls ``SourceRegistry`` at ``address`` on ``chain`` as ``account``."""
 
-    def __init__(self, chain: Chain, address: str, account: LocalAccount | None = None) -> None:
-        self.chain = chain
-        self.address = chain.w3.to_checksum_address(address)
-        self.contract = chain.w3.eth.contract(address=self.address, abi=load_artifact(CONTRACT).abi)
-        self.sender = TxSender(chain, account) if account is not None else None
-
-    def as_account(self, account: LocalAccount) -> RegistryClient:
-        """The same registry seen by another signer."""
-        return RegistryClient(self.chain, self.address, account)
-
-    # ------------------------------------------------------------- reads
-
-    def _call(self, fn: Any, action: str) -> Any:
-        try:
-            return fn.call()
-        except REVERT_ERRORS as exc:
-            name, args, message = decode_revert(revert_data(exc))
-            raise TransactionReverted(f"{action}: {message}", name, args) from exc
+    CONTRACT = "SourceRegistry"
 
     @staticmethod
     def _info(raw: Sequence[Any]) -> SourceInfo:
@@ -333,11 +311,6 @@ class RegistryClient:
         return bool(self.contract.functions.hasRole(EVALUATOR_ROLE, account).call())
 
     # ------------------------------------------------------------- writes
-
-    def _tx(self, fn: Any, action: str | None = None, gas: int | None = None) -> TxReceipt:
-        if self.sender is None:
-            raise TransactionReverted("no signing account: pass --key or --account")
-        return self.sender.transact(fn, action=action, gas=gas)
 
     def register_source(
         self, signer: str, endpoint: str, metadata_cid: bytes = ZERO32
