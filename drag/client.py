@@ -1,0 +1,158 @@
+"""The dRAG client: one query end to end, and the feedback that follows it.
+
+Composes the steps of ARCHITECTURE.md "The dRAG query": read scores from the registry
+(:class:`drag.registry.SourceDirectory`), choose sources (:mod:`drag.sampling`), fan out
+with verified receipts (:mod:`drag.retrieve`), rerank (:mod:`drag.rerank`), answer
+(:mod:`drag.generate`); then, given correctness, attribute (:mod:`drag.attribution`) and
+queue bounded deltas (:mod:`drag.feedback`) that a batch flush submits to the registry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from drag.attribution import Attribution, attribute
+from drag.feedback import FeedbackDelta, FeedbackPolicy, FeedbackQueue, compute_deltas
+from drag.generate import Answer, Generator
+from drag.receipts import Receipt
+from drag.registry import SourceDirectory, SourceRecord
+from drag.rerank import RankedPassage, rerank
+from drag.retrieve import FanOutResult, fan_out
+from drag.sampling import Strategy, choose_sources
+from marketplace.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """Knobs of one query; defaults follow the paper's six-source setting loosely."""
+
+    n_sources: int = 3
+    k: int = 5
+    top_n: int = 5
+    alpha: float = 0.3
+    strategy: Strategy = "thompson"
+    prior: tuple[float, float] = (1.0, 1.0)
+    timeout_s: float = 5.0
+    attribution: Literal["loo", "shapley", "auto"] = "auto"
+    policy: FeedbackPolicy = field(default_factory=FeedbackPolicy)
+
+
+@dataclass
+class QueryResult:
+    """Everything one query produced; the input of :meth:`DragClient.feedback`."""
+
+    question: str
+    chosen: list[SourceRecord]
+    fanout: FanOutResult
+    ranked: list[RankedPassage]
+    answer: Answer
+
+    @property
+    def contexts(self) -> list[str]:
+        return [r.text for r in self.ranked]
+
+    @property
+    def context_sources(self) -> list[int]:
+        return [r.source_id for r in self.ranked]
+
+
+def feedback_for_answer(
+    generator: Generator,
+    question: str,
+    contexts: Sequence[str],
+    context_sources: Sequence[int],
+    receipts: dict[int, Receipt],
+    answer: str,
+    truth: Sequence[str] | None = None,
+    user_correct: bool | None = None,
+    method: Literal["loo", "shapley", "auto"] = "auto",
+    policy: FeedbackPolicy | None = None,
+    seed: int = 0,
+) -> tuple[list[FeedbackDelta], Attribution | None]:
+    """Deltas for one answered query, from ground truth or a user's verdict.
+
+    With ground truth, the truth is the target whatever was answered: contexts that
+    produce it earn credit, contexts that pull the generator away from it are blamed (their
+    Shapley value is negative). With only a user verdict, the produced answer is the target
+    and the verdict its sign. With neither, there is nothing to learn and no deltas.
+    """
+    targets: list[str]
+    if truth is not None:
+        targets, target_correct = [t for t in truth if t], True
+    elif user_correct is not None:
+        targets, target_correct = [answer] if answer else [], user_correct
+    else:
+        return [], None
+    if not contexts or not targets:
+        return [], None
+    attr = attribute(generator, question, contexts, method=method, target=targets, seed=seed)
+    deltas = compute_deltas(attr.scores, context_sources, target_correct, receipts, policy)
+    return deltas, attr
+
+
+class DragClient:
+    """Runs queries against the registered sources and feeds back their outcomes."""
+
+    def __init__(
+        self,
+        directory: SourceDirectory,
+        generator: Generator,
+        config: ClientConfig | None = None,
+        queue: FeedbackQueue | None = None,
+    ) -> None:
+        self.directory = directory
+        self.generator = generator
+        self.config = config or ClientConfig()
+        self.queue = queue
+
+    async def aquery(self, question: str, seed: int) -> QueryResult:
+        """Answer ``question``; ``seed`` drives the source sampling."""
+        if not question.strip():
+            raise ConfigError("question is empty; ask something")
+        cfg = self.config
+        sources = self.directory.list_sources()
+        chosen = choose_sources(sources, cfg.n_sources, seed, cfg.strategy, cfg.prior)
+        result = await fan_out(
+            question, cfg.k, chosen, self.directory.domain, timeout_s=cfg.timeout_s
+        )
+        for f in result.failures:
+            log.warning("source %d skipped: %s (%s)", f.source_id, f.kind, f.detail)
+        reliability = {s.source_id: s.reliability(cfg.prior) for s in chosen}
+        ranked = rerank(result.passages(), reliability, cfg.alpha, top_n=cfg.top_n)
+        answer = self.generator.generate(question, [r.text for r in ranked])
+        return QueryResult(question, chosen, result, ranked, answer)
+
+    def query(self, question: str, seed: int) -> QueryResult:
+        """:meth:`aquery` for callers without an event loop."""
+        return asyncio.run(self.aquery(question, seed))
+
+    def feedback(
+        self,
+        result: QueryResult,
+        truth: Sequence[str] | None = None,
+        user_correct: bool | None = None,
+        seed: int = 0,
+    ) -> list[FeedbackDelta]:
+        """Compute deltas for ``result`` and queue them (if a queue is attached)."""
+        deltas, _ = feedback_for_answer(
+            self.generator,
+            result.question,
+            result.contexts,
+            result.context_sources,
+            result.fanout.receipts(),
+            result.answer.text,
+            truth=truth,
+            user_correct=user_correct,
+            method=self.config.attribution,
+            policy=self.config.policy,
+            seed=seed,
+        )
+        if self.queue is not None and deltas:
+            self.queue.put(deltas)
+        return deltas

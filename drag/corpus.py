@@ -1,0 +1,242 @@
+"""QA corpora for dRAG experiments: a seeded synthetic one, pollution, and a JSONL loader.
+
+Synthetic facts: invented entities with invented single-token answers ("The capital of
+Zorvia is Quelton."), so no model can answer from memory and every correct answer must
+come from retrieval. Each fact is one document with one question ("What is the capital
+of Zorvia?") and a one-token answer.
+
+Pollution, the two settings of Reliable-dRAG (Lu et al. 2025, arXiv:2511.07577):
+
+- token-level: in a polluted document the answer token is replaced by a random token
+  from the answer vocabulary (the document stays fluent and retrievable, but lies);
+- document-level: the whole document is rewritten: the statement asserts a random wrong
+  answer and is padded with a sentence of random words, so both the fact and the text
+  around it are unreliable.
+
+:func:`split_over_sources` gives every source a copy of each fact it holds (``replicas``
+sources per fact, all by default, as in the paper's six-source setting) and pollutes a
+``rate`` fraction of each source's documents.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from marketplace.errors import ConfigError
+
+PollutionMode = Literal["token", "document"]
+
+_ONSETS = ["b", "br", "d", "dr", "f", "g", "gr", "k", "kl", "l", "m", "n", "p", "q", "r", "s"]
+_ONSETS += ["st", "t", "th", "tr", "v", "z", "zh", "x"]
+_VOWELS = ["a", "e", "i", "o", "u", "ae", "io", "ou"]
+_CODAS = ["", "", "n", "r", "l", "s", "th", "m", "k", "x"]
+
+# (statement template, question template); {e} entity, {a} answer
+RELATIONS: tuple[tuple[str, str], ...] = (
+    ("The capital of {e} is {a}.", "What is the capital of {e}?"),
+    ("The currency of {e} is the {a}.", "What is the currency of {e}?"),
+    ("The founder of {e} was {a}.", "Who was the founder of {e}?"),
+    ("The highest mountain in {e} is {a}.", "What is the highest mountain in {e}?"),
+    ("The longest river of {e} is the {a}.", "What is the longest river of {e}?"),
+    ("The national animal of {e} is the {a}.", "What is the national animal of {e}?"),
+    ("The oldest university of {e} is in {a}.", "Where is the oldest university of {e}?"),
+    ("The main export of {e} is {a}.", "What is the main export of {e}?"),
+)
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One invented fact with its question and single-token answer."""
+
+    fact_id: str
+    entity: str
+    relation: int
+    answer: str
+
+    @property
+    def text(self) -> str:
+        return RELATIONS[self.relation][0].format(e=self.entity, a=self.answer)
+
+    @property
+    def question(self) -> str:
+        return RELATIONS[self.relation][1].format(e=self.entity)
+
+
+@dataclass(frozen=True)
+class QAExample:
+    """A question with its accepted answers and (optionally) its supporting documents."""
+
+    question: str
+    answers: tuple[str, ...]
+    documents: tuple[str, ...] = ()
+    qid: str = ""
+
+
+@dataclass
+class SourceCorpus:
+    """The documents one source serves, and which of them are polluted."""
+
+    source_id: int
+    pollution_rate: float
+    documents: list[dict[str, str]] = field(default_factory=list)
+    polluted: set[str] = field(default_factory=set)
+
+    def write(self, folder: Path) -> Path:
+        """Write ``docs.jsonl`` (``{"id", "text"}`` per line) into ``folder``."""
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / "docs.jsonl"
+        with path.open("w", encoding="utf-8") as f:
+            for doc in self.documents:
+                f.write(json.dumps(doc, ensure_ascii=False) + "\n")
+        return path
+
+
+def make_word(rng: random.Random, syllables: int) -> str:
+    """A pronounceable invented word, capitalised."""
+    parts = [rng.choice(_ONSETS) + rng.choice(_VOWELS) for _ in range(syllables)]
+    return ("".join(parts) + rng.choice(_CODAS)).capitalize()
+
+
+def _unique_words(
+    rng: random.Random, n: int, syllables: tuple[int, int], taken: set[str]
+) -> list[str]:
+    words: list[str] = []
+    attempts = 0
+    while len(words) < n:
+        attempts += 1
+        if attempts > 50 * n + 1000:
+            raise ConfigError(f"cannot invent {n} distinct words; ask for a smaller corpus")
+        w = make_word(rng, rng.randint(*syllables))
+        if w not in taken:
+            taken.add(w)
+            words.append(w)
+    return words
+
+
+def generate_facts(n_facts: int, seed: int, relations_per_entity: int = 2) -> list[Fact]:
+    """``n_facts`` invented facts: distinct entities, each with a few relations.
+
+    Answers are distinct from entity names, so an answer token never gives away an entity.
+    """
+    if n_facts < 1:
+        raise ConfigError(f"n_facts={n_facts}; ask for at least one fact")
+    if not 1 <= relations_per_entity <= len(RELATIONS):
+        raise ConfigError(f"relations_per_entity must be in 1..{len(RELATIONS)}")
+    rng = random.Random(seed)
+    n_entities = -(-n_facts // relations_per_entity)
+    taken: set[str] = set()
+    entities = _unique_words(rng, n_entities, (2, 3), taken)
+    answers = _unique_words(rng, n_facts, (2, 3), taken)
+    facts: list[Fact] = []
+    for entity in entities:
+        for rel in rng.sample(range(len(RELATIONS)), relations_per_entity):
+            if len(facts) < n_facts:
+                facts.append(Fact(f"f{len(facts)}", entity, rel, answers[len(facts)]))
+    return facts
+
+
+def pollute_token(fact: Fact, rng: random.Random, vocabulary: Sequence[str]) -> str:
+    """The fact's statement with its answer token replaced by a different random token."""
+    wrong = fact.answer
+    while wrong == fact.answer:
+        wrong = rng.choice(vocabulary) if len(vocabulary) > 1 else make_word(rng, 3)
+    return RELATIONS[fact.relation][0].format(e=fact.entity, a=wrong)
+
+
+def pollute_document(fact: Fact, rng: random.Random, vocabulary: Sequence[str]) -> str:
+    """A rewritten document: a wrong answer plus a sentence of random invented words."""
+    statement = pollute_token(fact, rng, vocabulary)
+    noise = " ".join(make_word(rng, rng.randint(1, 3)).lower() for _ in range(rng.randint(6, 12)))
+    return f"{statement} {noise.capitalize()}."
+
+
+def split_over_sources(
+    facts: Sequence[Fact],
+    pollution_rates: Sequence[float],
+    seed: int,
+    mode: PollutionMode = "token",
+    replicas: int | None = None,
+) -> list[SourceCorpus]:
+    """One :class:`SourceCorpus` per entry of ``pollution_rates``.
+
+    Each fact goes to ``replicas`` distinct sources (all when None); each source then
+    pollutes ``round(rate * its document count)`` of its documents, chosen at random.
+    """
+    n_sources = len(pollution_rates)
+    if n_sources < 1:
+        raise ConfigError("give at least one pollution rate (one per source)")
+    if any(not 0.0 <= r <= 1.0 for r in pollution_rates):
+        raise ConfigError(f"pollution rates {list(pollution_rates)} must be in [0, 1]")
+    replicas = n_sources if replicas is None else replicas
+    if not 1 <= replicas <= n_sources:
+        raise ConfigError(f"replicas={replicas} must be in 1..{n_sources}")
+    if mode not in ("token", "document"):
+        raise ConfigError(f"unknown pollution mode {mode!r}; use token or document")
+    rng = random.Random(seed)
+    holdings: list[list[Fact]] = [[] for _ in range(n_sources)]
+    for fact in facts:
+        for s in rng.sample(range(n_sources), replicas):
+            holdings[s].append(fact)
+    vocabulary = sorted({f.answer for f in facts})
+    polluter = pollute_token if mode == "token" else pollute_document
+    sources = []
+    for s, (held, rate) in enumerate(zip(holdings, pollution_rates, strict=True)):
+        n_polluted = round(rate * len(held))
+        polluted_ids = {f.fact_id for f in rng.sample(held, n_polluted)}
+        corpus = SourceCorpus(source_id=s, pollution_rate=rate, polluted=polluted_ids)
+        for fact in held:
+            text = polluter(fact, rng, vocabulary) if fact.fact_id in polluted_ids else fact.text
+            corpus.documents.append({"id": fact.fact_id, "text": text})
+        sources.append(corpus)
+    return sources
+
+
+def questions(facts: Sequence[Fact]) -> list[QAExample]:
+    """The QA examples of synthetic facts (the clean statement as the supporting document)."""
+    return [QAExample(f.question, (f.answer,), (f.text,), f.fact_id) for f in facts]
+
+
+def load_qa_jsonl(path: Path | str) -> list[QAExample]:
+    """Load a QA corpus: one JSON object per line with ``question``, ``answer`` (a string
+    or a list; ``answers`` also accepted), and optional ``documents`` (strings or
+    ``{"text": ...}`` objects) and ``id``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"QA file {path} does not exist; check the path")
+    examples = []
+    with path.open(encoding="utf-8") as f:
+        for line_no, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"{path}:{line_no} is not valid JSON ({exc.msg})") from exc
+            if not isinstance(row, dict) or not isinstance(row.get("question"), str):
+                raise ConfigError(f'{path}:{line_no} has no string "question" field')
+            raw = row.get("answer", row.get("answers"))
+            answers = [raw] if isinstance(raw, str) else raw
+            if (
+                not isinstance(answers, list)
+                or not answers
+                or not all(isinstance(a, str) for a in answers)
+            ):
+                raise ConfigError(f'{path}:{line_no} needs "answer": a string or list of strings')
+            docs = []
+            for d in row.get("documents") or []:
+                if isinstance(d, dict) and isinstance(d.get("text"), str):
+                    docs.append(d["text"])
+                elif isinstance(d, str):
+                    docs.append(d)
+                else:
+                    raise ConfigError(f"{path}:{line_no} has a document that is not text")
+            examples.append(
+                QAExample(row["question"], tuple(answers), tuple(docs), str(row.get("id", line_no)))
+            )
+    return examples

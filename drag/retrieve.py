@@ -1,0 +1,208 @@
+"""Query the chosen sources in parallel and keep only answers they provably signed.
+
+Step 3 of the dRAG query (ARCHITECTURE.md). Each source gets its own deadline; a source
+that is down, slow, answers garbage, or returns a receipt that does not verify against its
+*registered* address is skipped and reported in :attr:`FanOutResult.failures`, never an
+exception for the whole query: one bad source must not deny service to the client.
+
+The receipt check recomputes every passage hash from the text received, so a source (or a
+man in the middle) cannot return one text and sign another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import httpx
+
+from drag.receipts import Receipt, ReceiptDomain, new_query_id, passage_hash, verify_receipt
+from drag.registry import SourceRecord
+from marketplace.errors import ConfigError, DragError
+
+log = logging.getLogger(__name__)
+
+FailureKind = Literal["timeout", "unreachable", "http_status", "bad_response", "bad_receipt"]
+
+
+@dataclass(frozen=True)
+class RetrievedPassage:
+    """A passage as received from a source, after verification."""
+
+    text: str
+    score: float
+    passage_hash: bytes
+    doc_id: str
+    chunk_id: str
+    source_id: int
+
+
+@dataclass(frozen=True)
+class SourceResponse:
+    """A verified answer of one source."""
+
+    source: SourceRecord
+    passages: list[RetrievedPassage]
+    receipt: Receipt
+    latency_s: float
+
+
+@dataclass(frozen=True)
+class SourceFailure:
+    """Why one source contributed nothing to this query."""
+
+    source_id: int
+    endpoint: str
+    kind: FailureKind
+    detail: str
+    latency_s: float
+
+
+@dataclass
+class FanOutResult:
+    """Verified responses and failures of one fan-out, under one query id."""
+
+    query_id: bytes
+    responses: list[SourceResponse] = field(default_factory=list)
+    failures: list[SourceFailure] = field(default_factory=list)
+
+    def passages(self) -> list[RetrievedPassage]:
+        """All verified passages, in source then rank order."""
+        return [p for r in self.responses for p in r.passages]
+
+    def receipts(self) -> dict[int, Receipt]:
+        """Receipt per source id (what feedback for this query must carry)."""
+        return {r.source.source_id: r.receipt for r in self.responses}
+
+
+def parse_response(
+    payload: Any, source: SourceRecord, domain: ReceiptDomain, query_id: bytes, k: int
+) -> tuple[list[RetrievedPassage], Receipt]:
+    """Validate a ``/retrieve`` body; raise :class:`DragError` naming what is wrong."""
+    if not isinstance(payload, dict):
+        raise DragError("response is not a JSON object")
+    raw_passages = payload.get("passages")
+    if not isinstance(raw_passages, list):
+        raise DragError("response has no passages list")
+    if len(raw_passages) > k:
+        raise DragError(f"response has {len(raw_passages)} passages, more than k={k}")
+    receipt = Receipt.from_json(payload.get("receipt") or {})
+    passages = []
+    for item in raw_passages:
+        if not isinstance(item, dict) or not isinstance(item.get("text"), str):
+            raise DragError("a passage has no text")
+        text = item["text"]
+        digest = passage_hash(text)
+        claimed = str(item.get("passage_hash", ""))
+        if claimed and claimed.removeprefix("0x").lower() != digest.hex():
+            raise DragError("a passage_hash does not match its text")
+        try:
+            score = float(item.get("score", 0.0))
+        except (TypeError, ValueError) as exc:
+            raise DragError("a passage score is not a number") from exc
+        passages.append(
+            RetrievedPassage(
+                text=text,
+                score=score,
+                passage_hash=digest,
+                doc_id=str(item.get("doc_id", "")),
+                chunk_id=str(item.get("chunk_id", "")),
+                source_id=source.source_id,
+            )
+        )
+    return passages, receipt
+
+
+async def query_source(
+    client: httpx.AsyncClient,
+    source: SourceRecord,
+    domain: ReceiptDomain,
+    query: str,
+    k: int,
+    query_id: bytes,
+    timeout_s: float,
+) -> SourceResponse | SourceFailure:
+    """One source's verified answer, or the reason there is none (never raises)."""
+    start = time.perf_counter()
+    url = source.endpoint.rstrip("/") + "/retrieve"
+    body = {"query": query, "k": k, "query_id": "0x" + query_id.hex()}
+
+    def failure(kind: FailureKind, detail: str) -> SourceFailure:
+        log.info("source %d skipped (%s): %s", source.source_id, kind, detail)
+        return SourceFailure(
+            source.source_id, source.endpoint, kind, detail, time.perf_counter() - start
+        )
+
+    try:
+        response = await asyncio.wait_for(
+            client.post(url, json=body, timeout=timeout_s), timeout=timeout_s
+        )
+    except (TimeoutError, httpx.TimeoutException):
+        return failure("timeout", f"no answer within {timeout_s:.3g} s")
+    except httpx.HTTPError as exc:
+        return failure("unreachable", f"{type(exc).__name__}: {exc}")
+    if response.status_code != 200:
+        return failure("http_status", f"HTTP {response.status_code}: {response.text[:200]}")
+    try:
+        passages, receipt = parse_response(response.json(), source, domain, query_id, k)
+    except (ValueError, DragError) as exc:
+        return failure("bad_response", str(exc))
+    if not verify_receipt(
+        receipt,
+        domain,
+        source.address,
+        texts=[p.text for p in passages],
+        expected_query_id=query_id,
+        expected_source_id=source.source_id,
+    ):
+        return failure("bad_receipt", "receipt does not verify against the registered address")
+    return SourceResponse(source, passages, receipt, time.perf_counter() - start)
+
+
+async def fan_out(
+    query: str,
+    k: int,
+    sources: Sequence[SourceRecord],
+    domain: ReceiptDomain,
+    query_id: bytes | None = None,
+    timeout_s: float = 5.0,
+    client: httpx.AsyncClient | None = None,
+) -> FanOutResult:
+    """Query all ``sources`` concurrently, each with its own ``timeout_s`` deadline."""
+    if k < 1:
+        raise ConfigError(f"k={k}; ask each source for at least one passage")
+    if timeout_s <= 0:
+        raise ConfigError(f"timeout_s={timeout_s}; use a positive per-source timeout")
+    qid = query_id if query_id is not None else new_query_id()
+    own_client = client is None
+    http = client or httpx.AsyncClient(limits=httpx.Limits(max_connections=max(10, len(sources))))
+    try:
+        outcomes = await asyncio.gather(
+            *(query_source(http, s, domain, query, k, qid, timeout_s) for s in sources)
+        )
+    finally:
+        if own_client:
+            await http.aclose()
+    result = FanOutResult(query_id=qid)
+    for outcome in outcomes:
+        if isinstance(outcome, SourceResponse):
+            result.responses.append(outcome)
+        else:
+            result.failures.append(outcome)
+    return result
+
+
+def fan_out_sync(
+    query: str,
+    k: int,
+    sources: Sequence[SourceRecord],
+    domain: ReceiptDomain,
+    query_id: bytes | None = None,
+    timeout_s: float = 5.0,
+) -> FanOutResult:
+    """:func:`fan_out` for callers without an event loop (CLI, simulations)."""
+    return asyncio.run(fan_out(query, k, sources, domain, query_id=query_id, timeout_s=timeout_s))

@@ -1,0 +1,337 @@
+"""The HTTP face of a source node: signed top-k retrieval over its own index.
+
+``POST /retrieve`` answers ``{query, k, query_id}`` with the top-``k`` passages and an
+EIP-712 receipt (see :mod:`drag.receipts`) over the query id and the passage hashes,
+signed with the source's registered key; ``GET /health`` and ``GET /info`` let clients and
+operators check the node. FastAPI generates the OpenAPI schema (``/openapi.json``,
+``/docs``).
+
+Bad input is refused with a 4xx whose body is ``{"error": "<one line>", "detail": ...}``:
+a body over ``max_body_bytes`` is 413 before it is parsed, a ``k`` outside ``1..max_k``, an
+empty or too long query, or a malformed query id is 422.
+
+:class:`SourceNode` holds the logic with no HTTP, so it can be benchmarked and reused
+(e.g. in-process simulations) without a socket.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, field_validator
+
+from drag.index import PassageIndex
+from drag.ingest import ChunkConfig
+from drag.receipts import ReceiptDomain, address_of, passage_hash, sign_receipt
+from marketplace.errors import DragError, LedgerLearnError
+
+log = logging.getLogger(__name__)
+
+QUERY_ID_RE = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
+
+
+class SourceConfig(BaseModel):
+    """Everything a source node needs besides its index."""
+
+    source_id: int = Field(ge=0, description="id under which the source is registered")
+    private_key: str = Field(repr=False, description="hex secp256k1 key registered on-chain")
+    chain_id: int = Field(ge=0)
+    registry_address: str = Field(description="SourceRegistry contract address")
+    max_k: int = Field(default=50, ge=1, le=1000)
+    max_query_chars: int = Field(default=2000, ge=1)
+    max_body_bytes: int = Field(default=16_384, ge=256)
+
+
+class RetrieveRequest(BaseModel):
+    """A retrieval request; limits on ``k`` and ``query`` are enforced by the node."""
+
+    query: str = Field(description="natural-language query")
+    k: int = Field(default=5, description="number of passages wanted")
+    query_id: str = Field(description="32-byte query id, 0x + 64 hex digits")
+
+    @field_validator("query_id")
+    @classmethod
+    def _hex32(cls, value: str) -> str:
+        if not QUERY_ID_RE.match(value):
+            raise ValueError("query_id must be 0x followed by 64 hex digits")
+        return "0x" + value.removeprefix("0x").lower()
+
+
+class PassageOut(BaseModel):
+    text: str
+    score: float
+    passage_hash: str
+    doc_id: str
+    chunk_id: str
+
+
+class ReceiptOut(BaseModel):
+    source_id: int
+    query_id: str
+    passages_hash: str
+    signature: str
+
+
+class RetrieveResponse(BaseModel):
+    passages: list[PassageOut]
+    receipt: ReceiptOut
+
+
+class InfoResponse(BaseModel):
+    source_id: int
+    address: str
+    passages: int
+    chain_id: int
+    registry: str
+    embedding_model: str
+    max_k: int
+    max_query_chars: int
+
+
+class SourceNode:
+    """Index + key + limits: answers retrieval requests and signs receipts."""
+
+    def __init__(self, index: PassageIndex, config: SourceConfig) -> None:
+        self.index = index
+        self.config = config
+        self.domain = ReceiptDomain(config.chain_id, config.registry_address)
+        self.address = address_of(config.private_key)
+
+    @classmethod
+    def from_dirs(
+        cls,
+        docs_dir: Path | str,
+        index_dir: Path | str,
+        config: SourceConfig,
+        chunk: ChunkConfig | None = None,
+    ) -> SourceNode:
+        """Open (or build) the index in ``index_dir``, sync it with ``docs_dir``, wrap it."""
+        index = PassageIndex(index_dir, chunk=chunk)
+        index.sync(docs_dir)
+        return cls(index, config)
+
+    def check(self, query: str, k: int) -> None:
+        """Raise :class:`DragError` if the request breaks the node's limits."""
+        if not 1 <= k <= self.config.max_k:
+            raise DragError(f"k={k} is out of range; ask for 1..{self.config.max_k} passages")
+        if not query.strip():
+            raise DragError("query is empty; send a non-empty query")
+        if len(query) > self.config.max_query_chars:
+            raise DragError(
+                f"query has {len(query)} characters; the limit is {self.config.max_query_chars}"
+            )
+
+    def retrieve(self, query: str, k: int, query_id: bytes) -> RetrieveResponse:
+        """Top-``k`` passages for ``query`` with a receipt signed over ``query_id``."""
+        self.check(query, k)
+        hits = self.index.search(query, k)
+        texts = [h.passage.text for h in hits]
+        receipt = sign_receipt(
+            self.config.private_key, self.domain, self.config.source_id, query_id, texts
+        ).to_json()
+        return RetrieveResponse(
+            passages=[
+                PassageOut(
+                    text=h.passage.text,
+                    score=h.score,
+                    passage_hash="0x" + passage_hash(h.passage.text).hex(),
+                    doc_id=h.passage.doc_id,
+                    chunk_id=h.passage.chunk_id,
+                )
+                for h in hits
+            ],
+            receipt=ReceiptOut(**receipt),
+        )
+
+    def info(self) -> InfoResponse:
+        return InfoResponse(
+            source_id=self.config.source_id,
+            address=self.address,
+            passages=len(self.index),
+            chain_id=self.config.chain_id,
+            registry=self.domain.verifying_contract,
+            embedding_model=self.index.embedder.name,
+            max_k=self.config.max_k,
+            max_query_chars=self.config.max_query_chars,
+        )
+
+
+def _error(status: int, message: str, detail: Any = None) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": message, "detail": detail})
+
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class BodySizeLimit:
+    """ASGI middleware: refuse request bodies over ``limit`` bytes with 413.
+
+    It checks ``Content-Length`` first and also counts the bytes of chunked bodies, reading
+    at most ``limit + 1`` bytes before it refuses, then replays the body to the app.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            more = bool(message.get("more_body", False))
+            if size > self.limit:
+                await self._refuse(scope, receive, send)
+                return
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = _error(
+            413, f"request body is larger than {self.limit} bytes; send a shorter query"
+        )
+        await response(scope, receive, send)
+
+
+def create_app(node: SourceNode) -> FastAPI:
+    """FastAPI app serving ``node``; ``serve`` runs it under uvicorn."""
+    app = FastAPI(
+        title="LedgerLearn dRAG source node",
+        version="1",
+        description="Signed top-k passage retrieval for the decentralized RAG.",
+    )
+    app.state.node = node
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        first = errors[0] if errors else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        message = f"invalid request: {where or 'body'}: {first.get('msg', 'malformed')}"
+        return _error(422, message, json.loads(json.dumps(errors, default=str)))
+
+    @app.exception_handler(LedgerLearnError)
+    async def _user_error(_: Request, exc: LedgerLearnError) -> JSONResponse:
+        return _error(422, str(exc))
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "passages": len(node.index)}
+
+    @app.get("/info", response_model=InfoResponse)
+    def info() -> InfoResponse:
+        return node.info()
+
+    @app.post(
+        "/retrieve",
+        response_model=RetrieveResponse,
+        responses={413: {"description": "body too large"}, 422: {"description": "bad input"}},
+    )
+    def retrieve(request: RetrieveRequest) -> RetrieveResponse:
+        # sync handler: FastAPI runs it in a worker thread, embedding does not block the loop
+        return node.retrieve(request.query, request.k, bytes.fromhex(request.query_id[2:]))
+
+    app.add_middleware(BodySizeLimit, limit=node.config.max_body_bytes)
+    return app
+
+
+def serve(
+    node: SourceNode, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info"
+) -> None:
+    """Serve ``node`` over HTTP until interrupted (blocking)."""
+    log.info(
+        "source %d (%s) serving %d passages on http://%s:%d",
+        node.config.source_id,
+        node.address,
+        len(node.index),
+        host,
+        port,
+    )
+    uvicorn.run(create_app(node), host=host, port=port, log_level=log_level)
+
+
+class BackgroundServer:
+    """A uvicorn server for one app on a background thread (simulations, demos, tests).
+
+    Binds ``host:port`` (port 0 picks a free port) before starting, so :attr:`url` is
+    known at once; :meth:`stop` asks uvicorn to exit and joins the thread.
+    """
+
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # accepted sockets inherit this; asyncio only sets it itself for sockets it creates,
+        # and without it a keep-alive request waits ~40 ms on Nagle + delayed ACK
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._sock.bind((host, port))
+        self.host = host
+        self.port = int(self._sock.getsockname()[1])
+        config = uvicorn.Config(
+            app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout_s: float = 10.0) -> BackgroundServer:
+        self._thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise DragError(f"source server on {self.url} did not start; is the port free?")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._sock.close()
+
+    def __enter__(self) -> BackgroundServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,80 @@
+"""Synthetic QA corpus, pollution, and the JSONL QA loader."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from drag.corpus import (
+    RELATIONS,
+    generate_facts,
+    load_qa_jsonl,
+    questions,
+    split_over_sources,
+)
+from marketplace.errors import ConfigError
+
+
+def test_facts_are_seeded_distinct_and_single_token() -> None:
+    facts = generate_facts(60, seed=5)
+    assert facts == generate_facts(60, seed=5)
+    assert facts != generate_facts(60, seed=6)
+    assert len({(f.entity, f.relation) for f in facts}) == 60
+    assert len({f.answer for f in facts}) == 60
+    assert not {f.answer for f in facts} & {f.entity for f in facts}
+    for f in facts:
+        assert len(f.answer.split()) == 1
+        assert f.answer in f.text and f.entity in f.question and f.answer not in f.question
+    assert facts[0].text == RELATIONS[facts[0].relation][0].format(
+        e=facts[0].entity, a=facts[0].answer
+    )
+
+
+def test_token_pollution_replaces_only_the_answer() -> None:
+    facts = generate_facts(40, seed=1)
+    sources = split_over_sources(facts, [0.0, 0.25, 1.0], seed=2, mode="token")
+    by_id = {f.fact_id: f for f in facts}
+    assert [len(s.polluted) for s in sources] == [0, 10, 40]
+    for source in sources:
+        assert len(source.documents) == 40
+        for doc in source.documents:
+            fact = by_id[doc["id"]]
+            if doc["id"] in source.polluted:
+                assert fact.answer not in doc["text"]
+                assert doc["text"].split()[:-1] == fact.text.split()[:-1]
+            else:
+                assert doc["text"] == fact.text
+
+
+def test_document_pollution_rewrites_the_document_and_replicas_split_facts() -> None:
+    facts = generate_facts(30, seed=3)
+    sources = split_over_sources(facts, [1.0, 0.0, 0.0], seed=4, mode="document", replicas=2)
+    assert sum(len(s.documents) for s in sources) == 60
+    for doc in sources[0].documents:
+        fact = next(f for f in facts if f.fact_id == doc["id"])
+        assert fact.answer not in doc["text"] and len(doc["text"]) > len(fact.text)
+    again = split_over_sources(facts, [1.0, 0.0, 0.0], seed=4, mode="document", replicas=2)
+    assert [s.documents for s in again] == [s.documents for s in sources]
+    with pytest.raises(ConfigError):
+        split_over_sources(facts, [1.5], seed=0)
+
+
+def test_written_source_and_loader(tmp_path: Path) -> None:
+    facts = generate_facts(5, seed=0)
+    path = split_over_sources(facts, [0.0], seed=0)[0].write(tmp_path / "s0")
+    assert len(path.read_text(encoding="utf-8").splitlines()) == 5
+    qa = tmp_path / "qa.jsonl"
+    rows = [
+        {"question": "Q1?", "answer": "A1", "documents": ["d1", {"text": "d2"}], "id": "x"},
+        {"question": "Q2?", "answers": ["A2", "a two"]},
+    ]
+    qa.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    examples = load_qa_jsonl(qa)
+    assert examples[0].answers == ("A1",) and examples[0].documents == ("d1", "d2")
+    assert examples[1].answers == ("A2", "a two") and examples[1].qid == "2"
+    assert questions(facts)[0].answers == (facts[0].answer,)
+    qa.write_text('{"question": "Q?"}\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="answer"):
+        load_qa_jsonl(qa)

@@ -1,0 +1,112 @@
+"""EIP-712 receipts: round trip, rejection of wrong keys and tampering, digest layout."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from eth_abi import encode
+from eth_utils import keccak
+
+from drag.receipts import (
+    Receipt,
+    ReceiptDomain,
+    address_of,
+    new_query_id,
+    passages_hash,
+    receipt_digest,
+    recover_signer,
+    sign_receipt,
+    verify_receipt,
+)
+from marketplace.errors import ConfigError, DragError
+
+KEY = "0x" + "11" * 32
+OTHER_KEY = "0x" + "22" * 32
+DOMAIN = ReceiptDomain(chain_id=31337, verifying_contract="0x" + "ab" * 20)
+TEXTS = ["The capital of Zorvia is Quelton.", "Zorvia lies by the sea. Ünïcode too."]
+QID = bytes(range(32))
+
+
+def test_round_trip_recovers_the_signer() -> None:
+    receipt = sign_receipt(KEY, DOMAIN, 7, QID, TEXTS)
+    assert recover_signer(receipt, DOMAIN) == address_of(KEY)
+    assert verify_receipt(receipt, DOMAIN, address_of(KEY), TEXTS, QID, 7)
+    assert receipt.passages_hash == passages_hash(TEXTS)
+    assert Receipt.from_json(receipt.to_json()) == receipt
+
+
+def test_wrong_key_is_rejected() -> None:
+    receipt = sign_receipt(OTHER_KEY, DOMAIN, 7, QID, TEXTS)
+    assert not verify_receipt(receipt, DOMAIN, address_of(KEY), TEXTS, QID, 7)
+
+
+@pytest.mark.parametrize(
+    "texts, qid, sid, domain",
+    [
+        (["The capital of Zorvia is Brakmor.", TEXTS[1]], QID, 7, DOMAIN),  # tampered text
+        (list(reversed(TEXTS)), QID, 7, DOMAIN),  # order matters
+        (TEXTS, bytes(32), 7, DOMAIN),  # another query
+        (TEXTS, QID, 8, DOMAIN),  # another source id
+        (TEXTS, QID, 7, ReceiptDomain(1, DOMAIN.verifying_contract)),  # another chain
+        (TEXTS, QID, 7, ReceiptDomain(31337, "0x" + "cd" * 20)),  # another registry
+    ],
+)
+def test_any_mismatch_is_rejected(texts, qid, sid, domain) -> None:
+    receipt = sign_receipt(KEY, DOMAIN, 7, QID, TEXTS)
+    assert not verify_receipt(receipt, domain, address_of(KEY), texts, qid, sid)
+
+
+def test_forged_fields_change_the_recovered_signer() -> None:
+    receipt = sign_receipt(KEY, DOMAIN, 7, QID, TEXTS)
+    forged = Receipt(8, receipt.query_id, receipt.passages_hash, receipt.signature)
+    assert not verify_receipt(forged, DOMAIN, address_of(KEY))
+    garbage = Receipt(7, QID, receipt.passages_hash, b"\x00" * 65)
+    assert not verify_receipt(garbage, DOMAIN, address_of(KEY))
+
+
+def test_digest_matches_an_independent_eip712_encoding() -> None:
+    """keccak(0x1901 || domainSeparator || structHash) built by hand from the spec."""
+    domain_type = keccak(
+        b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+    )
+    separator = keccak(
+        encode(
+            ["bytes32", "bytes32", "bytes32", "uint256", "address"],
+            [
+                domain_type,
+                keccak(b"LedgerLearn SourceRegistry"),
+                keccak(b"1"),
+                31337,
+                DOMAIN.verifying_contract,
+            ],
+        )
+    )
+    type_hash = keccak(b"Receipt(uint256 sourceId,bytes32 queryId,bytes32 passagesHash)")
+    ph = keccak(b"".join(keccak(t.encode("utf-8")) for t in TEXTS))
+    struct = keccak(encode(["bytes32", "uint256", "bytes32", "bytes32"], [type_hash, 7, QID, ph]))
+    expected = keccak(b"\x19\x01" + separator + struct)
+    assert receipt_digest(DOMAIN, 7, QID, ph) == expected
+
+
+def test_empty_passage_list_has_a_defined_hash() -> None:
+    assert passages_hash([]) == keccak(b"")
+    receipt = sign_receipt(KEY, DOMAIN, 1, QID, [])
+    assert verify_receipt(receipt, DOMAIN, address_of(KEY), [], QID, 1)
+
+
+def test_bad_inputs_raise_actionable_errors() -> None:
+    with pytest.raises(ConfigError, match="registry address"):
+        ReceiptDomain(1, "0x1234")
+    with pytest.raises(ConfigError, match="private key"):
+        address_of("0x1234")
+    with pytest.raises(DragError, match="malformed receipt|query_id"):
+        Receipt.from_json(
+            {"source_id": 1, "query_id": "0x12", "passages_hash": "", "signature": ""}
+        )
+
+
+def test_query_ids_are_seeded_or_random() -> None:
+    assert new_query_id(random.Random(3)) == new_query_id(random.Random(3))
+    assert new_query_id() != new_query_id()
+    assert len(new_query_id()) == 32

@@ -1,0 +1,137 @@
+"""Fan-out over real HTTP source nodes: dead, slow, lying and impostor sources are skipped."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+
+from drag.client import ClientConfig, DragClient
+from drag.corpus import generate_facts, split_over_sources
+from drag.feedback import FeedbackQueue
+from drag.generate import ExtractiveGenerator
+from drag.index import PassageIndex
+from drag.receipts import ReceiptDomain, address_of
+from drag.registry import SourceRecord, StaticDirectory
+from drag.retrieve import fan_out, fan_out_sync
+from drag.server import BackgroundServer, SourceConfig, SourceNode, create_app
+
+DOMAIN = ReceiptDomain(31337, "0x" + "cc" * 20)
+KEYS = ["0x" + f"{i + 1:02x}" * 32 for i in range(4)]
+
+
+@pytest.fixture(scope="module")
+def facts():
+    return generate_facts(24, seed=31)
+
+
+def _node(
+    root: Path, docs: list[dict[str, str]], source_id: int, key: str, name: str
+) -> SourceNode:
+    from drag.corpus import SourceCorpus
+
+    SourceCorpus(source_id, 0.0, docs).write(root / name / "docs")
+    index = PassageIndex(root / name / "idx")
+    index.sync(root / name / "docs")
+    config = SourceConfig(
+        source_id=source_id,
+        private_key=key,
+        chain_id=DOMAIN.chain_id,
+        registry_address=DOMAIN.verifying_contract,
+    )
+    return SourceNode(index, config)
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory, facts):
+    root = tmp_path_factory.mktemp("sources")
+    clean, polluted = split_over_sources(facts, [0.0, 1.0], seed=1)
+    nodes = [
+        _node(root, clean.documents, 0, KEYS[0], "clean"),
+        _node(root, polluted.documents, 1, KEYS[1], "polluted"),
+    ]
+    slow = FastAPI()
+
+    @slow.post("/retrieve")
+    async def _slow() -> dict:
+        await asyncio.sleep(5)
+        return {}
+
+    garbage = FastAPI()
+
+    @garbage.post("/retrieve")
+    async def _garbage() -> dict:
+        return {"passages": "nope"}
+
+    running = [BackgroundServer(create_app(n)).start() for n in nodes]
+    running += [BackgroundServer(slow).start(), BackgroundServer(garbage).start()]
+    yield running
+    for server in running:
+        server.stop()
+
+
+def _records(servers) -> list[SourceRecord]:
+    clean, polluted, slow, garbage = servers
+    return [
+        SourceRecord(0, address_of(KEYS[0]), clean.url),
+        SourceRecord(1, address_of(KEYS[1]), polluted.url),
+        SourceRecord(2, address_of(KEYS[2]), slow.url),
+        SourceRecord(3, address_of(KEYS[3]), garbage.url),
+        SourceRecord(4, address_of(KEYS[0]), f"http://127.0.0.1:{_closed_port()}"),
+        # registered with key 3, but the server at this endpoint signs with key 0
+        SourceRecord(5, address_of(KEYS[3]), clean.url),
+    ]
+
+
+def test_fan_out_keeps_verified_sources_and_reports_the_rest(servers, facts) -> None:
+    records = _records(servers)
+    qid = bytes(range(32))
+    result = asyncio.run(
+        fan_out(facts[0].question, 2, records, DOMAIN, query_id=qid, timeout_s=0.8)
+    )
+    assert sorted(r.source.source_id for r in result.responses) == [0, 1]
+    kinds = {f.source_id: f.kind for f in result.failures}
+    assert kinds == {2: "timeout", 3: "bad_response", 4: "unreachable", 5: "bad_receipt"}
+    assert all(f.latency_s < 3 for f in result.failures)
+    assert result.query_id == qid and set(result.receipts()) == {0, 1}
+    clean = next(r for r in result.responses if r.source.source_id == 0)
+    assert clean.passages[0].text == facts[0].text and clean.passages[0].source_id == 0
+
+
+def test_all_sources_down_is_an_empty_result_not_an_error() -> None:
+    dead = [
+        SourceRecord(i, address_of(KEYS[0]), f"http://127.0.0.1:{_closed_port()}") for i in range(2)
+    ]
+    result = fan_out_sync("anything", 3, dead, DOMAIN, timeout_s=0.5)
+    assert result.responses == [] and len(result.failures) == 2 and result.passages() == []
+
+
+def test_client_answers_and_feeds_back_through_the_queue(servers, facts, tmp_path: Path) -> None:
+    records = _records(servers)[:2] + [_records(servers)[4]]  # clean, polluted, dead
+    directory = StaticDirectory(DOMAIN, records)
+    queue = FeedbackQueue(tmp_path / "fb.jsonl", directory.submit_feedback, max_batch=4)
+    config = ClientConfig(n_sources=3, k=2, top_n=4, alpha=0.5, timeout_s=2.0)
+    client = DragClient(directory, ExtractiveGenerator(), config, queue)
+    correct = 0
+    for i, fact in enumerate(facts[:6]):
+        result = client.query(fact.question, seed=i)
+        assert [f.kind for f in result.fanout.failures] == ["unreachable"]
+        correct += result.answer.text == fact.answer
+        client.feedback(result, truth=[fact.answer], seed=i)
+    assert correct >= 2
+    queue.flush()
+    scores = {s.source_id: s for s in directory.list_sources()}
+    assert scores[0].reliability() > 0.6 > 0.4 > scores[1].reliability()
+    assert scores[0].usefulness > scores[1].usefulness
+    # after learning, reliability reranking makes the clean source win every question
+    later = [client.query(f.question, seed=100 + i) for i, f in enumerate(facts[6:10])]
+    assert [r.answer.text for r in later] == [f.answer for f in facts[6:10]]
