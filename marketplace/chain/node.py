@@ -42,6 +42,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def port_in_use(port: int) -> bool:
+    """Whether something already listens on 127.0.0.1:``port``."""
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
 def anvil_command(
     port: int, state: Path | None = None, block_time: float | None = None
 ) -> list[str]:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import signal
-import subprocess
+import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Annotated
@@ -14,7 +14,7 @@ from marketplace.chain.accounts import resolve_account
 from marketplace.chain.compile import build
 from marketplace.chain.connection import connect
 from marketplace.chain.deploy import deploy_all, manifest_path
-from marketplace.chain.node import anvil_command, stop, wait_for_rpc
+from marketplace.chain.node import anvil_command, port_in_use
 from marketplace.chain.tx import TxSender
 from marketplace.cli.common import (
     DEFAULT_URL,
@@ -25,14 +25,10 @@ from marketplace.cli.common import (
     console,
     emit_json,
 )
-from marketplace.errors import ChainUnreachable
+from marketplace.errors import ConfigError
 from marketplace.paths import CONTRACT_BUILD
 
 contracts_app = typer.Typer(help="Build the Solidity contracts.", no_args_is_help=True)
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def node(
@@ -42,30 +38,20 @@ def node(
         typer.Option(help="Load the chain from FILE if it exists and save it there on exit."),
     ] = None,
 ) -> None:
-    """Start a local Ethereum node (anvil) on 127.0.0.1; Ctrl-C stops it cleanly."""
-    signal.signal(signal.SIGTERM, _interrupt)  # stop as cleanly on SIGTERM as on Ctrl-C
+    """Start a local Ethereum node (anvil) on 127.0.0.1; Ctrl-C stops it cleanly.
+
+    The command replaces itself with anvil (exec), so Ctrl-C or SIGTERM reach anvil
+    directly: it saves ``--state`` and exits, and no orphaned node can outlive us.
+    """
     cmd = anvil_command(port, state)
-    process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        try:
-            wait_for_rpc(url, process=process)
-        except ChainUnreachable as exc:
-            raise ChainUnreachable(f"{exc} (is port {port} already in use? try --port)") from exc
-        console.print(f"anvil listening on [bold]{url}[/] (chain id 31337); Ctrl-C to stop")
-        if state is not None:
-            console.print(f"chain state is kept in {state}")
-        process.wait()
-    except KeyboardInterrupt:
-        # A terminal's Ctrl-C reaches anvil too: give it a moment to save its state
-        # before signalling it ourselves (a second SIGINT could cut the dump short).
-        try:
-            process.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            stop(process, timeout=60)
-        console.print("node stopped" + (f"; state saved to {state}" if state else ""))
-    finally:
-        stop(process)
+    if port_in_use(port):
+        raise ConfigError(f"port {port} on 127.0.0.1 is already in use: pass another --port")
+    console.print(
+        f"starting anvil on [bold]http://127.0.0.1:{port}[/] (chain id 31337); Ctrl-C to stop"
+        + (f"; chain state kept in {state}" if state else "")
+    )
+    sys.stdout.flush()
+    os.execv(cmd[0], cmd)
 
 
 def deploy(
