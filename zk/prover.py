@@ -185,6 +185,17 @@ class Groth16pyProver:
             )
         return proof
 
+    def prove_unchecked(self, inputs: CircuitInputs) -> Groth16Proof:
+        """A proof without the self-check of :meth:`prove`: for timing the prover alone and
+        for tests that need the (invalid) proof of a forged witness. Never ship its output
+        without verifying it."""
+        import groth16py
+
+        try:
+            return Groth16Proof.from_bytes(groth16py.prove(self._pk, dict(inputs)))
+        except (groth16py.WitnessError, groth16py.EncodingError) as exc:
+            raise ZkError(f"witness does not satisfy {self.shape.name}: {exc}") from exc
+
     def verify(self, proof: Groth16Proof, public_inputs: Sequence[int]) -> bool:
         import groth16py
 

@@ -90,13 +90,42 @@ def fold_public_values(
     shape = CircuitShape(len(commitments), len(inlier_sums), value_bits)
     if len(active) != shape.n_max:
         raise ZkError(f"active has {len(active)} entries; expected n_max = {shape.n_max}")
+    return fold_with_sums_digest(
+        project_id=project_id,
+        round_index=round_index,
+        commitments=commitments,
+        active=active,
+        mask=mask,
+        rule_num=rule_num,
+        rule_den=rule_den,
+        median_distance=median_distance,
+        sums=sums_digest(inlier_sums, shape),
+    )
+
+
+def fold_with_sums_digest(
+    *,
+    project_id: int,
+    round_index: int,
+    commitments: Sequence[int],
+    active: Sequence[int],
+    mask: Sequence[int],
+    rule_num: int,
+    rule_den: int,
+    median_distance: int,
+    sums: int,
+) -> int:
+    """``publicHash`` given step 4's digest instead of the sums: what a verifier that never
+    sees the sums (the contract, ``zk.onchain``) recomputes from chain data."""
+    if len(active) != len(commitments):
+        raise ZkError(f"active has {len(active)} entries for {len(commitments)} commitments")
     h = commitments_accumulator(commitments)
     header = (
         check_field_element(project_id, "project_id"),
         check_field_element(round_index, "round_index"),
         flags_word(active, mask),
         rule_word(rule_num, rule_den, median_distance),
-        sums_digest(inlier_sums, shape),
+        check_field_element(sums, "sums digest"),
     )
     for e in header:
         h = poseidon([h, e])

@@ -88,7 +88,7 @@ def test_three_rounds_with_trainer_processes(tmp_path: Path) -> None:
                 "--rounds",
                 str(ROUNDS),
                 "--round-duration",
-                "30",
+                "120",
                 "--min-stake",
                 f"{STAKE}wei",
                 "--model-spec-cid",
@@ -155,7 +155,7 @@ def test_three_rounds_with_trainer_processes(tmp_path: Path) -> None:
             ]
             procs.append(_spawn(trainer_args, env, tmp_path / f"trainer{i}.log"))
 
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 300
         while time.monotonic() < deadline and any(p.poll() is None for p in procs):
             time.sleep(0.2)
         logs = {p.name: p.read_text() for p in tmp_path.glob("*.log")}

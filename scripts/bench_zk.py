@@ -1,0 +1,227 @@
+"""Benchmark the verifiable round end to end: circuit size, setup, proving, verification gas.
+
+Usage: ``python scripts/bench_zk.py [--shapes 10x16,20x32,50x32] [--repeats 3] [--home DIR]
+[--out benchmarks/results/zk.json]``. For each shape: groth16py keys (cached under
+``$LEDGERLEARN_HOME/zk``; a cached setup reports the time it took when it was made), the
+prover alone (no self-check), the arkworks verifier, then on the embedded chain a project
+with every slot committed and:
+
+All gas figures are receipts' ``gasUsed`` (21,000 intrinsic and calldata included):
+
+* ``verify_gas``: a transaction calling ``Groth16Verifier.verifyProof`` alone (21,000
+  intrinsic + calldata + pairing), the figure usually quoted for Groth16 on the EVM;
+* ``verify_round_gas``: a transaction calling ``FilterRoundVerifier.verifyRound`` alone
+  (market reads + Poseidon fold over every slot + the Groth16 check);
+* ``commit_round_gas``: the whole ``commitRound`` with the proof, and without a verifier.
+
+snarkjs rows are not measured here: its phase-2 preparation of the powers of tau takes 33
+min at 2^16 and 88 min at 2^18 on this machine (ARCHITECTURE.md); its proving times are in
+ARCHITECTURE.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+log = logging.getLogger("bench_zk")
+
+ETH = 10**18
+STAKE = 10**16
+CID = bytes([7]) * 32
+INTRINSIC_GAS = 21_000
+
+
+def _sketches(shape: Any, n: int, seed: int = 0) -> tuple[list[list[int]], list[int]]:
+    from zk.field import FIELD_MODULUS
+
+    rng = random.Random(seed)
+    span = 1 << (shape.value_bits - 8)
+    sketches = [[rng.randint(-span, span) for _ in range(shape.dim)] for _ in range(n)]
+    sketches[0] = [max(-(1 << 31), min((1 << 31) - 1, v * 50)) for v in sketches[0]]
+    return sketches, [rng.randrange(FIELD_MODULUS) for _ in range(n)]
+
+
+def _calldata_gas(data: str | bytes) -> int:
+    """EIP-2028 calldata cost: 16 gas per non-zero byte, 4 per zero byte."""
+    raw = bytes.fromhex(data[2:]) if isinstance(data, str) else data
+    return sum(16 if b else 4 for b in raw)
+
+
+def _tx_gas(sender: Any, call: Any) -> int:
+    """Gas used by ``call`` sent as a transaction (receipt, not eth_estimateGas, which
+    eth-tester pads), with explicit gas so nothing is estimated."""
+    return int(sender.transact(call, gas=3_000_000)["gasUsed"])
+
+
+def _time(fn: Any, repeats: int) -> tuple[float, Any]:
+    best, out = float("inf"), None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, out
+
+
+def gas_rows(shape: Any, prover: Any) -> dict[str, int]:
+    """Deploy everything on a fresh embedded chain and measure the verification gas."""
+    from marketplace.chain.artifacts import load_artifact
+    from marketplace.chain.connection import connect_embedded
+    from marketplace.chain.deploy import deploy_all
+    from marketplace.chain.market import MarketClient, mask_to_words
+    from marketplace.chain.tx import TxSender
+    from zk.onchain import deploy_round_verifier
+    from zk.sketch import sketch_commitment
+
+    n = shape.n_max
+    chain = connect_embedded(accounts=n + 2)
+    owner, aggregator = chain.dev_account(0), chain.dev_account(1)
+    trainers = [chain.dev_account(i + 2) for i in range(n)]
+    manifest = deploy_all(TxSender(chain, owner), save=False)
+    market = MarketClient(chain, manifest.address("ContributionMarket"), owner)
+    stack = deploy_round_verifier(
+        TxSender(chain, owner), market.address, shape, keys_dir=prover.backend.info.keys_dir
+    )
+    sketches, salts = _sketches(shape, n)
+    pids = []
+    from marketplace.chain.market import ZERO_ADDRESS
+
+    for verifier in (stack.address, ZERO_ADDRESS):
+        pid, _ = market.create_project(
+            reward=ETH,
+            aggregator=aggregator.address,
+            rounds=1,
+            round_duration=3600,
+            min_stake=STAKE,
+            verifier=verifier,
+        )
+        for t, s, salt in zip(trainers, sketches, salts, strict=True):
+            market.as_account(t).register(pid, STAKE)
+            c = sketch_commitment(s, salt, shape.value_bits).to_bytes(32, "big")
+            market.as_account(t).commit_update(pid, 1, CID, c)
+        pids.append(pid)
+    rp = prover.prove_round(pids[0], 1, sketches, salts)
+    mask = rp.inlier_mask(n)
+    scores = [1] * sum(mask)
+    data = rp.to_bytes(global_model_cid=CID, scores=scores, rejected_mask=[False] * n)
+    w3 = chain.w3
+    g16 = w3.eth.contract(
+        address=w3.to_checksum_address(stack.groth16), abi=load_artifact("Groth16Verifier").abi
+    )
+    a, b, c = rp.proof.solidity_args()
+    sender = TxSender(chain, owner)
+    verify_gas = _tx_gas(sender, g16.functions.verifyProof(a, b, c, [rp.statement.public_hash]))
+    assert g16.functions.verifyProof(a, b, c, [rp.statement.public_hash]).call()
+    frv = w3.eth.contract(
+        address=w3.to_checksum_address(stack.address), abi=load_artifact("FilterRoundVerifier").abi
+    )
+    result_digest = w3.keccak(
+        w3.codec.encode(
+            ["bytes32", "bytes32", "uint256[]", "uint128[]"], [CID, bytes(32), [0], scores]
+        )
+    )
+    words = mask_to_words(mask, n)
+    call = frv.functions.verifyRound(pids[0], 1, bytes(32), words, result_digest, data)
+    assert call.call({"from": market.address}), "verifyRound rejected an honest round"
+    verify_round_gas = _tx_gas(sender, call)
+    agg = market.as_account(aggregator)
+    with_proof = agg.commit_round(
+        pids[0], 1, global_model_cid=CID, inlier_mask=mask, scores=scores, proof=data
+    )
+    without = agg.commit_round(pids[1], 1, global_model_cid=CID, inlier_mask=mask, scores=scores)
+    hasher = w3.eth.contract(
+        address=w3.to_checksum_address(stack.poseidon), abi=load_artifact("PoseidonT3").abi
+    )
+    h_call = hasher.functions.hash(1, 2)
+    poseidon_gas = (
+        _tx_gas(sender, h_call) - INTRINSIC_GAS - _calldata_gas(h_call._encode_transaction_data())
+    )
+    return {
+        "verify_gas": int(verify_gas),
+        "verify_round_gas": int(verify_round_gas),
+        "commit_round_gas": int(with_proof["gasUsed"]),
+        "commit_round_gas_no_verifier": int(without["gasUsed"]),
+        "poseidon_gas": int(poseidon_gas),
+        "active": n,
+    }
+
+
+def bench(shape: Any, repeats: int) -> dict[str, Any]:
+    from zk.onchain import RoundProver
+    from zk.witness import build_round
+
+    prover = RoundProver(shape)
+    info = prover.backend.info
+    sketches, salts = _sketches(shape, shape.n_max)
+    inputs, st = build_round(shape, project_id=1, round_index=1, sketches=sketches, salts=salts)
+    prove_s, proof = _time(lambda: prover.backend.prove_unchecked(inputs), repeats)
+    verify_s, ok = _time(lambda: prover.backend.verify(proof, [st.public_hash]), repeats)
+    if not ok:
+        raise SystemExit(f"{shape.name}: the proof does not verify")
+    row: dict[str, Any] = {
+        "backend": "groth16py",
+        "n": shape.n_max,
+        "d": shape.dim,
+        "constraints": info.n_constraints,
+        "setup_s": round(info.setup_s, 2),
+        "prove_s": round(prove_s, 3),
+        "verify_s": round(verify_s, 4),
+    }
+    row.update(gas_rows(shape, prover))
+    return row
+
+
+def main() -> None:
+    from zk.shape import CircuitShape
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shapes", default="10x16,20x32,50x32")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--home", type=Path, help="LEDGERLEARN_HOME for the key cache")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/zk.json"))
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    if args.home:
+        os.environ["LEDGERLEARN_HOME"] = str(args.home)
+    rows = []
+    for spec in args.shapes.split(","):
+        n, d = (int(x) for x in spec.lower().split("x"))
+        rows.append(bench(CircuitShape(n, d), args.repeats))
+        log.info("%s", rows[-1])
+    rows.append(
+        {
+            "backend": "snarkjs",
+            "n": None,
+            "d": None,
+            "constraints": None,
+            "setup_s": None,
+            "prove_s": None,
+            "verify_s": None,
+            "verify_gas": None,
+            "note": "not measured: phase-2 powers-of-tau preparation takes 33-88 min here",
+        }
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(rows, indent=2) + "\n")
+    table = Table(title="Verifiable rounds (groth16py prover, embedded EVM gas)")
+    cols = ["n", "d", "constraints", "setup_s", "prove_s", "verify_s", "verify_gas"]
+    cols += ["verify_round_gas", "commit_round_gas", "commit_round_gas_no_verifier"]
+    for col in cols:
+        table.add_column(col, justify="right")
+    for row in rows:
+        if row["backend"] == "groth16py":
+            table.add_row(*(str(row[c]) for c in cols))
+    Console(width=200).print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,356 @@
+"""The filter proof checked by ``commitRound`` on the embedded chain (smallest shape 10x16).
+
+A valid round is accepted; every way of cheating the issue lists reverts with
+``InvalidRoundProof``; the contract Poseidon equals the Python one. Keys are set up once
+(about 15 s on 2 cores) into pytest's cache folder, content-addressed by the circuit hash,
+so later runs reuse them.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from marketplace.chain.deploy import deploy_contract
+from marketplace.chain.revert import decode_revert
+from marketplace.chain.tx import REVERT_ERRORS, TxSender, revert_data
+from marketplace.errors import TransactionReverted, ZkError
+from zk.build import build_dir
+from zk.field import FIELD_MODULUS
+from zk.filter_rule import FilterRule
+from zk.onchain import (
+    RoundProofPayload,
+    RoundProver,
+    VerifierStack,
+    audit_round,
+    deploy_round_verifier,
+    load_verifying_key,
+)
+from zk.poseidon import poseidon
+from zk.proof import Groth16Proof
+from zk.public_hash import fold_public_values
+from zk.shape import CircuitShape
+from zk.sketch import sketch_commitment
+
+pytestmark = pytest.mark.integration
+
+SHAPE = CircuitShape(10, 16)
+RULE = FilterRule(2, 1)
+ETH = 10**18
+STAKE = 10**16
+CID = bytes([7]) * 32
+N = 7  # trainers in the conftest world
+
+
+def reverts(name: str):
+    class _Ctx:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, exc_type, exc, tb):
+            assert exc_type is TransactionReverted, f"expected {name}, got {exc_type}: {exc}"
+            assert exc.error_name == name, f"expected {name}, got {exc}"
+            return True
+
+    return _Ctx()
+
+
+@pytest.fixture(scope="module")
+def keys_dir(request: pytest.FixtureRequest) -> Path:
+    root = Path(request.config.cache.mkdir("ledgerlearn-zk"))
+    return build_dir(SHAPE, root) / "groth16py"
+
+
+@pytest.fixture(scope="module")
+def prover(keys_dir: Path) -> RoundProver:
+    return RoundProver(SHAPE, keys_dir)
+
+
+@pytest.fixture
+def stack(world, keys_dir: Path, prover: RoundProver) -> VerifierStack:
+    sender = TxSender(world.chain, world.owner)
+    return deploy_round_verifier(sender, world.market.address, SHAPE, RULE, keys_dir=keys_dir)
+
+
+def sketches_for(seed: int = 0) -> tuple[list[list[int]], list[int]]:
+    rng = random.Random(seed)
+    sketches = [[rng.randint(-50_000, 50_000) for _ in range(SHAPE.dim)] for _ in range(N)]
+    sketches[0] = [v * 40 for v in sketches[0]]  # a boosted update: the rule masks it out
+    salts = [rng.randrange(FIELD_MODULUS) for _ in range(N)]
+    return sketches, salts
+
+
+def open_round(world, verifier: str, sketches, salts, rounds: int = 2, pid: int | None = None):
+    """Create a project (unless ``pid``), register everyone, commit round-1 sketches."""
+    if pid is None:
+        pid, _ = world.market.create_project(
+            reward=ETH,
+            aggregator=world.aggregator.address,
+            rounds=rounds,
+            round_duration=3600,
+            min_stake=STAKE,
+            verifier=verifier,
+        )
+        for t in world.trainers[:N]:
+            world.as_(t).register(pid, STAKE)
+    round_ = world.market.project(pid).current_round
+    for t, s, salt in zip(world.trainers[:N], sketches, salts, strict=True):
+        c = sketch_commitment(s, salt, SHAPE.value_bits)
+        world.as_(t).commit_update(pid, round_, CID, c.to_bytes(32, "big"))
+    return pid, round_
+
+
+def commit(world, pid, round_, mask, proof_bytes, rejected=None, scores=None):
+    scores = scores if scores is not None else [1] * sum(mask)
+    return world.as_(world.aggregator).commit_round(
+        pid,
+        round_,
+        global_model_cid=CID,
+        inlier_mask=mask,
+        scores=scores,
+        rejected_mask=rejected,
+        proof=proof_bytes,
+    )
+
+
+def honest(prover, pid, round_, sketches, salts, rejected=None):
+    rp = prover.prove_round(pid, round_, sketches, salts, RULE)
+    mask = rp.inlier_mask(N)
+    rejected = rejected or [False] * N
+    data = rp.to_bytes(global_model_cid=CID, scores=[1] * sum(mask), rejected_mask=rejected)
+    return rp, mask, data
+
+
+# ------------------------------------------------------------------ accepted
+
+
+def test_valid_round_is_accepted_and_audits(world, stack, prover):
+    sketches, salts = sketches_for()
+    pid, r = open_round(world, stack.address, sketches, salts)
+    rp, mask, data = honest(prover, pid, r, sketches, salts)
+    assert mask[0] is False and sum(mask) >= 5
+    from marketplace.chain.artifacts import load_artifact
+
+    contract = world.chain.w3.eth.contract(
+        address=stack.address, abi=load_artifact("FilterRoundVerifier").abi
+    )
+    payload = RoundProofPayload.from_bytes(data)
+    fits, h = contract.functions.publicHash(
+        pid,
+        r,
+        [sum(1 << i for i, m in enumerate(mask) if m)],
+        [0],
+        payload.median_distance,
+        payload.sums_digest,
+    ).call()
+    assert fits and h == rp.statement.public_hash  # the Solidity fold equals zk/public_hash.py
+    receipt = commit(world, pid, r, mask, data)
+    assert receipt["status"] == 1
+    assert world.market.project(pid).rounds_committed == 1
+    audit = audit_round(world.market, pid, r)
+    assert audit.ok, audit.reason
+    assert audit.public_hash == rp.statement.public_hash and audit.inliers == sum(mask)
+
+
+def test_rejected_trainer_is_a_public_claim(world, stack, prover):
+    """A trainer reported rejected is left out of the rule; the proof must say so too."""
+    sketches, salts = sketches_for(1)
+    pid, r = open_round(world, stack.address, sketches, salts)
+    withheld: list[list[int] | None] = list(sketches)
+    withheld[3] = None
+    rp = prover.prove_round(pid, r, withheld, salts, RULE)
+    committed = world.market.committed(pid, r)[0]
+    rejected = rp.rejected_mask(committed)
+    assert rejected == [i == 3 for i in range(N)]
+    mask = rp.inlier_mask(N)
+    data = rp.to_bytes(global_model_cid=CID, scores=[1] * sum(mask), rejected_mask=rejected)
+    assert commit(world, pid, r, mask, data, rejected=rejected)["status"] == 1
+
+
+# ------------------------------------------------------------------ rejected
+
+
+def test_flipped_mask_bit_is_rejected(world, stack, prover):
+    sketches, salts = sketches_for()
+    pid, r = open_round(world, stack.address, sketches, salts)
+    rp, mask, _ = honest(prover, pid, r, sketches, salts)
+    for flip in (0, 2):  # let the outlier in; drop an honest inlier
+        bad = list(mask)
+        bad[flip] = not bad[flip]
+        scores = [1] * sum(bad)  # the payload matches the result: only the proof can fail
+        data = rp.to_bytes(global_model_cid=CID, scores=scores, rejected_mask=[False] * N)
+        with reverts("InvalidRoundProof"):
+            commit(world, pid, r, bad, data, scores=scores)
+
+
+def test_excluded_honest_trainer_is_rejected(world, stack, prover):
+    """Proving without an honest trainer's sketch, without reporting it rejected, fails."""
+    sketches, salts = sketches_for()
+    pid, r = open_round(world, stack.address, sketches, salts)
+    dropped: list[list[int] | None] = list(sketches)
+    dropped[4] = None
+    rp = prover.prove_round(pid, r, dropped, salts, RULE)
+    mask = rp.inlier_mask(N)
+    assert not mask[4]
+    data = rp.to_bytes(global_model_cid=CID, scores=[1] * sum(mask), rejected_mask=[False] * N)
+    with reverts("InvalidRoundProof"):
+        commit(world, pid, r, mask, data)
+    # the result digest binds the rejected mask: claiming it in the proof only also fails
+    data = rp.to_bytes(
+        global_model_cid=CID, scores=[1] * sum(mask), rejected_mask=[i == 4 for i in range(N)]
+    )
+    with reverts("InvalidRoundProof"):
+        commit(world, pid, r, mask, data)
+
+
+def test_wrong_reference_point_is_rejected(world, stack, prover):
+    """A witness whose median is the attacker's own sketch (so the honest look far) cannot
+    yield a valid proof, and a lied median distance in the payload fails too."""
+    from zk.witness import build_round
+
+    sketches, salts = sketches_for()
+    pid, r = open_round(world, stack.address, sketches, salts)
+    inputs, st = build_round(
+        SHAPE, project_id=pid, round_index=r, sketches=sketches, salts=salts, rule=RULE
+    )
+    offsets = inputs["sketch"]
+    fake_median = list(offsets[0])  # the boosted trainer as the reference point
+    dists = [sum(abs(u - m) for u, m in zip(row, fake_median, strict=True)) for row in offsets[:N]]
+    fake_md = sorted(dists)[(N - 1) // 2]
+    fake_mask = [int(RULE.den * d <= RULE.num * fake_md) for d in dists] + [0] * (SHAPE.n_max - N)
+    lift = 1 << SHAPE.value_bits
+    fake_sums = [
+        sum(offsets[i][j] + lift for i in range(SHAPE.n_max) if fake_mask[i])
+        for j in range(SHAPE.dim)
+    ]
+    assert fake_mask[0] == 1 and fake_mask != list(st.mask)
+    fake_hash = fold_public_values(
+        project_id=pid,
+        round_index=r,
+        commitments=st.commitments,
+        active=st.active,
+        mask=fake_mask,
+        rule_num=RULE.num,
+        rule_den=RULE.den,
+        median_distance=fake_md,
+        inlier_sums=fake_sums,
+    )
+    forged = dict(inputs, median=fake_median, medianDist=fake_md, publicHash=fake_hash)
+    with pytest.raises(ZkError):
+        prover.backend.prove(forged)
+    bogus = prover.backend.prove_unchecked(forged)  # bypass the prover's own check
+    from zk.public_hash import sums_digest
+
+    payload = RoundProofPayload(
+        bogus,
+        fake_md,
+        sums_digest(fake_sums, SHAPE),
+        CID,
+        bytes(32),
+        (0,),
+        tuple([1] * sum(fake_mask)),
+    )
+    with reverts("InvalidRoundProof"):
+        commit(world, pid, r, [bool(m) for m in fake_mask[:N]], payload.to_bytes())
+    # an honest proof with a different median distance in the payload
+    rp, mask, _ = honest(prover, pid, r, sketches, salts)
+    good = RoundProofPayload.from_bytes(
+        rp.to_bytes(global_model_cid=CID, scores=[1] * sum(mask), rejected_mask=[False] * N)
+    )
+    lied = RoundProofPayload(**{**good.__dict__, "median_distance": good.median_distance + 1})
+    with reverts("InvalidRoundProof"):
+        commit(world, pid, r, mask, lied.to_bytes())
+
+
+def test_sketch_not_matching_commitment_is_rejected(world, stack, prover):
+    sketches, salts = sketches_for()
+    pid, r = open_round(world, stack.address, sketches, salts)
+    swapped = [list(s) for s in sketches]
+    swapped[2][0] += 1000  # the aggregator proves with a sketch trainer 2 did not commit
+    onchain = [int.from_bytes(world.market.commitment(pid, r, i)[1], "big") for i in range(N)]
+    with pytest.raises(ZkError, match="trainer 2"):
+        prover.prove_round(pid, r, swapped, salts, RULE, onchain_commitments=onchain)
+    _, mask, data = honest(prover, pid, r, swapped, salts)
+    with reverts("InvalidRoundProof"):
+        commit(world, pid, r, mask, data)
+
+
+def test_proof_replayed_for_another_project_or_round_is_rejected(world, stack, prover):
+    sketches, salts = sketches_for()
+    pid_a, r = open_round(world, stack.address, sketches, salts)
+    pid_b, _ = open_round(world, stack.address, sketches, salts)
+    _, mask, data = honest(prover, pid_a, r, sketches, salts)
+    with reverts("InvalidRoundProof"):
+        commit(world, pid_b, r, mask, data)  # same commitments, other project
+    commit(world, pid_a, r, mask, data)
+    open_round(world, stack.address, sketches, salts, pid=pid_a)  # round 2, same sketches
+    with reverts("InvalidRoundProof"):
+        commit(world, pid_a, 2, mask, data)
+
+
+def test_proof_under_another_circuits_key_is_rejected(world, stack, prover, tmp_path):
+    """A key the attacker set up for a trivial circuit proves any public input: the
+    verifier's own key must refuse that proof."""
+    import groth16py
+
+    src = tmp_path / "any.circom"
+    src.write_text(
+        "pragma circom 2.1.0;\ntemplate Any() { signal input publicHash; "
+        "signal sq; sq <== publicHash * publicHash; }\n"
+        "component main {public [publicHash]} = Any();\n"
+    )
+    pk, _vk = groth16py.setup_circom(str(src), [])
+    sketches, salts = sketches_for()
+    pid, r = open_round(world, stack.address, sketches, salts)
+    rp, mask, _ = honest(prover, pid, r, sketches, salts)
+    forged = Groth16Proof.from_bytes(groth16py.prove(pk, {"publicHash": rp.statement.public_hash}))
+    good = RoundProofPayload.from_bytes(
+        rp.to_bytes(global_model_cid=CID, scores=[1] * sum(mask), rejected_mask=[False] * N)
+    )
+    other = RoundProofPayload(**{**good.__dict__, "proof": forged})
+    with reverts("InvalidRoundProof"):
+        commit(world, pid, r, mask, other.to_bytes())
+
+
+def test_more_trainers_than_slots_is_rejected(world, prover, keys_dir):
+    """A verifier with fewer slots than committed trainers returns false."""
+    sender = TxSender(world.chain, world.owner)
+    small = deploy_round_verifier(
+        sender,
+        world.market.address,
+        CircuitShape(5, 16),
+        RULE,
+        vk=load_verifying_key(SHAPE, keys_dir),
+    )
+    sketches, salts = sketches_for()
+    pid, r = open_round(world, small.address, sketches, salts)
+    _, mask, data = honest(prover, pid, r, sketches, salts)
+    with reverts("InvalidRoundProof"):
+        commit(world, pid, r, mask, data)
+
+
+# ------------------------------------------------------------------ Poseidon
+
+
+def test_solidity_poseidon_matches_python(world):
+    sender = TxSender(world.chain, world.owner)
+    address = deploy_contract(sender, "PoseidonT3").address
+    from marketplace.chain.artifacts import load_artifact
+
+    h = world.chain.w3.eth.contract(address=address, abi=load_artifact("PoseidonT3").abi)
+    rng = random.Random(5)
+    pairs = [(0, 0), (1, 2), (FIELD_MODULUS - 1, FIELD_MODULUS - 1)]
+    pairs += [(rng.randrange(FIELD_MODULUS), rng.randrange(FIELD_MODULUS)) for _ in range(12)]
+    for a, b in pairs:
+        assert h.functions.hash(a, b).call() == poseidon([a, b])
+    with pytest.raises(REVERT_ERRORS) as info:
+        h.functions.hash(FIELD_MODULUS, 0).call()
+    assert decode_revert(revert_data(info.value))[0] == "NotAFieldElement"
+
+
+def test_committed_poseidon_contract_is_generated_from_circomlib():
+    from zk.gen_poseidon_sol import main as generate
+
+    assert generate(["--check"]) == 0, "run `python -m zk.gen_poseidon_sol` and rebuild"

@@ -1,0 +1,475 @@
+"""The filter proof on-chain: deploy the verifier stack, encode proofs, audit committed rounds.
+
+``ContributionMarket.commitRound`` hands the project's ``IRoundVerifier`` the round's inlier
+mask, a digest of the round result and opaque ``proof`` bytes. ``FilterRoundVerifier``
+(``contracts/src/zk``) recomputes the circuit's one public input from the market's state
+exactly as :mod:`zk.public_hash` folds it and checks the Groth16 proof with
+``Groth16Verifier`` (key in immutables) and ``PoseidonT3`` (circomlib Poseidon(2)).
+
+Which trainers are *active* (their sketch is in the rule) is not the prover's choice: it is
+``committed and not rejected``, both from the market; a rejection is a public claim in the
+round result, bound to the proof through the market's ``resultDigest``. Hence ``proof`` =
+``abi.encode(uint256[8] groth16, uint256 medianDistance, uint256 sumsDigest,
+bytes32 globalModelCid, bytes32 reportCid, uint256[] rejectedMask, uint128[] scores)``
+(:class:`RoundProofPayload`), the last four being the digest's preimage.
+
+Slot ``i`` of the circuit is trainer index ``i``; a circuit with ``n_max`` slots serves
+projects of at most ``n_max`` trainers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
+
+from marketplace.chain.deploy import deploy_contract
+from marketplace.chain.market import ZERO32, ZERO_ADDRESS, MarketClient, mask_to_words
+from marketplace.chain.tx import TxSender
+from marketplace.errors import ZkError
+from zk.build import build_dir
+from zk.filter_rule import FilterRule
+from zk.proof import Groth16Proof, VerifyingKeyData
+from zk.public_hash import fold_with_sums_digest, sums_digest
+from zk.shape import CircuitShape
+from zk.witness import RoundStatement, build_round
+
+log = logging.getLogger(__name__)
+
+PAYLOAD_TYPES = ("uint256[8]", "uint256", "uint256", "bytes32", "bytes32", "uint256[]", "uint128[]")
+
+
+# --------------------------------------------------------------------------- encoding
+
+
+@dataclass(frozen=True)
+class RoundProofPayload:
+    """What ``FilterRoundVerifier`` decodes from ``RoundResult.proof``."""
+
+    proof: Groth16Proof
+    median_distance: int
+    sums_digest: int
+    global_model_cid: bytes
+    report_cid: bytes
+    rejected_words: tuple[int, ...]
+    scores: tuple[int, ...]
+
+    def to_bytes(self) -> bytes:
+        return bytes(
+            abi_encode(
+                PAYLOAD_TYPES,
+                (
+                    self.proof.words(),
+                    self.median_distance,
+                    self.sums_digest,
+                    self.global_model_cid,
+                    self.report_cid,
+                    list(self.rejected_words),
+                    list(self.scores),
+                ),
+            )
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> RoundProofPayload:
+        try:
+            words, md, sums, gcid, rcid, rejected, scores = abi_decode(PAYLOAD_TYPES, data)
+        except Exception as exc:  # eth_abi raises several decoding error types
+            raise ZkError(f"round proof bytes do not decode ({exc}); re-encode them") from exc
+        blob = b"".join(int(w).to_bytes(32, "big") for w in words)
+        return cls(
+            Groth16Proof.from_bytes(blob),
+            int(md),
+            int(sums),
+            bytes(gcid),
+            bytes(rcid),
+            tuple(int(w) for w in rejected),
+            tuple(int(s) for s in scores),
+        )
+
+
+@dataclass(frozen=True)
+class RoundProof:
+    """A proved round: the Groth16 proof and the public statement it is about."""
+
+    proof: Groth16Proof
+    statement: RoundStatement
+
+    def inlier_mask(self, trainer_count: int) -> list[bool]:
+        """The proved mask over the project's trainer indices (for ``commit_round``)."""
+        _check_count(self.statement.shape, trainer_count)
+        return [bool(m) for m in self.statement.mask[:trainer_count]]
+
+    def rejected_mask(self, committed: Sequence[bool]) -> list[bool]:
+        """Trainers that committed but are not active in the proof: they must be reported
+        rejected in the same ``commitRound`` (the contract derives active = committed and not
+        rejected)."""
+        _check_count(self.statement.shape, len(committed))
+        return [bool(c) and not self.statement.active[i] for i, c in enumerate(committed)]
+
+    def to_bytes(
+        self,
+        *,
+        global_model_cid: bytes,
+        scores: Sequence[int],
+        rejected_mask: Sequence[bool],
+        report_cid: bytes = ZERO32,
+    ) -> bytes:
+        """The ``proof`` argument of ``commitRound`` for exactly this round result.
+
+        The arguments must equal those passed to ``MarketClient.commit_round`` (the contract
+        checks them against the market's result digest); ``rejected_mask`` spans all trainers.
+        """
+        return RoundProofPayload(
+            self.proof,
+            self.statement.outcome.median_distance,
+            sums_digest(self.statement.outcome.inlier_sums, self.statement.shape),
+            global_model_cid,
+            report_cid,
+            tuple(mask_to_words(list(rejected_mask), len(rejected_mask))),
+            tuple(int(s) for s in scores),
+        ).to_bytes()
+
+
+def _check_count(shape: CircuitShape, trainer_count: int) -> None:
+    if trainer_count > shape.n_max:
+        raise ZkError(
+            f"{trainer_count} trainers exceed the circuit's {shape.n_max} slots; "
+            "deploy a verifier for a larger shape"
+        )
+
+
+# --------------------------------------------------------------------------- proving
+
+
+def keys_folder(shape: CircuitShape, keys_dir: Path | None = None) -> Path:
+    """Where the groth16py keys of ``shape`` live (``ledgerlearn zk setup`` makes them)."""
+    return keys_dir if keys_dir is not None else build_dir(shape) / "groth16py"
+
+
+class RoundProver:
+    """Proves rounds of one circuit shape with cached groth16py keys (set up on first use)."""
+
+    def __init__(self, shape: CircuitShape, keys_dir: Path | None = None) -> None:
+        from zk.prover import Groth16pyProver
+
+        self.shape = shape
+        self.backend = Groth16pyProver(shape, keys_folder(shape, keys_dir))
+
+    def prove_round(
+        self,
+        project_id: int,
+        round_index: int,
+        sketches: Sequence[Sequence[int] | None],
+        salts: Sequence[int],
+        rule: FilterRule | None = None,
+        onchain_commitments: Sequence[int | None] | None = None,
+    ) -> RoundProof:
+        """Prove the rule's mask for trainer slots ``0..len(sketches)-1``.
+
+        ``sketches[i]`` is trainer ``i``'s signed sketch, or ``None`` when it did not commit
+        or is rejected. ``rule`` must be the deployed verifier's. When the commitments read
+        from the chain are given, a trainer whose sketch and salt do not open its commitment
+        is reported here, by index, so the aggregator can reject it instead of failing.
+        """
+        rule = rule or FilterRule()
+        if onchain_commitments is not None:
+            check_openings(self.shape, sketches, salts, onchain_commitments)
+        inputs, statement = build_round(
+            self.shape,
+            project_id=project_id,
+            round_index=round_index,
+            sketches=sketches,
+            salts=salts,
+            rule=rule,
+        )
+        return RoundProof(self.backend.prove(inputs), statement)
+
+    def verifying_key(self) -> VerifyingKeyData:
+        return self.backend.verifying_key()
+
+
+def check_openings(
+    shape: CircuitShape,
+    sketches: Sequence[Sequence[int] | None],
+    salts: Sequence[int],
+    commitments: Sequence[int | None],
+) -> None:
+    """Raise naming the first active trainer whose (sketch, salt) misses its commitment."""
+    from zk.sketch import sketch_commitment
+
+    for i, (s, salt) in enumerate(zip(sketches, salts, strict=True)):
+        if s is None:
+            continue
+        onchain = commitments[i] if i < len(commitments) else None
+        if onchain is None or sketch_commitment(s, salt, shape.value_bits) != onchain:
+            raise ZkError(
+                f"trainer {i}'s sketch and salt do not open its on-chain commitment; "
+                "reject that trainer (sketch None) and prove again"
+            )
+
+
+# --------------------------------------------------------------------------- deployment
+
+
+def load_verifying_key(shape: CircuitShape, keys_dir: Path | None = None) -> VerifyingKeyData:
+    """The cached verifying key of ``shape`` (snarkjs JSON format, any backend's folder)."""
+    path = keys_folder(shape, keys_dir) / "verification_key.json"
+    if not path.is_file():
+        raise ZkError(
+            f"no verifying key for {shape.name} at {path.parent}; run "
+            f"`ledgerlearn zk setup --shape {shape.n_max}x{shape.dim}` first"
+        )
+    vk = VerifyingKeyData.from_snarkjs(path.read_text())
+    if vk.n_public != 1:
+        raise ZkError(f"the key has {vk.n_public} public inputs; the filter circuit has one")
+    return vk
+
+
+def groth16_constructor_args(vk: VerifyingKeyData) -> tuple[Any, ...]:
+    """``Groth16Verifier`` constructor arguments (G2 in the EVM's (c1, c0) word order)."""
+
+    def g2(p: tuple[tuple[int, int], tuple[int, int]]) -> list[list[int]]:
+        (x0, x1), (y0, y1) = p
+        return [[x1, x0], [y1, y0]]
+
+    if vk.n_public != 1:
+        raise ZkError(f"Groth16Verifier takes one public input; this key has {vk.n_public}")
+    return (
+        list(vk.alpha),
+        g2(vk.beta),
+        g2(vk.gamma),
+        g2(vk.delta),
+        [list(vk.ic[0]), list(vk.ic[1])],
+    )
+
+
+def vk_from_words(words: Sequence[int]) -> VerifyingKeyData:
+    """Inverse of the contract's ``verifyingKey()`` (18 words, constructor order)."""
+    w = [int(x) for x in words]
+    if len(w) != 18:
+        raise ZkError(f"a one-input verifying key has 18 words, got {len(w)}")
+
+    def g2(k: int) -> tuple[tuple[int, int], tuple[int, int]]:
+        return ((w[k + 1], w[k]), (w[k + 3], w[k + 2]))
+
+    return VerifyingKeyData((w[0], w[1]), g2(2), g2(6), g2(10), ((w[14], w[15]), (w[16], w[17])))
+
+
+@dataclass(frozen=True)
+class VerifierStack:
+    """A deployed verifier: pass ``address`` as the project's ``verifier``."""
+
+    address: str
+    groth16: str
+    poseidon: str
+    shape: CircuitShape
+    rule: FilterRule
+    gas_used: int
+
+
+def deploy_poseidon(sender: TxSender) -> str:
+    """Deploy ``PoseidonT3`` (stateless; one per chain can serve every verifier)."""
+    return deploy_contract(sender, "PoseidonT3").address
+
+
+def deploy_round_verifier(
+    sender: TxSender,
+    market_address: str,
+    shape: CircuitShape,
+    rule: FilterRule | None = None,
+    *,
+    keys_dir: Path | None = None,
+    vk: VerifyingKeyData | None = None,
+    poseidon: str | None = None,
+) -> VerifierStack:
+    """Deploy ``Groth16Verifier`` (the cached key of ``shape``) and ``FilterRoundVerifier``
+    for ``market_address`` with ``rule`` fixed; reuse a ``PoseidonT3`` at ``poseidon``."""
+    rule = rule or FilterRule()
+    vk = vk or load_verifying_key(shape, keys_dir)
+    gas = 0
+    if poseidon is None:
+        p = deploy_contract(sender, "PoseidonT3")
+        poseidon, gas = p.address, gas + p.gas_used
+    g = deploy_contract(sender, "Groth16Verifier", *groth16_constructor_args(vk))
+    f = deploy_contract(
+        sender,
+        "FilterRoundVerifier",
+        market_address,
+        g.address,
+        poseidon,
+        shape.n_max,
+        shape.dim,
+        shape.value_bits,
+        rule.num,
+        rule.den,
+    )
+    log.info("deployed FilterRoundVerifier %s for %s, rule %s", f.address, shape.name, rule)
+    return VerifierStack(f.address, g.address, poseidon, shape, rule, gas + g.gas_used + f.gas_used)
+
+
+# --------------------------------------------------------------------------- auditing
+
+
+@dataclass(frozen=True)
+class VerifierConfig:
+    """What a deployed ``FilterRoundVerifier`` fixes, read back from the chain."""
+
+    address: str
+    groth16: str
+    shape: CircuitShape
+    rule: FilterRule
+    vk: VerifyingKeyData
+
+
+def read_verifier(market: MarketClient, address: str) -> VerifierConfig:
+    """Read a ``FilterRoundVerifier``'s shape, rule and verifying key from the chain."""
+    from marketplace.chain.artifacts import load_artifact
+
+    w3 = market.chain.w3
+    if address == ZERO_ADDRESS or not w3.eth.get_code(address):  # type: ignore[arg-type]
+        raise ZkError(f"no round verifier at {address}; the project was created without one")
+    f = w3.eth.contract(address=address, abi=load_artifact("FilterRoundVerifier").abi)  # type: ignore[call-overload]
+    fn = f.functions
+    shape = CircuitShape(fn.nMax().call(), fn.dim().call(), fn.valueBits().call())
+    rule = FilterRule(fn.ruleNum().call(), fn.ruleDen().call())
+    groth16 = str(fn.groth16().call())
+    g = w3.eth.contract(address=groth16, abi=load_artifact("Groth16Verifier").abi)  # type: ignore[call-overload]
+    vk = vk_from_words(g.functions.verifyingKey().call())
+    return VerifierConfig(address, groth16, shape, rule, vk)
+
+
+def chain_public_hash(
+    market: MarketClient,
+    project_id: int,
+    round_index: int,
+    *,
+    shape: CircuitShape,
+    rule: FilterRule,
+    inlier_words: Sequence[int],
+    rejected_words: Sequence[int],
+    median_distance: int,
+    sums: int,
+) -> int:
+    """The proof's public input from chain data, as ``FilterRoundVerifier`` computes it.
+
+    Raises :class:`ZkError` where the contract returns ``false`` before pairing (a trainer
+    beyond the circuit's slots, an active commitment that is 0 or not a field element).
+    """
+    words, _digest, _count = market.contract.functions.committedMask(project_id, round_index).call()
+    n = shape.n_max
+
+    def word0(ws: Sequence[int], what: str) -> int:
+        if any(int(x) for x in ws[1:]) or (ws and int(ws[0]) >> n):
+            raise ZkError(f"{what} has a trainer index >= {n}; the circuit has {n} slots")
+        return int(ws[0]) if ws else 0
+
+    committed = word0(list(words), "committed mask")
+    active_bits = committed & ~word0(rejected_words, "rejected mask")
+    mask_bits = word0(inlier_words, "inlier mask")
+    if mask_bits & ~active_bits:
+        raise ZkError("the inlier mask includes a trainer that is not active")
+    active = [(active_bits >> i) & 1 for i in range(n)]
+    mask = [(mask_bits >> i) & 1 for i in range(n)]
+    commitments = []
+    for i in range(n):
+        c = (
+            int.from_bytes(market.commitment(project_id, round_index, i)[1], "big")
+            if active[i]
+            else 0
+        )
+        if active[i] and c == 0:
+            raise ZkError(f"trainer {i} is active with a zero sketch commitment")
+        commitments.append(c)
+    return fold_with_sums_digest(
+        project_id=project_id,
+        round_index=round_index,
+        commitments=commitments,
+        active=active,
+        mask=mask,
+        rule_num=rule.num,
+        rule_den=rule.den,
+        median_distance=median_distance,
+        sums=sums,
+    )
+
+
+@dataclass(frozen=True)
+class RoundAudit:
+    """Outcome of re-verifying a committed round off-chain (py_ecc, independent of the EVM)."""
+
+    project_id: int
+    round_index: int
+    ok: bool
+    reason: str
+    public_hash: int | None
+    inliers: int
+    tx_hash: str
+
+
+def audit_round(market: MarketClient, project_id: int, round_index: int) -> RoundAudit:
+    """Re-verify round ``round_index`` of ``project_id`` from its ``commitRound`` calldata.
+
+    Reads the proof from the transaction that emitted ``RoundCommitted``, the verifier's
+    shape, rule and key from the chain, recomputes the public input from chain data and
+    verifies with :class:`zk.verify_pyecc.PyEccVerifier`.
+    """
+    from zk.verify_pyecc import PyEccVerifier
+
+    project = market.project(project_id)
+    config = read_verifier(market, project.verifier)
+    logs = market.contract.events.RoundCommitted().get_logs(
+        from_block=0, argument_filters={"projectId": project_id, "round": round_index}
+    )
+    if not logs:
+        raise ZkError(f"round {round_index} of project {project_id} has not been committed")
+    tx_hash = logs[-1]["transactionHash"]
+    tx = market.chain.w3.eth.get_transaction(tx_hash)
+    _fn, args = market.contract.decode_function_input(tx["input"])
+    result = args["r"]
+
+    def audit(ok: bool, reason: str, h: int | None = None, inliers: int = 0) -> RoundAudit:
+        return RoundAudit(project_id, round_index, ok, reason, h, inliers, "0x" + tx_hash.hex())
+
+    try:
+        payload = RoundProofPayload.from_bytes(bytes(result["proof"]))
+    except ZkError as exc:
+        return audit(False, str(exc))
+    claimed = (
+        bytes(result["globalModelCid"]),
+        bytes(result["reportCid"]),
+        tuple(int(w) for w in result["rejectedMask"]),
+        tuple(int(s) for s in result["scores"]),
+    )
+    bound = (
+        payload.global_model_cid,
+        payload.report_cid,
+        payload.rejected_words,
+        payload.scores,
+    )
+    if claimed != bound:
+        return audit(False, "the proof's round result differs from the committed one")
+    inlier_words = [int(w) for w in result["inlierMask"]]
+    try:
+        h = chain_public_hash(
+            market,
+            project_id,
+            round_index,
+            shape=config.shape,
+            rule=config.rule,
+            inlier_words=inlier_words,
+            rejected_words=payload.rejected_words,
+            median_distance=payload.median_distance,
+            sums=payload.sums_digest,
+        )
+    except ZkError as exc:
+        return audit(False, str(exc))
+    inliers = sum(bin(w).count("1") for w in inlier_words)
+    if not PyEccVerifier(config.vk).verify(payload.proof, [h]):
+        return audit(False, "the Groth16 proof does not verify (py_ecc)", h, inliers)
+    return audit(True, "proof verifies for the committed round", h, inliers)
