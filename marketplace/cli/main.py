@@ -12,6 +12,7 @@ import sys
 import typer
 
 from marketplace.cli import chain_cmds, project_cmds, round_cmds, trainer_cmds, zk_cmds
+from marketplace.cli import audit_cmds
 from marketplace.cli.common import err_console
 from marketplace.errors import LedgerLearnError
 
@@ -39,6 +40,7 @@ app.add_typer(project_cmds.app, name="project")
 app.add_typer(trainer_cmds.app, name="trainer")
 round_cmds.register(app)
 zk_cmds.register(app)
+audit_cmds.register(app)
 
 
 def run() -> None:

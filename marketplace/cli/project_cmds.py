@@ -86,9 +86,27 @@ def create(
     console.print(f"project [bold]{project_id}[/] created (gas {receipt['gasUsed']})")
 
 
+def round_scores(market: MarketClient, project_id: int, rounds: int, n: int) -> list[list[int]]:
+    """``[round][trainer]`` fixed-point scores from the ``RoundCommitted`` events
+    (0 for trainers outside the round's inlier mask)."""
+    from marketplace.nodes.chainview import round_commit
+
+    out = []
+    for r in range(1, rounds + 1):
+        commit = round_commit(market, project_id, r, n)
+        row = [0] * n
+        if commit is not None:
+            inliers = [i for i, keep in enumerate(commit.inlier_mask) if keep]
+            for i, score in zip(inliers, commit.scores, strict=False):
+                row[i] = score
+        out.append(row)
+    return out
+
+
 def project_view(market: MarketClient, project_id: int) -> dict[str, Any]:
     """Everything `show` prints, as plain data."""
     p = market.project(project_id)
+    history = round_scores(market, project_id, p.rounds_committed, p.trainer_count)
     trainers = []
     for t in market.trainers(project_id):
         stake, share = market.expected_payout(project_id, t.address)
@@ -100,6 +118,7 @@ def project_view(market: MarketClient, project_id: int) -> dict[str, Any]:
                 "score": t.score,
                 "share_of_score": (t.score / p.total_score) if p.total_score else 0.0,
                 "expected_reward": share,
+                "round_scores": [row[t.index] for row in history],
                 "withdrawn": t.withdrawn,
             }
         )
@@ -123,7 +142,8 @@ def project_view(market: MarketClient, project_id: int) -> dict[str, Any]:
 
 def print_trainers(view: dict[str, Any], highlight: str | None = None) -> None:
     table = Table(title=f"project {view['project_id']} trainers")
-    for col in ("#", "address", "stake", "score", "share", "expected reward", "withdrawn"):
+    columns = ("#", "address", "stake", "score", "share", "scored rounds", "last round")
+    for col in (*columns, "expected reward", "withdrawn"):
         table.add_column(col)
     for t in view["trainers"]:
         mark = " (you)" if highlight and t["address"].lower() == highlight.lower() else ""
@@ -133,6 +153,8 @@ def print_trainers(view: dict[str, Any], highlight: str | None = None) -> None:
             format_eth(t["stake"]),
             str(t["score"]),
             f"{100 * t['share_of_score']:.1f}%",
+            f"{sum(1 for s in t['round_scores'] if s > 0)}/{len(t['round_scores'])}",
+            str(t["round_scores"][-1]) if t["round_scores"] else "-",
             format_eth(t["expected_reward"]),
             "yes" if t["withdrawn"] else "no",
         )
@@ -147,7 +169,8 @@ def show(
     account: AccountIndex = None,
     json_out: JsonOut = False,
 ) -> None:
-    """Show a project, its trainers, their contribution and expected payout."""
+    """Show a project, its trainers, their contribution (cumulative and per round) and
+    expected payout."""
     view = project_view(open_session(rpc_url, key, account).market, project_id)
     if json_out:
         emit_json(view)

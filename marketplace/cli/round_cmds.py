@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -30,6 +30,9 @@ from marketplace.cli.common import (
 )
 from marketplace.errors import ConfigError, StorageError
 
+if TYPE_CHECKING:
+    from marketplace.rounds.scoring import ContributionConfig
+
 aggregator_app = typer.Typer(
     help="Run a project's aggregator: filter, aggregate and commit rounds.", no_args_is_help=True
 )
@@ -37,6 +40,14 @@ aggregator_app = typer.Typer(
 Host = Annotated[str, typer.Option(help="Interface the content gateway listens on.")]
 Port = Annotated[int, typer.Option(help="Gateway port (0 picks a free one).", min=0)]
 Poll = Annotated[float, typer.Option(help="Seconds between chain polls.", min=0.05)]
+Contribution = Annotated[
+    str,
+    typer.Option(
+        "--contribution",
+        help="Contribution estimator: gtg (default: GTG-Shapley with a control variate), "
+        "exact, tmc, loo or equal.",
+    ),
+]
 DataDir = Annotated[
     Path | None,
     typer.Option(help="Directory of this node's content store (default under LEDGERLEARN_HOME)."),
@@ -73,6 +84,14 @@ def _round_line(summary: object, total: int, attackers: list[int] | None = None)
         + (", ".join(marks) if marks else "nobody excluded")
         + f"  gas {summary.gas_used:,}  {summary.seconds:.2f} s"
     )
+
+
+def _contribution_config(method: str) -> ContributionConfig:
+    from marketplace.rounds.scoring import METHODS, ContributionConfig
+
+    if method not in METHODS:
+        raise ConfigError(f"--contribution {method!r}: choose one of {', '.join(METHODS)}")
+    return ContributionConfig(method=method)  # type: ignore[arg-type]  # checked above
 
 
 # ------------------------------------------------------------------ trainer run
@@ -169,6 +188,7 @@ def aggregator_run(
     min_trainers: Annotated[
         int, typer.Option(min=1, help="Close a round early only once this many registered.")
     ] = 1,
+    contribution: Contribution = "gtg",
     data_dir: DataDir = None,
     host: Host = "127.0.0.1",
     port: Port = 0,
@@ -198,7 +218,11 @@ def aggregator_run(
         project,
         store,
         None,
-        RoundConfig(rule=rule, rule_params=rule_params_from(params)),
+        RoundConfig(
+            rule=rule,
+            rule_params=rule_params_from(params),
+            contribution=_contribution_config(contribution),
+        ),
         min_trainers=min_trainers,
         seed=seed,
         start_block=load_manifest(session.chain).contracts["ContributionMarket"].block,
@@ -294,26 +318,64 @@ def _plot(result: object, path: Path) -> None:
     plt.close(fig)
 
 
+def _plot_contributions(result: object, path: Path) -> None:
+    """Bar chart of each trainer's cumulative on-chain score and withdrawn reward."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from marketplace.nodes.simulate import SimulationResult
+
+    assert isinstance(result, SimulationResult)
+    payouts = result.payouts
+    total = sum(p.score for p in payouts) or 1
+    labels = [f"#{p.index}" + (" (attacker)" if p.attacker else "") for p in payouts]
+    colors = ["tab:red" if p.attacker else "tab:blue" for p in payouts]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.bar(labels, [100 * p.score / total for p in payouts], color=colors)
+    for i, p in enumerate(payouts):
+        ax.annotate(
+            f"{p.reward / 1e18:.3f} ETH",
+            (i, 100 * p.score / total),
+            ha="center",
+            va="bottom",
+            fontsize=8,
+        )
+    c = result.config
+    ax.set_title(f"contribution per trainer ({c.contribution}, {c.rounds} rounds, {c.dataset})")
+    ax.set_ylabel("share of cumulative score (%)")
+    ax.set_xlabel("trainer (label: reward withdrawn)")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def _payout_table(result: object) -> Table:
     from marketplace.nodes.simulate import SimulationResult
 
     assert isinstance(result, SimulationResult)
     table = Table(title=f"project {result.project_id} payouts (withdrawn)")
-    for col in ("#", "trainer", "role", "score", "stake back", "reward"):
+    for col in ("#", "trainer", "role", "score", "share", "stake back", "reward"):
         table.add_column(col)
+    total = sum(p.score for p in result.payouts) or 1
     for p in result.payouts:
         table.add_row(
             str(p.index),
             p.address,
             "[red]attacker[/]" if p.attacker else "honest",
             f"{p.score:,}",
+            f"{100 * p.score / total:.1f}%",
             format_eth(p.stake),
             format_eth(p.reward),
         )
     return table
 
 
-def _run_simulation(config: object, json_out: bool, plot: Path | None) -> None:
+def _run_simulation(
+    config: object, json_out: bool, plot: Path | None, contributions_plot: Path | None = None
+) -> None:
     from marketplace.nodes.aggregator import RoundSummary
     from marketplace.nodes.simulate import SimulationConfig, simulate
 
@@ -333,6 +395,8 @@ def _run_simulation(config: object, json_out: bool, plot: Path | None) -> None:
     result = simulate(config, on_round=show)
     if plot is not None:
         _plot(result, plot)
+    if contributions_plot is not None:
+        _plot_contributions(result, contributions_plot)
     if json_out:
         emit_json(result.to_dict())
         return
@@ -342,6 +406,8 @@ def _run_simulation(config: object, json_out: bool, plot: Path | None) -> None:
         f"attackers {result.attackers or 'none'}"
         + (f"; plot written to {plot}" if plot is not None else "")
     )
+    if contributions_plot is not None:
+        console.print(f"contribution plot written to {contributions_plot}")
 
 
 def simulate_cmd(
@@ -359,7 +425,11 @@ def simulate_cmd(
     epochs: Annotated[int, typer.Option(min=1)] = 2,
     lr: Annotated[float, typer.Option(min=0.0)] = 0.2,
     seed: Annotated[int, typer.Option(min=0)] = 0,
+    contribution: Contribution = "gtg",
     plot: Annotated[Path | None, typer.Option(help="Write an accuracy plot (PNG).")] = None,
+    contributions_plot: Annotated[
+        Path | None, typer.Option(help="Write a contribution-per-trainer plot (PNG).")
+    ] = None,
     json_out: JsonOut = False,
 ) -> None:
     """Run a whole project in one process on the embedded chain, with real training."""
@@ -376,20 +446,34 @@ def simulate_cmd(
         epochs=epochs,
         lr=lr,
         seed=seed,
+        contribution=_contribution_config(contribution).method,
     )
-    _run_simulation(config, json_out, plot)
+    _run_simulation(config, json_out, plot, contributions_plot)
 
 
 def demo(
     plot: Annotated[Path | None, typer.Option(help="Write an accuracy plot (PNG).")] = None,
+    contributions_plot: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where to write the contribution plot (default: "
+            "$LEDGERLEARN_HOME/ledgerlearn-demo-contributions.png)."
+        ),
+    ] = None,
 ) -> None:
-    """A 30-second tour: 6 trainers on digits, one of them flips its update's sign."""
+    """A 30-second tour: 6 trainers on digits, one of them flips its update's sign; every
+    trainer withdraws its stake and its Shapley-based share of the reward."""
     from marketplace.nodes.simulate import SimulationConfig
+    from marketplace.paths import ledgerlearn_home
 
     config = SimulationConfig(
         trainers=6, rounds=3, dataset="digits", attack="sign_flip:0.17", epochs=2, lr=0.2
     )
-    _run_simulation(config, False, plot)
+    if contributions_plot is None:
+        home = ledgerlearn_home()
+        home.mkdir(parents=True, exist_ok=True)
+        contributions_plot = home / "ledgerlearn-demo-contributions.png"
+    _run_simulation(config, False, plot, contributions_plot)
 
 
 def register(app: typer.Typer) -> None:

@@ -2,14 +2,16 @@
 
 Per round the aggregator builds a :class:`SubsetUtility` (U(S) = validation metric of the
 previous global model plus the FedAvg of S's updates), runs an estimator, clips to
-payable scores, encodes them in fixed point and accumulates them per trainer:
+payable scores, encodes them in fixed point and accumulates them per trainer
+(``marketplace/rounds/scoring.py`` does this for the round pipeline):
 
     utility = SubsetUtility(g, updates, weights, evaluate_batch, metric="accuracy")
     result = estimate(utility, GTGConfig(), seed=round_seed)
     scores = to_fixed_point(scatter_to_all(to_payable(result.values), inlier_mask))
 
-The default estimator is GTG-Shapley (Liu et al. 2022) with antithetic pairs and a
-confidence-bound stop; exact Shapley, TMC-Shapley and leave-one-out are here for small
+The default estimator is GTG-Shapley (Liu et al. 2022) with antithetic pairs, a
+confidence-bound stop and a surrogate control variate (:mod:`.surrogate`); exact
+Shapley, TMC-Shapley and leave-one-out are here for small
 rounds, comparison and audit.
 """
 

@@ -14,8 +14,8 @@ updates (no retraining), and three ideas cut the number of evaluations:
   early, and sampling stops after at least ``min_permutations`` once the running
   estimates of the last ``window`` permutations agree within ``convergence_tol``.
 
-Three additions of ours, all on by default (``GTGConfig(design="guided",
-antithetic=False, confidence_z=None)`` is the paper's algorithm):
+Four additions of ours, all on by default (:meth:`GTGConfig.paper` is the paper's
+algorithm):
 
 * cyclic design: a sweep is the n rotations of one random permutation, so every player
   takes every position once per sweep, not only position 0 (positional stratification;
@@ -30,7 +30,16 @@ antithetic=False, confidence_z=None)`` is the paper's algorithm):
   antithetic-pair averages, is at most ``ci_tolerance`` times the mean ``|phi_i|``,
   sampling ends even if the window rule has not fired. Pairs of one sweep are not
   independent (stratification makes them negatively correlated), so this half-width
-  is conservative.
+  is conservative;
+* a control variate (:mod:`marketplace.contribution.surrogate`): a surrogate ``f`` of
+  the utility (linear in the FedAvg averaging coefficients plus the squared step
+  length), refitted after every block to all coalitions evaluated so far, whose Shapley
+  values are known almost exactly at no evaluation cost. Each sampled permutation's
+  marginals are corrected to ``marg_U - marg_f + phi(f)``: still unbiased for fixed
+  ``f``, with the variance of the residual ``U - f`` only. On the 10-trainer digits and
+  MNIST-1D rounds of ``scripts/bench_contribution.py`` this lifts the Spearman
+  correlation with exact Shapley (negative-loss utility) from ~0.97 to ~0.99 at the same
+  ~14% of exact's evaluations.
 """
 
 from __future__ import annotations
@@ -47,6 +56,12 @@ from marketplace.contribution.sampling import (
     permutation_marginals,
     running_means,
     window_disagreement,
+)
+from marketplace.contribution.surrogate import (
+    feature_shapley,
+    fit_surrogate,
+    membership_of,
+    prefix_feature_marginals,
 )
 from marketplace.contribution.utility import Utility, full_mask
 from marketplace.errors import ConfigError
@@ -75,6 +90,11 @@ class GTGConfig:
         max_evaluations: evaluation budget: a block starts only if its worst case
             (n - 1 per permutation) fits, so the budget is never exceeded once one block
             has run; None: no cap.
+        control_variate: correct the samples with the fitted surrogate (module docstring).
+        surrogate_ridge: ridge penalty of the surrogate fit (per coalition, on
+            standardised features).
+        surrogate_permutations: permutations that estimate the surrogate's Shapley values
+            when the round is too large to enumerate (free: no model evaluation).
     """
 
     within_eps: float | None = 0.001
@@ -90,6 +110,15 @@ class GTGConfig:
     min_ci_permutations: int = 20
     block: int = 10
     max_evaluations: int | None = None
+    control_variate: bool = True
+    surrogate_ridge: float = 1e-6
+    surrogate_permutations: int = 4000
+
+    @classmethod
+    def paper(cls) -> GTGConfig:
+        """GTG-Shapley exactly as Liu et al. (2022) describe it: guided sampling, no
+        antithetic pairs, no confidence stop, no control variate."""
+        return cls(design="guided", antithetic=False, confidence_z=None, control_variate=False)
 
     def __post_init__(self) -> None:
         if self.min_permutations < 1 or self.max_permutations < self.min_permutations:
@@ -104,6 +133,8 @@ class GTGConfig:
             raise ConfigError("GTG max_evaluations must be at least 2 (U(empty) and U(all))")
         if self.round_eps < 0 or (self.within_eps is not None and self.within_eps < 0):
             raise ConfigError("GTG truncation tolerances must be non-negative")
+        if self.surrogate_ridge < 0 or self.surrogate_permutations < 2:
+            raise ConfigError("GTG needs surrogate_ridge >= 0 and surrogate_permutations >= 2")
 
 
 class _PermutationSource:
@@ -169,6 +200,7 @@ def gtg_shapley(
             details={**base, "permutations": 0, "stop": "round_truncated"},
         )
     source = _PermutationSource(n, np.random.default_rng(seed), cfg.design, cfg.antithetic)
+    control = _ControlVariate(utility, cfg, seed) if cfg.control_variate and n > 1 else None
     blocks: list[np.ndarray] = []
     truncated = 0
     done = 0
@@ -187,23 +219,69 @@ def gtg_shapley(
         truncated += int((cut < n).sum())
         blocks.append(marginals)
         done += perms.shape[0]
-        samples = np.concatenate(blocks)
+        samples = raw = np.concatenate(blocks)
+        if control is not None:
+            samples = control.correct(raw, perms)
         reason_now = _stop_reason(samples, cfg)
         if reason_now is not None:
             reason = reason_now
             break
-    samples = np.concatenate(blocks)
     phi = samples.mean(axis=0)
+    details = {
+        **base,
+        "permutations": int(samples.shape[0]),
+        "truncated_permutations": truncated,
+        "stop": reason,
+    }
+    if control is not None:
+        details["surrogate_r2"] = control.r2
     return ContributionResult(
-        values=torch.from_numpy(phi),
-        evaluations=utility.evaluations - start,
-        details={
-            **base,
-            "permutations": int(samples.shape[0]),
-            "truncated_permutations": truncated,
-            "stop": reason,
-        },
+        values=torch.from_numpy(phi), evaluations=utility.evaluations - start, details=details
     )
+
+
+class _ControlVariate:
+    """Corrects permutation samples with the surrogate (see the module docstring).
+
+    ``phi_f`` is linear in the surrogate's coefficients, so the per-feature Shapley
+    matrix ``Phi`` and the per-permutation feature marginals ``D`` are computed once; a
+    refit only changes the coefficients.
+    """
+
+    def __init__(self, utility: Utility, cfg: GTGConfig, seed: int) -> None:
+        self.utility = utility
+        self.cfg = cfg
+        self.basis = utility.surrogate_basis()
+        self.phi = feature_shapley(self.basis, seed ^ 0x5EED, cfg.surrogate_permutations)
+        self.steps: list[np.ndarray] = []
+        self._rows: dict[int, np.ndarray] = {}
+        self.r2: float | None = None
+
+    def _fit(self) -> np.ndarray:
+        known = self.utility.known()
+        new = [m for m in known if m not in self._rows]
+        if new:
+            feats = self.basis.features(membership_of(new, self.basis.n))
+            self._rows.update(zip(new, feats, strict=True))
+        masks = list(known)
+        x = np.stack([self._rows[m] for m in masks])
+        y = np.array([known[m] for m in masks])
+        coef = fit_surrogate(x, y, self.cfg.surrogate_ridge)
+        spread = float(np.var(y))
+        self.r2 = 1.0 - float(np.var(y - x @ coef)) / spread if spread > 0 else None
+        return coef
+
+    def correct(self, samples: np.ndarray, new_perms: np.ndarray) -> np.ndarray:
+        """All samples so far (``[P, n]`` utility marginals), corrected with a fresh fit."""
+        self.steps.append(prefix_feature_marginals(self.basis, new_perms))
+        steps = np.concatenate(self.steps)
+        coef = self._fit()
+        corrected = samples - steps @ coef + (self.phi @ coef)[None, :]
+        # A player none of whose sampled marginals moved U is a null player as far as the
+        # data tell; the correction would only add the surrogate's error to its 0.
+        silent = ~np.any(samples != 0.0, axis=0)
+        corrected[:, silent] = 0.0
+        return corrected
 
 
 def _stop_reason(samples: np.ndarray, cfg: GTGConfig) -> str | None:

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from marketplace.contribution.surrogate import SurrogateBasis
 from marketplace.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -126,6 +127,18 @@ class Utility(ABC):
         """Whether U(S) is already known (no evaluation needed)."""
         return subset in self._cache
 
+    def known(self) -> dict[int, float]:
+        """Every coalition evaluated so far and its utility (a copy, in evaluation order)."""
+        return dict(self._cache)
+
+    def surrogate_basis(self) -> SurrogateBasis:
+        """Features for the control-variate surrogate (:mod:`.surrogate`).
+
+        A generic game is treated as an equal-weight average of its players; utilities
+        built from model updates override this with their FedAvg weights and Gram matrix.
+        """
+        return SurrogateBasis.build(np.ones(self.n), None)
+
 
 class CallableUtility(Utility):
     """A utility defined by a Python function of the coalition bitmask (constructed games)."""
@@ -192,6 +205,11 @@ class SubsetUtility(Utility):
         per_row = d * updates.element_size()
         self.chunk_size = chunk_size or max(1, min(MAX_AUTO_CHUNK, DEFAULT_CHUNK_BYTES // per_row))
         self.batch_calls = 0
+
+    def surrogate_basis(self) -> SurrogateBasis:
+        """FedAvg weights and the updates' Gram matrix (see :mod:`.surrogate`)."""
+        u = self.updates.to(torch.float64)
+        return SurrogateBasis.build(self.weights.numpy(), (u @ u.T).numpy())
 
     def params_of(self, masks: Sequence[int]) -> Tensor:
         """Model parameters ``[m, d]`` of ``g + FedAvg(updates[S])`` for each mask."""

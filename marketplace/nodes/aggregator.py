@@ -36,7 +36,6 @@ from marketplace.rounds.pipeline import (
     RoundOutcome,
     ScoreFn,
     Submission,
-    equal_scores,
     run_round,
 )
 from marketplace.rounds.report import RoundReport, build_report, get_report, put_report
@@ -126,7 +125,7 @@ class AggregatorNode:
         config: RoundConfig | None = None,
         *,
         resolver: StoreResolver | None = None,
-        score_fn: ScoreFn = equal_scores,
+        score_fn: ScoreFn | None = None,
         min_trainers: int = 1,
         seed: int = 0,
         start_block: int = 0,

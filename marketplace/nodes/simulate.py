@@ -44,7 +44,8 @@ from marketplace.nodes.aggregator import AggregatorNode, RoundSummary
 from marketplace.nodes.chainview import round_commit
 from marketplace.nodes.trainer import TrainerNode
 from marketplace.rounds.codec import put_spec
-from marketplace.rounds.pipeline import RoundConfig, ScoreFn, equal_scores
+from marketplace.rounds.pipeline import RoundConfig, ScoreFn
+from marketplace.rounds.scoring import ContributionConfig, Method
 from marketplace.rounds.seeds import derive_seed
 from marketplace.storage import ContentStore, MemoryStore, cid_for, digest_of
 
@@ -72,6 +73,7 @@ class SimulationConfig(BaseModel):
     reward_wei: int = Field(default=10**18, gt=0)
     stake_wei: int = Field(default=10**16, ge=0)
     samples: int | None = Field(default=None, ge=10)
+    contribution: Method = "gtg"
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,7 @@ RoundCallback = Callable[[RoundSummary, float, list[int]], None]
 def simulate(
     config: SimulationConfig,
     on_round: RoundCallback | None = None,
-    score_fn: ScoreFn = equal_scores,
+    score_fn: ScoreFn | None = None,
 ) -> SimulationResult:
     """Run a whole project (see the module docstring); ``on_round(summary, seconds,
     attackers)`` is called after each committed round."""
@@ -173,7 +175,11 @@ def simulate(
         project_id,
         aggregator_store,
         validation,
-        RoundConfig(rule=config.rule, rule_params=dict(config.rule_params)),
+        RoundConfig(
+            rule=config.rule,
+            rule_params=dict(config.rule_params),
+            contribution=ContributionConfig(method=config.contribution),
+        ),
         resolver=stores.get,
         score_fn=score_fn,
         seed=config.seed,

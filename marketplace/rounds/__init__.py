@@ -26,6 +26,7 @@ from marketplace.rounds.pipeline import (
     run_round,
 )
 from marketplace.rounds.report import RoundReport, build_report, get_report, put_report
+from marketplace.rounds.scoring import METHODS, ContributionConfig, score_round
 from marketplace.rounds.state import RoundState, get_rule_state, put_rule_state
 from marketplace.rounds.validate import CheckedUpdate, check_bytes, fetch_update
 
@@ -33,7 +34,9 @@ __all__ = [
     "EQUAL_SHARE",
     "KIND_MODEL",
     "KIND_UPDATE",
+    "METHODS",
     "CheckedUpdate",
+    "ContributionConfig",
     "HyperConfig",
     "RoundConfig",
     "RoundContext",
@@ -58,4 +61,5 @@ __all__ = [
     "put_report",
     "put_rule_state",
     "run_round",
+    "score_round",
 ]

@@ -16,8 +16,8 @@ Order of work:
 4. the global model takes a step ``server_lr * aggregate``;
 5. validation accuracy and loss before and after the step (when validation data is
    given) feed the next round's hyper-parameters;
-6. ``score_fn`` gives each inlier its contribution score (the seam for
-   :mod:`marketplace.contribution`; the default gives equal shares).
+6. ``score_fn`` gives each inlier its contribution score; by default the project's
+   ``config.contribution`` estimator (:mod:`marketplace.rounds.scoring`).
 """
 
 from __future__ import annotations
@@ -39,12 +39,11 @@ from marketplace.robust import aggregate
 from marketplace.robust.norm_clip import clip_to_norm
 from marketplace.robust.stats import median_of, row_norms
 from marketplace.rounds.hyper import HyperConfig, ServerHyper, next_hyper
+from marketplace.rounds.scoring import EQUAL_SHARE, ContributionConfig, score_round
 from marketplace.rounds.state import RoundState
 
 log = logging.getLogger(__name__)
 
-#: Placeholder score of every inlier until the contribution estimator is plugged in.
-EQUAL_SHARE = 1_000_000
 MAX_SCORE = 2**128 - 1  # uint128 on-chain
 
 
@@ -56,6 +55,7 @@ class RoundConfig(BaseModel):
     rule: str = "default"
     rule_params: dict[str, Any] = Field(default_factory=dict)
     hyper: HyperConfig = Field(default_factory=HyperConfig)
+    contribution: ContributionConfig = Field(default_factory=ContributionConfig)
 
 
 @dataclass(frozen=True)
@@ -76,17 +76,14 @@ class RoundContext:
     new_global_params: Tensor
     validation: Dataset | None
     seed: int
+    aggregation_weights: Tensor | None = None
 
 
 ScoreFn = Callable[[RoundContext], list[int]]
 
 
 def equal_scores(context: RoundContext) -> list[int]:
-    """Placeholder contribution scores: :data:`EQUAL_SHARE` for every inlier.
-
-    Replaced by the contribution estimator (GTG-Shapley, ``marketplace.contribution``)
-    through ``run_round(..., score_fn=...)`` once that issue lands.
-    """
+    """:data:`EQUAL_SHARE` for every inlier (``ContributionConfig(method="equal")``)."""
     return [EQUAL_SHARE] * len(context.inlier_indices)
 
 
@@ -163,14 +160,15 @@ def run_round(
     *,
     spec: ModelSpec | None = None,
     validation: Dataset | None = None,
-    score_fn: ScoreFn = equal_scores,
+    score_fn: ScoreFn | None = None,
     seed: int = 0,
 ) -> RoundOutcome:
     """Filter, aggregate, step and evaluate one round (see the module docstring).
 
     ``updates[i]`` belongs to trainer index ``i``; ``weights[i]`` is its claimed sample
     count (ignored unless the update is accepted; None weighs all equally).
-    ``validation`` needs ``spec``. Deterministic given its inputs.
+    ``validation`` needs ``spec``. ``score_fn`` None scores with ``config.contribution``.
+    Deterministic given its inputs.
     """
     if validation is not None and spec is None:
         raise ConfigError("run_round needs the model spec to evaluate on validation data")
@@ -193,6 +191,7 @@ def run_round(
         exclusions: dict[int, str] = {}
         filter_scores: dict[int, float | None] = {}
         agg = torch.zeros(d, dtype=torch.float32)
+        effective: Tensor | None = None
         rule_state = state.rule_state
         if accepted:
             params = dict(config.rule_params)
@@ -206,6 +205,7 @@ def run_round(
             else:
                 keep = [bool(k) for k in result.inlier_mask.tolist()]
                 agg = result.aggregate.to(torch.float32)
+                effective = result.weights
                 rule_state = result.state
                 for j, i in enumerate(accepted):
                     filter_scores[i] = _finite(float(result.scores[j]))
@@ -222,6 +222,7 @@ def run_round(
             "rejected": len(rejections),
             "inliers": len(inlier_indices),
             "step_norm": float(torch.linalg.vector_norm(new_global - start)),
+            "seed": seed,  # the contribution estimator's seed derives from it: replayable
         }
         median_norm = median_of(row_norms(raw[inlier_rows])) if inlier_rows else None
         metrics["inlier_median_norm"] = median_norm
@@ -242,8 +243,16 @@ def run_round(
             new_global_params=new_global,
             validation=validation,
             seed=seed,
+            aggregation_weights=(
+                effective[inlier_rows].to(torch.float64)
+                if effective is not None and inlier_rows
+                else None
+            ),
         )
-        scores = _checked_scores(score_fn(context), len(inlier_indices))
+        if score_fn is None:
+            scores = _checked_scores(score_round(context, config.contribution), len(inlier_rows))
+        else:
+            scores = _checked_scores(score_fn(context), len(inlier_indices))
     following = next_hyper(
         hyper,
         config.hyper,

@@ -1,0 +1,226 @@
+"""Replay every committed round of a project and compare it with the chain.
+
+The inputs an auditor trusts: the chain (commitments, ``RoundCommitted`` events), the
+updates fetched by their committed CIDs (verified by hash) from the trainers' announced
+gateways or a given store, the model spec by its on-chain CID, and the owner's
+validation data (checked against the project's validation commitment). The aggregator's
+round report (bound on-chain by its digest) supplies the declared round config and the
+round seed; everything else - robust filter state, hyper-parameters, the model and the
+contribution scores - is recomputed by the auditor from round 1 on with
+:func:`marketplace.rounds.run_round`, the same pure function the aggregator ran.
+
+Without validation data the scores (and the loss-driven server step size) cannot be
+recomputed: the replay then takes the step size from the report and marks scores as
+not checked.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from torch import Tensor
+
+from marketplace.audit.compare import AuditReport, RoundAudit, RoundFacts, compare_round
+from marketplace.chain.market import ZERO32, MarketClient
+from marketplace.errors import LedgerLearnError, StorageError
+from marketplace.learning import Dataset, ModelSpec, init_params
+from marketplace.nodes.chainview import RoundCommit, round_commit, update_commits
+from marketplace.rounds.codec import KIND_MODEL, get_params, get_spec, put_params
+from marketplace.rounds.pipeline import RoundOutcome, Submission, run_round
+from marketplace.rounds.report import RoundReport, get_report
+from marketplace.rounds.seeds import derive_seed
+from marketplace.rounds.state import RoundState
+from marketplace.rounds.validate import fetch_update
+from marketplace.storage import ContentStore, MemoryStore, cid_for, cid_from_digest, digest_of
+
+log = logging.getLogger(__name__)
+
+StoreResolver = Callable[[str], ContentStore | None]
+
+
+def validation_commitment(data: Dataset) -> bytes:
+    """The 32-byte commitment of a validation set: the CID digest of its raw x and y bytes
+    (what ``ledgerlearn simulate`` commits in ``createProject``)."""
+    return digest_of(cid_for(data.x.numpy().tobytes() + data.y.numpy().tobytes()))
+
+
+def model_cid(spec: ModelSpec, project_id: int, round_: int, params: Tensor) -> str:
+    """CID of the global model blob an honest aggregator stores for ``round_``."""
+    meta = {"kind": KIND_MODEL, "project": str(project_id), "round": str(round_)}
+    return put_params(MemoryStore(), spec, params, meta)
+
+
+def _facts(commit: RoundCommit) -> RoundFacts:
+    return RoundFacts(
+        commit.inlier_mask, commit.rejected_mask, commit.global_model_cid, commit.scores
+    )
+
+
+class _Replay:
+    """State carried from one replayed round to the next."""
+
+    def __init__(
+        self,
+        market: MarketClient,
+        project_id: int,
+        store: ContentStore,
+        resolver: StoreResolver,
+        validation: Dataset | None,
+        start_block: int,
+        base_seed: int,
+    ) -> None:
+        self.market = market
+        self.project_id = project_id
+        self.store = store
+        self.resolver = resolver
+        self.validation = validation
+        self.start_block = start_block
+        self.base_seed = base_seed
+        info = market.project(project_id)
+        self.info = info
+        self.spec = get_spec(store, cid_from_digest(info.model_spec_cid))
+        self.params = init_params(self.spec)
+        self.state: RoundState | None = None
+        self.previous_cid: str | None = None
+
+    def submissions(self, round_: int) -> tuple[list[Submission], list[float], dict[int, str]]:
+        n = self.info.trainer_count
+        subs: list[Submission] = [None] * n
+        weights = [1.0] * n
+        cids: dict[int, str] = {}
+        for i, c in update_commits(
+            self.market, self.project_id, round_, from_block=self.start_block
+        ).items():
+            cids[i] = c.cid
+            if i >= n:
+                continue
+            try:
+                source = self.resolver(c.trainer)
+            except Exception as exc:  # an unreachable trainer is a rejection, as for the node
+                log.warning("no store for trainer %d: %s", i, exc)
+                source = None
+            checked = fetch_update(source, i, c.cid, self.spec, self.project_id, round_)
+            subs[i] = checked.vector if checked.accepted else (checked.reason or "rejected")
+            weights[i] = float(checked.num_samples)
+        return subs, weights, cids
+
+    def report_problems(
+        self, report: RoundReport, round_: int, cids: dict[int, str], commit: RoundCommit
+    ) -> list[str]:
+        out = []
+        if report.project_id != self.project_id or report.round != round_:
+            out.append(f"report is for project {report.project_id} round {report.round}")
+        if report.previous_model_cid != self.previous_cid:
+            out.append(
+                f"report starts from model {report.previous_model_cid}, "
+                f"the chain's previous model is {self.previous_cid}"
+            )
+        if report.update_cids != cids:
+            out.append("report lists other update CIDs than the trainers committed on-chain")
+        if report.global_model_cid != commit.global_model_cid:
+            out.append("report's global model differs from the committed one")
+        return out
+
+    def round(self, round_: int) -> tuple[RoundAudit, bool]:
+        """Audit one round; the bool says whether later rounds can still be replayed."""
+        n = self.info.trainer_count
+        commit = round_commit(self.market, self.project_id, round_, n, from_block=self.start_block)
+        if commit is None:
+            return RoundAudit(round_, {}, ["no RoundCommitted event on-chain"]), False
+        if commit.report_cid is None:
+            return RoundAudit(round_, {}, ["no report CID committed: cannot replay"]), False
+        try:
+            report = get_report(self.store, commit.report_cid)
+        except StorageError as exc:
+            return RoundAudit(round_, {}, [f"report {commit.report_cid}: {exc}"]), False
+        config = report.config
+        state = self.state or RoundState.initial(config.hyper)
+        if self.validation is None:
+            state = RoundState(report.hyper_used, state.rule_state)
+        subs, weights, cids = self.submissions(round_)
+        seed = report.metrics.get("seed")
+        if not isinstance(seed, int):
+            seed = derive_seed("round", self.project_id, round_, self.base_seed)
+        outcome = run_round(
+            self.params,
+            subs,
+            weights,
+            config,
+            state,
+            spec=self.spec,
+            validation=self.validation,
+            seed=seed,
+        )
+        replayed = RoundFacts(
+            outcome.inlier_mask,
+            outcome.rejected_mask,
+            model_cid(self.spec, self.project_id, round_, outcome.new_global_params),
+            outcome.scores if self.validation is not None else None,
+        )
+        committed = _facts(commit)
+        if self.validation is None:
+            committed = RoundFacts(
+                committed.inlier_mask, committed.rejected_mask, committed.global_model_cid, None
+            )
+        audit = compare_round(round_, committed, replayed)
+        extra = self.report_problems(report, round_, cids, commit)
+        self.advance(outcome, report, commit)
+        if extra:
+            audit = RoundAudit(round_, {**audit.checks, "report": False}, audit.problems + extra)
+        else:
+            audit = RoundAudit(round_, {**audit.checks, "report": True}, audit.problems)
+        return audit, True
+
+    def advance(self, outcome: RoundOutcome, report: RoundReport, commit: RoundCommit) -> None:
+        """Carry state to the next round: trainers train from the *committed* model, so
+        the replay does too when that blob exists; otherwise from the replayed model."""
+        following = outcome.next_state
+        if self.validation is None:
+            following = RoundState(report.hyper_next, following.rule_state)
+        self.state = following
+        self.params = outcome.new_global_params
+        try:
+            params, meta = get_params(self.store, self.spec, commit.global_model_cid)
+            if meta.get("kind") == KIND_MODEL:
+                self.params = params
+        except LedgerLearnError as exc:
+            log.warning("committed model %s unavailable (%s)", commit.global_model_cid, exc)
+        self.previous_cid = commit.global_model_cid
+
+
+def audit_project(
+    market: MarketClient,
+    project_id: int,
+    store: ContentStore,
+    resolver: StoreResolver,
+    validation: Dataset | None,
+    *,
+    start_block: int = 0,
+    base_seed: int = 0,
+) -> AuditReport:
+    """Replay every committed round of ``project_id`` and compare (module docstring).
+
+    ``store`` holds the aggregator's blobs (model spec, reports, models: its gateway or a
+    copy); ``resolver`` maps a trainer address to the store its updates come from.
+    ``base_seed`` is only used for reports that do not record their round seed.
+    """
+    replay = _Replay(market, project_id, store, resolver, validation, start_block, base_seed)
+    notes: list[str] = []
+    committed_validation = replay.info.validation_commitment
+    if validation is None:
+        notes.append("no validation data: scores and step sizes are taken as reported")
+    elif committed_validation != ZERO32:
+        if validation_commitment(validation) != committed_validation:
+            notes.append(
+                "the validation data does not match the project's validation commitment: "
+                "pass the owner's validation file"
+            )
+    rounds: list[RoundAudit] = []
+    for r in range(1, replay.info.rounds_committed + 1):
+        audit, go_on = replay.round(r)
+        rounds.append(audit)
+        if not go_on:
+            notes.append(f"replay stopped at round {r}")
+            break
+    return AuditReport(project_id, rounds, notes)

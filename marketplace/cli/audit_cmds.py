@@ -1,0 +1,118 @@
+"""``ledgerlearn audit``: replay a project's rounds and compare them with the chain.
+
+Exit code 0 when every committed round replays to the committed mask, global model
+CID and scores; 1 on any mismatch (the JSON output says which).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from marketplace.cli.common import DEFAULT_URL, JsonOut, ProjectId, RpcUrl, console, emit_json
+from marketplace.storage import ContentStore
+
+
+def _mark(value: bool | None) -> str:
+    return "-" if value is None else ("[green]ok[/]" if value else "[bold red]MISMATCH[/]")
+
+
+def audit(
+    project: ProjectId,
+    validation: Annotated[
+        Path | None,
+        typer.Option(
+            help="The owner's validation data (CSV or NPZ); without it scores go unchecked."
+        ),
+    ] = None,
+    aggregator_gateway: Annotated[
+        str | None,
+        typer.Option(help="URL of the aggregator's gateway (round reports, models, spec)."),
+    ] = None,
+    store: Annotated[
+        Path | None,
+        typer.Option(
+            help="A local content-store directory holding the reports, models and updates "
+            "(instead of fetching from gateways)."
+        ),
+    ] = None,
+    seed: Annotated[
+        int, typer.Option(min=0, help="Aggregator base seed, for reports without a seed.")
+    ] = 0,
+    rpc_url: RpcUrl = DEFAULT_URL,
+    json_out: JsonOut = False,
+) -> None:
+    """Replay every round from on-chain CIDs; report mask, model and score mismatches."""
+    from marketplace.audit import audit_project
+    from marketplace.chain.connection import connect
+    from marketplace.chain.deploy import load_manifest
+    from marketplace.chain.market import MarketClient
+    from marketplace.errors import ConfigError
+    from marketplace.learning import load_local
+    from marketplace.nodes.aggregator import GatewayResolver
+    from marketplace.rounds.codec import get_spec
+    from marketplace.storage import GatewayReader, LocalStore, cid_from_digest
+
+    if (aggregator_gateway is None) == (store is None):
+        raise ConfigError("pass exactly one of --aggregator-gateway URL or --store DIR")
+    chain = connect(rpc_url)
+    manifest = load_manifest(chain)
+    market = MarketClient(chain, manifest.address("ContributionMarket"))
+    blobs: ContentStore
+    resolver: Callable[[str], ContentStore | None]
+    if store is not None:
+        if not store.is_dir():
+            raise ConfigError(f"{store}: no such content-store directory")
+        local = blobs = LocalStore(store)
+
+        def from_local(_: str) -> ContentStore | None:
+            return local
+
+        resolver = from_local
+    else:
+        assert aggregator_gateway is not None
+        blobs = GatewayReader(aggregator_gateway)
+        resolver = GatewayResolver(market, project)
+    info = market.project(project)
+    spec = get_spec(blobs, cid_from_digest(info.model_spec_cid))
+    data = None if validation is None else load_local(validation, num_classes=spec.num_classes)
+    report = audit_project(
+        market,
+        project,
+        blobs,
+        resolver,
+        data,
+        start_block=manifest.contracts["ContributionMarket"].block,
+        base_seed=seed,
+    )
+    if json_out:
+        emit_json(report.to_dict())
+    else:
+        table = Table(title=f"audit of project {project}")
+        for col in ("round", "mask", "rejected", "model", "scores", "report"):
+            table.add_column(col)
+        for r in report.rounds:
+            c = r.checks
+            table.add_row(
+                str(r.round),
+                *(_mark(c.get(k)) for k in ("mask", "rejected", "model", "scores", "report")),
+            )
+        console.print(table)
+        for r in report.rounds:
+            for problem in r.problems:
+                console.print(f"round {r.round}: {problem}", highlight=False)
+        for note in report.notes:
+            console.print(f"note: {note}", highlight=False)
+        verdict = "[green]all rounds replay exactly[/]" if report.ok else "[red]MISMATCH[/]"
+        console.print(f"project {project}: {verdict}")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``audit`` to the ``ledgerlearn`` app."""
+    app.command("audit")(audit)

@@ -1,0 +1,149 @@
+"""``ledgerlearn audit`` on the embedded chain: a clean project replays exactly; a
+tampered score, inlier mask or model CID (committed through MarketClient) is caught."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import pytest
+
+from marketplace.audit import audit_project, validation_commitment
+from marketplace.chain.market import MarketClient
+from marketplace.cli.project_cmds import project_view
+from marketplace.learning import Dataset, ModelSpec, TrainConfig, load_dataset, partition
+from marketplace.nodes.aggregator import AggregatorNode, PreparedRound
+from marketplace.nodes.trainer import TrainerNode
+from marketplace.rounds import RoundConfig
+from marketplace.rounds.codec import put_spec
+from marketplace.storage import MemoryStore, cid_for, digest_of
+
+pytestmark = pytest.mark.integration
+
+Tamper = Callable[[PreparedRound], dict[str, Any]]
+
+
+@dataclass
+class Project:
+    project_id: int
+    store: MemoryStore
+    stores: dict[str, MemoryStore]
+    validation: Dataset
+
+
+def _honest(p: PreparedRound) -> dict[str, Any]:
+    return {
+        "global_model_cid": digest_of(p.model_cid),
+        "inlier_mask": list(p.outcome.inlier_mask),
+        "scores": list(p.outcome.scores),
+        "rejected_mask": list(p.outcome.rejected_mask),
+        "report_cid": digest_of(p.report_cid),
+        "trainer_count": p.trainer_count,
+    }
+
+
+def _run(world: Any, rounds: int, tamper: Tamper | None = None) -> Project:
+    """Four trainers on synthetic data; the last round is committed as ``tamper`` says."""
+    train, validation = load_dataset("synthetic", 1, num_samples=600)
+    spec = ModelSpec.for_data("logreg", train.input_shape, train.num_classes, seed=0)
+    store = MemoryStore()
+    project_id, _ = world.market.create_project(
+        reward=10**18,
+        aggregator=world.aggregator.address,
+        rounds=rounds,
+        round_duration=3600,
+        min_stake=10**15,
+        model_spec_cid=digest_of(put_spec(store, spec)),
+        validation_commitment=validation_commitment(validation),
+    )
+    shards = partition(train.y, 4, "iid", 0)
+    trainers, stores = [], {}
+    for i, account in enumerate(world.trainers[:4]):
+        market: MarketClient = world.as_(account)
+        market.register(project_id, 10**15)
+        stores[account.address] = own = MemoryStore()
+        data = train.subset(shards[i])
+        trainers.append(TrainerNode(market, project_id, data, own, store, TrainConfig(lr=0.1)))
+    agg_market = world.as_(world.aggregator)
+    node = AggregatorNode(
+        agg_market, project_id, store, validation, RoundConfig(), resolver=stores.get
+    )
+    for r in range(1, rounds + 1):
+        for t in trainers:
+            assert t.step().status == "committed"
+        prepared = node.prepare(r)
+        if tamper is not None and r == rounds:
+            agg_market.commit_round(project_id, r, **tamper(prepared))
+        else:
+            node.commit(prepared)
+    return Project(project_id, store, stores, validation)
+
+
+def _audit(world: Any, p: Project, validation: Dataset | None = None) -> Any:
+    return audit_project(
+        world.market, p.project_id, p.store, p.stores.get, validation or p.validation
+    )
+
+
+def test_clean_project_audits_ok_round_by_round(world: Any) -> None:
+    project = _run(world, rounds=2)
+    report = _audit(world, project)
+    assert [r.round for r in report.rounds] == [1, 2]
+    assert report.ok, report.to_dict()
+    assert all(r.checks["scores"] is True and r.checks["model"] is True for r in report.rounds)
+    assert report.notes == []
+    view = project_view(world.market, project.project_id)
+    for t in view["trainers"]:
+        assert len(t["round_scores"]) == 2 and sum(t["round_scores"]) == t["score"]
+    assert len({t["score"] for t in view["trainers"]}) > 1  # estimated, not equal shares
+
+
+def test_audit_without_validation_checks_masks_and_model_only(world: Any) -> None:
+    project = _run(world, rounds=1)
+    report = audit_project(
+        world.market, project.project_id, project.store, project.stores.get, None
+    )
+    assert report.ok
+    assert report.rounds[0].checks["scores"] is None
+    assert any("no validation data" in n for n in report.notes)
+
+
+def _bump_score(p: PreparedRound) -> dict[str, Any]:
+    out = _honest(p)
+    out["scores"] = [out["scores"][0] + 1, *out["scores"][1:]]
+    return out
+
+
+def _drop_inlier(p: PreparedRound) -> dict[str, Any]:
+    out = _honest(p)
+    first = out["inlier_mask"].index(True)
+    out["inlier_mask"][first] = False
+    out["scores"] = out["scores"][1:]
+    return out
+
+
+def _other_model(p: PreparedRound) -> dict[str, Any]:
+    return {**_honest(p), "global_model_cid": digest_of(cid_for(b"a model nobody computed"))}
+
+
+@pytest.mark.parametrize(
+    ("tamper", "check"),
+    [(_bump_score, "scores"), (_drop_inlier, "mask"), (_other_model, "model")],
+    ids=["score", "mask", "model-cid"],
+)
+def test_audit_detects_tampering(world: Any, tamper: Tamper, check: str) -> None:
+    project = _run(world, rounds=1, tamper=tamper)
+    report = _audit(world, project)
+    assert not report.ok
+    (audit,) = report.rounds
+    assert audit.checks[check] is False
+    assert audit.problems
+
+
+def test_audit_flags_validation_data_that_is_not_the_committed_one(world: Any) -> None:
+    project = _run(world, rounds=1)
+    other = replace(project.validation, y=project.validation.y.flip(0))
+    report = _audit(world, project, other)
+    assert any("validation commitment" in n for n in report.notes)
+    assert not report.ok  # other validation data give other scores
