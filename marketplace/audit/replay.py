@@ -26,12 +26,13 @@ from marketplace.chain.market import ZERO32, MarketClient
 from marketplace.errors import LedgerLearnError, StorageError
 from marketplace.learning import Dataset, ModelSpec, init_params
 from marketplace.nodes.chainview import RoundCommit, round_commit, update_commits
+from marketplace.nodes.zkround import open_sketches
 from marketplace.rounds.codec import KIND_MODEL, get_params, get_spec, put_params
-from marketplace.rounds.pipeline import RoundOutcome, Submission, run_round
+from marketplace.rounds.pipeline import RoundConfig, RoundOutcome, Submission, run_round
 from marketplace.rounds.report import RoundReport, get_report
 from marketplace.rounds.seeds import derive_seed
 from marketplace.rounds.state import RoundState
-from marketplace.rounds.validate import fetch_update
+from marketplace.rounds.validate import CheckedUpdate, fetch_update
 from marketplace.storage import ContentStore, MemoryStore, cid_for, cid_from_digest, digest_of
 
 log = logging.getLogger(__name__)
@@ -84,14 +85,18 @@ class _Replay:
         self.state: RoundState | None = None
         self.previous_cid: str | None = None
 
-    def submissions(self, round_: int) -> tuple[list[Submission], list[float], dict[int, str]]:
+    def submissions(
+        self, round_: int, config: RoundConfig
+    ) -> tuple[list[Submission], list[float], dict[int, str]]:
+        """Fetch and check every committed update as the aggregator did, including (in zk
+        mode) that each published sketch opens the trainer's on-chain commitment."""
         n = self.info.trainer_count
         subs: list[Submission] = [None] * n
         weights = [1.0] * n
         cids: dict[int, str] = {}
-        for i, c in update_commits(
-            self.market, self.project_id, round_, from_block=self.start_block
-        ).items():
+        commits = update_commits(self.market, self.project_id, round_, from_block=self.start_block)
+        checked: dict[int, CheckedUpdate] = {}
+        for i, c in commits.items():
             cids[i] = c.cid
             if i >= n:
                 continue
@@ -100,9 +105,12 @@ class _Replay:
             except Exception as exc:  # an unreachable trainer is a rejection, as for the node
                 log.warning("no store for trainer %d: %s", i, exc)
                 source = None
-            checked = fetch_update(source, i, c.cid, self.spec, self.project_id, round_)
-            subs[i] = checked.vector if checked.accepted else (checked.reason or "rejected")
-            weights[i] = float(checked.num_samples)
+            checked[i] = fetch_update(source, i, c.cid, self.spec, self.project_id, round_)
+        if config.zk is not None:
+            checked, _ = open_sketches(checked, commits, config.zk)
+        for i, update in checked.items():
+            subs[i] = update.vector if update.accepted else (update.reason or "rejected")
+            weights[i] = float(update.num_samples)
         return subs, weights, cids
 
     def report_problems(
@@ -138,7 +146,7 @@ class _Replay:
         state = self.state or RoundState.initial(config.hyper)
         if self.validation is None:
             state = RoundState(report.hyper_used, state.rule_state)
-        subs, weights, cids = self.submissions(round_)
+        subs, weights, cids = self.submissions(round_, config)
         seed = report.metrics.get("seed")
         if not isinstance(seed, int):
             seed = derive_seed("round", self.project_id, round_, self.base_seed)

@@ -2,7 +2,8 @@
 
 ``trainer run`` and ``aggregator run`` are long-running nodes against a real chain
 (``--rpc-url``); ``simulate`` and ``demo`` run a whole project in one process on the
-embedded chain.
+embedded chain. A project created with a round verifier is proved automatically by
+``aggregator run``; ``simulate --zk`` deploys one and proves every round.
 """
 
 from __future__ import annotations
@@ -78,11 +79,12 @@ def _round_line(summary: object, total: int, attackers: list[int] | None = None)
         tag = "attacker " if attackers is not None and i in attackers else ""
         kind = "rejected" if i in summary.rejected else "excluded"
         marks.append(f"{kind} {tag}#{i}")
+    proof = "" if summary.prove_seconds is None else f"  proof {summary.prove_seconds:.2f} s"
     return (
         f"round {summary.round}/{total}  accuracy [bold]{_percent(m.get('accuracy'))}[/]  "
         f"inliers {len(summary.inliers)}/{trainers}  "
         + (", ".join(marks) if marks else "nobody excluded")
-        + f"  gas {summary.gas_used:,}  {summary.seconds:.2f} s"
+        + f"  gas {summary.gas_used:,}{proof}  {summary.seconds:.2f} s"
     )
 
 
@@ -189,6 +191,14 @@ def aggregator_run(
         int, typer.Option(min=1, help="Close a round early only once this many registered.")
     ] = 1,
     contribution: Contribution = "gtg",
+    zk_keys: Annotated[
+        Path | None,
+        typer.Option(
+            help="Groth16 keys folder of the project's verifier (default: the circuit's "
+            "cache under LEDGERLEARN_HOME/zk, made by `zk setup`). Used only when the "
+            "project has a verifier."
+        ),
+    ] = None,
     data_dir: DataDir = None,
     host: Host = "127.0.0.1",
     port: Port = 0,
@@ -226,6 +236,7 @@ def aggregator_run(
         min_trainers=min_trainers,
         seed=seed,
         start_block=load_manifest(session.chain).contracts["ContributionMarket"].block,
+        zk_keys_dir=zk_keys,
     )
     node.check_role()
     if model_spec is not None:
@@ -235,11 +246,13 @@ def aggregator_run(
     spec = node.spec()
     node.validation = load_local(validation, num_classes=spec.num_classes)
     info = session.market.project(project)
+    zk = node.zk(info)  # loads the proving key now, not in the first round
     server = start_gateway(store, host, port)
     try:
+        filter_name = rule if zk is None else f"zk sketch rule ({zk.verifier.shape.name})"
         console.print(
-            f"aggregator of project {project}: rule {rule}, {len(node.validation)} validation "
-            f"samples, gateway {server.url} (give this URL to trainers)"
+            f"aggregator of project {project}: rule {filter_name}, {len(node.validation)} "
+            f"validation samples, gateway {server.url} (give this URL to trainers)"
         )
 
         def show(summary: RoundSummary) -> None:
@@ -374,7 +387,11 @@ def _payout_table(result: object) -> Table:
 
 
 def _run_simulation(
-    config: object, json_out: bool, plot: Path | None, contributions_plot: Path | None = None
+    config: object,
+    json_out: bool,
+    plot: Path | None,
+    contributions_plot: Path | None = None,
+    zk_keys: Path | None = None,
 ) -> None:
     from marketplace.nodes.aggregator import RoundSummary
     from marketplace.nodes.simulate import SimulationConfig, simulate
@@ -387,12 +404,16 @@ def _run_simulation(
             console.print(line.rsplit("  ", 1)[0] + f"  {seconds:.2f} s")
 
     if not json_out:
+        rule = config.rule
+        if config.zk_shape is not None:
+            n_max, dim = config.zk_shape
+            rule = f"provable sketch rule (Groth16, {n_max}x{dim} circuit)"
         console.print(
             f"simulating {config.trainers} trainers x {config.rounds} rounds on "
             f"{config.dataset} ({config.partition}), attack {config.attack or 'none'}, "
-            f"rule {config.rule}, embedded chain"
+            f"rule {rule}, embedded chain"
         )
-    result = simulate(config, on_round=show)
+    result = simulate(config, on_round=show, zk_keys_dir=zk_keys)
     if plot is not None:
         _plot(result, plot)
     if contributions_plot is not None:
@@ -430,9 +451,22 @@ def simulate_cmd(
     contributions_plot: Annotated[
         Path | None, typer.Option(help="Write a contribution-per-trainer plot (PNG).")
     ] = None,
+    zk: Annotated[
+        bool,
+        typer.Option(
+            "--zk", help="Deploy a round verifier and prove every round's filter (Groth16)."
+        ),
+    ] = False,
+    zk_shape: Annotated[
+        str, typer.Option(help="Circuit shape NxD (trainer slots x sketch dims) for --zk.")
+    ] = "10x16",
+    zk_keys: Annotated[
+        Path | None, typer.Option(help="Keys folder for --zk (default: cached per shape).")
+    ] = None,
     json_out: JsonOut = False,
 ) -> None:
     """Run a whole project in one process on the embedded chain, with real training."""
+    from marketplace.cli.zk_cmds import parse_shape
     from marketplace.nodes.simulate import SimulationConfig
 
     config = SimulationConfig(
@@ -447,8 +481,9 @@ def simulate_cmd(
         lr=lr,
         seed=seed,
         contribution=_contribution_config(contribution).method,
+        zk_shape=parse_shape(zk_shape) if zk else None,
     )
-    _run_simulation(config, json_out, plot, contributions_plot)
+    _run_simulation(config, json_out, plot, contributions_plot, zk_keys)
 
 
 def demo(
@@ -460,14 +495,28 @@ def demo(
             "$LEDGERLEARN_HOME/ledgerlearn-demo-contributions.png)."
         ),
     ] = None,
+    zk: Annotated[
+        bool,
+        typer.Option(
+            "--zk/--no-zk",
+            help="Prove every round's filter on-chain (Groth16; keys made once, cached).",
+        ),
+    ] = True,
 ) -> None:
-    """A 30-second tour: 6 trainers on digits, one of them flips its update's sign; every
+    """A 30-second tour: 6 trainers on digits, one of them flips its update's sign; the
+    aggregator proves each round's filter in Groth16 and the market verifies it; every
     trainer withdraws its stake and its Shapley-based share of the reward."""
     from marketplace.nodes.simulate import SimulationConfig
     from marketplace.paths import ledgerlearn_home
 
     config = SimulationConfig(
-        trainers=6, rounds=3, dataset="digits", attack="sign_flip:0.17", epochs=2, lr=0.2
+        trainers=6,
+        rounds=3,
+        dataset="digits",
+        attack="sign_flip:0.17",
+        epochs=2,
+        lr=0.2,
+        zk_shape=(10, 16) if zk else None,
     )
     if contributions_plot is None:
         home = ledgerlearn_home()

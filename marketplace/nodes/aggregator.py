@@ -9,6 +9,12 @@ the new global model, the rule state and the round report in the aggregator's ow
 content store (served by its gateway to trainers and auditors); commit everything in
 one ``commitRound`` transaction.
 
+When the project names a round verifier (``ProjectInfo.verifier``), the round is
+verifiable and the node proves it (:mod:`marketplace.nodes.zkround`): each update's
+sketch opening is checked against the trainer's on-chain commitment and the update
+(failures are rejected), the provable sketch rule is the filter, and the Groth16 proof
+rides in the same ``commitRound``. Without a verifier nothing changes.
+
 Restartable by construction: the node holds no state of its own between rounds. Round
 ``r`` is a function of the chain (commitments, the previous ``RoundCommitted`` event and
 its report digest) and of content-addressed blobs, so a node killed at any point and
@@ -23,10 +29,12 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from torch import Tensor
 
-from marketplace.chain.market import MarketClient, ProjectInfo, ProjectStatus
+from marketplace.chain.market import ZERO_ADDRESS, MarketClient, ProjectInfo, ProjectStatus
 from marketplace.errors import ConfigError, StorageError, TransactionReverted
 from marketplace.learning import Dataset, ModelSpec, init_params
 from marketplace.nodes.chainview import UpdateCommit, chain_time, round_commit, update_commits
@@ -43,6 +51,11 @@ from marketplace.rounds.seeds import derive_seed
 from marketplace.rounds.state import RoundState, get_rule_state, put_rule_state
 from marketplace.rounds.validate import CheckedUpdate, fetch_update
 from marketplace.storage import ContentStore, GatewayReader, cid_from_digest, digest_of
+
+if TYPE_CHECKING:
+    from marketplace.nodes.zkround import ZkProject
+    from marketplace.rounds.sketches import SketchOpening
+    from zk.onchain import RoundProver
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +76,8 @@ class PreparedRound:
     model_cid: str
     report_cid: str
     checked: dict[int, CheckedUpdate] = field(default_factory=dict)
+    proof: bytes = b""
+    prove_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +95,7 @@ class RoundSummary:
     gas_used: int
     block: int
     seconds: float
+    prove_seconds: float | None = None
 
 
 class GatewayResolver:
@@ -129,6 +145,8 @@ class AggregatorNode:
         min_trainers: int = 1,
         seed: int = 0,
         start_block: int = 0,
+        prover: RoundProver | None = None,
+        zk_keys_dir: Path | None = None,
     ) -> None:
         if market.sender is None:
             raise ConfigError("the aggregator node needs a signing account: pass --key")
@@ -143,6 +161,9 @@ class AggregatorNode:
         self.seed = seed
         self.start_block = start_block
         self._spec: ModelSpec | None = None
+        self._prover = prover
+        self.zk_keys_dir = zk_keys_dir
+        self._zk: ZkProject | None = None
         # (round, block) of the last round this node saw committed: only a hint that
         # narrows event scans (eth-tester scans every block in range); a restarted node
         # starts from ``start_block`` (the market's deployment block) and finds the same.
@@ -189,6 +210,24 @@ class AggregatorNode:
                 ) from exc
         return self._spec
 
+    def zk(self, info: ProjectInfo) -> ZkProject | None:
+        """The project's verifier and prover (None without a verifier); loaded once."""
+        if info.verifier == ZERO_ADDRESS:
+            return None
+        if self._zk is None:
+            from marketplace.nodes.zkround import load_zk_project
+
+            self._zk = load_zk_project(self.market, info, self._prover, self.zk_keys_dir)
+            self._prover = self._zk.prover
+        return self._zk
+
+    def round_config(self, info: ProjectInfo) -> RoundConfig:
+        """The node's config, with the provable sketch rule when the project has a verifier."""
+        zk = self.zk(info)
+        if zk is None:
+            return self.config
+        return self.config.model_copy(update={"zk": zk.filter})
+
     # ------------------------------------------------------------ one round
 
     def round_ready(self, info: ProjectInfo) -> bool:
@@ -215,7 +254,7 @@ class AggregatorNode:
                 "it was not committed by a LedgerLearn aggregator"
             )
         report = get_report(self.store, commit.report_cid)
-        if report.config != self.config:
+        if report.config != self.round_config(info):
             log.warning(
                 "round config differs from round %d's report (%s): using the new one",
                 round_ - 1,
@@ -258,6 +297,13 @@ class AggregatorNode:
             self.market, self.project_id, round_, from_block=self._scan_from(round_ - 1)
         )
         checked = self.collect(round_, commits, spec)
+        config = self.round_config(info)
+        zk = self.zk(info)
+        openings: dict[int, SketchOpening] = {}
+        if zk is not None:
+            from marketplace.nodes.zkround import open_sketches
+
+            checked, openings = open_sketches(checked, commits, zk.filter)
         submissions: list[Submission] = [None] * n
         weights = [1.0] * n
         for i, c in checked.items():
@@ -269,12 +315,13 @@ class AggregatorNode:
             global_params,
             submissions,
             weights,
-            self.config,
+            config,
             state,
             spec=spec,
             validation=self.validation,
             score_fn=self.score_fn,
             seed=derive_seed("round", self.project_id, round_, self.seed),
+            sketches={i: o.sketch for i, o in openings.items()},
         )
         model_meta = {"kind": KIND_MODEL, "project": str(self.project_id), "round": str(round_)}
         model_cid = put_params(self.store, spec, outcome.new_global_params, model_meta)
@@ -282,7 +329,7 @@ class AggregatorNode:
         report = build_report(
             project_id=self.project_id,
             round_=round_,
-            config=self.config,
+            config=config,
             outcome=outcome,
             previous_model_cid=previous_cid,
             global_model_cid=model_cid,
@@ -290,7 +337,33 @@ class AggregatorNode:
             rule_state_cid=state_cid,
         )
         report_cid = put_report(self.store, report)
-        return PreparedRound(round_, n, outcome, report, model_cid, report_cid, checked)
+        if zk is None:
+            return PreparedRound(round_, n, outcome, report, model_cid, report_cid, checked)
+        from marketplace.nodes.zkround import prove_outcome
+
+        proved = prove_outcome(
+            zk,
+            project_id=self.project_id,
+            round_=round_,
+            trainer_count=n,
+            outcome=outcome,
+            openings=openings,
+            commits=commits,
+            global_model_cid=digest_of(model_cid),
+            report_cid=digest_of(report_cid),
+        )
+        log.info("round %d proved in %.2f s", round_, proved.seconds)
+        return PreparedRound(
+            round_,
+            n,
+            outcome,
+            report,
+            model_cid,
+            report_cid,
+            checked,
+            proved.proof,
+            proved.seconds,
+        )
 
     def commit(self, prepared: PreparedRound) -> tuple[int, int]:
         """Commit a prepared round in one transaction; returns (gas used, block)."""
@@ -302,6 +375,7 @@ class AggregatorNode:
             scores=prepared.outcome.scores,
             rejected_mask=prepared.outcome.rejected_mask,
             report_cid=digest_of(prepared.report_cid),
+            proof=prepared.proof,
             trainer_count=prepared.trainer_count,
         )
         block = int(receipt["blockNumber"])
@@ -334,6 +408,7 @@ class AggregatorNode:
             gas_used=gas,
             block=block,
             seconds=time.perf_counter() - start,
+            prove_seconds=prepared.prove_seconds,
         )
         log.info("round %d committed: %d inliers", prepared.round, len(o.inliers))
         return summary

@@ -12,6 +12,11 @@ Attackers (``--attack NAME:FRACTION``) are chosen from the seed. A data attack
 (``label_flip``) poisons their shard before training; an update attack rewrites their
 rows of the round's update matrix (the omniscient attacker of the attack suite) before
 they publish, so what the aggregator fetches is exactly what a malicious node would serve.
+
+With ``zk_shape`` set (``simulate --zk``) the owner first deploys a round verifier for that
+circuit shape (:func:`zk.onchain.deploy_round_verifier`, keys set up once and cached under
+``$LEDGERLEARN_HOME/zk``) and creates the project with it: every round is then proved by
+the aggregator and checked by ``commitRound`` on-chain.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -29,7 +35,7 @@ from marketplace.attacks import apply_attack, choose_attackers, is_data_attack, 
 from marketplace.attacks.label_flip import label_flip
 from marketplace.chain.connection import connect_embedded
 from marketplace.chain.deploy import deploy_all
-from marketplace.chain.market import MarketClient
+from marketplace.chain.market import ZERO_ADDRESS, MarketClient
 from marketplace.chain.tx import TxSender
 from marketplace.errors import ConfigError
 from marketplace.learning import (
@@ -74,6 +80,8 @@ class SimulationConfig(BaseModel):
     stake_wei: int = Field(default=10**16, ge=0)
     samples: int | None = Field(default=None, ge=10)
     contribution: Method = "gtg"
+    zk_shape: tuple[int, int] | None = None
+    """``(n_max, dim)`` of the filter circuit that proves every round; None: no proofs."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +106,9 @@ class SimulationResult:
     round_seconds: list[float] = field(default_factory=list)
     onchain_inlier_masks: list[list[bool]] = field(default_factory=list)
     payouts: list[Payout] = field(default_factory=list)
+    verifier: str | None = None
+    market: MarketClient | None = field(default=None, repr=False, compare=False)
+    """The embedded chain's market (still usable after the run: audits, event reads)."""
 
     @property
     def final_accuracy(self) -> float | None:
@@ -117,6 +128,7 @@ class SimulationResult:
             "round_seconds": self.round_seconds,
             "onchain_inlier_masks": self.onchain_inlier_masks,
             "payouts": [asdict(p) for p in self.payouts],
+            "verifier": self.verifier,
         }
 
 
@@ -127,15 +139,39 @@ def simulate(
     config: SimulationConfig,
     on_round: RoundCallback | None = None,
     score_fn: ScoreFn | None = None,
+    zk_keys_dir: Path | None = None,
 ) -> SimulationResult:
     """Run a whole project (see the module docstring); ``on_round(summary, seconds,
-    attackers)`` is called after each committed round."""
+    attackers)`` is called after each committed round. ``zk_keys_dir`` is where the
+    circuit's keys are cached (default: its build folder under ``$LEDGERLEARN_HOME/zk``)."""
     attack = parse_attack(config.attack) if config.attack else None
     n = config.trainers
     chain = connect_embedded(accounts=n + 2)
     owner, aggregator_account = chain.dev_account(0), chain.dev_account(1)
     manifest = deploy_all(TxSender(chain, owner))
     market = MarketClient(chain, manifest.address("ContributionMarket"), owner)
+    prover = None
+    verifier = ZERO_ADDRESS
+    if config.zk_shape is not None:
+        from zk.filter_rule import FilterRule
+        from zk.onchain import RoundProver, deploy_round_verifier
+        from zk.shape import CircuitShape
+
+        shape = CircuitShape(*config.zk_shape)
+        if n > shape.n_max:
+            raise ConfigError(
+                f"{n} trainers do not fit the {shape.n_max}-slot circuit {shape.name}; "
+                "pass a larger --zk-shape or fewer trainers"
+            )
+        prover = RoundProver(shape, zk_keys_dir)  # sets the keys up on first use
+        stack = deploy_round_verifier(
+            TxSender(chain, owner),
+            market.address,
+            shape,
+            FilterRule(),
+            vk=prover.verifying_key(),
+        )
+        verifier = stack.address
 
     train, validation = load_dataset(config.dataset, config.seed, num_samples=config.samples)
     spec = ModelSpec.for_data(config.model, train.input_shape, train.num_classes, seed=config.seed)
@@ -150,6 +186,7 @@ def simulate(
         min_stake=config.stake_wei,
         model_spec_cid=digest_of(spec_cid),
         validation_commitment=digest_of(validation_cid),
+        verifier=verifier,
     )
 
     attackers = choose_attackers(n, attack.fraction if attack else 0.0, config.seed)
@@ -184,6 +221,8 @@ def simulate(
         score_fn=score_fn,
         seed=config.seed,
         start_block=manifest.contracts["ContributionMarket"].block,
+        prover=prover,
+        zk_keys_dir=zk_keys_dir,
     )
     agg.check_role()
     attacker_list = [i for i in range(n) if bool(attackers[i])]
@@ -192,6 +231,8 @@ def simulate(
         config=config,
         attackers=attacker_list,
         initial_accuracy=evaluate(spec, init_params(spec), validation)[0],
+        verifier=None if verifier == ZERO_ADDRESS else verifier,
+        market=market,
     )
     for _ in range(config.rounds):
         start = time.perf_counter()

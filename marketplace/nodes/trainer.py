@@ -2,7 +2,10 @@
 
 The data never leaves the node. What leaves is the model update (a safetensors blob in
 the trainer's *own* content store, served by its own trustless gateway) and, on-chain,
-the digest of that update's CID (ARCHITECTURE.md, round step 3).
+the digest of that update's CID and the Poseidon commitment of the update's sketch
+(ARCHITECTURE.md, round step 3). The sketch and its salt travel in the update blob's
+metadata (:mod:`marketplace.rounds.sketches`, which also says where the sketch parameters
+come from: the project's round verifier on-chain, or a default without one).
 
 Where the model comes from: the project's model spec and every global model are
 published by the aggregator in its content store and served by its gateway; their
@@ -26,13 +29,21 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from marketplace.chain.market import ZERO32, MarketClient, ProjectInfo, ProjectStatus
+from marketplace.chain.market import (
+    ZERO32,
+    ZERO_ADDRESS,
+    MarketClient,
+    ProjectInfo,
+    ProjectStatus,
+)
 from marketplace.errors import ConfigError, StorageError, TransactionReverted
 from marketplace.learning import Dataset, ModelSpec, TrainConfig, init_params, local_train
 from marketplace.nodes.chainview import chain_time
 from marketplace.rounds.codec import KIND_MODEL, KIND_UPDATE, get_params, get_spec, put_params
 from marketplace.rounds.seeds import derive_seed
+from marketplace.rounds.sketches import SketchOpening, make_opening, project_sketch_spec
 from marketplace.storage import ContentStore, cid_from_digest, digest_of
+from zk.sketch import SketchSpec, make_salt
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +59,17 @@ class TrainerStep:
     round: int
     cid: str | None = None
     detail: str = ""
+
+
+def sketch_spec_for(market: MarketClient, info: ProjectInfo) -> SketchSpec:
+    """The project's sketch: the dimensions and value bits of its round verifier (read from
+    the chain), or the default sketch when it has none."""
+    if info.verifier == ZERO_ADDRESS:
+        return project_sketch_spec(info.project_id)
+    from zk.onchain import read_verifier
+
+    shape = read_verifier(market, info.verifier).shape
+    return project_sketch_spec(info.project_id, shape.dim, shape.value_bits)
 
 
 def fetch_project_spec(source: ContentStore, info: ProjectInfo) -> ModelSpec:
@@ -83,6 +105,8 @@ class TrainerNode:
         self.train_config = train_config or TrainConfig()
         self._spec: ModelSpec | None = spec
         self._index: int | None = None
+        self._sketch_spec: SketchSpec | None = None
+        self._openings: dict[str, SketchOpening] = {}
 
     @property
     def address(self) -> str:
@@ -109,6 +133,20 @@ class TrainerNode:
             self._spec = fetch_project_spec(self.model_source, info)
         return self._spec
 
+    def sketch_spec(self, info: ProjectInfo | None = None) -> SketchSpec:
+        """The project's sketch parameters, read once (see :func:`sketch_spec_for`)."""
+        if self._sketch_spec is None:
+            info = info or self.market.project(self.project_id)
+            self._sketch_spec = sketch_spec_for(self.market, info)
+        return self._sketch_spec
+
+    def opening(self, round_: int, update: Tensor) -> SketchOpening:
+        """The sketch of ``update`` and this round's salt (deterministic: a restarted node
+        commits the same value)."""
+        secret = derive_seed("salt", self.project_id, self.train_config.seed)
+        salt = make_salt(secret, self.address.lower(), round_)
+        return make_opening(update, self.sketch_spec(), salt)
+
     def announce(self, url: str) -> None:
         """Tell the aggregator (on-chain, in an event) where this node's gateway is."""
         self.market.announce_endpoint(self.project_id, url)
@@ -132,19 +170,31 @@ class TrainerNode:
         cfg = self.train_config.model_copy(update={"seed": seed})
         return local_train(self.spec(), global_params, self.data, cfg)
 
-    def publish(self, round_: int, update: Tensor) -> str:
-        """Store the update in this node's content store; returns its CID."""
+    def publish(self, round_: int, update: Tensor, opening: SketchOpening | None = None) -> str:
+        """Store the update, with its sketch opening in the blob's metadata, in this node's
+        content store; returns its CID. ``opening`` defaults to the update's own (tests
+        pass another to play a trainer that lies about its sketch)."""
+        opening = opening or self.opening(round_, update)
         meta = {
             "kind": KIND_UPDATE,
             "project": str(self.project_id),
             "round": str(round_),
             "num_samples": str(len(self.data)),
+            **opening.metadata(),
         }
-        return put_params(self.store, self.spec(), update, meta)
+        cid = put_params(self.store, self.spec(), update, meta)
+        self._openings[cid] = opening
+        return cid
 
     def commit(self, round_: int, cid: str) -> None:
-        """Commit the update's CID digest on-chain (sketch commitment: zero for now)."""
-        self.market.commit_update(self.project_id, round_, digest_of(cid), ZERO32)
+        """Commit the update's CID digest and its sketch commitment on-chain (the
+        commitment of the opening published with ``cid``; zero for a blob this node did
+        not publish)."""
+        opening = self._openings.get(cid)
+        sketch = ZERO32
+        if opening is not None:
+            sketch = opening.commitment_bytes(self.sketch_spec().value_bits)
+        self.market.commit_update(self.project_id, round_, digest_of(cid), sketch)
 
     def has_committed(self, round_: int) -> bool:
         digest, _ = self.market.commitment(self.project_id, round_, self.index)

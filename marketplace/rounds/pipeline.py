@@ -18,6 +18,12 @@ Order of work:
    given) feed the next round's hyper-parameters;
 6. ``score_fn`` gives each inlier its contribution score; by default the project's
    ``config.contribution`` estimator (:mod:`marketplace.rounds.scoring`).
+
+In a verifiable project (``config.zk`` set: the project has a round verifier) step 3 is
+the provable sketch rule of :mod:`marketplace.rounds.zkfilter` instead of the robust rule,
+so that the committed inlier mask is exactly the one the Groth16 proof covers; the
+sketches are the trainers' opened ones (``sketches``) or, in a replay, recomputed from the
+updates (they are equal for every accepted update: the aggregator rejects the others).
 """
 
 from __future__ import annotations
@@ -40,7 +46,9 @@ from marketplace.robust.norm_clip import clip_to_norm
 from marketplace.robust.stats import median_of, row_norms
 from marketplace.rounds.hyper import HyperConfig, ServerHyper, next_hyper
 from marketplace.rounds.scoring import EQUAL_SHARE, ContributionConfig, score_round
+from marketplace.rounds.sketches import sketch_of
 from marketplace.rounds.state import RoundState
+from marketplace.rounds.zkfilter import ZkFilterConfig, zk_filter
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +64,12 @@ class RoundConfig(BaseModel):
     rule_params: dict[str, Any] = Field(default_factory=dict)
     hyper: HyperConfig = Field(default_factory=HyperConfig)
     contribution: ContributionConfig = Field(default_factory=ContributionConfig)
+    zk: ZkFilterConfig | None = None
+
+    @property
+    def filter_name(self) -> str:
+        """The rule that decides the inliers (the sketch rule in a verifiable project)."""
+        return self.rule if self.zk is None else "zk_sketch_median"
 
 
 @dataclass(frozen=True)
@@ -147,6 +161,14 @@ def _checked_scores(scores: Sequence[int], count: int) -> list[int]:
     return out
 
 
+def _sketch_row(
+    index: int, vector: Tensor, sketches: Mapping[int, Sequence[int]] | None, zk: ZkFilterConfig
+) -> list[int]:
+    if sketches is not None and index in sketches:
+        return [int(v) for v in sketches[index]]
+    return sketch_of(vector, zk.sketch_spec())
+
+
 def _finite(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
 
@@ -162,13 +184,15 @@ def run_round(
     validation: Dataset | None = None,
     score_fn: ScoreFn | None = None,
     seed: int = 0,
+    sketches: Mapping[int, Sequence[int]] | None = None,
 ) -> RoundOutcome:
     """Filter, aggregate, step and evaluate one round (see the module docstring).
 
     ``updates[i]`` belongs to trainer index ``i``; ``weights[i]`` is its claimed sample
     count (ignored unless the update is accepted; None weighs all equally).
     ``validation`` needs ``spec``. ``score_fn`` None scores with ``config.contribution``.
-    Deterministic given its inputs.
+    ``sketches[i]`` is trainer ``i``'s opened sketch (zk mode only; recomputed from the
+    update where absent). Deterministic given its inputs.
     """
     if validation is not None and spec is None:
         raise ConfigError("run_round needs the model spec to evaluate on validation data")
@@ -197,20 +221,28 @@ def run_round(
             params = dict(config.rule_params)
             if config.rule == "foolsgold" and "client_ids" not in params:
                 params["client_ids"] = [str(i) for i in accepted]
+            name = config.filter_name
             try:
-                result = aggregate(config.rule, clipped, w, state.rule_state, **params)
+                if config.zk is None:
+                    result = aggregate(config.rule, clipped, w, state.rule_state, **params)
+                else:
+                    rows = [
+                        _sketch_row(i, vectors[j], sketches, config.zk)
+                        for j, i in enumerate(accepted)
+                    ]
+                    result = zk_filter(clipped, w, rows, config.zk)
             except AssumptionViolated as exc:
-                log.warning("rule %s could not run; nobody is kept: %s", config.rule, exc)
-                exclusions = {i: f"rule {config.rule} could not run: {exc}" for i in accepted}
+                log.warning("rule %s could not run; nobody is kept: %s", name, exc)
+                exclusions = {i: f"rule {name} could not run: {exc}" for i in accepted}
             else:
                 keep = [bool(k) for k in result.inlier_mask.tolist()]
                 agg = result.aggregate.to(torch.float32)
                 effective = result.weights
-                rule_state = result.state
+                rule_state = result.state if config.zk is None else state.rule_state
                 for j, i in enumerate(accepted):
                     filter_scores[i] = _finite(float(result.scores[j]))
                     if not keep[j]:
-                        exclusions[i] = result.reason.get(j, f"excluded by {config.rule}")
+                        exclusions[i] = result.reason.get(j, f"excluded by {name}")
         inlier_rows = [j for j, k in enumerate(keep) if k]
         inlier_indices = [accepted[j] for j in inlier_rows]
         new_global = start + hyper.server_lr * agg if inlier_indices else start.clone()

@@ -19,6 +19,8 @@ kind            meaning
 ``dtype``       a tensor is not float32
 ``non-finite``  NaN or infinity anywhere
 ``metadata``    not an update for this round, or a bad sample count
+``sketch``      (verifiable projects) the published sketch does not open the
+                on-chain commitment or is not the update's sketch
 ==============  ==========================================================
 
 Architecture step 4 ("fetches each update by CID and verifies it; rejects malformed
@@ -29,7 +31,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from torch import Tensor
 
@@ -62,10 +64,17 @@ class CheckedUpdate:
     num_samples: int = 1
     kind: str | None = None
     reason: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def accepted(self) -> bool:
         return self.vector is not None
+
+    def rejected(self, kind: str, detail: str) -> CheckedUpdate:
+        """This update, rejected after fetching (e.g. its sketch does not open)."""
+        reason = f"{kind}: {detail}"
+        log.warning("trainer %d update %s rejected (%s)", self.index, self.cid, reason)
+        return replace(self, vector=None, kind=kind, reason=reason)
 
 
 def _rejected(index: int, cid: str, kind: str, detail: str) -> CheckedUpdate:
@@ -111,7 +120,9 @@ def check_bytes(
     samples = meta.get("num_samples", "1")
     if not samples.isdigit() or not 1 <= int(samples) <= MAX_CLAIMED_SAMPLES:
         return _rejected(index, cid, "metadata", f"num_samples {samples!r} is not in 1..1e9")
-    return CheckedUpdate(index=index, cid=cid, vector=vector, num_samples=int(samples))
+    return CheckedUpdate(
+        index=index, cid=cid, vector=vector, num_samples=int(samples), metadata=dict(meta)
+    )
 
 
 def fetch_update(
