@@ -23,7 +23,7 @@ import numpy as np
 from drag.corpus import generate_facts, split_over_sources
 from drag.embed import MiniLMEmbedder, get_model
 from drag.index import PassageIndex
-from drag.receipts import ReceiptDomain, address_of, sign_receipt, verify_receipt
+from drag.receipts import ReceiptDomain, address_of, new_query_id, sign_receipt, verify_receipt
 from drag.server import BackgroundServer, SourceConfig, SourceNode, create_app
 
 KEY = "0x" + "42" * 32
@@ -98,22 +98,23 @@ def retrieval_latency(
     )  # fmt: skip
     node = SourceNode(reopened, config)
     questions = [f.question for f in facts[:n_queries]]
-    qid = bytes(32)
     for q in questions[:10]:
-        node.retrieve(q, k, qid)
+        node.retrieve(q, k, new_query_id())
     it = iter(questions * 2)
-    in_process = _time(lambda: node.retrieve(next(it), k, qid), n_queries)
+    in_process = _time(lambda: node.retrieve(next(it), k, new_query_id()), n_queries)
     search_only = _time(lambda: reopened.search(next(it), k), n_queries)
     hits = sum(reopened.search(f.question, 1)[0].passage.text == f.text for f in facts[:n_queries])
     with BackgroundServer(create_app(node)) as server, httpx.Client() as client:
-        body = {"k": k, "query_id": "0x" + qid.hex()}
         url = server.url + "/retrieve"
+
+        def body(q: str) -> dict[str, Any]:
+            return {"query": q, "k": k, "query_id": "0x" + new_query_id().hex()}
+
         for q in questions[:10]:
-            client.post(url, json={"query": q, **body}).raise_for_status()
+            client.post(url, json=body(q)).raise_for_status()
         it = iter(questions)
         over_http = _time(
-            lambda: client.post(url, json={"query": next(it), **body}).raise_for_status(),
-            n_queries,
+            lambda: client.post(url, json=body(next(it))).raise_for_status(), n_queries
         )
     return {
         "passages": len(reopened),
@@ -131,8 +132,8 @@ def receipt_timing(n: int = 1000) -> dict[str, Any]:
     texts = [f"passage number {i} about something" for i in range(5)]
     qid = bytes(range(32))
     address = address_of(KEY)
-    receipt = sign_receipt(KEY, DOMAIN, 1, qid, texts)
-    sign = _time(lambda: sign_receipt(KEY, DOMAIN, 1, qid, texts), n)
+    receipt = sign_receipt(KEY, DOMAIN, 1, 1, qid, texts)
+    sign = _time(lambda: sign_receipt(KEY, DOMAIN, 1, 1, qid, texts), n)
     verify = _time(lambda: verify_receipt(receipt, DOMAIN, address, texts, qid, 1), n)
     return {"sign": _percentiles(sign), "verify": _percentiles(verify)}
 

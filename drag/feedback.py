@@ -21,8 +21,10 @@ Every delta carries the source's receipt for the query, which the registry requi
 :class:`FeedbackQueue` appends each delta to a JSONL file (fsync'ed) before acknowledging
 it and hands batches to a callback (one transaction per batch) when ``max_batch`` deltas
 are pending or the oldest is ``max_age_s`` old. The file is rewritten only after the
-callback returns, so a crash loses nothing; at worst a batch is sent twice, and the
-registry refuses a second delta for the same (source, query id).
+callback returns, so a crash loses nothing; at worst a batch is sent twice. The registry
+would revert a whole batch holding a receipt it already accepted (same source and nonce),
+so the directory drops used receipts before it submits
+(:meth:`drag.chain_directory.ChainDirectory.submit_feedback`): a resend never fails.
 """
 
 from __future__ import annotations

@@ -1,17 +1,22 @@
 """EIP-712 receipts a source signs over what it returned for a query.
 
-A receipt binds a source's registered key to ``(sourceId, queryId, passagesHash)``. The
-``SourceRegistry`` contract accepts a reliability/usefulness delta for a source only with
-that source's receipt for the query id, so a client cannot invent queries, and a source
-cannot later deny what it served. The typed data follows EIP-712
-(https://eips.ethereum.org/EIPS/eip-712):
+A receipt binds a source's registered key to ``(sourceId, nonce, queryId, passagesHash)``.
+The ``SourceRegistry`` contract accepts a reliability/usefulness delta for a source only with
+that source's receipt for the query, so a client cannot invent queries, and a source cannot
+later deny what it served. The source numbers its receipts with its own nonce (1, 2, 3, ...;
+see :mod:`drag.nonces`): the contract accepts each ``(sourceId, nonce)`` once, within a window
+of 96 nonces below the highest it has seen, which keeps replay protection inside one storage
+slot. The typed data follows EIP-712 (https://eips.ethereum.org/EIPS/eip-712):
 
 - domain: ``name="LedgerLearn SourceRegistry"``, ``version="1"``, ``chainId``,
   ``verifyingContract`` (the registry address);
-- primary type ``Receipt(uint256 sourceId,bytes32 queryId,bytes32 passagesHash)``;
+- primary type :data:`RECEIPT_TYPE`
+  ``Receipt(uint256 sourceId,uint64 nonce,bytes32 queryId,bytes32 passagesHash)``;
 - ``passagesHash = keccak256(concat(keccak256(utf8(text)) for each passage in order))``.
 
-Pure functions over bytes; the only dependency is ``eth-account`` (fast with coincurve).
+This module is the one definition of that typed data: the chain client
+(:mod:`marketplace.chain.registry`) signs and checks through it too. Pure functions over
+bytes; the only dependency is ``eth-account`` (fast with coincurve).
 """
 
 from __future__ import annotations
@@ -30,14 +35,20 @@ from marketplace.errors import ConfigError, DragError
 
 DOMAIN_NAME = "LedgerLearn SourceRegistry"
 DOMAIN_VERSION = "1"
-RECEIPT_TYPE = "Receipt(uint256 sourceId,bytes32 queryId,bytes32 passagesHash)"
-RECEIPT_TYPES: dict[str, list[dict[str, str]]] = {
-    "Receipt": [
-        {"name": "sourceId", "type": "uint256"},
-        {"name": "queryId", "type": "bytes32"},
-        {"name": "passagesHash", "type": "bytes32"},
-    ]
-}
+RECEIPT_TYPE = "Receipt(uint256 sourceId,uint64 nonce,bytes32 queryId,bytes32 passagesHash)"
+RECEIPT_FIELDS: list[dict[str, str]] = [
+    {"name": "sourceId", "type": "uint256"},
+    {"name": "nonce", "type": "uint64"},
+    {"name": "queryId", "type": "bytes32"},
+    {"name": "passagesHash", "type": "bytes32"},
+]
+EIP712_DOMAIN_FIELDS: list[dict[str, str]] = [
+    {"name": "name", "type": "string"},
+    {"name": "version", "type": "string"},
+    {"name": "chainId", "type": "uint256"},
+    {"name": "verifyingContract", "type": "address"},
+]
+MAX_NONCE = 2**64 - 1
 
 
 @dataclass(frozen=True)
@@ -74,6 +85,7 @@ class Receipt:
     """A signed statement: source ``source_id`` answered ``query_id`` with these passages."""
 
     source_id: int
+    nonce: int
     query_id: bytes
     passages_hash: bytes
     signature: bytes
@@ -82,6 +94,7 @@ class Receipt:
         """Hex-encoded form used on the wire and in the feedback queue."""
         return {
             "source_id": self.source_id,
+            "nonce": self.nonce,
             "query_id": "0x" + self.query_id.hex(),
             "passages_hash": "0x" + self.passages_hash.hex(),
             "signature": "0x" + self.signature.hex(),
@@ -93,15 +106,23 @@ class Receipt:
         try:
             return cls(
                 source_id=int(data["source_id"]),
+                nonce=_parse_nonce(data["nonce"]),
                 query_id=parse_bytes32(str(data["query_id"]), "query_id"),
                 passages_hash=parse_bytes32(str(data["passages_hash"]), "passages_hash"),
                 signature=_parse_hex(str(data["signature"]), 65, "signature"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise DragError(
-                f"malformed receipt ({exc}); a receipt needs source_id, query_id, "
+                f"malformed receipt ({exc}); a receipt needs source_id, nonce, query_id, "
                 "passages_hash and a 65-byte signature"
             ) from exc
+
+
+def _parse_nonce(value: Any) -> int:
+    nonce = int(value)
+    if not 1 <= nonce <= MAX_NONCE:
+        raise ValueError(f"nonce {nonce} is outside 1..2^64-1")
+    return nonce
 
 
 def _parse_hex(value: str, length: int, what: str) -> bytes:
@@ -140,61 +161,97 @@ def passages_hash(texts: Sequence[str]) -> bytes:
     return keccak(b"".join(passage_hash(t) for t in texts))
 
 
-def receipt_message(
-    domain: ReceiptDomain, source_id: int, query_id: bytes, passages_digest: bytes
-) -> SignableMessage:
-    """The EIP-712 signable message for a receipt (what both signer and verifier hash)."""
+def receipt_typed_data(
+    chain_id: int,
+    registry: str,
+    source_id: int,
+    nonce: int,
+    query_id: bytes,
+    passages_digest: bytes,
+) -> dict[str, Any]:
+    """The full EIP-712 message of one receipt (``eth_account``'s ``full_message`` form)."""
     if len(query_id) != 32 or len(passages_digest) != 32:
         raise DragError("query_id and passages_hash must be 32 bytes each")
-    return encode_typed_data(
-        domain_data=domain.as_eip712(),
-        message_types=RECEIPT_TYPES,
-        message_data={
+    if not 0 <= nonce <= MAX_NONCE:
+        raise DragError(f"nonce {nonce} does not fit uint64")
+    return {
+        "types": {"EIP712Domain": EIP712_DOMAIN_FIELDS, "Receipt": RECEIPT_FIELDS},
+        "primaryType": "Receipt",
+        "domain": {
+            "name": DOMAIN_NAME,
+            "version": DOMAIN_VERSION,
+            "chainId": chain_id,
+            "verifyingContract": registry,
+        },
+        "message": {
             "sourceId": source_id,
+            "nonce": nonce,
             "queryId": query_id,
             "passagesHash": passages_digest,
         },
+    }
+
+
+def receipt_message(
+    domain: ReceiptDomain, source_id: int, nonce: int, query_id: bytes, passages_digest: bytes
+) -> SignableMessage:
+    """The EIP-712 signable message for a receipt (what both signer and verifier hash)."""
+    data = receipt_typed_data(
+        domain.chain_id, domain.verifying_contract, source_id, nonce, query_id, passages_digest
     )
+    return encode_typed_data(full_message=data)
 
 
 def receipt_digest(
-    domain: ReceiptDomain, source_id: int, query_id: bytes, passages_digest: bytes
+    domain: ReceiptDomain, source_id: int, nonce: int, query_id: bytes, passages_digest: bytes
 ) -> bytes:
     """The 32-byte EIP-712 digest ``keccak256(0x1901 || domainSeparator || structHash)``.
 
-    The contract's ``_hashTypedDataV4`` must return the same value; tests compare the two.
+    The contract's ``receiptDigest`` view must return the same value; tests compare the two.
     """
-    msg = receipt_message(domain, source_id, query_id, passages_digest)
+    msg = receipt_message(domain, source_id, nonce, query_id, passages_digest)
     return keccak(b"\x19" + msg.version + msg.header + msg.body)
 
 
-def sign_receipt(
+def sign_digest(
     private_key: str | bytes,
     domain: ReceiptDomain,
     source_id: int,
+    nonce: int,
     query_id: bytes,
-    texts: Sequence[str],
-) -> Receipt:
-    """Sign a receipt for the passages ``texts`` returned for ``query_id``."""
-    digest = passages_hash(texts)
-    msg = receipt_message(domain, source_id, query_id, digest)
+    passages_digest: bytes,
+) -> bytes:
+    """The 65-byte ``r || s || v`` signature of a receipt over an already computed
+    ``passagesHash`` (what the chain client and the gas benchmark sign)."""
+    msg = receipt_message(domain, source_id, nonce, query_id, passages_digest)
     try:
         signed = Account.sign_message(msg, private_key)
     except (ValueError, TypeError) as exc:
         raise ConfigError(
             "source private key is invalid; pass a 32-byte hex secp256k1 key"
         ) from exc
-    return Receipt(
-        source_id=source_id,
-        query_id=query_id,
-        passages_hash=digest,
-        signature=bytes(signed.signature),
-    )
+    return bytes(signed.signature)
+
+
+def sign_receipt(
+    private_key: str | bytes,
+    domain: ReceiptDomain,
+    source_id: int,
+    nonce: int,
+    query_id: bytes,
+    texts: Sequence[str],
+) -> Receipt:
+    """Sign receipt ``nonce`` for the passages ``texts`` returned for ``query_id``."""
+    digest = passages_hash(texts)
+    signature = sign_digest(private_key, domain, source_id, nonce, query_id, digest)
+    return Receipt(source_id, nonce, query_id, digest, signature)
 
 
 def recover_signer(receipt: Receipt, domain: ReceiptDomain) -> str:
     """The checksummed address that signed ``receipt``; :class:`DragError` if unrecoverable."""
-    msg = receipt_message(domain, receipt.source_id, receipt.query_id, receipt.passages_hash)
+    msg = receipt_message(
+        domain, receipt.source_id, receipt.nonce, receipt.query_id, receipt.passages_hash
+    )
     try:
         return str(Account.recover_message(msg, signature=receipt.signature))
     except Exception as exc:  # eth-keys raises several unrelated types for bad signatures

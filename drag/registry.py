@@ -2,9 +2,9 @@
 
 The client reads every source's record in one call (step 1 of the dRAG query in
 ARCHITECTURE.md) and submits batches of feedback deltas (step 6). The chain-backed
-implementation lives with the chain client; :class:`StaticDirectory` is an in-process
-implementation for simulations and tests that applies deltas the way the contract is meant
-to (reliability as Beta-reputation counts, usefulness as a bounded running score).
+implementation is :class:`drag.chain_directory.ChainDirectory`; :class:`StaticDirectory`
+is an in-process one for simulations and tests that applies deltas the way the contract
+does (reliability as Beta-reputation counts, usefulness as a bounded running score).
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ class StaticDirectory:
     def __init__(self, domain: ReceiptDomain, sources: Sequence[SourceRecord]) -> None:
         self._domain = domain
         self._sources = {s.source_id: s for s in sources}
-        self._seen: set[tuple[int, bytes]] = set()
+        self._seen: set[tuple[int, int]] = set()
         self.batches: list[list[FeedbackDelta]] = []
 
     @property
@@ -78,9 +78,9 @@ class StaticDirectory:
         return [self._sources[i] for i in sorted(self._sources)]
 
     def submit_feedback(self, batch: Sequence[FeedbackDelta]) -> str | None:
-        """Apply deltas, skipping unknown sources and replays of a (source, query) pair."""
+        """Apply deltas, skipping unknown sources and replays of a (source, nonce) pair."""
         for delta in batch:
-            key = (delta.source_id, delta.receipt.query_id)
+            key = (delta.source_id, delta.receipt.nonce)
             record = self._sources.get(delta.source_id)
             if record is None or key in self._seen:
                 continue

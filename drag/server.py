@@ -2,9 +2,10 @@
 
 ``POST /retrieve`` answers ``{query, k, query_id}`` with the top-``k`` passages and an
 EIP-712 receipt (see :mod:`drag.receipts`) over the query id and the passage hashes,
-signed with the source's registered key; ``GET /health`` and ``GET /info`` let clients and
-operators check the node. FastAPI generates the OpenAPI schema (``/openapi.json``,
-``/docs``).
+numbered with the source's next nonce (:mod:`drag.nonces`) and signed with the source's
+registered key; a query id the node already answered is refused with 409. ``GET /health``
+and ``GET /info`` let clients and operators check the node. FastAPI generates the OpenAPI
+schema (``/openapi.json``, ``/docs``).
 
 Bad input is refused with a 4xx whose body is ``{"error": "<one line>", "detail": ...}``:
 a body over ``max_body_bytes`` is 413 before it is parsed, a ``k`` outside ``1..max_k``, an
@@ -34,8 +35,9 @@ from pydantic import BaseModel, Field, field_validator
 
 from drag.index import PassageIndex
 from drag.ingest import ChunkConfig
+from drag.nonces import NonceLedger
 from drag.receipts import ReceiptDomain, address_of, passage_hash, sign_receipt
-from marketplace.errors import DragError, LedgerLearnError
+from marketplace.errors import DragError, LedgerLearnError, QueryIdReused
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,7 @@ class PassageOut(BaseModel):
 
 class ReceiptOut(BaseModel):
     source_id: int
+    nonce: int
     query_id: str
     passages_hash: str
     signature: str
@@ -98,16 +101,24 @@ class InfoResponse(BaseModel):
     embedding_model: str
     max_k: int
     max_query_chars: int
+    last_nonce: int
 
 
 class SourceNode:
-    """Index + key + limits: answers retrieval requests and signs receipts."""
+    """Index + key + limits + nonce ledger: answers retrieval requests and signs receipts.
 
-    def __init__(self, index: PassageIndex, config: SourceConfig) -> None:
+    The ledger defaults to one in the index folder, so the counter lives with the data it
+    serves and survives restarts.
+    """
+
+    def __init__(
+        self, index: PassageIndex, config: SourceConfig, ledger: NonceLedger | None = None
+    ) -> None:
         self.index = index
         self.config = config
         self.domain = ReceiptDomain(config.chain_id, config.registry_address)
         self.address = address_of(config.private_key)
+        self.ledger = ledger if ledger is not None else NonceLedger(index.index_dir)
 
     @classmethod
     def from_dirs(
@@ -134,12 +145,21 @@ class SourceNode:
             )
 
     def retrieve(self, query: str, k: int, query_id: bytes) -> RetrieveResponse:
-        """Top-``k`` passages for ``query`` with a receipt signed over ``query_id``."""
+        """Top-``k`` passages for ``query`` with a receipt signed over ``query_id``.
+
+        Raises :class:`QueryIdReused` if ``query_id`` was answered before (by this node,
+        before or after a restart).
+        """
         self.check(query, k)
+        if query_id in self.ledger:
+            raise QueryIdReused(
+                f"query id 0x{query_id.hex()} was already answered; send a fresh random query id"
+            )
         hits = self.index.search(query, k)
         texts = [h.passage.text for h in hits]
+        nonce = self.ledger.issue(query_id)
         receipt = sign_receipt(
-            self.config.private_key, self.domain, self.config.source_id, query_id, texts
+            self.config.private_key, self.domain, self.config.source_id, nonce, query_id, texts
         ).to_json()
         return RetrieveResponse(
             passages=[
@@ -165,6 +185,7 @@ class SourceNode:
             embedding_model=self.index.embedder.name,
             max_k=self.config.max_k,
             max_query_chars=self.config.max_query_chars,
+            last_nonce=self.ledger.last,
         )
 
 
@@ -250,7 +271,7 @@ def create_app(node: SourceNode) -> FastAPI:
 
     @app.exception_handler(LedgerLearnError)
     async def _user_error(_: Request, exc: LedgerLearnError) -> JSONResponse:
-        return _error(422, str(exc))
+        return _error(409 if isinstance(exc, QueryIdReused) else 422, str(exc))
 
     @app.get("/health")
     def health() -> dict[str, Any]:
@@ -263,7 +284,11 @@ def create_app(node: SourceNode) -> FastAPI:
     @app.post(
         "/retrieve",
         response_model=RetrieveResponse,
-        responses={413: {"description": "body too large"}, 422: {"description": "bad input"}},
+        responses={
+            409: {"description": "query id already answered"},
+            413: {"description": "body too large"},
+            422: {"description": "bad input"},
+        },
     )
     def retrieve(request: RetrieveRequest) -> RetrieveResponse:
         # sync handler: FastAPI runs it in a worker thread, embedding does not block the loop
@@ -276,7 +301,12 @@ def create_app(node: SourceNode) -> FastAPI:
 def serve(
     node: SourceNode, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info"
 ) -> None:
-    """Serve ``node`` over HTTP until interrupted (blocking)."""
+    """Serve ``node`` over HTTP until interrupted (blocking).
+
+    The embedding model is loaded before the port opens: a reopened index needs no
+    embedding, and a first query that waits seconds for the model would time out clients.
+    """
+    node.index.embedder.embed(["warm-up"])
     log.info(
         "source %d (%s) serving %d passages on http://%s:%d",
         node.config.source_id,

@@ -84,3 +84,7 @@ class ReadOnlyStore(StorageError):
 
 class DatasetError(LedgerLearnError):
     """A dataset is unknown, malformed or unusable (bad CSV/NPZ, labels, partition)."""
+
+
+class QueryIdReused(DragError):
+    """A source was asked to sign a second receipt for a query id it already answered."""

@@ -11,7 +11,9 @@ eip-712) over :data:`RECEIPT_TYPE` under the domain ``("LedgerLearn SourceRegist
 chainId, registry address)``. A source numbers its receipts with its own nonce; the contract
 accepts each ``(sourceId, nonce)`` once and within a window of :data:`WINDOW` nonces below the
 highest it has seen, so replay protection costs no fresh storage per query. Signatures travel
-as EIP-2098 compact ``(r, vs)`` pairs (https://eips.ethereum.org/EIPS/eip-2098).
+as EIP-2098 compact ``(r, vs)`` pairs (https://eips.ethereum.org/EIPS/eip-2098). The
+typed data itself is defined once, in :mod:`drag.receipts` (what source nodes sign), and
+re-exported here.
 """
 
 from __future__ import annotations
@@ -20,11 +22,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from eth_account import Account
-from eth_account.messages import encode_typed_data
 from eth_utils import keccak
 from web3.types import TxReceipt
 
+from drag.receipts import DOMAIN_NAME as DOMAIN_NAME
+from drag.receipts import DOMAIN_VERSION as DOMAIN_VERSION
+from drag.receipts import RECEIPT_FIELDS as RECEIPT_FIELDS
+from drag.receipts import RECEIPT_TYPE as RECEIPT_TYPE
+from drag.receipts import ReceiptDomain, sign_digest
+from drag.receipts import receipt_typed_data as receipt_typed_data
 from marketplace.chain.client import ContractClient
 from marketplace.errors import ConfigError
 
@@ -39,16 +45,6 @@ INITIAL_USEFULNESS = 10**6
 WINDOW = 96
 EVALUATOR_ROLE = keccak(text="EVALUATOR_ROLE")
 DEFAULT_ADMIN_ROLE = ZERO32
-
-DOMAIN_NAME = "LedgerLearn SourceRegistry"
-DOMAIN_VERSION = "1"
-RECEIPT_TYPE = "Receipt(uint256 sourceId,uint64 nonce,bytes32 queryId,bytes32 passagesHash)"
-RECEIPT_FIELDS: list[dict[str, str]] = [
-    {"name": "sourceId", "type": "uint256"},
-    {"name": "nonce", "type": "uint64"},
-    {"name": "queryId", "type": "bytes32"},
-    {"name": "passagesHash", "type": "bytes32"},
-]
 _SECP256K1_HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
 
 
@@ -211,41 +207,6 @@ def compact_signature(signature: bytes) -> tuple[bytes, bytes]:
     return signature[:32], (s | (parity << 255)).to_bytes(32, "big")
 
 
-def receipt_typed_data(
-    chain_id: int,
-    registry: str,
-    source_id: int,
-    nonce: int,
-    query_id: bytes,
-    passages_hash: bytes,
-) -> dict[str, Any]:
-    """The full EIP-712 message a source signs for one receipt."""
-    return {
-        "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"},
-                {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-                {"name": "verifyingContract", "type": "address"},
-            ],
-            "Receipt": RECEIPT_FIELDS,
-        },
-        "primaryType": "Receipt",
-        "domain": {
-            "name": DOMAIN_NAME,
-            "version": DOMAIN_VERSION,
-            "chainId": chain_id,
-            "verifyingContract": registry,
-        },
-        "message": {
-            "sourceId": source_id,
-            "nonce": nonce,
-            "queryId": query_id,
-            "passagesHash": passages_hash,
-        },
-    }
-
-
 def sign_receipt(
     private_key: str | bytes,
     chain_id: int,
@@ -256,8 +217,8 @@ def sign_receipt(
     passages_hash: bytes,
 ) -> bytes:
     """The 65-byte EIP-712 signature of a receipt by the source key ``private_key``."""
-    data = receipt_typed_data(chain_id, registry, source_id, nonce, query_id, passages_hash)
-    return bytes(Account.sign_message(encode_typed_data(full_message=data), private_key).signature)
+    domain = ReceiptDomain(chain_id, registry)
+    return sign_digest(private_key, domain, source_id, nonce, query_id, passages_hash)
 
 
 class RegistryClient(ContractClient):

@@ -11,8 +11,15 @@ import sys
 
 import typer
 
-from marketplace.cli import chain_cmds, project_cmds, round_cmds, trainer_cmds, zk_cmds
-from marketplace.cli import audit_cmds
+from marketplace.cli import (
+    audit_cmds,
+    chain_cmds,
+    drag_cmds,
+    project_cmds,
+    round_cmds,
+    trainer_cmds,
+    zk_cmds,
+)
 from marketplace.cli.common import err_console
 from marketplace.errors import LedgerLearnError
 
@@ -39,6 +46,7 @@ chain_cmds.register(app)
 app.add_typer(project_cmds.app, name="project")
 app.add_typer(trainer_cmds.app, name="trainer")
 round_cmds.register(app)
+drag_cmds.register(app)
 zk_cmds.register(app)
 audit_cmds.register(app)
 

@@ -15,7 +15,7 @@ from marketplace.errors import ConfigError
 
 
 def _receipt(sid: int, q: int = 0) -> Receipt:
-    return Receipt(sid, q.to_bytes(32, "big"), b"\x01" * 32, b"\x02" * 65)
+    return Receipt(sid, q + 1, q.to_bytes(32, "big"), b"\x01" * 32, b"\x02" * 65)
 
 
 def test_signs_follow_correctness() -> None:

@@ -1,4 +1,5 @@
-"""EIP-712 receipts: round trip, rejection of wrong keys and tampering, digest layout."""
+"""EIP-712 receipts: round trip, rejection of wrong keys and tampering, digest layout, and
+the one typed-data definition shared with the chain client."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ from eth_abi import encode
 from eth_utils import keccak
 
 from drag.receipts import (
+    RECEIPT_TYPE,
     Receipt,
     ReceiptDomain,
     address_of,
     new_query_id,
     passages_hash,
     receipt_digest,
+    receipt_typed_data,
     recover_signer,
     sign_receipt,
     verify_receipt,
@@ -26,10 +29,11 @@ OTHER_KEY = "0x" + "22" * 32
 DOMAIN = ReceiptDomain(chain_id=31337, verifying_contract="0x" + "ab" * 20)
 TEXTS = ["The capital of Zorvia is Quelton.", "Zorvia lies by the sea. Ünïcode too."]
 QID = bytes(range(32))
+NONCE = 42
 
 
 def test_round_trip_recovers_the_signer() -> None:
-    receipt = sign_receipt(KEY, DOMAIN, 7, QID, TEXTS)
+    receipt = sign_receipt(KEY, DOMAIN, 7, NONCE, QID, TEXTS)
     assert recover_signer(receipt, DOMAIN) == address_of(KEY)
     assert verify_receipt(receipt, DOMAIN, address_of(KEY), TEXTS, QID, 7)
     assert receipt.passages_hash == passages_hash(TEXTS)
@@ -37,7 +41,7 @@ def test_round_trip_recovers_the_signer() -> None:
 
 
 def test_wrong_key_is_rejected() -> None:
-    receipt = sign_receipt(OTHER_KEY, DOMAIN, 7, QID, TEXTS)
+    receipt = sign_receipt(OTHER_KEY, DOMAIN, 7, NONCE, QID, TEXTS)
     assert not verify_receipt(receipt, DOMAIN, address_of(KEY), TEXTS, QID, 7)
 
 
@@ -53,15 +57,17 @@ def test_wrong_key_is_rejected() -> None:
     ],
 )
 def test_any_mismatch_is_rejected(texts, qid, sid, domain) -> None:
-    receipt = sign_receipt(KEY, DOMAIN, 7, QID, TEXTS)
+    receipt = sign_receipt(KEY, DOMAIN, 7, NONCE, QID, TEXTS)
     assert not verify_receipt(receipt, domain, address_of(KEY), texts, qid, sid)
 
 
 def test_forged_fields_change_the_recovered_signer() -> None:
-    receipt = sign_receipt(KEY, DOMAIN, 7, QID, TEXTS)
-    forged = Receipt(8, receipt.query_id, receipt.passages_hash, receipt.signature)
+    receipt = sign_receipt(KEY, DOMAIN, 7, NONCE, QID, TEXTS)
+    forged = Receipt(8, NONCE, receipt.query_id, receipt.passages_hash, receipt.signature)
     assert not verify_receipt(forged, DOMAIN, address_of(KEY))
-    garbage = Receipt(7, QID, receipt.passages_hash, b"\x00" * 65)
+    renumbered = Receipt(7, NONCE + 1, receipt.query_id, receipt.passages_hash, receipt.signature)
+    assert not verify_receipt(renumbered, DOMAIN, address_of(KEY))
+    garbage = Receipt(7, NONCE, QID, receipt.passages_hash, b"\x00" * 65)
     assert not verify_receipt(garbage, DOMAIN, address_of(KEY))
 
 
@@ -82,16 +88,34 @@ def test_digest_matches_an_independent_eip712_encoding() -> None:
             ],
         )
     )
-    type_hash = keccak(b"Receipt(uint256 sourceId,bytes32 queryId,bytes32 passagesHash)")
+    type_hash = keccak(
+        b"Receipt(uint256 sourceId,uint64 nonce,bytes32 queryId,bytes32 passagesHash)"
+    )
     ph = keccak(b"".join(keccak(t.encode("utf-8")) for t in TEXTS))
-    struct = keccak(encode(["bytes32", "uint256", "bytes32", "bytes32"], [type_hash, 7, QID, ph]))
+    struct = keccak(
+        encode(
+            ["bytes32", "uint256", "uint64", "bytes32", "bytes32"],
+            [type_hash, 7, NONCE, QID, ph],
+        )
+    )
     expected = keccak(b"\x19\x01" + separator + struct)
-    assert receipt_digest(DOMAIN, 7, QID, ph) == expected
+    assert receipt_digest(DOMAIN, 7, NONCE, QID, ph) == expected
+
+
+def test_chain_client_signs_through_the_same_definition() -> None:
+    """marketplace.chain.registry re-exports drag's typed data; its signatures recover."""
+    from marketplace.chain import registry as reg
+
+    assert reg.RECEIPT_TYPE == RECEIPT_TYPE and reg.receipt_typed_data is receipt_typed_data
+    ph = passages_hash(TEXTS)
+    sig = reg.sign_receipt(KEY, DOMAIN.chain_id, DOMAIN.verifying_contract, 7, NONCE, QID, ph)
+    assert sig == sign_receipt(KEY, DOMAIN, 7, NONCE, QID, TEXTS).signature
+    assert verify_receipt(Receipt(7, NONCE, QID, ph, sig), DOMAIN, address_of(KEY), TEXTS)
 
 
 def test_empty_passage_list_has_a_defined_hash() -> None:
     assert passages_hash([]) == keccak(b"")
-    receipt = sign_receipt(KEY, DOMAIN, 1, QID, [])
+    receipt = sign_receipt(KEY, DOMAIN, 1, 1, QID, [])
     assert verify_receipt(receipt, DOMAIN, address_of(KEY), [], QID, 1)
 
 
@@ -102,8 +126,12 @@ def test_bad_inputs_raise_actionable_errors() -> None:
         address_of("0x1234")
     with pytest.raises(DragError, match="malformed receipt|query_id"):
         Receipt.from_json(
-            {"source_id": 1, "query_id": "0x12", "passages_hash": "", "signature": ""}
+            {"source_id": 1, "nonce": 1, "query_id": "0x12", "passages_hash": "", "signature": ""}
         )
+    good = sign_receipt(KEY, DOMAIN, 7, NONCE, QID, TEXTS).to_json()
+    for nonce in (0, 2**64, "x"):
+        with pytest.raises(DragError, match="malformed receipt"):
+            Receipt.from_json({**good, "nonce": nonce})
 
 
 def test_query_ids_are_seeded_or_random() -> None:

@@ -14,6 +14,7 @@ from drag.corpus import generate_facts, split_over_sources
 from drag.feedback import FeedbackQueue
 from drag.generate import ExtractiveGenerator
 from drag.index import PassageIndex
+from drag.nonces import NonceLedger
 from drag.receipts import ReceiptDomain, address_of
 from drag.registry import SourceRecord, StaticDirectory
 from drag.retrieve import fan_out, fan_out_sync
@@ -59,6 +60,8 @@ def servers(tmp_path_factory, facts):
         _node(root, clean.documents, 0, KEYS[0], "clean"),
         _node(root, polluted.documents, 1, KEYS[1], "polluted"),
     ]
+    # a second node that signs with key 0 (its own nonce ledger, the clean index)
+    impostor = SourceNode(nodes[0].index, nodes[0].config, NonceLedger(root / "impostor"))
     slow = FastAPI()
 
     @slow.post("/retrieve")
@@ -74,13 +77,14 @@ def servers(tmp_path_factory, facts):
 
     running = [BackgroundServer(create_app(n)).start() for n in nodes]
     running += [BackgroundServer(slow).start(), BackgroundServer(garbage).start()]
+    running += [BackgroundServer(create_app(impostor)).start()]
     yield running
     for server in running:
         server.stop()
 
 
 def _records(servers) -> list[SourceRecord]:
-    clean, polluted, slow, garbage = servers
+    clean, polluted, slow, garbage, impostor = servers
     return [
         SourceRecord(0, address_of(KEYS[0]), clean.url),
         SourceRecord(1, address_of(KEYS[1]), polluted.url),
@@ -88,7 +92,7 @@ def _records(servers) -> list[SourceRecord]:
         SourceRecord(3, address_of(KEYS[3]), garbage.url),
         SourceRecord(4, address_of(KEYS[0]), f"http://127.0.0.1:{_closed_port()}"),
         # registered with key 3, but the server at this endpoint signs with key 0
-        SourceRecord(5, address_of(KEYS[3]), clean.url),
+        SourceRecord(5, address_of(KEYS[3]), impostor.url),
     ]
 
 

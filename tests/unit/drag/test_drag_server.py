@@ -99,3 +99,24 @@ def test_oversized_and_malformed_bodies(client: TestClient) -> None:
     r = client.post("/retrieve", content=b"{not json", headers={"content-type": "application/json"})
     assert r.status_code == 422 and r.json()["error"].startswith("invalid request")
     assert client.get("/retrieve").status_code == 405
+
+
+def test_receipts_are_numbered_and_a_query_id_is_signed_once(
+    client: TestClient, node: SourceNode, facts
+) -> None:
+    """Nonces rise by one per answer, survive a restart, and a repeated query id is 409."""
+    qids = ["0x" + f"{i:064x}" for i in (101, 102)]
+    nonces = []
+    for qid in qids:
+        r = client.post("/retrieve", json={"query": facts[0].question, "k": 1, "query_id": qid})
+        assert r.status_code == 200, r.text
+        nonces.append(r.json()["receipt"]["nonce"])
+    assert nonces[1] == nonces[0] + 1 and client.get("/info").json()["last_nonce"] == nonces[1]
+    again = client.post("/retrieve", json={"query": "other", "k": 1, "query_id": qids[0]})
+    assert again.status_code == 409 and "already answered" in again.json()["error"]
+
+    restarted = TestClient(create_app(SourceNode(node.index, node.config)))
+    r = restarted.post("/retrieve", json={"query": "x", "k": 1, "query_id": qids[1]})
+    assert r.status_code == 409
+    r = restarted.post("/retrieve", json={"query": "x", "k": 1, "query_id": "0x" + "ee" * 32})
+    assert r.json()["receipt"]["nonce"] == nonces[1] + 1

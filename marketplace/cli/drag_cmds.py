@@ -1,0 +1,451 @@
+"""dRAG commands: ``source serve|register|list``, ``drag query|flush``, ``registry
+grant-evaluator|revoke-evaluator``.
+
+A data owner registers a source (``source register``, the signing account becomes its
+owner) and serves its documents (``source serve``); a user asks questions (``drag query``)
+and, with ``--correct``/``--wrong``/``--truth``, queues feedback that ``drag flush`` (or the
+size/age threshold, or ``--flush``) sends on-chain in one ``applyFeedback`` transaction. The
+flushing account needs ``EVALUATOR_ROLE``, granted by the registry admin (the deployer)
+with ``registry grant-evaluator``. The chain id and registry address come from the
+deployment manifest of ``--rpc-url`` (``ledgerlearn deploy``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from eth_account.signers.local import LocalAccount
+from rich.table import Table
+
+from marketplace.chain.accounts import parse_address, resolve_account
+from marketplace.chain.connection import Chain, connect
+from marketplace.chain.deploy import load_manifest
+from marketplace.chain.registry import RegistryClient, SourceInfo
+from marketplace.cli.common import (
+    DEFAULT_URL,
+    AccountIndex,
+    JsonOut,
+    Key,
+    RpcUrl,
+    console,
+    emit_json,
+)
+from marketplace.cli.project_cmds import parse_digest
+from marketplace.errors import ConfigError
+from marketplace.paths import ledgerlearn_home
+
+source_app = typer.Typer(help="Serve and register dRAG sources.", no_args_is_help=True)
+drag_app = typer.Typer(help="Ask the registered sources; feed back.", no_args_is_help=True)
+registry_app = typer.Typer(help="Administer the SourceRegistry.", no_args_is_help=True)
+
+
+@dataclass
+class RegistrySession:
+    chain: Chain
+    account: LocalAccount
+    registry: RegistryClient
+
+
+def open_registry(rpc_url: str, key: str | None, account: int | None) -> RegistrySession:
+    """Connect, resolve the signer and find the SourceRegistry in the deployment manifest."""
+    chain = connect(rpc_url)
+    signer = resolve_account(chain, key, account)
+    address = load_manifest(chain).address("SourceRegistry")
+    return RegistrySession(chain, signer, RegistryClient(chain, address, signer))
+
+
+def default_index_dir(docs: Path) -> Path:
+    """``$LEDGERLEARN_HOME/drag/index/<hash of the docs folder path>``: outside the docs
+    folder (whose ``.jsonl`` files are all ingested) and stable across restarts."""
+    digest = hashlib.sha256(str(docs.resolve()).encode()).hexdigest()[:16]
+    return ledgerlearn_home() / "drag" / "index" / digest
+
+
+def feedback_queue_path(chain_id: int, registry: str) -> Path:
+    """The persistent feedback queue of one registry under ``$LEDGERLEARN_HOME``."""
+    return ledgerlearn_home() / "drag" / f"feedback-{chain_id}-{registry.lower()}.jsonl"
+
+
+def _find_source_id(rows: list[SourceInfo], signer: str, source_id: int | None) -> int:
+    if source_id is not None:
+        row = next((r for r in rows if r.source_id == source_id), None)
+        if row is None:
+            raise ConfigError(f"source {source_id} is not registered: run `source register`")
+        if row.signer != signer:
+            raise ConfigError(
+                f"source {source_id} is registered with signer {row.signer}, not {signer}; "
+                "pass that signer's --key or the right --source-id"
+            )
+        return source_id
+    mine = [r.source_id for r in rows if r.signer == signer and r.active]
+    if not mine:
+        raise ConfigError(
+            f"no active source has signer {signer}: run `ledgerlearn source register "
+            f"--endpoint URL --signer {signer}` first, or pass --source-id"
+        )
+    if len(mine) > 1:
+        raise ConfigError(f"signer {signer} has sources {mine}; pick one with --source-id")
+    return mine[0]
+
+
+# ------------------------------------------------------------------ source
+
+
+@source_app.command("serve")
+def source_serve(
+    docs: Annotated[Path, typer.Option(help="Folder of .txt/.md/.jsonl documents to serve.")],
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8600,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    index_dir: Annotated[
+        Path | None,
+        typer.Option(help="Where the index and the receipt nonces live (default: under home)."),
+    ] = None,
+    source_id: Annotated[
+        int | None, typer.Option(help="Registered source id (default: found by signer).", min=1)
+    ] = None,
+    max_k: Annotated[int, typer.Option(help="Largest k a client may ask for.")] = 50,
+    rpc_url: RpcUrl = DEFAULT_URL,
+    key: Key = None,
+    account: AccountIndex = None,
+) -> None:
+    """Serve signed top-k retrieval over DOCS (the key signs the source's receipts)."""
+    from drag.server import SourceConfig, SourceNode, serve
+
+    session = open_registry(rpc_url, key, account)
+    sid = _find_source_id(session.registry.all_scores(), session.account.address, source_id)
+    config = SourceConfig(
+        source_id=sid,
+        private_key="0x" + bytes(session.account.key).hex(),
+        chain_id=session.chain.chain_id,
+        registry_address=session.registry.address,
+        max_k=max_k,
+    )
+    index_dir = index_dir or default_index_dir(docs)
+    console.print(f"indexing {docs} into {index_dir} ...")
+    node = SourceNode.from_dirs(docs, index_dir, config)
+    console.print(
+        f"source [bold]{sid}[/] ({node.address}) serves {len(node.index)} passages on "
+        f"http://{host}:{port} (last nonce {node.ledger.last})"
+    )
+    serve(node, host=host, port=port, log_level="warning")
+
+
+@source_app.command("register")
+def source_register(
+    endpoint: Annotated[str, typer.Option(help="URL clients reach the source node at.")],
+    signer: Annotated[
+        str | None, typer.Option(help="Address that signs receipts (default: the owner).")
+    ] = None,
+    metadata_cid: Annotated[
+        str | None, typer.Option(help="CID (or 0x digest) of the source's metadata.")
+    ] = None,
+    rpc_url: RpcUrl = DEFAULT_URL,
+    key: Key = None,
+    account: AccountIndex = None,
+    json_out: JsonOut = False,
+) -> None:
+    """Register a source owned by the signing account; prints its id."""
+    if not endpoint.startswith(("http://", "https://")):
+        raise ConfigError(f"endpoint {endpoint!r} must start with http:// or https://")
+    session = open_registry(rpc_url, key, account)
+    signer_address = parse_address(signer, "signer") if signer else session.account.address
+    sid, receipt = session.registry.register_source(
+        signer_address, endpoint, parse_digest(metadata_cid, "metadata CID")
+    )
+    if json_out:
+        emit_json(
+            {
+                "source_id": sid,
+                "owner": session.account.address,
+                "signer": signer_address,
+                "endpoint": endpoint,
+                "gas": receipt["gasUsed"],
+            }
+        )
+        return
+    console.print(f"source [bold]{sid}[/] registered (signer {signer_address})")
+
+
+def _source_row(info: SourceInfo) -> dict[str, Any]:
+    a, b = 1 + info.reliability_pos, 1 + info.reliability_neg
+    return {
+        "source_id": info.source_id,
+        "owner": info.owner,
+        "signer": info.signer,
+        "endpoint": info.endpoint,
+        "active": info.active,
+        "alpha": info.alpha,
+        "beta": info.beta,
+        "reliability": a / (a + b),
+        "usefulness": info.usefulness_score,
+        "last_nonce": info.last_nonce,
+    }
+
+
+def _print_sources(rows: list[dict[str, Any]], title: str) -> None:
+    table = Table(title=title)
+    for col in ("id", "endpoint", "active", "reliability", "evidence +/-", "usefulness"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            str(r["source_id"]),
+            r["endpoint"],
+            "yes" if r["active"] else "no",
+            f"{r['reliability']:.3f}",
+            f"{r['alpha'] / 1e6:.2f} / {r['beta'] / 1e6:.2f}",
+            f"{r['usefulness']:.3f}",
+        )
+    console.print(table)
+
+
+@source_app.command("list")
+def source_list(
+    rpc_url: RpcUrl = DEFAULT_URL,
+    key: Key = None,
+    account: AccountIndex = None,
+    json_out: JsonOut = False,
+) -> None:
+    """Every registered source and its on-chain scores."""
+    rows = [_source_row(i) for i in open_registry(rpc_url, key, account).registry.all_scores()]
+    if json_out:
+        emit_json({"sources": rows})
+        return
+    _print_sources(rows, "registered sources")
+
+
+# ------------------------------------------------------------------ drag
+
+
+def _generator(llm_url: str | None, llm_model: str | None, model_path: Path | None) -> Any:
+    from drag.generate import ExtractiveGenerator, OpenAICompatibleGenerator, TransformersGenerator
+
+    if llm_url and model_path:
+        raise ConfigError("pass either --llm-url/--llm-model or --model-path, not both")
+    if llm_url:
+        if not llm_model:
+            raise ConfigError("--llm-url needs --llm-model (the model name the server serves)")
+        return OpenAICompatibleGenerator(llm_url, llm_model)
+    if model_path:
+        return TransformersGenerator(model_path)
+    return ExtractiveGenerator()
+
+
+def _queue(session: RegistrySession, batch: int, max_age: float) -> tuple[Any, Any]:
+    from drag.chain_directory import ChainDirectory
+    from drag.feedback import FeedbackQueue
+
+    directory = ChainDirectory(session.registry)
+    path = feedback_queue_path(session.chain.chain_id, session.registry.address)
+    return directory, FeedbackQueue(path, directory.submit_feedback, batch, max_age)
+
+
+Batch = Annotated[int, typer.Option("--batch", help="Flush when this many deltas wait.", min=1)]
+MaxAge = Annotated[
+    float, typer.Option("--max-age", help="Flush when the oldest delta is this many s old.")
+]
+
+
+@drag_app.command("query")
+def drag_query(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    sources: Annotated[int, typer.Option("--sources", help="Sources to query.", min=1)] = 3,
+    sampler: Annotated[
+        str, typer.Option(help="How to choose sources: thompson or usefulness.")
+    ] = "thompson",
+    alpha: Annotated[
+        float, typer.Option(help="Weight of reliability in reranking.", min=0, max=1)
+    ] = 0.3,
+    k: Annotated[int, typer.Option(help="Passages per source.", min=1)] = 5,
+    top_n: Annotated[int, typer.Option(help="Passages given to the generator.", min=1)] = 5,
+    llm_url: Annotated[
+        str | None, typer.Option(help="OpenAI-compatible server (vLLM, Ollama, llama.cpp).")
+    ] = None,
+    llm_model: Annotated[str | None, typer.Option(help="Model name for --llm-url.")] = None,
+    model_path: Annotated[
+        Path | None, typer.Option(help="Local transformers model folder as generator.")
+    ] = None,
+    correct: Annotated[bool, typer.Option("--correct", help="The answer is right.")] = False,
+    wrong: Annotated[bool, typer.Option("--wrong", help="The answer is wrong.")] = False,
+    truth: Annotated[str | None, typer.Option(help="The right answer (ground truth).")] = None,
+    flush: Annotated[bool, typer.Option("--flush", help="Send queued feedback now.")] = False,
+    batch: Batch = 20,
+    max_age: MaxAge = 300.0,
+    timeout: Annotated[float, typer.Option(help="Per-source timeout in seconds.")] = 5.0,
+    seed: Annotated[int | None, typer.Option(help="Seed of the source sampling.")] = None,
+    rpc_url: RpcUrl = DEFAULT_URL,
+    key: Key = None,
+    account: AccountIndex = None,
+    json_out: JsonOut = False,
+) -> None:
+    """Answer QUESTION from the registered sources; print the passages and their sources."""
+    from drag.client import ClientConfig, DragClient
+
+    if sum([correct, wrong, truth is not None]) > 1:
+        raise ConfigError("give at most one of --correct, --wrong and --truth")
+    if sampler not in ("thompson", "usefulness"):
+        raise ConfigError(f"unknown sampler {sampler!r}; use thompson or usefulness")
+    session = open_registry(rpc_url, key, account)
+    directory, queue = _queue(session, batch, max_age)
+    if flush:
+        directory.check_evaluator()
+    config = ClientConfig(
+        n_sources=sources,
+        k=k,
+        top_n=top_n,
+        alpha=alpha,
+        strategy=sampler,  # type: ignore[arg-type]
+        timeout_s=timeout,
+    )
+    client = DragClient(directory, _generator(llm_url, llm_model, model_path), config, queue)
+    seed = secrets.randbits(32) if seed is None else seed
+    result = client.query(question, seed)
+    deltas = []
+    if correct or wrong or truth is not None:
+        deltas = client.feedback(
+            result,
+            truth=[truth] if truth is not None else None,
+            user_correct=None if truth is not None else correct,
+            seed=seed,
+        )
+    flushed = queue.flush() if flush else 0
+    chosen = {s.source_id: s for s in result.chosen}
+    out: dict[str, Any] = {
+        "answer": result.answer.text,
+        "query_id": "0x" + result.fanout.query_id.hex(),
+        "seed": seed,
+        "passages": [
+            {
+                "text": r.text,
+                "source_id": r.source_id,
+                "relevance": r.relevance,
+                "reliability": r.reliability,
+                "score": r.score,
+            }
+            for r in result.ranked
+        ],
+        "sources": [
+            {
+                "source_id": s.source_id,
+                "endpoint": s.endpoint,
+                "reliability": s.reliability(config.prior),
+                "usefulness": s.usefulness,
+                "answered": any(r.source.source_id == s.source_id for r in result.fanout.responses),
+            }
+            for s in chosen.values()
+        ],
+        "failures": [
+            {"source_id": f.source_id, "kind": f.kind, "detail": f.detail}
+            for f in result.fanout.failures
+        ],
+        "feedback": {
+            "queued": len(deltas),
+            "pending": len(queue),
+            "flushed": flushed,
+            "tx": _tx_hash(directory) if flushed else None,
+        },
+    }
+    if json_out:
+        emit_json(out)
+        return
+    console.print(f"[bold]answer:[/] {out['answer'] or '(no answer)'}")
+    table = Table(title="passages used")
+    for col in ("#", "source", "relevance", "reliability", "score", "text"):
+        table.add_column(col)
+    for i, p in enumerate(out["passages"], start=1):
+        table.add_row(
+            str(i),
+            str(p["source_id"]),
+            f"{p['relevance']:.3f}",
+            f"{p['reliability']:.3f}",
+            f"{p['score']:.3f}",
+            p["text"],
+        )
+    console.print(table)
+    for s in out["sources"]:
+        state = "answered" if s["answered"] else "no answer"
+        console.print(
+            f"source {s['source_id']}: reliability {s['reliability']:.3f}, "
+            f"usefulness {s['usefulness']:.3f} ({state})"
+        )
+    fb = out["feedback"]
+    if deltas or flushed:
+        console.print(
+            f"feedback: {fb['queued']} deltas queued, {fb['pending']} pending, "
+            f"{fb['flushed']} flushed" + (f" in tx {fb['tx']}" if fb["tx"] else "")
+        )
+
+
+def _tx_hash(directory: Any) -> str | None:
+    receipt = directory.last_receipt
+    return None if receipt is None else "0x" + bytes(receipt["transactionHash"]).hex()
+
+
+@drag_app.command("flush")
+def drag_flush(
+    batch: Batch = 20,
+    rpc_url: RpcUrl = DEFAULT_URL,
+    key: Key = None,
+    account: AccountIndex = None,
+    json_out: JsonOut = False,
+) -> None:
+    """Send every queued feedback delta on-chain (needs EVALUATOR_ROLE)."""
+    session = open_registry(rpc_url, key, account)
+    directory, queue = _queue(session, batch, 0.0)
+    directory.check_evaluator()
+    pending = len(queue)
+    sent = queue.flush()
+    out = {
+        "pending": pending,
+        "sent": sent - directory.dropped,
+        "dropped": directory.dropped,
+        "tx": _tx_hash(directory),
+    }
+    if json_out:
+        emit_json(out)
+        return
+    console.print(
+        f"{out['sent']} feedback updates applied, {out['dropped']} dropped (already used or "
+        f"stale)" + (f"; last tx {out['tx']}" if out["tx"] else "")
+    )
+
+
+# ------------------------------------------------------------------ registry
+
+
+@registry_app.command("grant-evaluator")
+def grant_evaluator(
+    address: Annotated[str, typer.Argument(help="Account allowed to submit feedback.")],
+    rpc_url: RpcUrl = DEFAULT_URL,
+    key: Key = None,
+    account: AccountIndex = None,
+) -> None:
+    """Give ADDRESS the EVALUATOR_ROLE (the signing account must be the registry admin)."""
+    session = open_registry(rpc_url, key, account)
+    target = parse_address(address, "evaluator address")
+    session.registry.grant_evaluator(target)
+    console.print(f"{target} may now submit dRAG feedback")
+
+
+@registry_app.command("revoke-evaluator")
+def revoke_evaluator(
+    address: Annotated[str, typer.Argument(help="Account to stop.")],
+    rpc_url: RpcUrl = DEFAULT_URL,
+    key: Key = None,
+    account: AccountIndex = None,
+) -> None:
+    """Take the EVALUATOR_ROLE from ADDRESS (registry admin only)."""
+    session = open_registry(rpc_url, key, account)
+    target = parse_address(address, "evaluator address")
+    session.registry.revoke_evaluator(target)
+    console.print(f"{target} may no longer submit dRAG feedback")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(source_app, name="source")
+    app.add_typer(drag_app, name="drag")
+    app.add_typer(registry_app, name="registry")

@@ -1,0 +1,613 @@
+"""Benchmark the decentralized RAG: accuracy under pollution, retrieval latency, feedback gas.
+
+Accuracy (the setting of Reliable-dRAG, Lu et al. 2025, arXiv:2511.07577): a seeded
+synthetic QA corpus (invented facts with one-token answers, :mod:`drag.corpus`), every fact
+held by all 6 sources, source i polluting 0, 20, 40, 60, 80, 100% of its documents,
+token-level (answer replaced by a random answer token) and document-level (wrong answer plus
+random text). Compared, all with the same offline extractive generator and top-5 contexts:
+
+- centralized on clean data: one index of the clean facts;
+- centralized on polluted data: one index of the distinct documents of all six sources
+  (a central store keeps one copy of each distinct document; the paper's setting). The
+  union *with* its duplicates is reported too: there, copies of the clean statement outvote
+  the scattered wrong answers, so it is a much stronger baseline than the paper's;
+- dRAG with the paper's usefulness-proportional sampling, and with our Thompson sampling
+  over Beta reliability: real source nodes over HTTP (in-process uvicorn servers, real
+  MiniLM embeddings, real EIP-712 receipts with nonces), real on-chain feedback on the
+  embedded chain with ``SourceRegistry`` (one ``applyFeedback`` per 20 deltas, through the
+  persistent feedback queue). Warm-up questions with ground-truth feedback, then disjoint
+  test questions without feedback; "cold" is the test accuracy before any feedback.
+
+Latency: p50/p99 of one fan-out (query all 6 sources of 10,000 one-sentence passages each,
+k=5, verify every receipt) over HTTP, generator excluded. Indexes are cached under
+``--cache-dir`` so reruns do not re-embed.
+
+Gas: ``applyFeedback`` per authenticated update for batches of 1, 5, 10, 20, 50 deltas, sent
+through :class:`drag.chain_directory.ChainDirectory` with receipts signed by source keys, on
+the embedded chain (py-evm), after a warm-up batch as in ``scripts/bench_registry_gas.py``.
+
+Run: ``.venv/bin/python scripts/bench_drag.py [--quick]``; writes
+``benchmarks/results/drag.json`` (``--out``) and prints tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import random
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from eth_account import Account
+from eth_utils import keccak
+from rich.console import Console
+from rich.table import Table
+
+from drag.chain_directory import ChainDirectory
+from drag.client import ClientConfig, DragClient
+from drag.corpus import Fact, PollutionMode, SourceCorpus, generate_facts, split_over_sources
+from drag.embed import CachedEmbedder, get_model
+from drag.feedback import FeedbackDelta, FeedbackQueue
+from drag.generate import ExtractiveGenerator, answer_matches
+from drag.index import PassageIndex
+from drag.receipts import new_query_id, sign_receipt
+from drag.registry import SourceRecord
+from drag.retrieve import fan_out
+from drag.server import BackgroundServer, SourceConfig, SourceNode, create_app
+from marketplace.chain.connection import Chain, connect_embedded
+from marketplace.chain.deploy import deploy_contract
+from marketplace.chain.registry import RegistryClient
+from marketplace.chain.tx import TxSender
+from marketplace.paths import ledgerlearn_home
+
+log = logging.getLogger("bench_drag")
+console = Console()
+
+RATES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+BATCHES = (1, 5, 10, 20, 50)
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = REPO / "benchmarks" / "results" / "drag.json"
+GOALS = {
+    "points_above_centralized_polluted": 15.0,
+    "points_below_centralized_clean": 3.0,
+    "gas_per_update_at_20": 12_000,
+    "retrieval_p50_ms": 50.0,
+}
+
+
+def source_key(i: int) -> str:
+    """Receipt-signing key of bench source ``i`` (deterministic, not a dev account)."""
+    return "0x" + keccak(text=f"ledgerlearn bench drag source {i}").hex()
+
+
+# ------------------------------------------------------------------ chain + sources
+
+
+@dataclass
+class Deployment:
+    chain: Chain
+    admin: RegistryClient
+    evaluator: RegistryClient
+
+
+def deploy_registry(n_sources: int, endpoints: Sequence[str]) -> tuple[Deployment, list[int]]:
+    """A fresh embedded chain with SourceRegistry, ``n_sources`` registered sources (owned by
+    dev accounts 1.., signing with :func:`source_key`) and an evaluator (dev account 9)."""
+    chain = connect_embedded()
+    admin_account = chain.dev_account(0)
+    address = deploy_contract(TxSender(chain, admin_account), "SourceRegistry").address
+    admin = RegistryClient(chain, address, admin_account)
+    ids = []
+    for i in range(n_sources):
+        owner = admin.as_account(chain.dev_account(1 + i % 8))
+        sid, _ = owner.register_source(Account.from_key(source_key(i)).address, endpoints[i])
+        ids.append(sid)
+    evaluator = chain.dev_account(9)
+    admin.grant_evaluator(evaluator.address)
+    return Deployment(chain, admin, admin.as_account(evaluator)), ids
+
+
+def build_indexes(
+    corpora: Sequence[SourceCorpus], root: Path, embedder: CachedEmbedder
+) -> list[PassageIndex]:
+    """One persisted index per source under ``root/s<i>`` (reused when already built)."""
+    indexes = []
+    for i, corpus in enumerate(corpora):
+        docs = root / f"s{i}" / "docs"
+        if not (docs / "docs.jsonl").is_file():
+            corpus.write(docs)
+        start = time.perf_counter()
+        index = PassageIndex(root / f"s{i}" / "idx", embedder=embedder)
+        report = index.sync(docs)
+        if report.embedded_passages:
+            log.info(
+                "source %d: embedded %d passages in %.1f s",
+                i,
+                report.embedded_passages,
+                time.perf_counter() - start,
+            )
+        indexes.append(index)
+    return indexes
+
+
+def start_sources(
+    indexes: Sequence[PassageIndex], chain_id: int, registry: str, first_id: int = 1
+) -> list[BackgroundServer]:
+    servers = []
+    for i, index in enumerate(indexes):
+        config = SourceConfig(
+            source_id=first_id + i,
+            private_key=source_key(i),
+            chain_id=chain_id,
+            registry_address=registry,
+        )
+        servers.append(BackgroundServer(create_app(SourceNode(index, config))).start())
+    return servers
+
+
+def preallocated_servers(n: int) -> list[str]:
+    """Endpoints are registered before the servers exist: reserve free ports for them."""
+    import socket
+
+    ports = []
+    for _ in range(n):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(int(s.getsockname()[1]))
+    return [f"http://127.0.0.1:{p}" for p in ports]
+
+
+# ------------------------------------------------------------------ accuracy
+
+
+def centralized_accuracy(
+    index: PassageIndex, generator: ExtractiveGenerator, tests: Sequence[Fact], top_n: int
+) -> float:
+    correct = 0
+    for fact in tests:
+        contexts = [h.passage.text for h in index.search(fact.question, top_n)]
+        correct += answer_matches(generator.generate(fact.question, contexts).text, [fact.answer])
+    return 100.0 * correct / len(tests)
+
+
+def central_index(root: Path, name: str, texts: Sequence[str], embedder: CachedEmbedder) -> Any:
+    docs = root / name / "docs"
+    path = docs / "docs.jsonl"
+    lines = "".join(json.dumps({"id": f"d{i}", "text": t}) + "\n" for i, t in enumerate(texts))
+    if not path.is_file() or path.read_text(encoding="utf-8") != lines:
+        docs.mkdir(parents=True, exist_ok=True)
+        path.write_text(lines, encoding="utf-8")
+    index = PassageIndex(root / name / "idx", embedder=embedder)
+    index.sync(docs)
+    return index
+
+
+def drag_run(
+    deployment: Deployment,
+    strategy: str,
+    generator: ExtractiveGenerator,
+    warmup: Sequence[Fact],
+    tests: Sequence[Fact],
+    config: ClientConfig,
+    seed: int,
+    workdir: Path,
+) -> dict[str, Any]:
+    """Cold test accuracy, warm-up with on-chain feedback, then test accuracy."""
+    directory = ChainDirectory(deployment.evaluator)
+    queue = FeedbackQueue(workdir / f"queue-{strategy}.jsonl", directory.submit_feedback, 20, 1e9)
+    cfg = ClientConfig(**{**vars(config), "strategy": strategy})
+    client = DragClient(directory, generator, cfg, queue)
+
+    def accuracy(facts: Sequence[Fact], offset: int) -> tuple[float, dict[int, int]]:
+        correct, picks = 0, dict.fromkeys(range(1, len(RATES) + 1), 0)
+        for i, fact in enumerate(facts):
+            result = client.query(fact.question, seed=seed + offset + i)
+            correct += answer_matches(result.answer.text, [fact.answer])
+            for s in result.chosen:
+                picks[s.source_id] += 1
+        return 100.0 * correct / len(facts), picks
+
+    cold, _ = accuracy(tests, 1_000_000)
+    start = time.perf_counter()
+    warm_correct = 0
+    for i, fact in enumerate(warmup):
+        result = client.query(fact.question, seed=seed + i)
+        warm_correct += answer_matches(result.answer.text, [fact.answer])
+        client.feedback(result, truth=[fact.answer], seed=i)
+    queue.flush()
+    warm_s = time.perf_counter() - start
+    acc, picks = accuracy(tests, 2_000_000)
+    scores = {
+        r.source_id: {
+            "pollution": RATES[r.source_id - 1],
+            "reliability": round(r.reliability(cfg.prior), 4),
+            "usefulness": round(r.usefulness, 4),
+        }
+        for r in directory.list_sources()
+    }
+    return {
+        "cold_accuracy": round(cold, 2),
+        "warmup_accuracy": round(100.0 * warm_correct / len(warmup), 2),
+        "accuracy": round(acc, 2),
+        "test_picks_per_source": picks,
+        "scores_after_warmup": scores,
+        "feedback_dropped": directory.dropped,
+        "warmup_seconds": round(warm_s, 1),
+    }
+
+
+def accuracy_setting(
+    mode: PollutionMode, args: argparse.Namespace, embedder: CachedEmbedder
+) -> dict[str, Any]:
+    facts = generate_facts(args.facts, seed=args.seed)
+    corpora = split_over_sources(facts, RATES, seed=args.seed, mode=mode)
+    root = args.cache_dir / f"acc-{mode}-n{args.facts}-s{args.seed}"
+    indexes = build_indexes(corpora, root, embedder)
+    order = list(range(len(facts)))
+    random.Random(args.seed).shuffle(order)
+    warmup = [facts[i] for i in order[: args.warmup]]
+    tests = [facts[i] for i in order[args.warmup : args.warmup + args.test]]
+    generator = ExtractiveGenerator(embedder=embedder)
+    top_n = 5
+    union = [d["text"] for c in corpora for d in c.documents]
+    central = {
+        "centralized_clean": central_index(
+            root, "central-clean", [f.text for f in facts], embedder
+        ),
+        "centralized_polluted": central_index(
+            root, "central-polluted", list(dict.fromkeys(union)), embedder
+        ),
+        "centralized_polluted_with_duplicates": central_index(
+            root, "central-polluted-dup", union, embedder
+        ),
+    }
+    out: dict[str, Any] = {
+        name: round(centralized_accuracy(index, generator, tests, top_n), 2)
+        for name, index in central.items()
+    }
+    endpoints = preallocated_servers(len(RATES))
+    deployment, ids = deploy_registry(len(RATES), endpoints)
+    config = ClientConfig(n_sources=args.n_sources, k=5, top_n=top_n, alpha=args.alpha)
+    servers = []
+    for i, (index, endpoint) in enumerate(zip(indexes, endpoints, strict=True)):
+        node = SourceNode(
+            index,
+            SourceConfig(
+                source_id=ids[i],
+                private_key=source_key(i),
+                chain_id=deployment.chain.chain_id,
+                registry_address=deployment.admin.address,
+            ),
+        )
+        servers.append(BackgroundServer(create_app(node), port=int(endpoint.rsplit(":", 1)[1])))
+    for s in servers:
+        s.start()
+    base = deployment.chain.snapshot()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for strategy in ("usefulness", "thompson"):
+                deployment.chain.revert(base)
+                out[f"drag_{strategy}"] = drag_run(
+                    deployment, strategy, generator, warmup, tests, config, args.seed, Path(tmp)
+                )
+                log.info("%s %s: %s", mode, strategy, out[f"drag_{strategy}"]["accuracy"])
+    finally:
+        for s in servers:
+            s.stop()
+    out["config"] = {
+        "facts": args.facts,
+        "warmup_questions": len(warmup),
+        "test_questions": len(tests),
+        "sources": len(RATES),
+        "pollution_rates": list(RATES),
+        "n_sources_queried": args.n_sources,
+        "k_per_source": 5,
+        "contexts": top_n,
+        "alpha": args.alpha,
+        "generator": "extractive (MiniLM sentence similarity + voting)",
+        "attribution": "exact Shapley over the 5 contexts (soft vote-share utility)",
+    }
+    return out
+
+
+# ------------------------------------------------------------------ latency
+
+
+def percentiles(samples_s: Sequence[float]) -> dict[str, float]:
+    ms = np.asarray(samples_s) * 1000
+    return {
+        "p50_ms": round(float(np.percentile(ms, 50)), 2),
+        "p99_ms": round(float(np.percentile(ms, 99)), 2),
+        "mean_ms": round(float(ms.mean()), 2),
+        "n": len(ms),
+    }
+
+
+def _serve_source(index_dir: str, config: dict[str, Any], port: int, threads: int) -> None:
+    """Child process body: one source node on ``port`` (model loaded in this process)."""
+    import torch
+
+    from drag.server import serve
+
+    torch.set_num_threads(threads)
+    node = SourceNode(PassageIndex(index_dir), SourceConfig(**config))
+    serve(node, port=port, log_level="warning")
+
+
+def _wait_healthy(urls: Sequence[str], timeout_s: float = 300.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    pending = list(urls)
+    while pending:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"sources {pending} did not start")
+        try:
+            if httpx.get(pending[0] + "/health", timeout=1.0).status_code == 200:
+                pending.pop(0)
+                continue
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+
+
+def latency(args: argparse.Namespace, embedder: CachedEmbedder) -> dict[str, Any]:
+    """Fan-out latency over 6 sources (processes or in-process threads), plus one source
+    alone (the latency each source adds when it runs on its own machine)."""
+    import multiprocessing
+
+    n = args.latency_passages
+    facts = generate_facts(n, seed=args.seed + 1)
+    corpora = split_over_sources(facts, RATES, seed=args.seed + 1, mode="token")
+    root = args.cache_dir / f"lat-n{n}-s{args.seed}"
+    start = time.perf_counter()
+    indexes = build_indexes(corpora, root, embedder)
+    build_s = time.perf_counter() - start
+    chain_id, registry = 31337, "0x" + "ab" * 20
+    configs: list[dict[str, Any]] = [
+        {"source_id": i + 1, "private_key": source_key(i), "chain_id": chain_id,
+         "registry_address": registry}
+        for i in range(len(indexes))
+    ]  # fmt: skip
+    threads: list[BackgroundServer] = []
+    procs: list[Any] = []
+    if args.latency_transport == "thread":
+        threads = [
+            BackgroundServer(create_app(SourceNode(ix, SourceConfig(**c)))).start()
+            for ix, c in zip(indexes, configs, strict=True)
+        ]
+        urls = [t.url for t in threads]
+    else:
+        urls = preallocated_servers(len(indexes))
+        ctx = multiprocessing.get_context("spawn")
+        for ix, c, url in zip(indexes, configs, urls, strict=True):
+            port = int(url.rsplit(":", 1)[1])
+            proc = ctx.Process(target=_serve_source, args=(str(ix.index_dir), c, port, 1))
+            proc.start()
+            procs.append(proc)
+        _wait_healthy(urls)
+    records = [
+        SourceRecord(i + 1, Account.from_key(source_key(i)).address, url)
+        for i, url in enumerate(urls)
+    ]
+    from drag.receipts import ReceiptDomain
+
+    domain = ReceiptDomain(chain_id, registry)
+    questions = [f.question for f in facts]
+    random.Random(args.seed).shuffle(questions)
+    n_q = args.latency_queries
+
+    async def run(targets: Sequence[SourceRecord], qs: Sequence[str]) -> tuple[list[float], int]:
+        samples, failures = [], 0
+        async with httpx.AsyncClient(limits=httpx.Limits(max_connections=32)) as http:
+            for i, q in enumerate(qs):
+                t0 = time.perf_counter()
+                result = await fan_out(q, 5, targets, domain, client=http, timeout_s=5.0)
+                elapsed = time.perf_counter() - t0
+                failures += len(result.failures)
+                for f in result.failures:
+                    log.warning("source %d failed: %s %s", f.source_id, f.kind, f.detail[:120])
+                if i >= 20:  # warm-up queries
+                    samples.append(elapsed)
+        return samples, failures
+
+    try:
+        all_six, failures = asyncio.run(run(records, questions[: n_q + 20]))
+        one, _ = asyncio.run(run(records[:1], questions[n_q + 20 : 2 * n_q + 40]))
+    finally:
+        for t in threads:
+            t.stop()
+        for proc in procs:
+            proc.terminate()
+            proc.join(10)
+    return {
+        "sources": len(records),
+        "passages_per_source": [len(ix) for ix in indexes],
+        "index_build_or_load_s": round(build_s, 1),
+        "k": 5,
+        "fan_out": percentiles(all_six),
+        "one_source": percentiles(one),
+        "failed_source_answers": failures,
+        "transport": (
+            "HTTP to 6 source processes (1 torch thread each) on this machine"
+            if procs
+            else "HTTP to 6 in-process uvicorn servers sharing one MiniLM model"
+        ),
+        "includes": "query embedding, faiss search, nonce fsync, EIP-712 sign and verify",
+    }
+
+
+# ------------------------------------------------------------------ gas
+
+
+def gas(args: argparse.Namespace) -> dict[str, Any]:
+    endpoints = [f"http://127.0.0.1:{9000 + i}" for i in range(len(RATES))]
+    deployment, ids = deploy_registry(len(RATES), endpoints)
+    directory = ChainDirectory(deployment.evaluator)
+    rng = random.Random(args.seed)
+    nonces = dict.fromkeys(ids, 0)
+
+    def batch(k: int) -> list[FeedbackDelta]:
+        out = []
+        for j in range(k):
+            i = j % len(ids)
+            nonces[ids[i]] += 1
+            texts = [f"passage {rng.random()}" for _ in range(5)]
+            receipt = sign_receipt(
+                source_key(i), directory.domain, ids[i], nonces[ids[i]], new_query_id(rng), texts
+            )
+            out.append(FeedbackDelta(ids[i], receipt, rng.uniform(-1, 1), rng.uniform(-0.05, 1)))
+        return out
+
+    rows = {}
+    for k in BATCHES:
+        directory.submit_feedback(batch(k))  # warm-up: steady-state storage
+        directory.submit_feedback(batch(k))
+        assert directory.last_receipt is not None
+        used = int(directory.last_receipt["gasUsed"])
+        rows[str(k)] = {
+            "gas": used,
+            "per_update": round(used / k),
+            "per_update_excl_base": round((used - 21_000) / k),
+        }
+    return {"batches": rows, "dropped": directory.dropped, "chain": "embedded py-evm"}
+
+
+# ------------------------------------------------------------------ report
+
+
+def goals(result: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for mode, acc in result.get("accuracy", {}).items():
+        ours = acc["drag_thompson"]["accuracy"]
+        out[f"{mode}_above_centralized_polluted"] = {
+            "points": round(ours - acc["centralized_polluted"], 2),
+            "goal": f">= {GOALS['points_above_centralized_polluted']}",
+            "met": ours - acc["centralized_polluted"] >= GOALS["points_above_centralized_polluted"],
+        }
+        out[f"{mode}_below_centralized_clean"] = {
+            "points": round(acc["centralized_clean"] - ours, 2),
+            "goal": f"<= {GOALS['points_below_centralized_clean']}",
+            "met": acc["centralized_clean"] - ours <= GOALS["points_below_centralized_clean"],
+        }
+    if "gas" in result:
+        per = result["gas"]["batches"]["20"]["per_update"]
+        out["gas_per_update_at_20"] = {
+            "value": per,
+            "goal": f"<= {GOALS['gas_per_update_at_20']}",
+            "met": per <= GOALS["gas_per_update_at_20"],
+        }
+    if "latency" in result:
+        p50 = result["latency"]["fan_out"]["p50_ms"]
+        out["retrieval_p50_ms"] = {
+            "value": p50,
+            "passages_per_source": result["latency"]["passages_per_source"][0],
+            "goal": f"<= {GOALS['retrieval_p50_ms']}",
+            "met": p50 <= GOALS["retrieval_p50_ms"],
+        }
+    return out
+
+
+def print_tables(result: dict[str, Any]) -> None:
+    for mode, acc in result.get("accuracy", {}).items():
+        table = Table(title=f"accuracy (%), {mode}-level pollution, 6 sources at 0-100%")
+        for col in ("system", "cold", "after warm-up"):
+            table.add_column(col)
+        for name in (
+            "centralized_polluted",
+            "centralized_polluted_with_duplicates",
+            "centralized_clean",
+        ):
+            table.add_row(name, "", f"{acc[name]:.1f}")
+        for name in ("drag_usefulness", "drag_thompson"):
+            table.add_row(name, f"{acc[name]['cold_accuracy']:.1f}", f"{acc[name]['accuracy']:.1f}")
+        console.print(table)
+    if "latency" in result:
+        lat = result["latency"]["fan_out"]
+        console.print(
+            f"fan-out over {result['latency']['sources']} sources x "
+            f"{result['latency']['passages_per_source'][0]} passages: p50 {lat['p50_ms']} ms, "
+            f"p99 {lat['p99_ms']} ms (n={lat['n']}); one source alone: p50 "
+            f"{result['latency']['one_source']['p50_ms']} ms ({result['latency']['transport']})"
+        )
+    if "gas" in result:
+        table = Table(title="applyFeedback gas per authenticated update")
+        for col in ("batch", "gas", "per update", "per update excl. 21k base"):
+            table.add_column(col)
+        for k, row in result["gas"]["batches"].items():
+            table.add_row(
+                k, str(row["gas"]), str(row["per_update"]), str(row["per_update_excl_base"])
+            )
+        console.print(table)
+    table = Table(title="goals")
+    for col in ("goal", "value", "target", "met"):
+        table.add_column(col)
+    for name, g in result["goals"].items():
+        table.add_row(name, str(g.get("points", g.get("value"))), g["goal"], str(g["met"]))
+    console.print(table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small smoke run")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--facts", type=int, default=600)
+    parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--test", type=int, default=300)
+    parser.add_argument("--n-sources", type=int, default=3, help="sources queried per question")
+    parser.add_argument("--alpha", type=float, default=0.3, help="reliability weight in rerank")
+    parser.add_argument("--latency-passages", type=int, default=10_000)
+    parser.add_argument("--latency-queries", type=int, default=200)
+    parser.add_argument("--latency-transport", choices=["process", "thread"], default="process")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["accuracy", "latency", "gas"])
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument(
+        "--cache-dir", type=Path, default=None, help="default: $LEDGERLEARN_HOME/cache/drag-bench"
+    )
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    args = parser.parse_args(argv)
+    args.cache_dir = args.cache_dir or ledgerlearn_home() / "cache" / "drag-bench"
+    if args.quick:
+        args.facts, args.warmup, args.test = 60, 20, 30
+        args.latency_passages, args.latency_queries = 500, 40
+        if args.out == DEFAULT_OUT:
+            args.out = DEFAULT_OUT.with_name("drag_quick.json")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    for noisy in ("httpx", "drag.feedback", "drag.index", "web3", "drag.chain_directory"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    get_model()
+    embedder = CachedEmbedder()
+    result: dict[str, Any] = {
+        "machine": {"cpu_count": os.cpu_count(), "load_avg_start": os.getloadavg()},
+        "seed": args.seed,
+        "quick": args.quick,
+    }
+    if "gas" not in args.skip:
+        result["gas"] = gas(args)
+    if "accuracy" not in args.skip:
+        result["accuracy"] = {
+            mode: accuracy_setting(mode, args, embedder) for mode in ("token", "document")
+        }
+    if "latency" not in args.skip:
+        result["latency"] = latency(args, embedder)
+    result["machine"]["load_avg_end"] = os.getloadavg()
+    result["goals"] = goals(result)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1, default=str) + "\n")
+    print_tables(result)
+    console.print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,179 @@
+"""dRAG end to end through the real CLI: anvil, three `ledgerlearn source serve` processes
+(one of them polluted), registration, an evaluator, queries with ground truth, feedback
+flushed on-chain, and a query that still gets an answer after a source process dies."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from drag.corpus import generate_facts, split_over_sources
+from marketplace.chain.node import free_port, start_anvil, stop
+
+pytestmark = pytest.mark.e2e
+
+CLI = [sys.executable, "-m", "marketplace.cli.main"]
+EVALUATOR = "0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65"  # anvil dev account 4
+POLLUTION = [0.0, 0.0, 1.0]  # sources on dev accounts 1, 2, 3; the third lies
+
+
+def _env(home: Path) -> dict[str, str]:
+    env = {**os.environ, "LEDGERLEARN_HOME": str(home), "HF_HUB_OFFLINE": "1"}
+    env.pop("LEDGERLEARN_KEY", None)
+    return env
+
+
+def ll(home: Path, *args: str) -> str:
+    result = subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, env=_env(home), timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def _wait_healthy(url: str, process: subprocess.Popen, log: Path, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"source exited early:\n{log.read_text()}")
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"source at {url} never became healthy:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="module")
+def anvil_url() -> Iterator[str]:
+    process, url = start_anvil()
+    yield url
+    stop(process)
+
+
+def test_sources_feedback_and_failover(anvil_url: str, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    rpc = f"--rpc-url={anvil_url}"
+    ll(home, "deploy", rpc)
+
+    facts = generate_facts(8, seed=5)
+    corpora = split_over_sources(facts, POLLUTION, seed=5)
+    ports = [free_port() for _ in POLLUTION]
+    registering = [
+        subprocess.Popen(
+            [
+                *CLI,
+                "source",
+                "register",
+                f"--endpoint=http://127.0.0.1:{port}",
+                f"--account={i + 1}",
+                rpc,
+                "--json",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(home),
+        )  # fmt: skip
+        for i, port in enumerate(ports)
+    ]
+    ids = []
+    for p in registering:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        ids.append(json.loads(out)["source_id"])
+    assert sorted(ids) == [1, 2, 3]
+
+    servers: list[subprocess.Popen] = []
+    try:
+        for i, (corpus, port) in enumerate(zip(corpora, ports, strict=True)):
+            corpus.write(tmp_path / f"docs{i}")
+            log = tmp_path / f"source{i}.log"
+            servers.append(
+                subprocess.Popen(
+                    [
+                        *CLI,
+                        "source",
+                        "serve",
+                        f"--docs={tmp_path / f'docs{i}'}",
+                        f"--port={port}",
+                        f"--index-dir={tmp_path / f'idx{i}'}",
+                        f"--account={i + 1}",
+                        rpc,
+                    ],
+                    stdout=log.open("w"),
+                    stderr=subprocess.STDOUT,
+                    env=_env(home),
+                )  # fmt: skip
+            )
+        ll(home, "registry", "grant-evaluator", EVALUATOR, "--account=0", rpc)
+        for i, (server, port) in enumerate(zip(servers, ports, strict=True)):
+            _wait_healthy(f"http://127.0.0.1:{port}", server, tmp_path / f"source{i}.log")
+
+        fact = facts[0]
+        asked = json.loads(
+            ll(
+                home,
+                "drag",
+                "query",
+                fact.question,
+                "--sources=3",
+                "--k=2",
+                "--top-n=6",
+                f"--truth={fact.answer}",
+                "--seed=1",
+                "--account=4",
+                rpc,
+                "--json",
+            )  # fmt: skip
+        )
+        assert len({p["source_id"] for p in asked["passages"]}) == 3
+        assert asked["feedback"]["queued"] == 3 and asked["feedback"]["flushed"] == 0
+        flushed = json.loads(ll(home, "drag", "flush", "--account=4", rpc, "--json"))
+        assert flushed["sent"] == 3 and flushed["dropped"] == 0 and flushed["tx"]
+
+        scores = {
+            s["source_id"]: s
+            for s in json.loads(ll(home, "source", "list", rpc, "--json"))["sources"]
+        }
+        polluted = ids[2]
+        clean = [ids[0], ids[1]]
+        assert all(scores[c]["alpha"] > 0 and scores[c]["reliability"] > 0.5 for c in clean)
+        assert scores[polluted]["beta"] > 0 and scores[polluted]["reliability"] < 0.5
+        assert all(s["last_nonce"] == 1 for s in scores.values())
+
+        again = json.loads(ll(home, "drag", "flush", "--account=4", rpc, "--json"))
+        assert again["pending"] == 0 and again["sent"] == 0  # nothing left, nothing resent
+
+        servers[0].kill()
+        servers[0].wait()
+        fact = facts[3]
+        after = json.loads(
+            ll(
+                home,
+                "drag",
+                "query",
+                fact.question,
+                "--sources=3",
+                "--k=2",
+                "--seed=9",
+                rpc,
+                "--json",
+            )  # fmt: skip
+        )
+        assert [f["source_id"] for f in after["failures"]] == [ids[0]]
+        assert after["answer"]  # the two live sources still answer
+    finally:
+        for server in servers:
+            if server.poll() is None:
+                server.terminate()
+                server.wait(timeout=10)

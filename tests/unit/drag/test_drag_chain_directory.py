@@ -1,0 +1,91 @@
+"""ChainDirectory on the embedded chain: scores in one call, feedback in one transaction,
+and a resent batch (used receipts) filtered instead of reverting."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from eth_account import Account
+
+from drag.chain_directory import ChainDirectory
+from drag.feedback import FeedbackDelta
+from drag.receipts import sign_receipt
+from marketplace.chain.connection import connect_embedded
+from marketplace.chain.deploy import deploy_contract
+from marketplace.chain.registry import RegistryClient
+from marketplace.chain.tx import TxSender
+from marketplace.errors import ConfigError
+
+KEYS = ["0x" + f"{0x31 + i:02x}" * 32 for i in range(3)]
+
+
+@dataclass
+class World:
+    directory: ChainDirectory
+    admin: RegistryClient
+    nonces: dict[int, int]
+
+    def delta(self, sid: int, rel: float, use: float = 0.0, key: str | None = None):
+        self.nonces[sid] = self.nonces.get(sid, 0) + 1
+        nonce = self.nonces[sid]
+        qid = (1000 * sid + nonce).to_bytes(32, "big")
+        receipt = sign_receipt(
+            key or KEYS[sid - 1], self.directory.domain, sid, nonce, qid, [f"p{sid}-{nonce}"]
+        )
+        return FeedbackDelta(sid, receipt, rel, use)
+
+
+@pytest.fixture(scope="module")
+def world() -> World:
+    chain = connect_embedded()
+    admin_account = chain.dev_account(0)
+    address = deploy_contract(TxSender(chain, admin_account), "SourceRegistry").address
+    admin = RegistryClient(chain, address, admin_account)
+    for i, key in enumerate(KEYS):
+        owner = admin.as_account(chain.dev_account(1 + i))
+        owner.register_source(Account.from_key(key).address, f"http://127.0.0.1:{9100 + i}")
+    evaluator = chain.dev_account(5)
+    admin.grant_evaluator(evaluator.address)
+    return World(ChainDirectory(admin.as_account(evaluator)), admin, {})
+
+
+def test_list_sources_reads_the_registry(world: World) -> None:
+    records = world.directory.list_sources()
+    assert [r.source_id for r in records] == [1, 2, 3]
+    assert records[0].address == Account.from_key(KEYS[0]).address
+    assert records[2].endpoint == "http://127.0.0.1:9102" and records[0].usefulness == 1.0
+
+
+def test_feedback_moves_scores_and_a_resend_never_reverts(world: World) -> None:
+    before = {r.source_id: r for r in world.directory.list_sources()}
+    batch = [world.delta(1, 0.5, 0.5), world.delta(2, -0.25), world.delta(3, 2.0)]  # 2.0: clipped
+    assert world.directory.submit_feedback(batch) is not None
+    after = {r.source_id: r for r in world.directory.list_sources()}
+    assert after[1].reliability_pos == before[1].reliability_pos + 0.5
+    assert after[1].usefulness == before[1].usefulness + 0.5
+    assert after[2].reliability_neg == before[2].reliability_neg + 0.25
+    assert after[3].reliability_pos == before[3].reliability_pos + 1.0
+
+    dropped = world.directory.dropped
+    assert world.directory.submit_feedback(batch) is None  # the whole batch was used
+    assert world.directory.dropped == dropped + 3
+    fresh = world.delta(1, 0.1)
+    assert world.directory.submit_feedback([*batch, fresh, fresh]) is not None
+    final = {r.source_id: r for r in world.directory.list_sources()}
+    assert final[1].reliability_pos == pytest.approx(after[1].reliability_pos + 0.1)
+    assert final[2] == after[2]
+
+
+def test_receipts_signed_by_a_wrong_key_are_dropped(world: World) -> None:
+    before = world.directory.list_sources()
+    forged = world.delta(2, 1.0, key=KEYS[0])
+    assert world.directory.submit_feedback([forged]) is None
+    assert world.directory.list_sources() == before
+
+
+def test_a_reader_without_the_role_is_told_how_to_get_it(world: World) -> None:
+    stranger = world.admin.as_account(world.admin.chain.dev_account(7))
+    with pytest.raises(ConfigError, match="grant-evaluator"):
+        ChainDirectory(stranger).check_evaluator()
+    ChainDirectory(world.directory.registry).check_evaluator()

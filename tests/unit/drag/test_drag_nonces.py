@@ -1,0 +1,59 @@
+"""The source's nonce ledger: monotone, durable across reopen, refuses repeated query ids,
+and recovers from a torn last record."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from drag.nonces import LEDGER_FILE, RECORD_SIZE, NonceLedger
+from marketplace.errors import DragError, QueryIdReused
+
+
+def _qid(i: int) -> bytes:
+    return i.to_bytes(32, "big")
+
+
+def test_nonces_count_up_and_survive_reopening(tmp_path: Path) -> None:
+    ledger = NonceLedger(tmp_path)
+    assert [ledger.issue(_qid(i)) for i in range(3)] == [1, 2, 3]
+    ledger.close()
+    reopened = NonceLedger(tmp_path)
+    assert reopened.last == 3 and len(reopened) == 3 and _qid(1) in reopened
+    assert reopened.issue(_qid(9)) == 4
+    with pytest.raises(QueryIdReused, match="already answered"):
+        reopened.issue(_qid(1))
+    assert reopened.last == 4  # a refused query burns no nonce
+
+
+def test_a_torn_record_is_cut_off(tmp_path: Path) -> None:
+    ledger = NonceLedger(tmp_path)
+    ledger.issue(_qid(1))
+    ledger.close()
+    with (tmp_path / LEDGER_FILE).open("ab") as f:
+        f.write(b"\x00" * 17)  # a crash in the middle of the second record
+    reopened = NonceLedger(tmp_path)
+    assert (tmp_path / LEDGER_FILE).stat().st_size == RECORD_SIZE
+    assert reopened.issue(_qid(2)) == 2
+
+
+def test_concurrent_issues_get_distinct_nonces(tmp_path: Path) -> None:
+    ledger = NonceLedger(tmp_path, fsync=False)
+    got: list[int] = []
+
+    def work(base: int) -> None:
+        got.extend(ledger.issue(_qid(base + i)) for i in range(50))
+
+    threads = [threading.Thread(target=work, args=(1000 * t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(got) == list(range(1, 201))
+
+
+def test_bad_query_id_length(tmp_path: Path) -> None:
+    with pytest.raises(DragError, match="32 bytes"):
+        NonceLedger(tmp_path).issue(b"short")
