@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from drag.attribution import Attribution, attribute
+from drag.embed import Embedder, default_embedder
 from drag.feedback import FeedbackDelta, FeedbackPolicy, FeedbackQueue, compute_deltas
 from drag.generate import Answer, Generator
 from drag.receipts import Receipt
@@ -39,6 +40,7 @@ class ClientConfig:
     strategy: Strategy = "thompson"
     prior: tuple[float, float] = (1.0, 1.0)
     timeout_s: float = 5.0
+    embed_query: bool = True
     attribution: Literal["loo", "shapley", "auto"] = "auto"
     policy: FeedbackPolicy = field(default_factory=FeedbackPolicy)
 
@@ -97,7 +99,13 @@ def feedback_for_answer(
 
 
 class DragClient:
-    """Runs queries against the registered sources and feeds back their outcomes."""
+    """Runs queries against the registered sources and feeds back their outcomes.
+
+    With ``config.embed_query`` (the default) the question is embedded once here, with
+    ``embedder`` (default: the sources' all-MiniLM-L6-v2, :mod:`drag.embed`), and the vector
+    goes to every chosen source, which then only searches; sources that refuse or ignore
+    it embed the question themselves.
+    """
 
     def __init__(
         self,
@@ -105,11 +113,15 @@ class DragClient:
         generator: Generator,
         config: ClientConfig | None = None,
         queue: FeedbackQueue | None = None,
+        embedder: Embedder | None = None,
     ) -> None:
         self.directory = directory
         self.generator = generator
         self.config = config or ClientConfig()
         self.queue = queue
+        self.embedder: Embedder | None = embedder
+        if self.embedder is None and self.config.embed_query:
+            self.embedder = default_embedder()
 
     async def aquery(self, question: str, seed: int) -> QueryResult:
         """Answer ``question``; ``seed`` drives the source sampling."""
@@ -118,8 +130,15 @@ class DragClient:
         cfg = self.config
         sources = self.directory.list_sources()
         chosen = choose_sources(sources, cfg.n_sources, seed, cfg.strategy, cfg.prior)
+        embed = cfg.embed_query and self.embedder is not None
+        vector = self.embedder.embed([question])[0] if embed and self.embedder else None
         result = await fan_out(
-            question, cfg.k, chosen, self.directory.domain, timeout_s=cfg.timeout_s
+            question,
+            cfg.k,
+            chosen,
+            self.directory.domain,
+            timeout_s=cfg.timeout_s,
+            embedding=vector,
         )
         for f in result.failures:
             log.warning("source %d skipped: %s (%s)", f.source_id, f.kind, f.detail)

@@ -5,6 +5,12 @@ that is down, slow, answers garbage, or returns a receipt that does not verify a
 *registered* address is skipped and reported in :attr:`FanOutResult.failures`, never an
 exception for the whole query: one bad source must not deny service to the client.
 
+The query may be embedded once by the client and the vector sent to every source
+(``embedding`` in the ``/retrieve`` body, see :mod:`drag.server`), so n sources do not each
+embed the same text: on one shared machine that was most of the fan-out latency. A source
+that refuses the vector (422 naming ``embedding``: another model or dimension) is asked
+again without it; a source that predates the field ignores it.
+
 The receipt check recomputes every passage hash from the text received, so a source (or a
 man in the middle) cannot return one text and sign another.
 """
@@ -19,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import httpx
+import numpy as np
 
 from drag.receipts import Receipt, ReceiptDomain, new_query_id, passage_hash, verify_receipt
 from drag.registry import SourceRecord
@@ -125,11 +132,18 @@ async def query_source(
     k: int,
     query_id: bytes,
     timeout_s: float,
+    embedding: list[float] | None = None,
 ) -> SourceResponse | SourceFailure:
-    """One source's verified answer, or the reason there is none (never raises)."""
+    """One source's verified answer, or the reason there is none (never raises).
+
+    ``embedding`` (a JSON-ready list, see :func:`embedding_payload`) is sent along; if the
+    source refuses it, the query is sent once more without it, within the same deadline.
+    """
     start = time.perf_counter()
     url = source.endpoint.rstrip("/") + "/retrieve"
-    body = {"query": query, "k": k, "query_id": "0x" + query_id.hex()}
+    body: dict[str, Any] = {"query": query, "k": k, "query_id": "0x" + query_id.hex()}
+    if embedding is not None:
+        body["embedding"] = embedding
 
     def failure(kind: FailureKind, detail: str) -> SourceFailure:
         log.info("source %d skipped (%s): %s", source.source_id, kind, detail)
@@ -137,10 +151,17 @@ async def query_source(
             source.source_id, source.endpoint, kind, detail, time.perf_counter() - start
         )
 
+    async def post(payload: dict[str, Any]) -> httpx.Response:
+        left = timeout_s - (time.perf_counter() - start)
+        if left <= 0:
+            raise TimeoutError
+        return await asyncio.wait_for(client.post(url, json=payload, timeout=left), timeout=left)
+
     try:
-        response = await asyncio.wait_for(
-            client.post(url, json=body, timeout=timeout_s), timeout=timeout_s
-        )
+        response = await post(body)
+        if response.status_code == 422 and "embedding" in body and "embedding" in response.text:
+            log.info("source %d refused the query embedding; asking without it", source.source_id)
+            response = await post({k_: v for k_, v in body.items() if k_ != "embedding"})
     except (TimeoutError, httpx.TimeoutException):
         return failure("timeout", f"no answer within {timeout_s:.3g} s")
     except httpx.HTTPError as exc:
@@ -163,6 +184,22 @@ async def query_source(
     return SourceResponse(source, passages, receipt, time.perf_counter() - start)
 
 
+def embedding_payload(embedding: np.ndarray | Sequence[float]) -> list[float]:
+    """A query vector as the JSON list ``/retrieve`` takes: one row, finite, 8 decimals.
+
+    Eight decimals keep the search identical in practice (float32 holds ~7 significant
+    digits; MiniLM components are ~0.05) and halve the body against full ``repr`` floats.
+    """
+    vec = np.asarray(embedding, dtype=np.float64)
+    if vec.ndim == 2 and vec.shape[0] == 1:
+        vec = vec[0]
+    if vec.ndim != 1 or vec.size == 0:
+        raise ConfigError(f"embedding has shape {vec.shape}; pass one query vector")
+    if not np.isfinite(vec).all():
+        raise ConfigError("embedding has NaN or infinite values; embed the query again")
+    return [round(float(x), 8) for x in vec]
+
+
 async def fan_out(
     query: str,
     k: int,
@@ -171,18 +208,24 @@ async def fan_out(
     query_id: bytes | None = None,
     timeout_s: float = 5.0,
     client: httpx.AsyncClient | None = None,
+    embedding: np.ndarray | Sequence[float] | None = None,
 ) -> FanOutResult:
-    """Query all ``sources`` concurrently, each with its own ``timeout_s`` deadline."""
+    """Query all ``sources`` concurrently, each with its own ``timeout_s`` deadline.
+
+    ``embedding``: the query's unit-norm vector from the sources' model, computed once by
+    the caller and sent to every source so none embeds the query again.
+    """
     if k < 1:
         raise ConfigError(f"k={k}; ask each source for at least one passage")
     if timeout_s <= 0:
         raise ConfigError(f"timeout_s={timeout_s}; use a positive per-source timeout")
+    vector = embedding_payload(embedding) if embedding is not None else None
     qid = query_id if query_id is not None else new_query_id()
     own_client = client is None
     http = client or httpx.AsyncClient(limits=httpx.Limits(max_connections=max(10, len(sources))))
     try:
         outcomes = await asyncio.gather(
-            *(query_source(http, s, domain, query, k, qid, timeout_s) for s in sources)
+            *(query_source(http, s, domain, query, k, qid, timeout_s, vector) for s in sources)
         )
     finally:
         if own_client:
@@ -203,6 +246,11 @@ def fan_out_sync(
     domain: ReceiptDomain,
     query_id: bytes | None = None,
     timeout_s: float = 5.0,
+    embedding: np.ndarray | Sequence[float] | None = None,
 ) -> FanOutResult:
     """:func:`fan_out` for callers without an event loop (CLI, simulations)."""
-    return asyncio.run(fan_out(query, k, sources, domain, query_id=query_id, timeout_s=timeout_s))
+    return asyncio.run(
+        fan_out(
+            query, k, sources, domain, query_id=query_id, timeout_s=timeout_s, embedding=embedding
+        )
+    )

@@ -9,7 +9,12 @@ schema (``/openapi.json``, ``/docs``).
 
 Bad input is refused with a 4xx whose body is ``{"error": "<one line>", "detail": ...}``:
 a body over ``max_body_bytes`` is 413 before it is parsed, a ``k`` outside ``1..max_k``, an
-empty or too long query, or a malformed query id is 422.
+empty or too long query, a malformed query id, or a bad ``embedding`` is 422.
+
+The request may carry the query's ``embedding`` (unit-norm, the index's dimension), computed
+once by the client with the same model (:mod:`drag.embed`) and sent to every source, so a
+fan-out to n sources embeds the query once instead of n times. See
+:meth:`SourceNode.retrieve` for why that is safe.
 
 :class:`SourceNode` holds the logic with no HTTP, so it can be benchmarked and reused
 (e.g. in-process simulations) without a socket.
@@ -23,10 +28,11 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -42,6 +48,7 @@ from marketplace.errors import DragError, LedgerLearnError, QueryIdReused
 log = logging.getLogger(__name__)
 
 QUERY_ID_RE = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
+NORM_TOLERANCE = 1e-3
 
 
 class SourceConfig(BaseModel):
@@ -53,7 +60,8 @@ class SourceConfig(BaseModel):
     registry_address: str = Field(description="SourceRegistry contract address")
     max_k: int = Field(default=50, ge=1, le=1000)
     max_query_chars: int = Field(default=2000, ge=1)
-    max_body_bytes: int = Field(default=16_384, ge=256)
+    # 32 KiB: a 2,000-character query plus a 384-float embedding (~4-8 KB of JSON)
+    max_body_bytes: int = Field(default=32_768, ge=256)
 
 
 class RetrieveRequest(BaseModel):
@@ -62,6 +70,11 @@ class RetrieveRequest(BaseModel):
     query: str = Field(description="natural-language query")
     k: int = Field(default=5, description="number of passages wanted")
     query_id: str = Field(description="32-byte query id, 0x + 64 hex digits")
+    embedding: list[float] | None = Field(
+        default=None,
+        max_length=4096,
+        description="optional unit-norm query vector from the index's model; skips embedding",
+    )
 
     @field_validator("query_id")
     @classmethod
@@ -144,18 +157,38 @@ class SourceNode:
                 f"query has {len(query)} characters; the limit is {self.config.max_query_chars}"
             )
 
-    def retrieve(self, query: str, k: int, query_id: bytes) -> RetrieveResponse:
+    def retrieve(
+        self,
+        query: str,
+        k: int,
+        query_id: bytes,
+        embedding: Sequence[float] | None = None,
+    ) -> RetrieveResponse:
         """Top-``k`` passages for ``query`` with a receipt signed over ``query_id``.
 
+        With ``embedding`` (checked by :func:`check_embedding`) the node searches with that
+        vector and does not embed ``query`` itself. This is safe for the node and for
+        everyone else: the vector only steers the search of the client that sent it, so a
+        client that sends a vector unrelated to its query only gets worse passages for
+        itself; it cannot make the node sign anything false, because the receipt (as
+        before) binds the query id and the hashes of the passages actually returned, and
+        the node still enforces its limits on ``query``, ``k`` and the query id.
+
         Raises :class:`QueryIdReused` if ``query_id`` was answered before (by this node,
-        before or after a restart).
+        before or after a restart), :class:`DragError` for a bad request.
         """
         self.check(query, k)
+        vector = (
+            check_embedding(embedding, self.index.embedder.dim) if embedding is not None else None
+        )
         if query_id in self.ledger:
             raise QueryIdReused(
                 f"query id 0x{query_id.hex()} was already answered; send a fresh random query id"
             )
-        hits = self.index.search(query, k)
+        if vector is not None:
+            hits = self.index.search_vectors(vector, k)[0]
+        else:
+            hits = self.index.search(query, k)
         texts = [h.passage.text for h in hits]
         nonce = self.ledger.issue(query_id)
         receipt = sign_receipt(
@@ -187,6 +220,29 @@ class SourceNode:
             max_query_chars=self.config.max_query_chars,
             last_nonce=self.ledger.last,
         )
+
+
+def check_embedding(embedding: Sequence[float], dim: int) -> np.ndarray:
+    """``embedding`` as a ``[1, dim]`` float32 query for :meth:`PassageIndex.search_vectors`.
+
+    Raises :class:`DragError` unless it has exactly ``dim`` finite entries and an L2 norm
+    within :data:`NORM_TOLERANCE` of 1 (the index ranks by inner product of unit vectors,
+    so any other vector gives scores that are not cosines).
+    """
+    vec = np.asarray(embedding, dtype=np.float64)
+    if vec.ndim != 1 or len(vec) != dim:
+        raise DragError(
+            f"embedding has {vec.size} values, the index has dimension {dim}; "
+            "send a vector from the model GET /info names, or omit embedding"
+        )
+    if not np.isfinite(vec).all():
+        raise DragError("embedding has NaN or infinite values; send finite floats or omit it")
+    norm = float(np.linalg.norm(vec))
+    if abs(norm - 1.0) > NORM_TOLERANCE:
+        raise DragError(
+            f"embedding has L2 norm {norm:.6g}, not 1; L2-normalise it or omit embedding"
+        )
+    return vec.astype(np.float32).reshape(1, dim)
 
 
 def _error(status: int, message: str, detail: Any = None) -> JSONResponse:
@@ -292,7 +348,9 @@ def create_app(node: SourceNode) -> FastAPI:
     )
     def retrieve(request: RetrieveRequest) -> RetrieveResponse:
         # sync handler: FastAPI runs it in a worker thread, embedding does not block the loop
-        return node.retrieve(request.query, request.k, bytes.fromhex(request.query_id[2:]))
+        return node.retrieve(
+            request.query, request.k, bytes.fromhex(request.query_id[2:]), request.embedding
+        )
 
     app.add_middleware(BodySizeLimit, limit=node.config.max_body_bytes)
     return app

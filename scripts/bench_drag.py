@@ -19,8 +19,11 @@ random text). Compared, all with the same offline extractive generator and top-5
   test questions without feedback; "cold" is the test accuracy before any feedback.
 
 Latency: p50/p99 of one fan-out (query all 6 sources of 10,000 one-sentence passages each,
-k=5, verify every receipt) over HTTP, generator excluded. Indexes are cached under
-``--cache-dir`` so reruns do not re-embed.
+k=5, verify every receipt) over HTTP, generator excluded, two ways on the same sources,
+alternating per query: the client embeds the query once and sends the vector (the
+default, its embedding time included), or every source embeds it itself.
+``--skip accuracy gas`` reruns only the latency and keeps the other sections of ``--out``.
+Indexes are cached under ``--cache-dir`` so reruns do not re-embed.
 
 Gas: ``applyFeedback`` per authenticated update for batches of 1, 5, 10, 20, 50 deltas, sent
 through :class:`drag.chain_directory.ChainDirectory` with receipts signed by source keys, on
@@ -55,7 +58,7 @@ from rich.table import Table
 from drag.chain_directory import ChainDirectory
 from drag.client import ClientConfig, DragClient
 from drag.corpus import Fact, PollutionMode, SourceCorpus, generate_facts, split_over_sources
-from drag.embed import CachedEmbedder, get_model
+from drag.embed import CachedEmbedder, default_embedder, get_model
 from drag.feedback import FeedbackDelta, FeedbackQueue
 from drag.generate import ExtractiveGenerator, answer_matches
 from drag.index import PassageIndex
@@ -403,19 +406,32 @@ def latency(args: argparse.Namespace, embedder: CachedEmbedder) -> dict[str, Any
     questions = [f.question for f in facts]
     random.Random(args.seed).shuffle(questions)
     n_q = args.latency_queries
+    query_embedder = default_embedder()  # the client's own model, no cache
 
-    async def run(targets: Sequence[SourceRecord], qs: Sequence[str]) -> tuple[list[float], int]:
-        samples, failures = [], 0
+    async def run(
+        targets: Sequence[SourceRecord], qs: Sequence[str]
+    ) -> tuple[dict[str, list[float]], int]:
+        """Each question twice, alternating which mode goes first: sources embed it
+        ("server"), or the client embeds it once and sends the vector ("client")."""
+        samples: dict[str, list[float]] = {"server": [], "client": [], "client_embed": []}
+        failures = 0
         async with httpx.AsyncClient(limits=httpx.Limits(max_connections=32)) as http:
             for i, q in enumerate(qs):
-                t0 = time.perf_counter()
-                result = await fan_out(q, 5, targets, domain, client=http, timeout_s=5.0)
-                elapsed = time.perf_counter() - t0
-                failures += len(result.failures)
-                for f in result.failures:
-                    log.warning("source %d failed: %s %s", f.source_id, f.kind, f.detail[:120])
-                if i >= 20:  # warm-up queries
-                    samples.append(elapsed)
+                for mode in ("server", "client") if i % 2 else ("client", "server"):
+                    t0 = time.perf_counter()
+                    vec = query_embedder.embed([q])[0] if mode == "client" else None
+                    t_embed = time.perf_counter() - t0
+                    result = await fan_out(
+                        q, 5, targets, domain, client=http, timeout_s=5.0, embedding=vec
+                    )
+                    elapsed = time.perf_counter() - t0
+                    failures += len(result.failures)
+                    for f in result.failures:
+                        log.warning("source %d failed: %s %s", f.source_id, f.kind, f.detail[:99])
+                    if i >= 20:  # warm-up queries
+                        samples[mode].append(elapsed)
+                        if mode == "client":
+                            samples["client_embed"].append(t_embed)
         return samples, failures
 
     try:
@@ -432,15 +448,24 @@ def latency(args: argparse.Namespace, embedder: CachedEmbedder) -> dict[str, Any
         "passages_per_source": [len(ix) for ix in indexes],
         "index_build_or_load_s": round(build_s, 1),
         "k": 5,
-        "fan_out": percentiles(all_six),
-        "one_source": percentiles(one),
+        "fan_out": percentiles(all_six["client"]),
+        "one_source": percentiles(one["client"]),
+        "client_embed_once": percentiles(all_six["client_embed"]),
+        "fan_out_server_side_embedding": percentiles(all_six["server"]),
+        "one_source_server_side_embedding": percentiles(one["server"]),
         "failed_source_answers": failures,
         "transport": (
             "HTTP to 6 source processes (1 torch thread each) on this machine"
             if procs
             else "HTTP to 6 in-process uvicorn servers sharing one MiniLM model"
         ),
-        "includes": "query embedding, faiss search, nonce fsync, EIP-712 sign and verify",
+        "includes": (
+            "fan_out / one_source: the client embeds the query once (client_embed_once, "
+            "included in the total) and sends the vector; sources only search. "
+            "*_server_side_embedding: every source embeds the query itself. Both: faiss "
+            "search, nonce fsync, EIP-712 sign and verify, HTTP; modes alternate per query"
+        ),
+        "load_avg": os.getloadavg(),
     }
 
 
@@ -537,6 +562,13 @@ def print_tables(result: dict[str, Any]) -> None:
             f"p99 {lat['p99_ms']} ms (n={lat['n']}); one source alone: p50 "
             f"{result['latency']['one_source']['p50_ms']} ms ({result['latency']['transport']})"
         )
+        if "fan_out_server_side_embedding" in result["latency"]:
+            srv = result["latency"]["fan_out_server_side_embedding"]
+            emb = result["latency"]["client_embed_once"]
+            console.print(
+                f"  (client embeds once: {emb['p50_ms']} ms p50, included above; with every "
+                f"source embedding instead: p50 {srv['p50_ms']} ms, p99 {srv['p99_ms']} ms)"
+            )
     if "gas" in result:
         table = Table(title="applyFeedback gas per authenticated update")
         for col in ("batch", "gas", "per update", "per update excl. 21k base"):
@@ -566,7 +598,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-passages", type=int, default=10_000)
     parser.add_argument("--latency-queries", type=int, default=200)
     parser.add_argument("--latency-transport", choices=["process", "thread"], default="process")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["accuracy", "latency", "gas"])
+    parser.add_argument(
+        "--skip",
+        nargs="*",
+        default=[],
+        choices=["accuracy", "latency", "gas"],
+        help="sections not to run; they are kept from the existing --out file",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument(
         "--cache-dir", type=Path, default=None, help="default: $LEDGERLEARN_HOME/cache/drag-bench"
@@ -587,11 +625,15 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     get_model()
     embedder = CachedEmbedder()
-    result: dict[str, Any] = {
-        "machine": {"cpu_count": os.cpu_count(), "load_avg_start": os.getloadavg()},
-        "seed": args.seed,
-        "quick": args.quick,
-    }
+    result: dict[str, Any] = {}
+    if args.skip and args.out.is_file():
+        # a partial rerun keeps the sections it skips from the last full run
+        result = json.loads(args.out.read_text())
+        result.pop("goals", None)
+    result.setdefault("machine", {}).update(
+        {"cpu_count": os.cpu_count(), "load_avg_start": os.getloadavg()}
+    )
+    result.update({"seed": args.seed, "quick": args.quick})
     if "gas" not in args.skip:
         result["gas"] = gas(args)
     if "accuracy" not in args.skip:

@@ -8,17 +8,20 @@ from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 
 from drag.client import ClientConfig, DragClient
 from drag.corpus import generate_facts, split_over_sources
+from drag.embed import default_embedder
 from drag.feedback import FeedbackQueue
 from drag.generate import ExtractiveGenerator
 from drag.index import PassageIndex
 from drag.nonces import NonceLedger
 from drag.receipts import ReceiptDomain, address_of
 from drag.registry import SourceRecord, StaticDirectory
-from drag.retrieve import fan_out, fan_out_sync
+from drag.retrieve import embedding_payload, fan_out, fan_out_sync
 from drag.server import BackgroundServer, SourceConfig, SourceNode, create_app
+from marketplace.errors import ConfigError
 
 DOMAIN = ReceiptDomain(31337, "0x" + "cc" * 20)
 KEYS = ["0x" + f"{i + 1:02x}" * 32 for i in range(4)]
@@ -139,3 +142,49 @@ def test_client_answers_and_feeds_back_through_the_queue(servers, facts, tmp_pat
     # after learning, reliability reranking makes the clean source win every question
     later = [client.query(f.question, seed=100 + i) for i, f in enumerate(facts[6:10])]
     assert [r.answer.text for r in later] == [f.answer for f in facts[6:10]]
+
+
+def test_fan_out_sends_one_embedding_to_every_source(servers, facts) -> None:
+    seen: list[dict] = []
+    spy = FastAPI()
+
+    @spy.post("/retrieve")
+    async def _spy(body: dict) -> JSONResponse:
+        seen.append(body)
+        return JSONResponse({"error": "spy"}, 503)
+
+    records = _records(servers)[:2]
+    with BackgroundServer(spy) as spy_server:
+        targets = [*records, SourceRecord(7, address_of(KEYS[2]), spy_server.url)]
+        vec = default_embedder().embed([facts[2].question])
+        result = fan_out_sync(facts[2].question, 2, targets, DOMAIN, embedding=vec)
+    assert len(seen) == 1 and seen[0]["embedding"] == embedding_payload(vec)
+    assert len(seen[0]["embedding"]) == 384 and seen[0]["query"] == facts[2].question
+    # the real sources searched with the vector and still signed valid receipts
+    assert sorted(r.source.source_id for r in result.responses) == [0, 1]
+    clean = next(r for r in result.responses if r.source.source_id == 0)
+    assert clean.passages[0].text == facts[2].text
+
+
+def test_source_that_refuses_the_embedding_is_asked_again_without_it(servers, facts) -> None:
+    seen: list[dict] = []
+    strict = FastAPI()
+
+    @strict.post("/retrieve")
+    async def _strict(body: dict) -> JSONResponse:
+        seen.append(body)
+        if "embedding" in body:
+            return JSONResponse({"error": "embedding has 3 values, the index has 2"}, 422)
+        return JSONResponse({"error": "down"}, 503)
+
+    with BackgroundServer(strict) as server:
+        record = SourceRecord(8, address_of(KEYS[2]), server.url)
+        result = fan_out_sync("q", 1, [record], DOMAIN, embedding=[0.6, 0.8, 0.0])
+    assert ["embedding" in b for b in seen] == [True, False]
+    assert [f.detail for f in result.failures] == ['HTTP 503: {"error":"down"}']
+
+
+def test_embedding_payload_refuses_non_finite_vectors() -> None:
+    with pytest.raises(ConfigError, match="NaN"):
+        embedding_payload([0.1, float("nan")])
+    assert embedding_payload([[0.6, 0.8]]) == [0.6, 0.8]

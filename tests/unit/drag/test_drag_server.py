@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from eth_utils import to_checksum_address
 from fastapi.testclient import TestClient
 
 from drag.corpus import generate_facts, split_over_sources
+from drag.nonces import NonceLedger
 from drag.receipts import Receipt, address_of, passage_hash, verify_receipt
 from drag.server import SourceConfig, SourceNode, create_app
 
@@ -120,3 +123,85 @@ def test_receipts_are_numbered_and_a_query_id_is_signed_once(
     assert r.status_code == 409
     r = restarted.post("/retrieve", json={"query": "x", "k": 1, "query_id": "0x" + "ee" * 32})
     assert r.json()["receipt"]["nonce"] == nonces[1] + 1
+
+
+# ------------------------------------------------------------------ client-side embedding
+
+
+@pytest.fixture(scope="module")
+def roomy(node: SourceNode, tmp_path_factory) -> TestClient:
+    """The same index behind a node whose body limit fits a 384-float embedding."""
+    config = node.config.model_copy(update={"max_body_bytes": 32_768})
+    ledger = NonceLedger(tmp_path_factory.mktemp("roomy-ledger"))
+    return TestClient(create_app(SourceNode(node.index, config, ledger)))
+
+
+def _qid(i: int) -> str:
+    return "0x" + f"{i:064x}"
+
+
+def _vector(node: SourceNode, text: str) -> list[float]:
+    return [float(x) for x in node.index.embedder.embed([text])[0]]
+
+
+def test_embedding_gives_the_same_passages_and_a_valid_receipt(
+    roomy: TestClient, node: SourceNode, facts
+) -> None:
+    for i, fact in enumerate(facts[:5]):
+        plain = roomy.post("/retrieve", json={"query": fact.question, "k": 4, "query_id": _qid(i)})
+        body = {
+            "query": fact.question,
+            "k": 4,
+            "query_id": _qid(100 + i),
+            "embedding": _vector(node, fact.question),
+        }
+        fast = roomy.post("/retrieve", json=body)
+        assert plain.status_code == fast.status_code == 200, fast.text
+        texts = [p["text"] for p in fast.json()["passages"]]
+        assert texts == [p["text"] for p in plain.json()["passages"]]
+        assert texts[0] == fact.text
+        receipt = Receipt.from_json(fast.json()["receipt"])
+        qid = bytes.fromhex(_qid(100 + i)[2:])
+        assert verify_receipt(receipt, node.domain, address_of(KEY), texts, qid, 3)
+
+
+def test_embedding_steers_the_search_not_the_query_text(
+    roomy: TestClient, node: SourceNode, facts
+) -> None:
+    # a client that lies about its embedding gets the passages of the vector it sent
+    body = {
+        "query": facts[0].question,
+        "k": 1,
+        "query_id": _qid(200),
+        "embedding": _vector(node, facts[1].question),
+    }
+    r = roomy.post("/retrieve", json=body)
+    assert r.status_code == 200 and r.json()["passages"][0]["text"] == facts[1].text
+
+
+@pytest.mark.parametrize(
+    ("case", "embedding", "needle"),
+    [
+        (1, [0.05] * 383, "dimension 384"),
+        (2, [float("nan")] + [0.0] * 383, "NaN"),
+        (3, [0.5] * 384, "L2 norm"),
+        (4, [0.0] * 384, "L2 norm"),
+    ],
+)
+def test_bad_embedding_is_422_naming_the_field(
+    roomy: TestClient, case: int, embedding: list[float], needle: str
+) -> None:
+    ledger = roomy.app.state.node.ledger
+    before = ledger.last
+    qid = _qid(300 + case)
+    r = roomy.post(
+        "/retrieve",
+        content=json.dumps({"query": "anything", "k": 2, "query_id": qid, "embedding": embedding}),
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 422, r.text
+    assert "embedding" in r.json()["error"] and needle in r.json()["error"]
+    assert ledger.last == before
+    # the refused query id was not burnt: the same id without the vector is answered
+    ok = roomy.post("/retrieve", json={"query": "anything", "k": 2, "query_id": qid})
+    assert ok.status_code == 200, ok.text
