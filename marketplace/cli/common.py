@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -13,8 +14,9 @@ from rich.console import Console
 
 from marketplace.chain.accounts import resolve_account
 from marketplace.chain.connection import DEFAULT_RPC_URL, Chain, connect
-from marketplace.chain.deploy import load_manifest
+from marketplace.chain.deploy import Manifest, load_manifest
 from marketplace.chain.market import MarketClient
+from marketplace.chain.registry import RegistryClient
 from marketplace.errors import ConfigError
 
 console = Console()
@@ -72,20 +74,25 @@ def format_eth(wei: int) -> str:
 
 @dataclass
 class Session:
-    """A connected chain, the signing account and the deployed market."""
+    """A connected chain, the signing account and the deployed contracts' clients."""
 
     chain: Chain
     account: LocalAccount
-    market: MarketClient
+    manifest: Manifest
+
+    @functools.cached_property
+    def market(self) -> MarketClient:
+        return MarketClient(self.chain, self.manifest.address("ContributionMarket"), self.account)
+
+    @functools.cached_property
+    def registry(self) -> RegistryClient:
+        return RegistryClient(self.chain, self.manifest.address("SourceRegistry"), self.account)
 
 
 def open_session(rpc_url: str, key: str | None, account: int | None) -> Session:
+    """Connect, resolve the signer and load the deployment manifest (checked on-chain)."""
     chain = connect(rpc_url)
-    signer = resolve_account(chain, key, account)
-    manifest = load_manifest(chain)
-    return Session(
-        chain, signer, MarketClient(chain, manifest.address("ContributionMarket"), signer)
-    )
+    return Session(chain, resolve_account(chain, key, account), load_manifest(chain))
 
 
 def emit_json(data: Any) -> None:

@@ -14,26 +14,24 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from eth_account.signers.local import LocalAccount
 from rich.table import Table
 
-from marketplace.chain.accounts import parse_address, resolve_account
-from marketplace.chain.connection import Chain, connect
-from marketplace.chain.deploy import load_manifest
-from marketplace.chain.registry import RegistryClient, SourceInfo
+from marketplace.chain.accounts import parse_address
+from marketplace.chain.registry import SourceInfo
 from marketplace.cli.common import (
     DEFAULT_URL,
     AccountIndex,
     JsonOut,
     Key,
     RpcUrl,
+    Session,
     console,
     emit_json,
+    open_session,
 )
 from marketplace.cli.project_cmds import parse_digest
 from marketplace.errors import ConfigError
@@ -42,21 +40,6 @@ from marketplace.paths import ledgerlearn_home
 source_app = typer.Typer(help="Serve and register dRAG sources.", no_args_is_help=True)
 drag_app = typer.Typer(help="Ask the registered sources; feed back.", no_args_is_help=True)
 registry_app = typer.Typer(help="Administer the SourceRegistry.", no_args_is_help=True)
-
-
-@dataclass
-class RegistrySession:
-    chain: Chain
-    account: LocalAccount
-    registry: RegistryClient
-
-
-def open_registry(rpc_url: str, key: str | None, account: int | None) -> RegistrySession:
-    """Connect, resolve the signer and find the SourceRegistry in the deployment manifest."""
-    chain = connect(rpc_url)
-    signer = resolve_account(chain, key, account)
-    address = load_manifest(chain).address("SourceRegistry")
-    return RegistrySession(chain, signer, RegistryClient(chain, address, signer))
 
 
 def default_index_dir(docs: Path) -> Path:
@@ -116,7 +99,7 @@ def source_serve(
     """Serve signed top-k retrieval over DOCS (the key signs the source's receipts)."""
     from drag.server import SourceConfig, SourceNode, serve
 
-    session = open_registry(rpc_url, key, account)
+    session = open_session(rpc_url, key, account)
     sid = _find_source_id(session.registry.all_scores(), session.account.address, source_id)
     config = SourceConfig(
         source_id=sid,
@@ -152,7 +135,7 @@ def source_register(
     """Register a source owned by the signing account; prints its id."""
     if not endpoint.startswith(("http://", "https://")):
         raise ConfigError(f"endpoint {endpoint!r} must start with http:// or https://")
-    session = open_registry(rpc_url, key, account)
+    session = open_session(rpc_url, key, account)
     signer_address = parse_address(signer, "signer") if signer else session.account.address
     sid, receipt = session.registry.register_source(
         signer_address, endpoint, parse_digest(metadata_cid, "metadata CID")
@@ -211,7 +194,7 @@ def source_list(
     json_out: JsonOut = False,
 ) -> None:
     """Every registered source and its on-chain scores."""
-    rows = [_source_row(i) for i in open_registry(rpc_url, key, account).registry.all_scores()]
+    rows = [_source_row(i) for i in open_session(rpc_url, key, account).registry.all_scores()]
     if json_out:
         emit_json({"sources": rows})
         return
@@ -235,7 +218,7 @@ def _generator(llm_url: str | None, llm_model: str | None, model_path: Path | No
     return ExtractiveGenerator()
 
 
-def _queue(session: RegistrySession, batch: int, max_age: float) -> tuple[Any, Any]:
+def _queue(session: Session, batch: int, max_age: float) -> tuple[Any, Any]:
     from drag.chain_directory import ChainDirectory
     from drag.feedback import FeedbackQueue
 
@@ -289,7 +272,7 @@ def drag_query(
         raise ConfigError("give at most one of --correct, --wrong and --truth")
     if sampler not in ("thompson", "usefulness"):
         raise ConfigError(f"unknown sampler {sampler!r}; use thompson or usefulness")
-    session = open_registry(rpc_url, key, account)
+    session = open_session(rpc_url, key, account)
     directory, queue = _queue(session, batch, max_age)
     if flush:
         directory.check_evaluator()
@@ -394,7 +377,7 @@ def drag_flush(
     json_out: JsonOut = False,
 ) -> None:
     """Send every queued feedback delta on-chain (needs EVALUATOR_ROLE)."""
-    session = open_registry(rpc_url, key, account)
+    session = open_session(rpc_url, key, account)
     directory, queue = _queue(session, batch, 0.0)
     directory.check_evaluator()
     pending = len(queue)
@@ -425,7 +408,7 @@ def grant_evaluator(
     account: AccountIndex = None,
 ) -> None:
     """Give ADDRESS the EVALUATOR_ROLE (the signing account must be the registry admin)."""
-    session = open_registry(rpc_url, key, account)
+    session = open_session(rpc_url, key, account)
     target = parse_address(address, "evaluator address")
     session.registry.grant_evaluator(target)
     console.print(f"{target} may now submit dRAG feedback")
@@ -439,7 +422,7 @@ def revoke_evaluator(
     account: AccountIndex = None,
 ) -> None:
     """Take the EVALUATOR_ROLE from ADDRESS (registry admin only)."""
-    session = open_registry(rpc_url, key, account)
+    session = open_session(rpc_url, key, account)
     target = parse_address(address, "evaluator address")
     session.registry.revoke_evaluator(target)
     console.print(f"{target} may no longer submit dRAG feedback")

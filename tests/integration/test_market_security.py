@@ -4,11 +4,11 @@ deadlines and re-entrancy, each failing with its named custom error."""
 from __future__ import annotations
 
 import pytest
+from chain_asserts import reverts
 
 from marketplace.chain.artifacts import load_artifact
 from marketplace.chain.market import ProjectStatus
 from marketplace.chain.tx import TxSender
-from marketplace.errors import TransactionReverted
 
 pytestmark = pytest.mark.integration
 
@@ -17,21 +17,6 @@ STAKE = 10**16
 DURATION = 3600
 CID = bytes([7]) * 32
 SKETCH = bytes([9]) * 32
-
-
-def reverts(name: str):
-    """Expect a revert with custom error ``name``."""
-
-    class _Ctx:
-        def __enter__(self):
-            return self
-
-        def __exit__(self, exc_type, exc, tb):
-            assert exc_type is TransactionReverted, f"expected {name}, got {exc_type}: {exc}"
-            assert exc.error_name == name, f"expected {name}, got {exc}"
-            return True
-
-    return _Ctx()
 
 
 def new_project(world, rounds: int = 2, reward: int = ETH) -> int:

@@ -7,6 +7,7 @@ import random
 from dataclasses import dataclass, field, replace
 
 import pytest
+from chain_asserts import reverts
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
@@ -26,7 +27,7 @@ from marketplace.chain.registry import (
     unpack_head,
 )
 from marketplace.chain.tx import TxSender
-from marketplace.errors import ConfigError, TransactionReverted
+from marketplace.errors import ConfigError
 
 pytestmark = pytest.mark.integration
 
@@ -34,21 +35,6 @@ CAP = reg.MAX_DELTA_PER_QUERY
 META = bytes([5]) * 32
 N_SOURCES = 6
 BIG_GAS = 15_000_000
-
-
-def reverts(name: str):
-    """Expect a revert with custom error ``name``."""
-
-    class _Ctx:
-        def __enter__(self):
-            return self
-
-        def __exit__(self, exc_type, exc, tb):
-            assert exc_type is TransactionReverted, f"expected {name}, got {exc_type}: {exc}"
-            assert exc.error_name == name, f"expected {name}, got {exc}"
-            return True
-
-    return _Ctx()
 
 
 @dataclass

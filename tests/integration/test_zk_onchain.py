@@ -12,11 +12,12 @@ import random
 from pathlib import Path
 
 import pytest
+from chain_asserts import reverts
 
 from marketplace.chain.deploy import deploy_contract
 from marketplace.chain.revert import decode_revert
 from marketplace.chain.tx import REVERT_ERRORS, TxSender, revert_data
-from marketplace.errors import TransactionReverted, ZkError
+from marketplace.errors import ZkError
 from zk.build import build_dir
 from zk.field import FIELD_MODULUS
 from zk.filter_rule import FilterRule
@@ -42,19 +43,6 @@ ETH = 10**18
 STAKE = 10**16
 CID = bytes([7]) * 32
 N = 7  # trainers in the conftest world
-
-
-def reverts(name: str):
-    class _Ctx:
-        def __enter__(self):
-            return self
-
-        def __exit__(self, exc_type, exc, tb):
-            assert exc_type is TransactionReverted, f"expected {name}, got {exc_type}: {exc}"
-            assert exc.error_name == name, f"expected {name}, got {exc}"
-            return True
-
-    return _Ctx()
 
 
 @pytest.fixture(scope="module")
