@@ -414,8 +414,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        help="no training: combine the rows of earlier runs (robust.json or "
+        "robust.partial.jsonl files, e.g. one per dataset run on separate days) into one report",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.merge:
+        return _merge(args.merge, args.out)
 
     settings = BenchSettings(seed=args.seed)
     datasets = _csv(args.datasets, DATASETS, DATASETS, "dataset")
@@ -474,6 +483,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     plot(rows, args.out / "robust.png")
     partial.unlink(missing_ok=True)
     log.info("wrote %s/robust.{json,png} and robust_summary.json in %.0f s", args.out, elapsed)
+    return 0
+
+
+def _load_rows(path: Path) -> list[dict[str, Any]]:
+    text = path.read_text()
+    if path.suffix == ".jsonl":
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    return list(json.loads(text))
+
+
+def _merge(paths: Sequence[Path], out: Path) -> int:
+    """Write one report from the rows of several runs (later files win on duplicates)."""
+    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for path in paths:
+        for row in _load_rows(path):
+            key = (row["dataset"], row["partition"], row["attack"], row["fraction"])
+            merged[(*key, row["aggregator"])] = row
+    rows = sorted(
+        merged.values(),
+        key=lambda r: (r["dataset"], r["partition"], r["fraction"], r["attack"], r["aggregator"]),
+    )
+    summary = summarize(rows)
+    print_tables(rows, summary)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "robust.json").write_text(json.dumps(rows, indent=2) + "\n")
+    sources = [str(p) for p in paths]
+    (out / "robust_summary.json").write_text(
+        json.dumps(
+            {"settings": asdict(BenchSettings()), "merged_from": sources, "goal": summary},
+            indent=2,
+        )
+        + "\n"
+    )
+    plot(rows, out / "robust.png")
+    log.info("merged %d rows from %d runs into %s", len(rows), len(paths), out)
     return 0
 
 
