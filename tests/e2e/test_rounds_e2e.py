@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -170,6 +171,28 @@ def test_three_rounds_with_trainer_processes(tmp_path: Path) -> None:
             assert commit is not None and commit.report_cid is not None
             assert commit.inlier_mask == [True] * TRAINERS
         assert "round 3/3" in logs["aggregator.log"]
+
+        # an auditor who collected the published blocks replays every round through the CLI
+        merged = tmp_path / "audit-store"
+        for store_dir in [tmp_path / "aggregator", *(tmp_path.glob("trainer*/store"))]:
+            shutil.copytree(store_dir / "blocks", merged / "blocks", dirs_exist_ok=True)
+        audit = json.loads(
+            _cli(
+                "audit",
+                "--project",
+                str(project),
+                "--validation",
+                str(owner_dir / "validation.npz"),
+                "--store",
+                str(merged),
+                "--json",
+                env=env,
+                timeout=300,
+            )
+        )
+        assert audit["ok"], audit
+        assert [r["round"] for r in audit["rounds"]] == list(range(1, ROUNDS + 1))
+        assert all(r["checks"]["scores"] and r["checks"]["model"] for r in audit["rounds"]), audit
 
         # nothing published holds a raw training row
         published: list[bytes] = []
