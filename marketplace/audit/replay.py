@@ -27,23 +27,23 @@ from marketplace.errors import LedgerLearnError, StorageError
 from marketplace.learning import Dataset, ModelSpec, init_params
 from marketplace.nodes.chainview import RoundCommit, round_commit, update_commits
 from marketplace.nodes.zkround import open_sketches
-from marketplace.rounds.codec import KIND_MODEL, get_params, get_spec, put_params
+from marketplace.rounds.codec import (
+    KIND_MODEL,
+    get_params,
+    get_spec,
+    put_params,
+    validation_commitment,
+)
 from marketplace.rounds.pipeline import RoundConfig, RoundOutcome, Submission, run_round
 from marketplace.rounds.report import RoundReport, get_report
 from marketplace.rounds.seeds import derive_seed
 from marketplace.rounds.state import RoundState
 from marketplace.rounds.validate import CheckedUpdate, fetch_update
-from marketplace.storage import ContentStore, MemoryStore, cid_for, cid_from_digest, digest_of
+from marketplace.storage import ContentStore, MemoryStore, cid_from_digest
 
 log = logging.getLogger(__name__)
 
 StoreResolver = Callable[[str], ContentStore | None]
-
-
-def validation_commitment(data: Dataset) -> bytes:
-    """The 32-byte commitment of a validation set: the CID digest of its raw x and y bytes
-    (what ``ledgerlearn simulate`` commits in ``createProject``)."""
-    return digest_of(cid_for(data.x.numpy().tobytes() + data.y.numpy().tobytes()))
 
 
 def model_cid(spec: ModelSpec, project_id: int, round_: int, params: Tensor) -> str:

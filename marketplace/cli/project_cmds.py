@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -43,6 +44,17 @@ def parse_digest(text: str | None, what: str) -> bytes:
     return digest_of(text)
 
 
+def _validation_digest(commitment: str | None, data: Path | None) -> bytes:
+    if commitment and data:
+        raise ConfigError("pass --validation-commitment or --validation-data, not both")
+    if data is None:
+        return parse_digest(commitment, "validation commitment")
+    from marketplace.learning import load_local
+    from marketplace.rounds.codec import validation_commitment
+
+    return validation_commitment(load_local(data))
+
+
 @app.command()
 def create(
     reward: Annotated[str, typer.Option(help="Reward to escrow, e.g. 1.5 (ETH) or 10gwei.")],
@@ -61,6 +73,13 @@ def create(
     validation_commitment: Annotated[
         str | None, typer.Option(help="0x commitment (or CID) of the validation set.")
     ] = None,
+    validation_data: Annotated[
+        Path | None,
+        typer.Option(
+            help="Local validation set (CSV/NPZ): commit to it (instead of "
+            "--validation-commitment); the same file is given to the aggregator and to audits."
+        ),
+    ] = None,
     rpc_url: RpcUrl = DEFAULT_URL,
     key: Key = None,
     account: AccountIndex = None,
@@ -76,7 +95,7 @@ def create(
         min_stake=parse_amount(min_stake, "minimum stake"),
         verifier=parse_address(verifier, "verifier address") if verifier else ZERO_ADDRESS,
         model_spec_cid=parse_digest(model_spec_cid, "model-spec CID"),
-        validation_commitment=parse_digest(validation_commitment, "validation commitment"),
+        validation_commitment=_validation_digest(validation_commitment, validation_data),
     )
     if json_out:
         emit_json(

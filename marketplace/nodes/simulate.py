@@ -49,11 +49,11 @@ from marketplace.learning import (
 from marketplace.nodes.aggregator import AggregatorNode, RoundSummary
 from marketplace.nodes.chainview import round_commit
 from marketplace.nodes.trainer import TrainerNode
-from marketplace.rounds.codec import put_spec
+from marketplace.rounds.codec import put_spec, validation_commitment
 from marketplace.rounds.pipeline import RoundConfig, ScoreFn
 from marketplace.rounds.scoring import ContributionConfig, Method
 from marketplace.rounds.seeds import derive_seed
-from marketplace.storage import ContentStore, MemoryStore, cid_for, digest_of
+from marketplace.storage import ContentStore, MemoryStore, digest_of
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +177,6 @@ def simulate(
     spec = ModelSpec.for_data(config.model, train.input_shape, train.num_classes, seed=config.seed)
     aggregator_store = MemoryStore()
     spec_cid = put_spec(aggregator_store, spec)
-    validation_cid = cid_for(validation.x.numpy().tobytes() + validation.y.numpy().tobytes())
     project_id, _ = market.create_project(
         reward=config.reward_wei,
         aggregator=aggregator_account.address,
@@ -185,7 +184,7 @@ def simulate(
         round_duration=config.round_duration,
         min_stake=config.stake_wei,
         model_spec_cid=digest_of(spec_cid),
-        validation_commitment=digest_of(validation_cid),
+        validation_commitment=validation_commitment(validation),
         verifier=verifier,
     )
 

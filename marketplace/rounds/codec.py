@@ -22,8 +22,8 @@ import torch
 from torch import Tensor
 
 from marketplace.errors import UpdateRejected
-from marketplace.learning import ModelSpec, build_model
-from marketplace.storage import ContentStore, get_blob, put_blob
+from marketplace.learning import Dataset, ModelSpec, build_model
+from marketplace.storage import ContentStore, cid_for, digest_of, get_blob, put_blob
 from marketplace.storage.serialize import decode_tensors, encode_tensors
 
 KIND_MODEL = "model"
@@ -115,3 +115,10 @@ def spec_cid(spec: ModelSpec) -> str:
     from marketplace.storage import MemoryStore
 
     return put_spec(MemoryStore(), spec)
+
+
+def validation_commitment(data: Dataset) -> bytes:
+    """The 32-byte commitment to a validation set that a project records on-chain: the CID
+    digest of its raw ``x`` then ``y`` bytes. The owner commits it in ``createProject``; an
+    auditor checks the validation data it is given against it before replaying rounds."""
+    return digest_of(cid_for(data.x.numpy().tobytes() + data.y.numpy().tobytes()))

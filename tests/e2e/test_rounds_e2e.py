@@ -74,6 +74,11 @@ def test_three_rounds_with_trainer_processes(tmp_path: Path) -> None:
                 env=env,
             )
         )
+        train, validation = load_dataset("digits", 0)
+        shards = partition(train.y, TRAINERS, "iid", 0)
+        owner_dir = tmp_path / "owner"
+        owner_dir.mkdir()
+        save_npz(validation, owner_dir / "validation.npz")
         chain = connect(url)
         aggregator = chain.dev_account(1)
         created = json.loads(
@@ -94,6 +99,8 @@ def test_three_rounds_with_trainer_processes(tmp_path: Path) -> None:
                 f"{STAKE}wei",
                 "--model-spec-cid",
                 spec["cid"],
+                "--validation-data",
+                str(owner_dir / "validation.npz"),
                 "--json",
                 env=env,
             )
@@ -101,11 +108,6 @@ def test_three_rounds_with_trainer_processes(tmp_path: Path) -> None:
         project = created["project_id"]
         market = MarketClient(chain, load_manifest(chain).address("ContributionMarket"))
 
-        train, validation = load_dataset("digits", 0)
-        shards = partition(train.y, TRAINERS, "iid", 0)
-        owner_dir = tmp_path / "owner"
-        owner_dir.mkdir()
-        save_npz(validation, owner_dir / "validation.npz")
         data_paths = []
         for i in range(TRAINERS):
             node_dir = tmp_path / f"trainer{i}"
@@ -191,6 +193,7 @@ def test_three_rounds_with_trainer_processes(tmp_path: Path) -> None:
             )
         )
         assert audit["ok"], audit
+        assert audit["notes"] == []  # the validation file matches the on-chain commitment
         assert [r["round"] for r in audit["rounds"]] == list(range(1, ROUNDS + 1))
         assert all(r["checks"]["scores"] and r["checks"]["model"] for r in audit["rounds"]), audit
 
