@@ -1,6 +1,7 @@
 """Micro-benchmarks of the dRAG source node: embedding, retrieval latency, receipts.
 
-``python -m drag.bench --passages 10000`` prints one JSON object. Numbers depend on the
+``python scripts/bench_drag_node.py --passages 10000`` prints one JSON object (one source node;
+scripts/bench_drag.py measures the six-source system). Numbers depend on the
 machine and its load; report the core count and load average with them.
 """
 
