@@ -11,8 +11,12 @@ All gas figures are receipts' ``gasUsed`` (21,000 intrinsic and calldata include
 * ``verify_gas``: a transaction calling ``Groth16Verifier.verifyProof`` alone (21,000
   intrinsic + calldata + pairing), the figure usually quoted for Groth16 on the EVM;
 * ``verify_round_gas``: a transaction calling ``FilterRoundVerifier.verifyRound`` alone
-  (market reads + Poseidon fold over every slot + the Groth16 check);
-* ``commit_round_gas``: the whole ``commitRound`` with the proof, and without a verifier.
+  (two Poseidon hashes + the Groth16 check; the same for every n and d, because the
+  commitments were folded as they arrived);
+* ``commit_round_gas``: the whole ``commitRound`` with the proof, and without a verifier;
+* ``commit_update_gas``: mean ``commitUpdate`` per trainer with the verifier (which folds
+  the commitment into the round's chain: one Poseidon and one storage write, paid by the
+  trainer) and without.
 
 snarkjs rows are not measured here: its phase-2 preparation of the powers of tau takes 33
 min at 2^16 and 88 min at 2^18 on this machine (ARCHITECTURE.md); its proving times are in
@@ -93,6 +97,7 @@ def gas_rows(shape: Any, prover: Any) -> dict[str, int]:
     )
     sketches, salts = _sketches(shape, n)
     pids = []
+    commit_gas: list[int] = []
     from marketplace.chain.market import ZERO_ADDRESS
 
     for verifier in (stack.address, ZERO_ADDRESS):
@@ -104,15 +109,17 @@ def gas_rows(shape: Any, prover: Any) -> dict[str, int]:
             min_stake=STAKE,
             verifier=verifier,
         )
+        gas = []
         for t, s, salt in zip(trainers, sketches, salts, strict=True):
             market.as_account(t).register(pid, STAKE)
             c = sketch_commitment(s, salt, shape.value_bits).to_bytes(32, "big")
-            market.as_account(t).commit_update(pid, 1, CID, c)
+            gas.append(int(market.as_account(t).commit_update(pid, 1, CID, c)["gasUsed"]))
         pids.append(pid)
+        commit_gas.append(round(sum(gas) / len(gas)))
     rp = prover.prove_round(pids[0], 1, sketches, salts)
     mask = rp.inlier_mask(n)
     scores = [1] * sum(mask)
-    data = rp.to_bytes(global_model_cid=CID, scores=scores, rejected_mask=[False] * n)
+    data = rp.to_bytes()
     w3 = chain.w3
     g16 = w3.eth.contract(
         address=w3.to_checksum_address(stack.groth16), abi=load_artifact("Groth16Verifier").abi
@@ -124,13 +131,9 @@ def gas_rows(shape: Any, prover: Any) -> dict[str, int]:
     frv = w3.eth.contract(
         address=w3.to_checksum_address(stack.address), abi=load_artifact("FilterRoundVerifier").abi
     )
-    result_digest = w3.keccak(
-        w3.codec.encode(
-            ["bytes32", "bytes32", "uint256[]", "uint128[]"], [CID, bytes(32), [0], scores]
-        )
-    )
     words = mask_to_words(mask, n)
-    call = frv.functions.verifyRound(pids[0], 1, bytes(32), words, result_digest, data)
+    committed = mask_to_words([True] * n, n)
+    call = frv.functions.verifyRound(pids[0], 1, committed, words, [0] * len(words), data)
     assert call.call({"from": market.address}), "verifyRound rejected an honest round"
     verify_round_gas = _tx_gas(sender, call)
     agg = market.as_account(aggregator)
@@ -150,6 +153,8 @@ def gas_rows(shape: Any, prover: Any) -> dict[str, int]:
         "verify_round_gas": int(verify_round_gas),
         "commit_round_gas": int(with_proof["gasUsed"]),
         "commit_round_gas_no_verifier": int(without["gasUsed"]),
+        "commit_update_gas": commit_gas[0],
+        "commit_update_gas_no_verifier": commit_gas[1],
         "poseidon_gas": int(poseidon_gas),
         "active": n,
     }
@@ -215,6 +220,7 @@ def main() -> None:
     table = Table(title="Verifiable rounds (groth16py prover, embedded EVM gas)")
     cols = ["n", "d", "constraints", "setup_s", "prove_s", "verify_s", "verify_gas"]
     cols += ["verify_round_gas", "commit_round_gas", "commit_round_gas_no_verifier"]
+    cols += ["commit_update_gas", "commit_update_gas_no_verifier"]
     for col in cols:
         table.add_column(col, justify="right")
     for row in rows:

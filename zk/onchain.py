@@ -1,20 +1,21 @@
 """The filter proof on-chain: deploy the verifier stack, encode proofs, audit committed rounds.
 
-``ContributionMarket.commitRound`` hands the project's ``IRoundVerifier`` the round's inlier
-mask, a digest of the round result and opaque ``proof`` bytes. ``FilterRoundVerifier``
-(``contracts/src/zk``) recomputes the circuit's one public input from the market's state
-exactly as :mod:`zk.public_hash` folds it and checks the Groth16 proof with
-``Groth16Verifier`` (key in immutables) and ``PoseidonT3`` (circomlib Poseidon(2)).
+``FilterRoundVerifier`` (``contracts/src/zk``) is the project's ``IRoundVerifier``. As each
+trainer commits, the market calls its ``onCommitment``, which folds the commitment into the
+round's Poseidon chain (:func:`zk.public_hash.commitments_accumulator`, arrival order, one
+``CommitmentFolded`` event each). ``commitRound`` then hands it the committed, inlier and
+rejected masks and ``proof`` = ``abi.encode(uint256[8] groth16, uint256 outputs)``
+(:class:`RoundProofPayload`); it folds the public input with two Poseidon hashes, whatever
+the number of trainers, and checks the Groth16 proof (key in ``Groth16Verifier``'s
+immutables).
 
 Which trainers are *active* (their sketch is in the rule) is not the prover's choice: it is
 ``committed and not rejected``, both from the market; a rejection is a public claim in the
-round result, bound to the proof through the market's ``resultDigest``. Hence ``proof`` =
-``abi.encode(uint256[8] groth16, uint256 medianDistance, uint256 sumsDigest,
-bytes32 globalModelCid, bytes32 reportCid, uint256[] rejectedMask, uint128[] scores)``
-(:class:`RoundProofPayload`), the last four being the digest's preimage.
+round result. The arrival order is the prover's private witness, read from the events.
 
 Slot ``i`` of the circuit is trainer index ``i``; a circuit with ``n_max`` slots serves
-projects of at most ``n_max`` trainers.
+projects of at most ``n_max`` trainers (the verifier refuses a commitment from index
+``n_max`` on, so the trainer learns it at once).
 """
 
 from __future__ import annotations
@@ -29,19 +30,19 @@ from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 
 from marketplace.chain.deploy import deploy_contract
-from marketplace.chain.market import ZERO32, ZERO_ADDRESS, MarketClient, mask_to_words
+from marketplace.chain.market import ZERO_ADDRESS, MarketClient
 from marketplace.chain.tx import TxSender
 from marketplace.errors import ZkError
 from zk.build import build_dir
 from zk.filter_rule import FilterRule
 from zk.proof import Groth16Proof, VerifyingKeyData
-from zk.public_hash import fold_with_sums_digest, sums_digest
+from zk.public_hash import commitments_accumulator, flags_word, fold
 from zk.shape import CircuitShape
 from zk.witness import RoundStatement, build_round
 
 log = logging.getLogger(__name__)
 
-PAYLOAD_TYPES = ("uint256[8]", "uint256", "uint256", "bytes32", "bytes32", "uint256[]", "uint128[]")
+PAYLOAD_TYPES = ("uint256[8]", "uint256")
 
 
 # --------------------------------------------------------------------------- encoding
@@ -52,45 +53,19 @@ class RoundProofPayload:
     """What ``FilterRoundVerifier`` decodes from ``RoundResult.proof``."""
 
     proof: Groth16Proof
-    median_distance: int
-    sums_digest: int
-    global_model_cid: bytes
-    report_cid: bytes
-    rejected_words: tuple[int, ...]
-    scores: tuple[int, ...]
+    outputs: int
 
     def to_bytes(self) -> bytes:
-        return bytes(
-            abi_encode(
-                PAYLOAD_TYPES,
-                (
-                    self.proof.words(),
-                    self.median_distance,
-                    self.sums_digest,
-                    self.global_model_cid,
-                    self.report_cid,
-                    list(self.rejected_words),
-                    list(self.scores),
-                ),
-            )
-        )
+        return bytes(abi_encode(PAYLOAD_TYPES, (self.proof.words(), self.outputs)))
 
     @classmethod
     def from_bytes(cls, data: bytes) -> RoundProofPayload:
         try:
-            words, md, sums, gcid, rcid, rejected, scores = abi_decode(PAYLOAD_TYPES, data)
+            words, outputs = abi_decode(PAYLOAD_TYPES, data)
         except Exception as exc:  # eth_abi raises several decoding error types
             raise ZkError(f"round proof bytes do not decode ({exc}); re-encode them") from exc
         blob = b"".join(int(w).to_bytes(32, "big") for w in words)
-        return cls(
-            Groth16Proof.from_bytes(blob),
-            int(md),
-            int(sums),
-            bytes(gcid),
-            bytes(rcid),
-            tuple(int(w) for w in rejected),
-            tuple(int(s) for s in scores),
-        )
+        return cls(Groth16Proof.from_bytes(blob), int(outputs))
 
 
 @dataclass(frozen=True)
@@ -112,28 +87,9 @@ class RoundProof:
         _check_count(self.statement.shape, len(committed))
         return [bool(c) and not self.statement.active[i] for i, c in enumerate(committed)]
 
-    def to_bytes(
-        self,
-        *,
-        global_model_cid: bytes,
-        scores: Sequence[int],
-        rejected_mask: Sequence[bool],
-        report_cid: bytes = ZERO32,
-    ) -> bytes:
-        """The ``proof`` argument of ``commitRound`` for exactly this round result.
-
-        The arguments must equal those passed to ``MarketClient.commit_round`` (the contract
-        checks them against the market's result digest); ``rejected_mask`` spans all trainers.
-        """
-        return RoundProofPayload(
-            self.proof,
-            self.statement.outcome.median_distance,
-            sums_digest(self.statement.outcome.inlier_sums, self.statement.shape),
-            global_model_cid,
-            report_cid,
-            tuple(mask_to_words(list(rejected_mask), len(rejected_mask))),
-            tuple(int(s) for s in scores),
-        ).to_bytes()
+    def to_bytes(self) -> bytes:
+        """The ``proof`` argument of ``commitRound``."""
+        return RoundProofPayload(self.proof, self.statement.outputs).to_bytes()
 
 
 def _check_count(shape: CircuitShape, trainer_count: int) -> None:
@@ -169,17 +125,22 @@ class RoundProver:
         salts: Sequence[int],
         rule: FilterRule | None = None,
         onchain_commitments: Sequence[int | None] | None = None,
+        arrival: Sequence[int] | None = None,
     ) -> RoundProof:
         """Prove the rule's mask for trainer slots ``0..len(sketches)-1``.
 
         ``sketches[i]`` is trainer ``i``'s signed sketch, or ``None`` when it did not commit
-        or is rejected. ``rule`` must be the deployed verifier's. When the commitments read
-        from the chain are given, a trainer whose sketch and salt do not open its commitment
-        is reported here, by index, so the aggregator can reject it instead of failing.
+        or is rejected. ``rule`` must be the deployed verifier's. ``onchain_commitments``
+        (read from the market; None = did not commit) are needed when a committed trainer is
+        rejected, since its commitment is still in the chain; a trainer whose sketch and salt
+        do not open its commitment is reported here, by index, so the aggregator can reject
+        it instead of failing. ``arrival`` is the commit order (:func:`arrival_order`).
         """
         rule = rule or FilterRule()
+        commitments = None
         if onchain_commitments is not None:
             check_openings(self.shape, sketches, salts, onchain_commitments)
+            commitments = [c or 0 for c in onchain_commitments]
         inputs, statement = build_round(
             self.shape,
             project_id=project_id,
@@ -187,6 +148,8 @@ class RoundProver:
             sketches=sketches,
             salts=salts,
             rule=rule,
+            commitments=commitments,
+            arrival=arrival,
         )
         return RoundProof(self.backend.prove(inputs), statement)
 
@@ -344,25 +307,46 @@ def read_verifier(market: MarketClient, address: str) -> VerifierConfig:
     return VerifierConfig(address, groth16, shape, rule, vk)
 
 
+def _verifier_contract(market: MarketClient, address: str) -> Any:
+    from marketplace.chain.artifacts import load_artifact
+
+    abi = load_artifact("FilterRoundVerifier").abi
+    return market.chain.w3.eth.contract(address=address, abi=abi)  # type: ignore[call-overload]
+
+
+def arrival_order(
+    market: MarketClient, verifier: str, project_id: int, round_index: int, from_block: int = 0
+) -> list[int]:
+    """Trainer indices in the order the verifier folded their commitments (its events)."""
+    logs = (
+        _verifier_contract(market, verifier)
+        .events.CommitmentFolded()
+        .get_logs(
+            from_block=from_block, argument_filters={"projectId": project_id, "round": round_index}
+        )
+    )
+    logs = sorted(logs, key=lambda e: (int(e["blockNumber"]), int(e["logIndex"])))
+    return [int(e["args"]["index"]) for e in logs]
+
+
 def chain_public_hash(
     market: MarketClient,
+    config: VerifierConfig,
     project_id: int,
     round_index: int,
     *,
-    shape: CircuitShape,
-    rule: FilterRule,
     inlier_words: Sequence[int],
     rejected_words: Sequence[int],
-    median_distance: int,
-    sums: int,
+    outputs: int,
 ) -> int:
-    """The proof's public input from chain data, as ``FilterRoundVerifier`` computes it.
+    """The proof's public input from chain data, recomputed independently of the contract.
 
-    Raises :class:`ZkError` where the contract returns ``false`` before pairing (a trainer
-    beyond the circuit's slots, an active commitment that is 0 or not a field element).
+    The chain is refolded from the market's stored commitments in the verifier's event
+    order and must equal the verifier's own ``accumulator``. Raises :class:`ZkError` where
+    the contract returns ``false`` before pairing.
     """
     words, _digest, _count = market.contract.functions.committedMask(project_id, round_index).call()
-    n = shape.n_max
+    n = config.shape.n_max
 
     def word0(ws: Sequence[int], what: str) -> int:
         if any(int(x) for x in ws[1:]) or (ws and int(ws[0]) >> n):
@@ -374,29 +358,21 @@ def chain_public_hash(
     mask_bits = word0(inlier_words, "inlier mask")
     if mask_bits & ~active_bits:
         raise ZkError("the inlier mask includes a trainer that is not active")
+    order = arrival_order(market, config.address, project_id, round_index)
+    if not order or sorted(order) != [i for i in range(n) if committed >> i & 1]:
+        raise ZkError("the verifier's folded commitments differ from the market's committed set")
+    arrivals = [
+        (i, int.from_bytes(market.commitment(project_id, round_index, i)[1], "big")) for i in order
+    ]
+    acc = commitments_accumulator(project_id, round_index, arrivals)
+    onchain = _verifier_contract(market, config.address).functions.accumulator(
+        project_id, round_index
+    )
+    if acc != int(onchain.call()):
+        raise ZkError("the verifier's commitment chain differs from the committed commitments")
     active = [(active_bits >> i) & 1 for i in range(n)]
     mask = [(mask_bits >> i) & 1 for i in range(n)]
-    commitments = []
-    for i in range(n):
-        c = (
-            int.from_bytes(market.commitment(project_id, round_index, i)[1], "big")
-            if active[i]
-            else 0
-        )
-        if active[i] and c == 0:
-            raise ZkError(f"trainer {i} is active with a zero sketch commitment")
-        commitments.append(c)
-    return fold_with_sums_digest(
-        project_id=project_id,
-        round_index=round_index,
-        commitments=commitments,
-        active=active,
-        mask=mask,
-        rule_num=rule.num,
-        rule_den=rule.den,
-        median_distance=median_distance,
-        sums=sums,
-    )
+    return fold(acc, flags_word(active, mask, config.rule.num, config.rule.den), outputs)
 
 
 @dataclass(frozen=True)
@@ -440,32 +416,16 @@ def audit_round(market: MarketClient, project_id: int, round_index: int) -> Roun
         payload = RoundProofPayload.from_bytes(bytes(result["proof"]))
     except ZkError as exc:
         return audit(False, str(exc))
-    claimed = (
-        bytes(result["globalModelCid"]),
-        bytes(result["reportCid"]),
-        tuple(int(w) for w in result["rejectedMask"]),
-        tuple(int(s) for s in result["scores"]),
-    )
-    bound = (
-        payload.global_model_cid,
-        payload.report_cid,
-        payload.rejected_words,
-        payload.scores,
-    )
-    if claimed != bound:
-        return audit(False, "the proof's round result differs from the committed one")
     inlier_words = [int(w) for w in result["inlierMask"]]
     try:
         h = chain_public_hash(
             market,
+            config,
             project_id,
             round_index,
-            shape=config.shape,
-            rule=config.rule,
             inlier_words=inlier_words,
-            rejected_words=payload.rejected_words,
-            median_distance=payload.median_distance,
-            sums=payload.sums_digest,
+            rejected_words=[int(w) for w in result["rejectedMask"]],
+            outputs=payload.outputs,
         )
     except ZkError as exc:
         return audit(False, str(exc))

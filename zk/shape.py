@@ -14,6 +14,8 @@ from zk.field import lanes_per_element
 
 #: Bits of the rule's numerator and denominator (``Num2Bits(16)`` in the circuit).
 RULE_BITS = 16
+#: Most trainer slots: ``2 * n_max + 2 * RULE_BITS`` flag bits must stay below 253.
+MAX_SLOTS = 110
 
 
 def bitlen(x: int) -> int:
@@ -30,13 +32,16 @@ class CircuitShape:
     value_bits: int = 32
 
     def __post_init__(self) -> None:
-        if not 1 <= self.n_max <= 126:
-            raise ZkError(f"n_max={self.n_max} is not in 1..126; the flags word packs 2*n_max bits")
+        if not 1 <= self.n_max <= MAX_SLOTS:
+            raise ZkError(
+                f"n_max={self.n_max} is not in 1..{MAX_SLOTS}; the flags word packs 2*n_max bits "
+                "and the rule in one field element"
+            )
         if not 1 <= self.dim <= 128:
             raise ZkError(f"sketch dim={self.dim} is not in 1..128; use 16..64")
         if not 8 <= self.value_bits <= 64:
             raise ZkError(f"value_bits={self.value_bits} is not in 8..64; use 32")
-        if self.commit_inputs > 16 or self.sum_elements > 16:
+        if self.commit_inputs > 16 or self.sum_elements + 1 > 16:
             raise ZkError(f"dim={self.dim} needs more than 16 Poseidon inputs; use dim <= 64")
 
     @property

@@ -13,7 +13,14 @@ from dataclasses import dataclass
 
 from marketplace.errors import ZkError
 from zk.filter_rule import FilterOutcome, FilterRule, apply_rule
-from zk.public_hash import fold_public_values
+from zk.public_hash import (
+    chain_element,
+    chain_seed,
+    commitments_accumulator,
+    flags_word,
+    fold,
+    outputs_digest,
+)
 from zk.shape import CircuitShape
 from zk.sketch import check_sketch, sketch_commitment
 
@@ -30,8 +37,11 @@ class RoundStatement:
     round_index: int
     commitments: tuple[int, ...]
     active: tuple[int, ...]
+    arrival: tuple[int, ...]
     rule: FilterRule
     outcome: FilterOutcome
+    accumulator: int
+    outputs: int
     public_hash: int
 
     @property
@@ -48,19 +58,24 @@ def build_round(
     salts: Sequence[int],
     rule: FilterRule | None = None,
     commitments: Sequence[int] | None = None,
+    arrival: Sequence[int] | None = None,
 ) -> tuple[CircuitInputs, RoundStatement]:
     """Inputs and statement for ``len(sketches) <= n_max`` trainer slots.
 
-    ``sketches[i] is None`` marks a slot inactive (a trainer that committed but whose sketch
-    was not revealed or is malformed); ``commitments`` then gives what it committed (default
-    0 = empty slot). Active slots' commitments are computed from sketch and salt; passing a
-    different value makes the witness unsatisfiable (the circuit checks it).
+    ``sketches[i] is None`` marks a slot inactive (a trainer that did not commit, or whose
+    sketch was not revealed or is malformed); ``commitments`` then gives what each slot
+    committed (0 = did not commit). An active slot's commitment defaults to the one computed
+    from its sketch and salt; passing a different value makes the witness unsatisfiable (the
+    circuit checks it).
+    ``arrival`` lists the committed slots in the order they committed on-chain (the order
+    of the verifier's chain; default: slot order).
     """
     rule = rule or FilterRule()
     n = len(sketches)
     if n > shape.n_max or len(salts) != n:
         raise ZkError(f"{n} sketches and {len(salts)} salts for {shape.n_max} slots; match them")
-    active = [int(s is not None) for s in sketches] + [0] * (shape.n_max - n)
+    pad = shape.n_max - n
+    active = [int(s is not None) for s in sketches] + [0] * pad
     signed: list[list[int]] = []
     for s in sketches:
         if s is not None:
@@ -68,37 +83,44 @@ def build_round(
                 raise ZkError(f"sketch has {len(s)} dims; this circuit takes {shape.dim}")
             check_sketch(s, shape.value_bits)
         signed.append(list(s) if s is not None else [0] * shape.dim)
-    signed += [[0] * shape.dim] * (shape.n_max - n)
-    salt_list = [*salts, *([0] * (shape.n_max - n))]
+    signed += [[0] * shape.dim] * pad
+    salt_list = [*salts, *([0] * pad)]
+    own = [
+        sketch_commitment(signed[i], salt_list[i], shape.value_bits) if active[i] else 0
+        for i in range(shape.n_max)
+    ]
     if commitments is None:
-        commits = [
-            sketch_commitment(signed[i], salt_list[i], shape.value_bits) if active[i] else 0
-            for i in range(shape.n_max)
-        ]
+        commits = own
     else:
         if len(commitments) != n:
             raise ZkError(f"{len(commitments)} commitments for {n} sketches; give one per slot")
-        commits = [*commitments, *([0] * (shape.n_max - n))]
+        given = [*commitments, *([0] * pad)]
+        commits = [given[i] or own[i] for i in range(shape.n_max)]
+    committed = [i for i in range(shape.n_max) if commits[i] != 0 or active[i]]
+    order = list(arrival) if arrival is not None else committed
+    if sorted(order) != committed:
+        raise ZkError(
+            f"arrival order {order} is not a permutation of the committed slots {committed}; "
+            "read it from the verifier's CommitmentFolded events"
+        )
     off = shape.value_offset
     offsets = [[v + off for v in row] for row in signed]
     outcome = apply_rule(offsets, active, rule, shape)
-    public_hash = fold_public_values(
-        project_id=project_id,
-        round_index=round_index,
-        commitments=commits,
-        active=active,
-        mask=outcome.mask,
-        rule_num=rule.num,
-        rule_den=rule.den,
-        median_distance=outcome.median_distance,
-        inlier_sums=outcome.inlier_sums,
-        value_bits=shape.value_bits,
-    )
+    accumulator = commitments_accumulator(project_id, round_index, [(i, commits[i]) for i in order])
+    outputs = outputs_digest(outcome.median_distance, outcome.inlier_sums, shape)
+    public_hash = fold(accumulator, flags_word(active, outcome.mask, rule.num, rule.den), outputs)
+    steps = len(order)
+    element = [chain_element(commits[i], i) for i in order] + [0] * (shape.n_max - steps)
+    pick = [[0] * shape.n_max for _ in range(shape.n_max)]
+    for t, i in enumerate(order):
+        pick[t][i] = active[i]
     k = sum(active)
     inputs: CircuitInputs = {
         "publicHash": public_hash,
-        "projectId": project_id,
-        "round": round_index,
+        "chainSeed": chain_seed(project_id, round_index),
+        "element": element,
+        "used": [int(t < steps) for t in range(shape.n_max)],
+        "pick": pick,
         "sketch": offsets,
         "salt": salt_list,
         "commitment": commits,
@@ -111,6 +133,16 @@ def build_round(
         "parity": k % 2,
     }
     statement = RoundStatement(
-        shape, project_id, round_index, tuple(commits), tuple(active), rule, outcome, public_hash
+        shape,
+        project_id,
+        round_index,
+        tuple(commits),
+        tuple(active),
+        tuple(order),
+        rule,
+        outcome,
+        accumulator,
+        outputs,
+        public_hash,
     )
     return inputs, statement

@@ -402,8 +402,10 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
 
         uint256 s = 0;
         uint128 roundTotal = 0;
+        uint256[] memory committedWords = new uint256[](words);
         for (uint256 w = 0; w < words; ++w) {
             uint256 committed = _committedMask[projectId][expected][w];
+            committedWords[w] = committed;
             uint256 inliers = r.inlierMask[w];
             uint256 rejected = r.rejectedMask[w];
             if ((inliers | rejected) & ~committed != 0) revert MaskIncludesUncommitted(w);
@@ -424,16 +426,8 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
         if (s != r.scores.length) revert ScoresLengthMismatch(s, r.scores.length);
 
         if (pr.verifier != address(0)) {
-            bytes32 resultDigest = keccak256(
-                abi.encode(r.globalModelCid, r.reportCid, r.rejectedMask, r.scores)
-            );
             bool ok = IRoundVerifier(pr.verifier).verifyRound(
-                projectId,
-                expected,
-                _rounds[projectId][expected].commitmentsDigest,
-                r.inlierMask,
-                resultDigest,
-                r.proof
+                projectId, expected, committedWords, r.inlierMask, r.rejectedMask, r.proof
             );
             if (!ok) revert InvalidRoundProof(projectId, expected);
         }
@@ -581,5 +575,8 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
             keccak256(abi.encode(rs.commitmentsDigest, index, cidDigest, sketchCommitment));
         rs.commitCount += 1;
         emit UpdateCommitted(projectId, round, trainer, index, cidDigest, sketchCommitment);
+        if (pr.verifier != address(0)) {
+            IRoundVerifier(pr.verifier).onCommitment(projectId, round, index, sketchCommitment);
+        }
     }
 }

@@ -340,6 +340,7 @@ class AggregatorNode:
         if zk is None:
             return PreparedRound(round_, n, outcome, report, model_cid, report_cid, checked)
         from marketplace.nodes.zkround import prove_outcome
+        from zk.onchain import arrival_order
 
         proved = prove_outcome(
             zk,
@@ -349,8 +350,13 @@ class AggregatorNode:
             outcome=outcome,
             openings=openings,
             commits=commits,
-            global_model_cid=digest_of(model_cid),
-            report_cid=digest_of(report_cid),
+            arrival=arrival_order(
+                self.market,
+                zk.verifier.address,
+                self.project_id,
+                round_,
+                from_block=self._scan_from(round_ - 1),
+            ),
         )
         log.info("round %d proved in %.2f s", round_, proved.seconds)
         return PreparedRound(

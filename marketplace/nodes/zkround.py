@@ -11,9 +11,8 @@ trainers' committed sketches (:mod:`zk.onchain`). The aggregator node therefore,
    leaves it out consistently (active = committed and not rejected);
 2. runs the round with the provable sketch rule as the filter
    (:mod:`marketplace.rounds.zkfilter`), so the committed mask is exactly the proved one;
-3. after scoring, proves the round and encodes the proof with the very arguments it then
-   passes to ``commitRound`` (the proof bytes carry the preimage of the market's result
-   digest).
+3. after scoring, proves the round with the commit order the verifier's chain followed
+   (:func:`zk.onchain.arrival_order`) and encodes the proof for ``commitRound``.
 
 Everything the prover needs to agree with the contract is read from the chain
 (:func:`zk.onchain.read_verifier`): the circuit shape, the rule, and the verifying key,
@@ -26,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,11 +132,11 @@ def prove_outcome(
     outcome: RoundOutcome,
     openings: Mapping[int, SketchOpening],
     commits: Mapping[int, UpdateCommit],
-    global_model_cid: bytes,
-    report_cid: bytes,
+    arrival: Sequence[int],
 ) -> RoundProofResult:
-    """Prove the round's filter and encode the proof for exactly this round result.
+    """Prove the round's filter and encode the proof for ``commitRound``.
 
+    ``arrival`` is the order in which the trainers' commitments were folded on-chain.
     Slot ``i`` is active iff trainer ``i`` committed and is not rejected; the proof's mask
     must equal ``outcome.inlier_mask`` (both come from the same rule on the same
     sketches), which is checked so that a mismatch fails here and not on-chain.
@@ -161,7 +160,13 @@ def prove_outcome(
         )
     start = time.perf_counter()
     rp = zk.prover.prove_round(
-        project_id, round_, sketches, salts, zk.verifier.rule, onchain_commitments=onchain
+        project_id,
+        round_,
+        sketches,
+        salts,
+        zk.verifier.rule,
+        onchain_commitments=onchain,
+        arrival=arrival,
     )
     if rp.inlier_mask(n) != list(outcome.inlier_mask):
         raise ZkError(
@@ -171,10 +176,4 @@ def prove_outcome(
         raise ZkError(
             f"round {round_}: a committed trainer is neither active nor rejected; this is a bug"
         )
-    data = rp.to_bytes(
-        global_model_cid=global_model_cid,
-        scores=outcome.scores,
-        rejected_mask=outcome.rejected_mask,
-        report_cid=report_cid,
-    )
-    return RoundProofResult(data, time.perf_counter() - start)
+    return RoundProofResult(rp.to_bytes(), time.perf_counter() - start)

@@ -25,13 +25,14 @@ from zk.onchain import (
     RoundProofPayload,
     RoundProver,
     VerifierStack,
+    arrival_order,
     audit_round,
     deploy_round_verifier,
     load_verifying_key,
 )
 from zk.poseidon import poseidon
 from zk.proof import Groth16Proof
-from zk.public_hash import fold_public_values
+from zk.public_hash import flags_word, fold, outputs_digest
 from zk.shape import CircuitShape
 from zk.sketch import sketch_commitment
 
@@ -70,8 +71,11 @@ def sketches_for(seed: int = 0) -> tuple[list[list[int]], list[int]]:
     return sketches, salts
 
 
-def open_round(world, verifier: str, sketches, salts, rounds: int = 2, pid: int | None = None):
-    """Create a project (unless ``pid``), register everyone, commit round-1 sketches."""
+def open_round(
+    world, verifier: str, sketches, salts, rounds: int = 2, pid: int | None = None, order=None
+):
+    """Create a project (unless ``pid``), register everyone, commit the current round's
+    sketches in ``order`` (default: trainer order)."""
     if pid is None:
         pid, _ = world.market.create_project(
             reward=ETH,
@@ -84,9 +88,9 @@ def open_round(world, verifier: str, sketches, salts, rounds: int = 2, pid: int 
         for t in world.trainers[:N]:
             world.as_(t).register(pid, STAKE)
     round_ = world.market.project(pid).current_round
-    for t, s, salt in zip(world.trainers[:N], sketches, salts, strict=True):
-        c = sketch_commitment(s, salt, SHAPE.value_bits)
-        world.as_(t).commit_update(pid, round_, CID, c.to_bytes(32, "big"))
+    for i in order if order is not None else range(N):
+        c = sketch_commitment(sketches[i], salts[i], SHAPE.value_bits)
+        world.as_(world.trainers[i]).commit_update(pid, round_, CID, c.to_bytes(32, "big"))
     return pid, round_
 
 
@@ -103,12 +107,13 @@ def commit(world, pid, round_, mask, proof_bytes, rejected=None, scores=None):
     )
 
 
-def honest(prover, pid, round_, sketches, salts, rejected=None):
+def honest(prover, pid, round_, sketches, salts):
     rp = prover.prove_round(pid, round_, sketches, salts, RULE)
-    mask = rp.inlier_mask(N)
-    rejected = rejected or [False] * N
-    data = rp.to_bytes(global_model_cid=CID, scores=[1] * sum(mask), rejected_mask=rejected)
-    return rp, mask, data
+    return rp, rp.inlier_mask(N), rp.to_bytes()
+
+
+def onchain_commitments(world, pid, round_):
+    return [int.from_bytes(world.market.commitment(pid, round_, i)[1], "big") for i in range(N)]
 
 
 # ------------------------------------------------------------------ accepted
@@ -126,14 +131,10 @@ def test_valid_round_is_accepted_and_audits(world, stack, prover):
     )
     payload = RoundProofPayload.from_bytes(data)
     fits, h = contract.functions.publicHash(
-        pid,
-        r,
-        [sum(1 << i for i, m in enumerate(mask) if m)],
-        [0],
-        payload.median_distance,
-        payload.sums_digest,
+        pid, r, [(1 << N) - 1], [sum(1 << i for i, m in enumerate(mask) if m)], [0], payload.outputs
     ).call()
     assert fits and h == rp.statement.public_hash  # the Solidity fold equals zk/public_hash.py
+    assert contract.functions.accumulator(pid, r).call() == rp.statement.accumulator
     receipt = commit(world, pid, r, mask, data)
     assert receipt["status"] == 1
     assert world.market.project(pid).rounds_committed == 1
@@ -148,13 +149,72 @@ def test_rejected_trainer_is_a_public_claim(world, stack, prover):
     pid, r = open_round(world, stack.address, sketches, salts)
     withheld: list[list[int] | None] = list(sketches)
     withheld[3] = None
-    rp = prover.prove_round(pid, r, withheld, salts, RULE)
+    onchain = onchain_commitments(world, pid, r)
+    rp = prover.prove_round(pid, r, withheld, salts, RULE, onchain_commitments=onchain)
     committed = world.market.committed(pid, r)[0]
     rejected = rp.rejected_mask(committed)
     assert rejected == [i == 3 for i in range(N)]
     mask = rp.inlier_mask(N)
-    data = rp.to_bytes(global_model_cid=CID, scores=[1] * sum(mask), rejected_mask=rejected)
-    assert commit(world, pid, r, mask, data, rejected=rejected)["status"] == 1
+    assert commit(world, pid, r, mask, rp.to_bytes(), rejected=rejected)["status"] == 1
+
+
+def test_arrival_order_is_read_from_the_chain(world, stack, prover):
+    """Trainers commit in any order; the prover follows the verifier's events."""
+    sketches, salts = sketches_for(2)
+    order = [4, 0, 6, 2, 1, 5, 3]
+    pid, r = open_round(world, stack.address, sketches, salts, order=order)
+    assert arrival_order(world.market, stack.address, pid, r) == order
+    _, mask, data = honest(prover, pid, r, sketches, salts)  # assumes trainer order
+    with reverts("InvalidRoundProof"):
+        commit(world, pid, r, mask, data)
+    rp = prover.prove_round(pid, r, sketches, salts, RULE, arrival=order)
+    assert commit(world, pid, r, rp.inlier_mask(N), rp.to_bytes())["status"] == 1
+    assert audit_round(world.market, pid, r).ok
+
+
+def test_verification_gas_does_not_grow_with_trainers(world, stack, prover):
+    """The commitments are folded as they arrive, so verifyRound costs the same for 3 and
+    7 active trainers (the per-trainer work moved to commitUpdate)."""
+    from marketplace.chain.artifacts import load_artifact
+    from marketplace.chain.market import mask_to_words
+
+    contract = world.chain.w3.eth.contract(
+        address=stack.address, abi=load_artifact("FilterRoundVerifier").abi
+    )
+    sketches, salts = sketches_for(3)
+    gas = {}
+    for k in (3, N):
+        pid, r = open_round(world, stack.address, sketches, salts, order=range(k))
+        rp = prover.prove_round(pid, r, sketches[:k] + [None] * (N - k), salts, RULE)
+        mask = rp.inlier_mask(N)
+        call = contract.functions.verifyRound(
+            pid,
+            r,
+            mask_to_words([i < k for i in range(N)], N),
+            mask_to_words(mask, N),
+            [0],
+            rp.to_bytes(),
+        )
+        assert call.call({"from": world.market.address})
+        gas[k] = call.estimate_gas({"from": world.market.address})
+    assert abs(gas[N] - gas[3]) < 1_000, gas
+
+
+def test_only_the_market_feeds_the_chain_and_bad_commitments_revert(world, stack):
+    from marketplace.chain.artifacts import load_artifact
+
+    contract = world.chain.w3.eth.contract(
+        address=stack.address, abi=load_artifact("FilterRoundVerifier").abi
+    )
+    with reverts("NotMarket"):
+        TxSender(world.chain, world.owner).transact(
+            contract.functions.onCommitment(1, 1, 0, (5).to_bytes(32, "big"))
+        )
+    sketches, salts = sketches_for()
+    pid, r = open_round(world, stack.address, sketches, salts, order=[])
+    for bad in (bytes(32), FIELD_MODULUS.to_bytes(32, "big")):
+        with reverts("CommitmentNotInField"):
+            world.as_(world.trainers[0]).commit_update(pid, r, CID, bad)
 
 
 # ------------------------------------------------------------------ rejected
@@ -163,12 +223,11 @@ def test_rejected_trainer_is_a_public_claim(world, stack, prover):
 def test_flipped_mask_bit_is_rejected(world, stack, prover):
     sketches, salts = sketches_for()
     pid, r = open_round(world, stack.address, sketches, salts)
-    rp, mask, _ = honest(prover, pid, r, sketches, salts)
+    _, mask, data = honest(prover, pid, r, sketches, salts)
     for flip in (0, 2):  # let the outlier in; drop an honest inlier
         bad = list(mask)
         bad[flip] = not bad[flip]
-        scores = [1] * sum(bad)  # the payload matches the result: only the proof can fail
-        data = rp.to_bytes(global_model_cid=CID, scores=scores, rejected_mask=[False] * N)
+        scores = [1] * sum(bad)  # a well-formed result: only the proof can fail
         with reverts("InvalidRoundProof"):
             commit(world, pid, r, bad, data, scores=scores)
 
@@ -182,15 +241,15 @@ def test_excluded_honest_trainer_is_rejected(world, stack, prover):
     rp = prover.prove_round(pid, r, dropped, salts, RULE)
     mask = rp.inlier_mask(N)
     assert not mask[4]
-    data = rp.to_bytes(global_model_cid=CID, scores=[1] * sum(mask), rejected_mask=[False] * N)
     with reverts("InvalidRoundProof"):
-        commit(world, pid, r, mask, data)
-    # the result digest binds the rejected mask: claiming it in the proof only also fails
-    data = rp.to_bytes(
-        global_model_cid=CID, scores=[1] * sum(mask), rejected_mask=[i == 4 for i in range(N)]
+        commit(world, pid, r, mask, rp.to_bytes())
+    # treating it as rejected in the proof only (its commitment kept in the chain) also fails:
+    # the contract's active set comes from the rejected mask of the round result
+    rp = prover.prove_round(
+        pid, r, dropped, salts, RULE, onchain_commitments=onchain_commitments(world, pid, r)
     )
     with reverts("InvalidRoundProof"):
-        commit(world, pid, r, mask, data)
+        commit(world, pid, r, rp.inlier_mask(N), rp.to_bytes())
 
 
 def test_wrong_reference_point_is_rejected(world, stack, prover):
@@ -214,40 +273,26 @@ def test_wrong_reference_point_is_rejected(world, stack, prover):
         for j in range(SHAPE.dim)
     ]
     assert fake_mask[0] == 1 and fake_mask != list(st.mask)
-    fake_hash = fold_public_values(
-        project_id=pid,
-        round_index=r,
-        commitments=st.commitments,
-        active=st.active,
-        mask=fake_mask,
-        rule_num=RULE.num,
-        rule_den=RULE.den,
-        median_distance=fake_md,
-        inlier_sums=fake_sums,
+    fake_outputs = outputs_digest(fake_md, fake_sums, SHAPE)
+    fake_hash = fold(
+        st.accumulator, flags_word(st.active, fake_mask, RULE.num, RULE.den), fake_outputs
     )
     forged = dict(inputs, median=fake_median, medianDist=fake_md, publicHash=fake_hash)
     with pytest.raises(ZkError):
         prover.backend.prove(forged)
     bogus = prover.backend.prove_unchecked(forged)  # bypass the prover's own check
-    from zk.public_hash import sums_digest
-
-    payload = RoundProofPayload(
-        bogus,
-        fake_md,
-        sums_digest(fake_sums, SHAPE),
-        CID,
-        bytes(32),
-        (0,),
-        tuple([1] * sum(fake_mask)),
-    )
     with reverts("InvalidRoundProof"):
-        commit(world, pid, r, [bool(m) for m in fake_mask[:N]], payload.to_bytes())
-    # an honest proof with a different median distance in the payload
-    rp, mask, _ = honest(prover, pid, r, sketches, salts)
-    good = RoundProofPayload.from_bytes(
-        rp.to_bytes(global_model_cid=CID, scores=[1] * sum(mask), rejected_mask=[False] * N)
-    )
-    lied = RoundProofPayload(**{**good.__dict__, "median_distance": good.median_distance + 1})
+        commit(
+            world,
+            pid,
+            r,
+            [bool(m) for m in fake_mask[:N]],
+            RoundProofPayload(bogus, fake_outputs).to_bytes(),
+        )
+    # an honest proof with different claimed outputs (median distance, sums)
+    rp, mask, data = honest(prover, pid, r, sketches, salts)
+    good = RoundProofPayload.from_bytes(data)
+    lied = RoundProofPayload(good.proof, (good.outputs + 1) % FIELD_MODULUS)
     with reverts("InvalidRoundProof"):
         commit(world, pid, r, mask, lied.to_bytes())
 
@@ -257,7 +302,7 @@ def test_sketch_not_matching_commitment_is_rejected(world, stack, prover):
     pid, r = open_round(world, stack.address, sketches, salts)
     swapped = [list(s) for s in sketches]
     swapped[2][0] += 1000  # the aggregator proves with a sketch trainer 2 did not commit
-    onchain = [int.from_bytes(world.market.commitment(pid, r, i)[1], "big") for i in range(N)]
+    onchain = onchain_commitments(world, pid, r)
     with pytest.raises(ZkError, match="trainer 2"):
         prover.prove_round(pid, r, swapped, salts, RULE, onchain_commitments=onchain)
     _, mask, data = honest(prover, pid, r, swapped, salts)
@@ -294,16 +339,14 @@ def test_proof_under_another_circuits_key_is_rejected(world, stack, prover, tmp_
     pid, r = open_round(world, stack.address, sketches, salts)
     rp, mask, _ = honest(prover, pid, r, sketches, salts)
     forged = Groth16Proof.from_bytes(groth16py.prove(pk, {"publicHash": rp.statement.public_hash}))
-    good = RoundProofPayload.from_bytes(
-        rp.to_bytes(global_model_cid=CID, scores=[1] * sum(mask), rejected_mask=[False] * N)
-    )
-    other = RoundProofPayload(**{**good.__dict__, "proof": forged})
+    other = RoundProofPayload(forged, RoundProofPayload.from_bytes(rp.to_bytes()).outputs)
     with reverts("InvalidRoundProof"):
         commit(world, pid, r, mask, other.to_bytes())
 
 
-def test_more_trainers_than_slots_is_rejected(world, prover, keys_dir):
-    """A verifier with fewer slots than committed trainers returns false."""
+def test_more_trainers_than_slots_is_refused_at_commit(world, prover, keys_dir):
+    """A verifier with fewer slots than trainers refuses the first commitment it cannot
+    prove, so the trainer learns it at once instead of the round failing later."""
     sender = TxSender(world.chain, world.owner)
     small = deploy_round_verifier(
         sender,
@@ -313,10 +356,8 @@ def test_more_trainers_than_slots_is_rejected(world, prover, keys_dir):
         vk=load_verifying_key(SHAPE, keys_dir),
     )
     sketches, salts = sketches_for()
-    pid, r = open_round(world, small.address, sketches, salts)
-    _, mask, data = honest(prover, pid, r, sketches, salts)
-    with reverts("InvalidRoundProof"):
-        commit(world, pid, r, mask, data)
+    with reverts("SlotOutOfRange"):
+        open_round(world, small.address, sketches, salts)
 
 
 # ------------------------------------------------------------------ Poseidon

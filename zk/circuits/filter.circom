@@ -14,6 +14,9 @@ pragma circom 2.1.0;
 //   medianDist = lower median of dist[i]
 //   mask[i]    = active[i] AND den * dist[i] <= num * medianDist
 //   sumW[j]    = sum_i mask[i] * (u[i][j] + 2^B)         (sum of inlier sketches, offset)
+// Public input (zk/public_hash.py): publicHash = P2(P2(acc, flags), outputs), where acc is the
+// verifier contract's Poseidon chain over the commitments in arrival order, flags packs the
+// active and mask bits and the rule, and outputs = Poseidon(medianDist, packed sumW).
 // A lower median m of k values is pinned by counting: #{< m} <= floor((k-1)/2) and
 // #{> m} <= floor(k/2); exactly one value satisfies both, so the prover cannot choose it.
 //
@@ -68,13 +71,16 @@ template SketchFilter(N, D, B) {
     var NSPACK = (D + SPER - 1) \ SPER;
     assert(NPACK + 1 <= 16);
     assert(NSPACK <= 16);
-    assert(2 * N <= 252);
+    assert(NSPACK + 1 <= 16);
+    assert(2 * N + 2 * RB <= 252);
     assert(DB + RB <= 252);
 
     signal input publicHash;
 
-    signal input projectId;
-    signal input round;
+    signal input chainSeed;
+    signal input element[N];
+    signal input used[N];
+    signal input pick[N][N];
     signal input sketch[N][D];
     signal input salt[N];
     signal input commitment[N];
@@ -223,7 +229,8 @@ template SketchFilter(N, D, B) {
         }
         sumW[j] <== s + nMask * (1 << B);
     }
-    component sumsHash = Poseidon(NSPACK);
+    component outputsHash = Poseidon(NSPACK + 1);
+    outputsHash.inputs[0] <== medianDist;
     for (var p = 0; p < NSPACK; p++) {
         var lc = 0;
         for (var l = 0; l < SPER; l++) {
@@ -231,42 +238,59 @@ template SketchFilter(N, D, B) {
                 lc += sumW[p * SPER + l] * (1 << (SLANE * l));
             }
         }
-        sumsHash.inputs[p] <== lc;
+        outputsHash.inputs[p + 1] <== lc;
     }
 
-    // ---- the public fold (zk/public_hash.py): commitments chain, skipping zero slots
-    component chain[N];
-    component isEmpty[N];
+    // ---- the commitments chain, in the order the trainers committed (zk/public_hash.py).
+    // The verifier contract folds acc = P2(acc, commitment + slot) as each trainer commits,
+    // from chainSeed (project and round); the arrival order is private: pick[t][i] = 1 says
+    // step t carried slot i. Each active slot is picked exactly once, on a used step, and
+    // the step's element must be its commitment plus its slot index, so the aggregator can
+    // neither swap sketches between trainers nor leave a committed one out.
     signal acc[N + 1];
-    acc[0] <== 0;
-    for (var i = 0; i < N; i++) {
-        isEmpty[i] = IsZero();
-        isEmpty[i].in <== commitment[i];
-        active[i] * isEmpty[i].out === 0;
-        chain[i] = Poseidon(2);
-        chain[i].inputs[0] <== acc[i];
-        chain[i].inputs[1] <== commitment[i];
-        acc[i + 1] <== chain[i].out + isEmpty[i].out * (acc[i] - chain[i].out);
+    acc[0] <== chainSeed;
+    component chain[N];
+    signal stepped[N];
+    signal picked[N];
+    for (var t = 0; t < N; t++) {
+        used[t] * (used[t] - 1) === 0;
+        if (t > 0) {
+            used[t] * (1 - used[t - 1]) === 0;
+        }
+        var nPicked = 0;
+        for (var i = 0; i < N; i++) {
+            pick[t][i] * (pick[t][i] - 1) === 0;
+            pick[t][i] * (commitment[i] + i - element[t]) === 0;
+            nPicked += pick[t][i];
+        }
+        picked[t] <== nPicked;
+        picked[t] * (1 - used[t]) === 0;
+        picked[t] * (picked[t] - 1) === 0;
+        chain[t] = Poseidon(2);
+        chain[t].inputs[0] <== acc[t];
+        chain[t].inputs[1] <== element[t];
+        stepped[t] <== used[t] * (chain[t].out - acc[t]);
+        acc[t + 1] <== acc[t] + stepped[t];
     }
+    for (var i = 0; i < N; i++) {
+        var times = 0;
+        for (var t = 0; t < N; t++) {
+            times += pick[t][i];
+        }
+        times === active[i];
+    }
+
+    // ---- the public fold: P2(P2(acc, flags), outputs); the contract computes the same
     var flags = 0;
     for (var i = 0; i < N; i++) {
         flags += active[i] * (1 << i) + mask[i] * (1 << (N + i));
     }
-    signal header[5];
-    header[0] <== projectId;
-    header[1] <== round;
-    header[2] <== flags;
-    header[3] <== ruleNum + ruleDen * (1 << RB) + medianDist * (1 << (2 * RB));
-    header[4] <== sumsHash.out;
-    component fold[5];
-    for (var h = 0; h < 5; h++) {
-        fold[h] = Poseidon(2);
-        if (h == 0) {
-            fold[h].inputs[0] <== acc[N];
-        } else {
-            fold[h].inputs[0] <== fold[h - 1].out;
-        }
-        fold[h].inputs[1] <== header[h];
-    }
-    publicHash === fold[4].out;
+    flags += ruleNum * (1 << (2 * N)) + ruleDen * (1 << (2 * N + RB));
+    component foldFlags = Poseidon(2);
+    foldFlags.inputs[0] <== acc[N];
+    foldFlags.inputs[1] <== flags;
+    component foldOutputs = Poseidon(2);
+    foldOutputs.inputs[0] <== foldFlags.out;
+    foldOutputs.inputs[1] <== outputsHash.out;
+    publicHash === foldOutputs.out;
 }

@@ -17,7 +17,7 @@ from marketplace.errors import ZkError
 from zk.field import FIELD_MODULUS
 from zk.proof import Groth16Proof
 from zk.prover import Groth16pyProver
-from zk.public_hash import fold_public_values
+from zk.public_hash import commitments_accumulator, flags_word, fold, outputs_digest
 from zk.shape import CircuitShape
 from zk.verify_pyecc import PyEccVerifier
 from zk.witness import RoundStatement, build_round
@@ -53,19 +53,27 @@ def valid(prover: Groth16pyProver) -> tuple[Groth16Proof, RoundStatement]:
 
 
 def _refold(statement: RoundStatement, **changes: object) -> int:
+    """The public hash with some values replaced (what a cheating prover would claim)."""
     values: dict[str, object] = dict(
-        project_id=statement.project_id,
-        round_index=statement.round_index,
-        commitments=statement.commitments,
+        accumulator=statement.accumulator,
         active=statement.active,
         mask=statement.mask,
-        rule_num=statement.rule.num,
-        rule_den=statement.rule.den,
         median_distance=statement.outcome.median_distance,
         inlier_sums=statement.outcome.inlier_sums,
     )
     values.update(changes)
-    return fold_public_values(**values)  # type: ignore[arg-type]
+    flags = flags_word(
+        values["active"],  # type: ignore[arg-type]
+        values["mask"],  # type: ignore[arg-type]
+        statement.rule.num,
+        statement.rule.den,
+    )
+    outputs = outputs_digest(
+        values["median_distance"],  # type: ignore[arg-type]
+        values["inlier_sums"],  # type: ignore[arg-type]
+        SHAPE,
+    )
+    return fold(values["accumulator"], flags, outputs)  # type: ignore[arg-type]
 
 
 def test_valid_round_proves_and_verifies(
@@ -119,10 +127,14 @@ def test_commitment_not_matching_sketch_fails(prover: Groth16pyProver) -> None:
     inputs, st = _round()
     commitments = list(st.commitments)
     commitments[5] = (commitments[5] + 1) % FIELD_MODULUS
+    arrivals = [(i, commitments[i]) for i in st.arrival]
+    forged_chain = commitments_accumulator(st.project_id, st.round_index, arrivals)
+    element = [(commitments[i] + i) % FIELD_MODULUS for i in st.arrival]
     forged = {
         **inputs,
         "commitment": commitments,
-        "publicHash": _refold(st, commitments=commitments),
+        "element": element + [0] * (SHAPE.n_max - len(element)),
+        "publicHash": _refold(st, accumulator=forged_chain),
     }
     _fails(prover, forged)
     sketch = [list(r) for r in inputs["sketch"]]  # type: ignore[attr-defined]
@@ -130,11 +142,42 @@ def test_commitment_not_matching_sketch_fails(prover: Groth16pyProver) -> None:
     _fails(prover, {**inputs, "sketch": sketch})
 
 
+def test_swapping_two_trainers_sketches_fails(prover: Groth16pyProver) -> None:
+    """The arrival order is private, but it cannot move a commitment to another slot."""
+    inputs, st = _round()
+    pick = [list(row) for row in inputs["pick"]]  # type: ignore[attr-defined]
+    t1, t2 = st.arrival.index(1), st.arrival.index(2)
+    pick[t1][1], pick[t1][2], pick[t2][1], pick[t2][2] = 0, 1, 1, 0
+    commitment = list(st.commitments)
+    commitment[1], commitment[2] = commitment[2], commitment[1]
+    sketch = [list(r) for r in inputs["sketch"]]  # type: ignore[attr-defined]
+    sketch[1], sketch[2] = sketch[2], sketch[1]
+    salt = list(inputs["salt"])  # type: ignore[call-overload]
+    salt[1], salt[2] = salt[2], salt[1]
+    _fails(
+        prover, {**inputs, "pick": pick, "commitment": commitment, "sketch": sketch, "salt": salt}
+    )
+
+
+def test_leaving_out_a_committed_trainer_fails(prover: Groth16pyProver) -> None:
+    """An unused chain step cannot carry an active slot, and every active slot is picked."""
+    inputs, st = _round()
+    pick = [list(row) for row in inputs["pick"]]  # type: ignore[attr-defined]
+    last = len(st.arrival) - 1
+    pick[last] = [0] * SHAPE.n_max  # the last arrival's slot is no longer picked
+    _fails(prover, {**inputs, "pick": pick})
+    used = list(inputs["used"])  # type: ignore[call-overload]
+    used[last] = 0  # stop the chain one step early
+    _fails(prover, {**inputs, "used": used})
+
+
 def test_public_hash_of_another_round_or_project_fails(prover: Groth16pyProver) -> None:
     inputs, st = _round()
-    _fails(prover, {**inputs, "round": st.round_index + 1})
-    _fails(prover, {**inputs, "projectId": st.project_id + 1})
-    _fails(prover, {**inputs, "publicHash": _refold(st, round_index=st.round_index + 1)})
+    other = commitments_accumulator(
+        st.project_id, st.round_index + 1, [(i, st.commitments[i]) for i in st.arrival]
+    )
+    _fails(prover, {**inputs, "publicHash": _refold(st, accumulator=other)})
+    _fails(prover, {**inputs, "chainSeed": int(inputs["chainSeed"]) + 1})  # type: ignore[call-overload]
 
 
 def test_solidity_verifier_export(
@@ -159,13 +202,18 @@ def test_odd_count_with_an_excluded_committed_trainer(prover: Groth16pyProver) -
     inputs, st = build_round(SHAPE, project_id=2, round_index=9, sketches=sketches, salts=salts)
     assert sum(st.active) == 9 and st.mask[4] == 0
     assert prover.verify(prover.prove(inputs), [st.public_hash])
+    # committed, then rejected: its commitment stays in the chain, in its arrival position
     inputs2, st2 = build_round(
         SHAPE,
         project_id=2,
         round_index=9,
         sketches=sketches,
         salts=salts,
-        commitments=[12345 if s is None else st.commitments[i] for i, s in enumerate(sketches)],
+        commitments=[12345 if s is None else 0 for s in sketches],
+        arrival=[9, 4, 0, 1, 2, 3, 5, 6, 7, 8],
     )
     assert st2.commitments[4] == 12345 and st2.public_hash != st.public_hash
+    assert st2.mask == st.mask and st2.arrival[:2] == (9, 4)
     assert prover.verify(prover.prove(inputs2), [st2.public_hash])
+    with pytest.raises(ZkError, match="permutation"):
+        build_round(SHAPE, project_id=2, round_index=9, sketches=sketches, salts=salts, arrival=[0])

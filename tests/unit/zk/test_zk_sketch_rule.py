@@ -92,7 +92,13 @@ def test_public_hash_depends_on_every_public_value() -> None:
         assert other.public_hash != st.public_hash
     _, rule2 = build_round(shape, **base, rule=FilterRule(3, 1))  # type: ignore[arg-type]
     assert rule2.public_hash != st.public_hash
-    # empty slots (commitment 0) are skipped by the accumulator
-    assert commitments_accumulator([0, 5, 0, 6]) == commitments_accumulator([5, 6])
-    with pytest.raises(ZkError):
-        flags_word([0, 1], [1, 0])
+    # the chain binds project, round, arrival order and each commitment's slot
+    chain = commitments_accumulator(1, 2, [(0, 5), (2, 6)])
+    assert chain != commitments_accumulator(1, 2, [(2, 6), (0, 5)])
+    assert chain != commitments_accumulator(1, 2, [(1, 5), (2, 6)])
+    assert chain != commitments_accumulator(1, 3, [(0, 5), (2, 6)])
+    assert chain != commitments_accumulator(2, 2, [(0, 5), (2, 6)])
+    with pytest.raises(ZkError, match="commitment 0"):
+        commitments_accumulator(1, 2, [(0, 0)])
+    with pytest.raises(ZkError, match="inlier but not active"):
+        flags_word([0, 1], [1, 0], 2, 1)
