@@ -28,7 +28,7 @@ from marketplace.errors import AssumptionViolated, ConfigError
 from marketplace.robust.result import FilterResult
 from marketplace.robust.stats import median_of, normalized, weighted_mean
 from zk.filter_rule import FilterRule, apply_rule
-from zk.shape import CircuitShape
+from zk.shape import MAX_SLOTS, CircuitShape
 from zk.sketch import SketchSpec
 
 RULE = "zk_sketch_median"
@@ -70,8 +70,8 @@ def zk_filter(
         raise AssumptionViolated("the sketch rule needs at least one accepted update")
     if len(sketches) != n:
         raise ConfigError(f"{len(sketches)} sketches for {n} updates; give one per update")
-    if n > 126:
-        raise ConfigError(f"{n} trainers exceed what one filter circuit can prove (126)")
+    if n > MAX_SLOTS:
+        raise ConfigError(f"{n} trainers exceed what one filter circuit can prove ({MAX_SLOTS})")
     shape = CircuitShape(n, config.dim, config.value_bits)
     off = shape.value_offset
     outcome = apply_rule([[v + off for v in s] for s in sketches], [1] * n, config.rule(), shape)
