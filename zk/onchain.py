@@ -388,6 +388,13 @@ class RoundAudit:
     tx_hash: str
 
 
+def committed_round_result(market: MarketClient, tx_hash: bytes) -> Any:
+    """The ``RoundResult`` argument of the ``commitRound`` transaction ``tx_hash``."""
+    tx = market.chain.w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
+    _fn, args = market.contract.decode_function_input(tx["input"])
+    return args["r"]
+
+
 def audit_round(market: MarketClient, project_id: int, round_index: int) -> RoundAudit:
     """Re-verify round ``round_index`` of ``project_id`` from its ``commitRound`` calldata.
 
@@ -405,9 +412,7 @@ def audit_round(market: MarketClient, project_id: int, round_index: int) -> Roun
     if not logs:
         raise ZkError(f"round {round_index} of project {project_id} has not been committed")
     tx_hash = logs[-1]["transactionHash"]
-    tx = market.chain.w3.eth.get_transaction(tx_hash)
-    _fn, args = market.contract.decode_function_input(tx["input"])
-    result = args["r"]
+    result = committed_round_result(market, tx_hash)
 
     def audit(ok: bool, reason: str, h: int | None = None, inliers: int = 0) -> RoundAudit:
         return RoundAudit(project_id, round_index, ok, reason, h, inliers, "0x" + tx_hash.hex())

@@ -146,3 +146,19 @@ def build_round(
         public_hash,
     )
     return inputs, statement
+
+
+def rule_outputs(
+    shape: CircuitShape, rule: FilterRule, sketches: Sequence[Sequence[int] | None]
+) -> int:
+    """The ``outputs`` digest a proof over these active sketches must carry (``None`` =
+    inactive slot): what an auditor recomputes from the sketches published with the updates.
+    """
+    if len(sketches) > shape.n_max:
+        raise ZkError(f"{len(sketches)} slots exceed the circuit's {shape.n_max}")
+    off = shape.value_offset
+    rows = [[v + off for v in s] if s is not None else [0] * shape.dim for s in sketches]
+    rows += [[0] * shape.dim] * (shape.n_max - len(rows))
+    active = [int(s is not None) for s in sketches] + [0] * (shape.n_max - len(sketches))
+    outcome = apply_rule(rows, active, rule, shape)
+    return outputs_digest(outcome.median_distance, outcome.inlier_sums, shape)

@@ -87,15 +87,17 @@ class _Replay:
 
     def submissions(
         self, round_: int, config: RoundConfig
-    ) -> tuple[list[Submission], list[float], dict[int, str]]:
+    ) -> tuple[list[Submission], list[float], dict[int, str], dict[int, tuple[int, ...]]]:
         """Fetch and check every committed update as the aggregator did, including (in zk
-        mode) that each published sketch opens the trainer's on-chain commitment."""
+        mode) that each published sketch opens the trainer's on-chain commitment; returns
+        the opened sketches too (empty outside zk mode)."""
         n = self.info.trainer_count
         subs: list[Submission] = [None] * n
         weights = [1.0] * n
         cids: dict[int, str] = {}
         commits = update_commits(self.market, self.project_id, round_, from_block=self.start_block)
         checked: dict[int, CheckedUpdate] = {}
+        sketches: dict[int, tuple[int, ...]] = {}
         for i, c in commits.items():
             cids[i] = c.cid
             if i >= n:
@@ -107,11 +109,30 @@ class _Replay:
                 source = None
             checked[i] = fetch_update(source, i, c.cid, self.spec, self.project_id, round_)
         if config.zk is not None:
-            checked, _ = open_sketches(checked, commits, config.zk)
+            checked, openings = open_sketches(checked, commits, config.zk)
+            sketches = {i: o.sketch for i, o in openings.items()}
         for i, update in checked.items():
             subs[i] = update.vector if update.accepted else (update.reason or "rejected")
             weights[i] = float(update.num_samples)
-        return subs, weights, cids
+        return subs, weights, cids, sketches
+
+    def zk_outputs_match(self, commit: RoundCommit, sketches: dict[int, tuple[int, ...]]) -> bool:
+        """Whether the proof's ``outputs`` (median distance and inlier sketch sums, which the
+        contract takes as given) is what the rule gives on the published sketches of the
+        trainers the round kept active (committed and not rejected). A sound proof under
+        an honest key cannot carry other outputs; a forged one (whoever ran an UNSAFE
+        single-party setup can forge) can, and this is where the replay catches it."""
+        from zk.onchain import RoundProofPayload, committed_round_result, read_verifier
+        from zk.witness import rule_outputs
+
+        verifier = read_verifier(self.market, self.info.verifier)
+        n = len(commit.rejected_mask)
+        active = [
+            None if commit.rejected_mask[i] or i not in sketches else sketches[i] for i in range(n)
+        ]
+        result = committed_round_result(self.market, commit.transaction)
+        payload = RoundProofPayload.from_bytes(bytes(result["proof"]))
+        return rule_outputs(verifier.shape, verifier.rule, active) == payload.outputs
 
     def report_problems(
         self, report: RoundReport, round_: int, cids: dict[int, str], commit: RoundCommit
@@ -146,7 +167,7 @@ class _Replay:
         state = self.state or RoundState.initial(config.hyper)
         if self.validation is None:
             state = RoundState(report.hyper_used, state.rule_state)
-        subs, weights, cids = self.submissions(round_, config)
+        subs, weights, cids, sketches = self.submissions(round_, config)
         seed = report.metrics.get("seed")
         if not isinstance(seed, int):
             seed = derive_seed("round", self.project_id, round_, self.base_seed)
@@ -173,6 +194,11 @@ class _Replay:
             )
         audit = compare_round(round_, committed, replayed)
         extra = self.report_problems(report, round_, cids, commit)
+        if config.zk is not None:
+            matches = self.zk_outputs_match(commit, sketches)
+            audit = RoundAudit(round_, {**audit.checks, "zk_outputs": matches}, audit.problems)
+            if not matches:
+                extra.append("the proof's outputs digest is not the rule's on the sketches")
         self.advance(outcome, report, commit)
         if extra:
             audit = RoundAudit(round_, {**audit.checks, "report": False}, audit.problems + extra)

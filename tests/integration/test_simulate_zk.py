@@ -80,7 +80,7 @@ def test_simulate_zk_proves_every_round_and_excludes_the_attacker(keys_dir: Path
 
 
 def test_trainer_whose_sketch_does_not_open_is_rejected_and_the_round_proves(
-    world: Any, keys_dir: Path
+    world: Any, keys_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     prover = RoundProver(SHAPE, keys_dir)
     stack = deploy_round_verifier(
@@ -151,6 +151,15 @@ def test_trainer_whose_sketch_does_not_open_is_rejected_and_the_round_proves(
     assert audit.ok, audit.reason
     replay = audit_project(world.market, project_id, agg_store, stores.get, validation)
     assert replay.ok, replay.to_dict()  # the replay re-checks the sketch openings too
+    assert replay.rounds[0].checks["zk_outputs"] is True  # and the proof's claimed outputs
+    # outputs other than the rule's (only a forged proof, e.g. from whoever ran the UNSAFE
+    # setup, could carry them) are caught: simulate by changing the auditor's recomputation
+    import zk.witness
+
+    honest_outputs = zk.witness.rule_outputs
+    monkeypatch.setattr(zk.witness, "rule_outputs", lambda *a: honest_outputs(*a) + 1)
+    lied = audit_project(world.market, project_id, agg_store, stores.get, validation)
+    assert not lied.ok and lied.rounds[0].checks["zk_outputs"] is False
 
 
 def test_replay_recomputes_the_proved_mask_from_the_updates() -> None:
