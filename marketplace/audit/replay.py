@@ -25,7 +25,13 @@ from marketplace.audit.compare import AuditReport, RoundAudit, RoundFacts, compa
 from marketplace.chain.market import ZERO32, MarketClient
 from marketplace.errors import LedgerLearnError, StorageError
 from marketplace.learning import Dataset, ModelSpec, init_params
-from marketplace.nodes.chainview import RoundCommit, round_commit, update_commits
+from marketplace.nodes.chainview import (
+    RoundCommit,
+    UpdateCommit,
+    commitments_digest,
+    round_commit,
+    update_commits,
+)
 from marketplace.nodes.zkround import open_sketches
 from marketplace.rounds.codec import (
     KIND_MODEL,
@@ -36,7 +42,7 @@ from marketplace.rounds.codec import (
 )
 from marketplace.rounds.pipeline import RoundConfig, RoundOutcome, Submission, run_round
 from marketplace.rounds.report import RoundReport, get_report
-from marketplace.rounds.seeds import derive_seed
+from marketplace.rounds.seeds import round_seed
 from marketplace.rounds.state import RoundState
 from marketplace.rounds.validate import CheckedUpdate, fetch_update
 from marketplace.storage import ContentStore, MemoryStore, cid_from_digest
@@ -69,7 +75,6 @@ class _Replay:
         resolver: StoreResolver,
         validation: Dataset | None,
         start_block: int,
-        base_seed: int,
     ) -> None:
         self.market = market
         self.project_id = project_id
@@ -77,7 +82,6 @@ class _Replay:
         self.resolver = resolver
         self.validation = validation
         self.start_block = start_block
-        self.base_seed = base_seed
         info = market.project(project_id)
         self.info = info
         self.spec = get_spec(store, cid_from_digest(info.model_spec_cid))
@@ -87,19 +91,17 @@ class _Replay:
 
     def submissions(
         self, round_: int, config: RoundConfig
-    ) -> tuple[list[Submission], list[float], dict[int, str], dict[int, tuple[int, ...]]]:
+    ) -> tuple[list[Submission], list[float], dict[int, UpdateCommit], dict[int, tuple[int, ...]]]:
         """Fetch and check every committed update as the aggregator did, including (in zk
         mode) that each published sketch opens the trainer's on-chain commitment; returns
-        the opened sketches too (empty outside zk mode)."""
+        the on-chain commitments and the opened sketches too (empty outside zk mode)."""
         n = self.info.trainer_count
         subs: list[Submission] = [None] * n
         weights = [1.0] * n
-        cids: dict[int, str] = {}
         commits = update_commits(self.market, self.project_id, round_, from_block=self.start_block)
         checked: dict[int, CheckedUpdate] = {}
         sketches: dict[int, tuple[int, ...]] = {}
         for i, c in commits.items():
-            cids[i] = c.cid
             if i >= n:
                 continue
             try:
@@ -114,7 +116,25 @@ class _Replay:
         for i, update in checked.items():
             subs[i] = update.vector if update.accepted else (update.reason or "rejected")
             weights[i] = float(update.num_samples)
-        return subs, weights, cids, sketches
+        return subs, weights, commits, sketches
+
+    def round_seed(
+        self, round_: int, report: RoundReport, commits: dict[int, UpdateCommit]
+    ) -> tuple[int, str | None]:
+        """The round seed derived from the commitments the report says were aggregated
+        (they must be the first ones to arrive: the aggregator read a prefix), and a problem
+        when the report used another seed. The replay uses the derived one, so a ground
+        seed also shows up as different scores."""
+        considered = [c for i, c in commits.items() if i in report.update_cids]
+        arrival = sorted(commits.values(), key=lambda c: c.arrival)
+        problem = None
+        if arrival[: len(considered)] != sorted(considered, key=lambda c: c.arrival):
+            problem = "the report's updates are not the first commitments of the round"
+        seed = round_seed(self.project_id, round_, commitments_digest(considered))
+        claimed = report.metrics.get("seed")
+        if claimed != seed and problem is None:
+            problem = f"round seed {claimed} is not {seed}, derived from the commitments"
+        return seed, problem
 
     def zk_outputs_match(self, commit: RoundCommit, sketches: dict[int, tuple[int, ...]]) -> bool:
         """Whether the proof's ``outputs`` (median distance and inlier sketch sums, which the
@@ -167,10 +187,9 @@ class _Replay:
         state = self.state or RoundState.initial(config.hyper)
         if self.validation is None:
             state = RoundState(report.hyper_used, state.rule_state)
-        subs, weights, cids, sketches = self.submissions(round_, config)
-        seed = report.metrics.get("seed")
-        if not isinstance(seed, int):
-            seed = derive_seed("round", self.project_id, round_, self.base_seed)
+        subs, weights, commits, sketches = self.submissions(round_, config)
+        cids = {i: c.cid for i, c in commits.items()}
+        seed, seed_problem = self.round_seed(round_, report, commits)
         outcome = run_round(
             self.params,
             subs,
@@ -194,6 +213,8 @@ class _Replay:
             )
         audit = compare_round(round_, committed, replayed)
         extra = self.report_problems(report, round_, cids, commit)
+        if seed_problem:
+            extra.append(seed_problem)
         if config.zk is not None:
             matches = self.zk_outputs_match(commit, sketches)
             audit = RoundAudit(round_, {**audit.checks, "zk_outputs": matches}, audit.problems)
@@ -231,15 +252,14 @@ def audit_project(
     validation: Dataset | None,
     *,
     start_block: int = 0,
-    base_seed: int = 0,
 ) -> AuditReport:
     """Replay every committed round of ``project_id`` and compare (module docstring).
 
     ``store`` holds the aggregator's blobs (model spec, reports, models: its gateway or a
     copy); ``resolver`` maps a trainer address to the store its updates come from.
-    ``base_seed`` is only used for reports that do not record their round seed.
+    Round seeds are derived from the on-chain commitments, never taken from a report.
     """
-    replay = _Replay(market, project_id, store, resolver, validation, start_block, base_seed)
+    replay = _Replay(market, project_id, store, resolver, validation, start_block)
     notes: list[str] = []
     committed_validation = replay.info.validation_commitment
     if validation is None:

@@ -40,9 +40,6 @@ def audit(
             "(instead of fetching from gateways)."
         ),
     ] = None,
-    seed: Annotated[
-        int, typer.Option(min=0, help="Aggregator base seed, for reports without a seed.")
-    ] = 0,
     rpc_url: RpcUrl = DEFAULT_URL,
     json_out: JsonOut = False,
 ) -> None:
@@ -87,7 +84,6 @@ def audit(
         resolver,
         data,
         start_block=manifest.contracts["ContributionMarket"].block,
-        base_seed=seed,
     )
     if json_out:
         emit_json(report.to_dict())

@@ -202,7 +202,6 @@ def aggregator_run(
     data_dir: DataDir = None,
     host: Host = "127.0.0.1",
     port: Port = 0,
-    seed: Annotated[int, typer.Option(min=0)] = 0,
     poll: Poll = 0.5,
     rpc_url: RpcUrl = DEFAULT_URL,
     key: Key = None,
@@ -234,7 +233,6 @@ def aggregator_run(
             contribution=_contribution_config(contribution),
         ),
         min_trainers=min_trainers,
-        seed=seed,
         start_block=load_manifest(session.chain).contracts["ContributionMarket"].block,
         zk_keys_dir=zk_keys,
     )

@@ -37,7 +37,13 @@ from torch import Tensor
 from marketplace.chain.market import ZERO_ADDRESS, MarketClient, ProjectInfo, ProjectStatus
 from marketplace.errors import ConfigError, StorageError, TransactionReverted
 from marketplace.learning import Dataset, ModelSpec, init_params
-from marketplace.nodes.chainview import UpdateCommit, chain_time, round_commit, update_commits
+from marketplace.nodes.chainview import (
+    UpdateCommit,
+    chain_time,
+    commitments_digest,
+    round_commit,
+    update_commits,
+)
 from marketplace.rounds.codec import KIND_MODEL, get_params, get_spec, put_params, put_spec
 from marketplace.rounds.pipeline import (
     RoundConfig,
@@ -47,7 +53,7 @@ from marketplace.rounds.pipeline import (
     run_round,
 )
 from marketplace.rounds.report import RoundReport, build_report, get_report, put_report
-from marketplace.rounds.seeds import derive_seed
+from marketplace.rounds.seeds import round_seed
 from marketplace.rounds.state import RoundState, get_rule_state, put_rule_state
 from marketplace.rounds.validate import CheckedUpdate, fetch_update
 from marketplace.storage import ContentStore, GatewayReader, cid_from_digest, digest_of
@@ -143,7 +149,6 @@ class AggregatorNode:
         resolver: StoreResolver | None = None,
         score_fn: ScoreFn | None = None,
         min_trainers: int = 1,
-        seed: int = 0,
         start_block: int = 0,
         prover: RoundProver | None = None,
         zk_keys_dir: Path | None = None,
@@ -158,7 +163,6 @@ class AggregatorNode:
         self.resolver = resolver or GatewayResolver(market, project_id)
         self.score_fn = score_fn
         self.min_trainers = max(1, min_trainers)
-        self.seed = seed
         self.start_block = start_block
         self._spec: ModelSpec | None = None
         self._prover = prover
@@ -320,7 +324,7 @@ class AggregatorNode:
             spec=spec,
             validation=self.validation,
             score_fn=self.score_fn,
-            seed=derive_seed("round", self.project_id, round_, self.seed),
+            seed=round_seed(self.project_id, round_, commitments_digest(commits.values())),
             sketches={i: o.sketch for i, o in openings.items()},
         )
         model_meta = {"kind": KIND_MODEL, "project": str(self.project_id), "round": str(round_)}

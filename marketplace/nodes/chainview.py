@@ -9,10 +9,13 @@ round, so the cost does not grow with other projects' traffic.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from eth_utils import keccak
+
 from marketplace.chain.market import ZERO32, MarketClient, words_to_mask
-from marketplace.storage import cid_from_digest
+from marketplace.storage import cid_from_digest, digest_of
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,27 @@ class UpdateCommit:
     cid: str
     sketch_commitment: bytes
     block: int
+    log_index: int = 0
+
+    @property
+    def arrival(self) -> tuple[int, int]:
+        """Sort key of the commit order the market saw."""
+        return (self.block, self.log_index)
+
+
+def commitments_digest(commits: Iterable[UpdateCommit]) -> bytes:
+    """The market's running ``commitmentsDigest`` over ``commits`` in arrival order:
+    ``d = keccak256(abi.encode(d, index, cidDigest, sketchCommitment))`` from ``d = 0``.
+
+    Fixed by the trainers, not by the aggregator, so the round seed derives from it
+    (:func:`marketplace.rounds.seeds.round_seed`): an aggregator cannot grind seeds.
+    """
+    digest = ZERO32
+    for c in sorted(commits, key=lambda c: c.arrival):
+        digest = keccak(
+            digest + c.index.to_bytes(32, "big") + digest_of(c.cid) + c.sketch_commitment
+        )
+    return digest
 
 
 @dataclass(frozen=True)
@@ -56,6 +80,7 @@ def update_commits(
             cid=cid_from_digest(bytes(args["cidDigest"])),
             sketch_commitment=bytes(args["sketchCommitment"]),
             block=int(log["blockNumber"]),
+            log_index=int(log["logIndex"]),
         )
     return dict(sorted(out.items()))
 

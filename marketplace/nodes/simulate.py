@@ -218,7 +218,6 @@ def simulate(
         ),
         resolver=stores.get,
         score_fn=score_fn,
-        seed=config.seed,
         start_block=manifest.contracts["ContributionMarket"].block,
         prover=prover,
         zk_keys_dir=zk_keys_dir,

@@ -1,8 +1,9 @@
 """Seeds derived from public round coordinates, so every party computes the same ones.
 
-A trainer's batch order in round ``r`` and the aggregator's round seed are functions of
-``(purpose, project, round, index, base seed)`` only: a restarted node, or an auditor,
-derives them again without being told.
+A trainer's batch order in round ``r`` is a function of ``(purpose, project, round, index,
+base seed)``; the aggregator's round seed is one of the round's on-chain commitments
+(:func:`round_seed`). A restarted node, or an auditor, derives them again without being
+told.
 """
 
 from __future__ import annotations
@@ -14,3 +15,11 @@ def derive_seed(purpose: str, *parts: int) -> int:
     """A seed in ``[0, 2**63)`` from a purpose label and integers (SHA-256 based)."""
     text = purpose + ":" + ":".join(str(int(p)) for p in parts)
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") >> 1
+
+
+def round_seed(project_id: int, round_: int, commitments_digest: bytes) -> int:
+    """The aggregator's seed for a round (contribution sampling, the validation anchor):
+    from the market's running digest of the commitments it aggregated, which the trainers
+    fixed, so the aggregator cannot try seeds until one favours someone. An auditor derives
+    it again from the ``UpdateCommitted`` events."""
+    return derive_seed("round", project_id, round_, int.from_bytes(commitments_digest, "big"))

@@ -147,3 +147,28 @@ def test_audit_flags_validation_data_that_is_not_the_committed_one(world: Any) -
     report = _audit(world, project, other)
     assert any("validation commitment" in n for n in report.notes)
     assert not report.ok  # other validation data give other scores
+
+
+def test_round_seed_comes_from_the_chain_and_a_ground_seed_is_flagged(
+    world: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The aggregator's round seed derives from the market's commitments digest (which the
+    trainers fixed); an aggregator that picks its own seed is caught by the replay."""
+    from marketplace.nodes import aggregator
+    from marketplace.nodes.chainview import commitments_digest, update_commits
+    from marketplace.rounds.seeds import round_seed
+
+    honest = _run(world, rounds=1)
+    commits = update_commits(world.market, honest.project_id, 1)
+    digest = commitments_digest(commits.values())
+    assert digest == world.market.committed(honest.project_id, 1)[1]  # = the contract's
+    report = _audit(world, honest)
+    assert report.ok and report.rounds[0].checks["report"] is True
+    derived = round_seed(honest.project_id, 1, digest)
+    assert derived != round_seed(honest.project_id, 2, digest)
+
+    monkeypatch.setattr(aggregator, "round_seed", lambda *_: 12345)  # a ground seed
+    ground = _run(world, rounds=1)
+    (audit,) = _audit(world, ground).rounds
+    assert audit.checks["report"] is False
+    assert any("round seed 12345" in p for p in audit.problems)
