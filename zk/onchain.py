@@ -329,6 +329,17 @@ def arrival_order(
     return [int(e["args"]["index"]) for e in logs]
 
 
+def sketch_commitments(market: MarketClient, project_id: int, round_index: int) -> dict[int, int]:
+    """Trainer index -> sketch commitment, from the market's ``UpdateCommitted`` events."""
+    logs = market.contract.events.UpdateCommitted().get_logs(
+        from_block=0, argument_filters={"projectId": project_id, "round": round_index}
+    )
+    return {
+        int(e["args"]["index"]): int.from_bytes(bytes(e["args"]["sketchCommitment"]), "big")
+        for e in logs
+    }
+
+
 def chain_public_hash(
     market: MarketClient,
     config: VerifierConfig,
@@ -341,7 +352,7 @@ def chain_public_hash(
 ) -> int:
     """The proof's public input from chain data, recomputed independently of the contract.
 
-    The chain is refolded from the market's stored commitments in the verifier's event
+    The chain is refolded from the market's commitment events in the verifier's event
     order and must equal the verifier's own ``accumulator``. Raises :class:`ZkError` where
     the contract returns ``false`` before pairing.
     """
@@ -361,9 +372,8 @@ def chain_public_hash(
     order = arrival_order(market, config.address, project_id, round_index)
     if not order or sorted(order) != [i for i in range(n) if committed >> i & 1]:
         raise ZkError("the verifier's folded commitments differ from the market's committed set")
-    arrivals = [
-        (i, int.from_bytes(market.commitment(project_id, round_index, i)[1], "big")) for i in order
-    ]
+    commitments = sketch_commitments(market, project_id, round_index)
+    arrivals = [(i, commitments[i]) for i in order]
     acc = commitments_accumulator(project_id, round_index, arrivals)
     onchain = _verifier_contract(market, config.address).functions.accumulator(
         project_id, round_index

@@ -92,11 +92,6 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
         uint8 status; // 1 = registered, 2 = withdrawn
     }
 
-    struct Commitment {
-        bytes32 cidDigest;
-        bytes32 sketchCommitment;
-    }
-
     /// @notice A trainer's EIP-712 signed commitment, batched on-chain by the aggregator.
     struct SignedUpdate {
         address trainer;
@@ -117,7 +112,9 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
     }
 
     struct RoundState {
-        bytes32 commitmentsDigest; // running keccak over (index, cid, sketch) in commit order
+        // running keccak over (index, cid, sketch) in commit order: the commitments
+        // themselves live in UpdateCommitted events (storing them cost 44k gas per trainer)
+        bytes32 commitmentsDigest;
         uint32 commitCount;
     }
 
@@ -131,8 +128,6 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
     mapping(uint256 projectId => mapping(uint256 round => RoundState)) private _rounds;
     mapping(uint256 projectId => mapping(uint256 round => mapping(uint256 word => uint256)))
         private _committedMask;
-    mapping(uint256 projectId => mapping(uint256 round => mapping(uint256 index => Commitment)))
-        private _commitments;
 
     // ---------------------------------------------------------------- events
 
@@ -487,15 +482,6 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
         return _trainerIndex[projectId][account];
     }
 
-    /// @notice A trainer's commitment for a round (zero when none).
-    function getCommitment(uint256 projectId, uint256 round, uint256 index)
-        external
-        view
-        returns (Commitment memory)
-    {
-        return _commitments[projectId][round][index];
-    }
-
     /// @notice Bitmap words of the trainers who committed in a round.
     function committedMask(uint256 projectId, uint256 round)
         external
@@ -569,7 +555,6 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
         uint256 word = mask[index / 256];
         if (word & bit != 0) revert AlreadyCommitted(trainer, round);
         mask[index / 256] = word | bit;
-        _commitments[projectId][round][index] = Commitment(cidDigest, sketchCommitment);
         RoundState storage rs = _rounds[projectId][round];
         rs.commitmentsDigest =
             keccak256(abi.encode(rs.commitmentsDigest, index, cidDigest, sketchCommitment));

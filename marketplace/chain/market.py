@@ -167,10 +167,6 @@ class MarketClient(ContractClient):
         ip1 = int(self.contract.functions.trainerIndexPlusOne(project_id, account).call())
         return ip1 - 1 if ip1 else None
 
-    def commitment(self, project_id: int, round_: int, index: int) -> tuple[bytes, bytes]:
-        c = self.contract.functions.getCommitment(project_id, round_, index).call()
-        return bytes(c[0]), bytes(c[1])
-
     def committed(self, project_id: int, round_: int) -> tuple[list[bool], bytes, int]:
         """Who committed in a round (mask), the running commitments digest, and count."""
         words, digest, count = self.contract.functions.committedMask(project_id, round_).call()

@@ -197,8 +197,8 @@ class TrainerNode:
         self.market.commit_update(self.project_id, round_, digest_of(cid), sketch)
 
     def has_committed(self, round_: int) -> bool:
-        digest, _ = self.market.commitment(self.project_id, round_, self.index)
-        return digest != ZERO32
+        committed, _digest, _count = self.market.committed(self.project_id, round_)
+        return self.index < len(committed) and committed[self.index]
 
     def step(self) -> TrainerStep:
         """Do this round's work if it is due: fetch, train, publish, commit."""

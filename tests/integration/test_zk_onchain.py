@@ -113,7 +113,10 @@ def honest(prover, pid, round_, sketches, salts):
 
 
 def onchain_commitments(world, pid, round_):
-    return [int.from_bytes(world.market.commitment(pid, round_, i)[1], "big") for i in range(N)]
+    from zk.onchain import sketch_commitments
+
+    commitments = sketch_commitments(world.market, pid, round_)
+    return [commitments.get(i) for i in range(N)]
 
 
 # ------------------------------------------------------------------ accepted
