@@ -284,6 +284,21 @@ def _snarkjs_setup(shape: CircuitShape, keys_dir: Path) -> None:
     _publish(tmp, keys_dir)
 
 
+def snarkjs_verify(vk_json: str, proof: Groth16Proof, public_inputs: Sequence[int]) -> bool:
+    """``snarkjs groth16 verify`` with a verifying key in snarkjs JSON (either backend's
+    ``verification_key.json``): the reference check that proofs from either prover pass."""
+    with tempfile.TemporaryDirectory(prefix="snarkjs-verify-") as tmp:
+        work = Path(tmp)
+        (work / "vk.json").write_text(vk_json)
+        (work / "proof.json").write_text(json.dumps(proof.to_snarkjs()))
+        (work / "public.json").write_text(json.dumps([str(x) for x in public_inputs]))
+        try:
+            out = _snarkjs("groth16", "verify", "vk.json", "public.json", "proof.json", cwd=work)
+        except ZkError:
+            return False
+        return "OK" in out
+
+
 class SnarkjsProver:
     """Reference prover: circom2's WASM witness and ``snarkjs groth16 prove`` under Node."""
 
@@ -319,18 +334,7 @@ class SnarkjsProver:
             return Groth16Proof.from_snarkjs((work / "proof.json").read_text())
 
     def verify(self, proof: Groth16Proof, public_inputs: Sequence[int]) -> bool:
-        with tempfile.TemporaryDirectory(prefix="snarkjs-verify-") as tmp:
-            work = Path(tmp)
-            (work / "vk.json").write_text(self._vk_json)
-            (work / "proof.json").write_text(json.dumps(proof.to_snarkjs()))
-            (work / "public.json").write_text(json.dumps([str(x) for x in public_inputs]))
-            try:
-                out = _snarkjs(
-                    "groth16", "verify", "vk.json", "public.json", "proof.json", cwd=work
-                )
-            except ZkError:
-                return False
-            return "OK" in out
+        return snarkjs_verify(self._vk_json, proof, public_inputs)
 
     def verifying_key(self) -> VerifyingKeyData:
         return VerifyingKeyData.from_snarkjs(self._vk_json)

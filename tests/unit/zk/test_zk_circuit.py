@@ -102,6 +102,18 @@ def test_pyecc_accepts_valid_and_rejects_tampering(
     assert not prover.verify(proof, [statement.public_hash + FIELD_MODULUS])
 
 
+def test_groth16py_proof_verifies_in_snarkjs(
+    prover: Groth16pyProver, valid: tuple[Groth16Proof, RoundStatement]
+) -> None:
+    """The reference verifier accepts the default prover's proofs (same key, snarkjs JSON)."""
+    from zk.prover import snarkjs_verify
+
+    proof, statement = valid
+    vk_json = (prover.info.keys_dir / "verification_key.json").read_text()
+    assert snarkjs_verify(vk_json, proof, [statement.public_hash])
+    assert not snarkjs_verify(vk_json, proof, [statement.public_hash + 1])
+
+
 def _fails(prover: Groth16pyProver, inputs: dict[str, object]) -> None:
     with pytest.raises(ZkError, match="witness"):
         prover.prove(inputs)
