@@ -33,6 +33,7 @@ from marketplace.nodes.chainview import (
     update_commits,
 )
 from marketplace.nodes.zkround import open_sketches
+from marketplace.robust.registry import anchor_recipe
 from marketplace.rounds.codec import (
     KIND_MODEL,
     get_params,
@@ -117,6 +118,17 @@ class _Replay:
             subs[i] = update.vector if update.accepted else (update.reason or "rejected")
             weights[i] = float(update.num_samples)
         return subs, weights, commits, sketches
+
+    def first_config(self) -> RoundConfig | None:
+        """The round configuration of the first committed round (None when none is)."""
+        n = self.info.trainer_count
+        commit = round_commit(self.market, self.project_id, 1, n, from_block=self.start_block)
+        if commit is None or commit.report_cid is None:
+            return None
+        try:
+            return get_report(self.store, commit.report_cid).config
+        except StorageError:
+            return None
 
     def round_seed(
         self, round_: int, report: RoundReport, commits: dict[int, UpdateCommit]
@@ -212,6 +224,15 @@ class _Replay:
                 committed.inlier_mask, committed.rejected_mask, committed.global_model_cid, None
             )
         audit = compare_round(round_, committed, replayed)
+        if self.validation is None and anchored(config):
+            # the rule's trust anchor is trained on the validation data: without them the
+            # replay skips that stage, so its mask (and the model built on it) can differ
+            # from an honest commitment; neither is a finding
+            audit = RoundAudit(
+                round_,
+                {**audit.checks, "mask": None, "model": None},
+                [p for p in audit.problems if not p.startswith(("inlier mask", "global model"))],
+            )
         extra = self.report_problems(report, round_, cids, commit)
         if seed_problem:
             extra.append(seed_problem)
@@ -244,6 +265,11 @@ class _Replay:
         self.previous_cid = commit.global_model_cid
 
 
+def anchored(config: RoundConfig) -> bool:
+    """Whether the round's rule trains a trust anchor on the validation data."""
+    return config.zk is None and anchor_recipe(config.rule, dict(config.rule_params)) is not None
+
+
 def audit_project(
     market: MarketClient,
     project_id: int,
@@ -264,6 +290,12 @@ def audit_project(
     committed_validation = replay.info.validation_commitment
     if validation is None:
         notes.append("no validation data: scores and step sizes are taken as reported")
+        first = replay.first_config()
+        if first is not None and anchored(first):
+            notes.append(
+                "no validation data: the rule's trust anchor is trained on them, so inlier "
+                "masks and models are not checked"
+            )
     elif committed_validation != ZERO32:
         if validation_commitment(validation) != committed_validation:
             notes.append(

@@ -5,6 +5,11 @@ auditor look the rule up here, so both run the very same function. Every entry h
 signature ``(updates, weights=None, state=None, **params) -> FilterResult``; stateful
 rules read ``state`` (FoolsGold: its history; cosine check and default: the previous
 aggregate) and return the next one in ``FilterResult.state``. Stateless rules ignore it.
+
+Rules in :data:`ANCHORED` also take a ``reference`` keyword: a trust anchor computed from
+the owner's validation data (:mod:`marketplace.robust.anchor`). It is data of the round,
+not a parameter of the project, so it travels beside ``params`` rather than in them;
+:func:`anchor_recipe` tells the caller whether and how to compute it.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any, Protocol
 from torch import Tensor
 
 from marketplace.errors import ConfigError
+from marketplace.robust.anchor import AnchorRecipe
 from marketplace.robust.cosine_check import cosine_check
 from marketplace.robust.default import DefaultConfig, default_filter
 from marketplace.robust.fedavg import fedavg
@@ -63,6 +69,7 @@ def _cosine_check(
 def _default(
     updates: Tensor, weights: Tensor | None = None, state: Any = None, **params: Any
 ) -> FilterResult:
+    reference = params.pop("reference", None)
     config = params.pop("config", None)
     if config is None:
         config = DefaultConfig.from_mapping(params)
@@ -71,7 +78,9 @@ def _default(
             f"pass either config= or individual parameters to 'default', not both: "
             f"got config and {sorted(params)}"
         )
-    return default_filter(updates, weights, config=config, previous_aggregate=state)
+    return default_filter(
+        updates, weights, config=config, previous_aggregate=state, reference=reference
+    )
 
 
 _default.__wrapped__ = default_filter  # type: ignore[attr-defined]
@@ -92,7 +101,22 @@ AGGREGATORS: dict[str, Aggregator] = {
 }
 """Rule name -> aggregator with the uniform signature (see :class:`Aggregator`)."""
 
-_STATE_PARAMS = {"history", "previous_aggregate"}
+ANCHORED = frozenset({"default"})
+"""Rules that use a validation-data trust anchor (``reference``) when one is given."""
+
+_STATE_PARAMS = {"history", "previous_aggregate", "reference"}
+
+
+def anchor_recipe(name: str, params: dict[str, Any]) -> AnchorRecipe | None:
+    """How to train the trust anchor the rule ``name`` with ``params`` wants, or None when
+    it takes none (not in :data:`ANCHORED`, or its anchor stage is switched off)."""
+    if name not in ANCHORED:
+        return None
+    config = params.get("config")
+    if not isinstance(config, DefaultConfig):
+        known = {f.name for f in fields(DefaultConfig)}
+        config = DefaultConfig.from_mapping({k: v for k, v in params.items() if k in known})
+    return None if config.anchor_min_cosine is None else config.anchor_recipe()
 
 
 def parameters_of(name: str) -> list[str]:
@@ -122,9 +146,14 @@ def aggregate(
     updates: Tensor,
     weights: Tensor | None = None,
     state: Any = None,
+    *,
+    anchor: Tensor | None = None,
     **params: Any,
 ) -> FilterResult:
     """Run the rule registered as ``name`` on ``updates``.
+
+    ``anchor`` is the round's trust anchor (``[d]``, from the owner's validation data),
+    handed to rules in :data:`ANCHORED` as their ``reference``; other rules ignore it.
 
     Raises:
         ConfigError: unknown rule name or parameter.
@@ -135,4 +164,6 @@ def aggregate(
     unknown = sorted(set(params) - set(known))
     if unknown:
         raise ConfigError(f"aggregator {name!r} has no parameter(s) {unknown}: known are {known}")
+    if anchor is not None and name in ANCHORED:
+        params = {**params, "reference": anchor}
     return entry(updates, weights, state, **params)

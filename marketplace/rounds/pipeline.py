@@ -12,7 +12,13 @@ Order of work:
 2. every accepted update is clipped to ``clip_factor x clip_bound`` (:mod:`.hyper`);
 3. the project's robust rule (:func:`marketplace.robust.aggregate`) keeps the inliers
    and aggregates them; a rule whose assumption fails (e.g. ``default`` with fewer than
-   3 updates) keeps nobody and the model does not move, rather than guess;
+   3 updates) keeps nobody and the model does not move, rather than guess. Rules that
+   use a trust anchor (``default``) get FLTrust's server update: the global model trained
+   on the owner's validation data with the rule's anchor recipe
+   (:func:`marketplace.robust.anchor.server_update`), seeded by
+   ``derive_seed("anchor", seed)``, so an auditor with the same validation data recomputes
+   it; without validation data the anchor stage is skipped and a warning names the
+   assumption it needs;
 4. the global model takes a step ``server_lr * aggregate``;
 5. validation accuracy and loss before and after the step (when validation data is
    given) feed the next round's hyper-parameters;
@@ -42,10 +48,14 @@ from marketplace.errors import AssumptionViolated, ConfigError
 from marketplace.learning import Dataset, ModelSpec, evaluate_many
 from marketplace.learning.train import single_thread
 from marketplace.robust import aggregate
+from marketplace.robust.anchor import server_update
+from marketplace.robust.default import ANCHOR_ASSUMPTION
 from marketplace.robust.norm_clip import clip_to_norm
+from marketplace.robust.registry import anchor_recipe
 from marketplace.robust.stats import median_of, row_norms
 from marketplace.rounds.hyper import HyperConfig, ServerHyper, next_hyper
 from marketplace.rounds.scoring import EQUAL_SHARE, ContributionConfig, score_round
+from marketplace.rounds.seeds import derive_seed
 from marketplace.rounds.sketches import sketch_of
 from marketplace.rounds.state import RoundState
 from marketplace.rounds.zkfilter import ZkFilterConfig, zk_filter
@@ -173,6 +183,30 @@ def _finite(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
+def _anchor(
+    config: RoundConfig,
+    start: Tensor,
+    spec: ModelSpec | None,
+    validation: Dataset | None,
+    seed: int,
+) -> Tensor | None:
+    """The rule's trust anchor, or None (zk mode, a rule without one, its stage off, or no
+    validation data, which is logged: that project runs without the anchor stage)."""
+    recipe = anchor_recipe(config.rule, dict(config.rule_params))
+    if config.zk is not None or recipe is None:
+        return None
+    if validation is None or spec is None:
+        log.warning(
+            "rule %s runs without its trust anchor: no validation data, so sign- and "
+            "label-flipped updates on non-IID data may pass; give the owner's validation "
+            "data (assumed: %s)",
+            config.rule,
+            ANCHOR_ASSUMPTION,
+        )
+        return None
+    return server_update(spec, start, validation, recipe, derive_seed("anchor", seed))
+
+
 def run_round(
     global_params: Tensor,
     updates: Sequence[Submission],
@@ -224,7 +258,10 @@ def run_round(
             name = config.filter_name
             try:
                 if config.zk is None:
-                    result = aggregate(config.rule, clipped, w, state.rule_state, **params)
+                    reference = _anchor(config, start, spec, validation, seed)
+                    result = aggregate(
+                        config.rule, clipped, w, state.rule_state, anchor=reference, **params
+                    )
                 else:
                     rows = [
                         _sketch_row(i, vectors[j], sketches, config.zk)

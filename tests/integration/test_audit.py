@@ -43,7 +43,7 @@ def _honest(p: PreparedRound) -> dict[str, Any]:
     }
 
 
-def _run(world: Any, rounds: int, tamper: Tamper | None = None) -> Project:
+def _run(world: Any, rounds: int, tamper: Tamper | None = None, rule: str = "default") -> Project:
     """Four trainers on synthetic data; the last round is committed as ``tamper`` says."""
     train, validation = load_dataset("synthetic", 1, num_samples=600)
     spec = ModelSpec.for_data("logreg", train.input_shape, train.num_classes, seed=0)
@@ -67,7 +67,7 @@ def _run(world: Any, rounds: int, tamper: Tamper | None = None) -> Project:
         trainers.append(TrainerNode(market, project_id, data, own, store, TrainConfig(lr=0.1)))
     agg_market = world.as_(world.aggregator)
     node = AggregatorNode(
-        agg_market, project_id, store, validation, RoundConfig(), resolver=stores.get
+        agg_market, project_id, store, validation, RoundConfig(rule=rule), resolver=stores.get
     )
     for r in range(1, rounds + 1):
         for t in trainers:
@@ -99,14 +99,22 @@ def test_clean_project_audits_ok_round_by_round(world: Any) -> None:
     assert len({t["score"] for t in view["trainers"]}) > 1  # estimated, not equal shares
 
 
-def test_audit_without_validation_checks_masks_and_model_only(world: Any) -> None:
+def test_audit_without_validation_checks_what_it_can(world: Any) -> None:
+    """Without the validation data an auditor cannot recompute scores, nor the default
+    rule's trust anchor (trained on them): masks and models are then not checked either;
+    for a rule without an anchor they are."""
     project = _run(world, rounds=1)
     report = audit_project(
         world.market, project.project_id, project.store, project.stores.get, None
     )
     assert report.ok
-    assert report.rounds[0].checks["scores"] is None
-    assert any("no validation data" in n for n in report.notes)
+    checks = report.rounds[0].checks
+    assert checks["scores"] is None and checks["mask"] is None and checks["model"] is None
+    assert any("trust anchor" in n for n in report.notes)
+    plain = _run(world, rounds=1, rule="median")
+    report = audit_project(world.market, plain.project_id, plain.store, plain.stores.get, None)
+    assert report.ok and report.rounds[0].checks["mask"] is True
+    assert report.rounds[0].checks["model"] is True
 
 
 def _bump_score(p: PreparedRound) -> dict[str, Any]:

@@ -54,4 +54,10 @@ def test_rule_params_follow_the_declared_fraction(bench: ModuleType) -> None:
     settings = bench.BenchSettings()
     assert bench.rule_params("krum", settings) == {"f": 6}
     assert bench.rule_params("trimmed_mean", settings) == {"beta": 0.3}
-    assert bench.rule_params("default", settings) == {}
+    # the default's trust anchor trains like the trainers do (FLTrust's assumption)
+    assert bench.rule_params("default", settings) == {
+        "anchor_epochs": settings.epochs,
+        "anchor_lr": settings.lr,
+        "anchor_momentum": settings.momentum,
+        "anchor_batch_size": settings.batch_size,
+    }
