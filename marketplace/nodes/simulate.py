@@ -49,6 +49,7 @@ from marketplace.learning import (
 from marketplace.nodes.aggregator import AggregatorNode, RoundSummary
 from marketplace.nodes.chainview import round_commit
 from marketplace.nodes.trainer import TrainerNode
+from marketplace.robust.registry import ANCHORED
 from marketplace.rounds.codec import put_spec, validation_commitment
 from marketplace.rounds.pipeline import RoundConfig, ScoreFn
 from marketplace.rounds.scoring import ContributionConfig, Method
@@ -135,6 +136,20 @@ class SimulationResult:
 RoundCallback = Callable[[RoundSummary, float, list[int]], None]
 
 
+def _with_anchor_recipe(rule: str, params: dict[str, Any], train: TrainConfig) -> dict[str, Any]:
+    """The rule's parameters with its trust anchor trained as the trainers train (FLTrust's
+    assumption), unless the caller set the ``anchor_*`` recipe itself."""
+    if rule not in ANCHORED or any(k.startswith("anchor_") for k in params):
+        return params
+    recipe = {
+        "anchor_epochs": train.epochs,
+        "anchor_lr": train.lr,
+        "anchor_momentum": train.momentum,
+        "anchor_batch_size": train.batch_size,
+    }
+    return {**recipe, **params}
+
+
 def simulate(
     config: SimulationConfig,
     on_round: RoundCallback | None = None,
@@ -213,7 +228,7 @@ def simulate(
         validation,
         RoundConfig(
             rule=config.rule,
-            rule_params=dict(config.rule_params),
+            rule_params=_with_anchor_recipe(config.rule, dict(config.rule_params), cfg),
             contribution=ContributionConfig(method=config.contribution),
         ),
         resolver=stores.get,
