@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import Literal
+
+import httpx
 
 from drag.attribution import Attribution, attribute
 from drag.embed import Embedder, default_embedder
@@ -22,7 +26,7 @@ from drag.generate import Answer, Generator
 from drag.receipts import Receipt
 from drag.registry import SourceDirectory, SourceRecord
 from drag.rerank import RankedPassage, rerank
-from drag.retrieve import FanOutResult, fan_out
+from drag.retrieve import FanOutResult, fan_out, new_http_client
 from drag.sampling import Strategy, choose_sources
 from marketplace.errors import ConfigError
 
@@ -43,6 +47,17 @@ class ClientConfig:
     embed_query: bool = True
     attribution: Literal["loo", "shapley", "auto"] = "auto"
     policy: FeedbackPolicy = field(default_factory=FeedbackPolicy)
+
+
+@dataclass
+class Retrieval:
+    """Steps 1-4 of a query: the sources chosen, their verified answers, the ranking."""
+
+    question: str
+    chosen: list[SourceRecord]
+    fanout: FanOutResult
+    ranked: list[RankedPassage]
+    embed_s: float = 0.0
 
 
 @dataclass
@@ -122,30 +137,61 @@ class DragClient:
         self.embedder: Embedder | None = embedder
         if self.embedder is None and self.config.embed_query:
             self.embedder = default_embedder()
+        self._http: httpx.AsyncClient | None = None
 
-    async def aquery(self, question: str, seed: int) -> QueryResult:
-        """Answer ``question``; ``seed`` drives the source sampling."""
+    async def __aenter__(self) -> DragClient:
+        """Open one keep-alive HTTP client for every query until the block exits."""
+        if self._http is None:
+            self._http = new_http_client(self.config.n_sources)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    async def aretrieve(self, question: str, seed: int) -> Retrieval:
+        """Choose sources, embed the question, fan out, verify, rerank: everything but the
+        answer (what the retrieval-latency benchmark times). ``seed`` drives the sampling.
+
+        Inside ``async with client:`` the fan-out reuses the client's connections; outside,
+        each call opens its own (one ``ledgerlearn drag query`` process asks once).
+        """
         if not question.strip():
             raise ConfigError("question is empty; ask something")
         cfg = self.config
         sources = self.directory.list_sources()
         chosen = choose_sources(sources, cfg.n_sources, seed, cfg.strategy, cfg.prior)
-        embed = cfg.embed_query and self.embedder is not None
-        vector = self.embedder.embed([question])[0] if embed and self.embedder else None
+        start = time.perf_counter()
+        vector = None
+        if cfg.embed_query and self.embedder is not None:
+            vector = self.embedder.embed([question])[0]
+        embed_s = time.perf_counter() - start
         result = await fan_out(
             question,
             cfg.k,
             chosen,
             self.directory.domain,
             timeout_s=cfg.timeout_s,
+            client=self._http,
             embedding=vector,
         )
         for f in result.failures:
             log.warning("source %d skipped: %s (%s)", f.source_id, f.kind, f.detail)
         reliability = {s.source_id: s.reliability(cfg.prior) for s in chosen}
         ranked = rerank(result.passages(), reliability, cfg.alpha, top_n=cfg.top_n)
-        answer = self.generator.generate(question, [r.text for r in ranked])
-        return QueryResult(question, chosen, result, ranked, answer)
+        return Retrieval(question, chosen, result, ranked, embed_s)
+
+    async def aquery(self, question: str, seed: int) -> QueryResult:
+        """Answer ``question``; ``seed`` drives the source sampling."""
+        got = await self.aretrieve(question, seed)
+        answer = self.generator.generate(question, [r.text for r in got.ranked])
+        return QueryResult(question, got.chosen, got.fanout, got.ranked, answer)
 
     def query(self, question: str, seed: int) -> QueryResult:
         """:meth:`aquery` for callers without an event loop."""

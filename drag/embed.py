@@ -9,6 +9,14 @@ The model (Reimers & Gurevych 2019, sentence-BERT; MiniLM, Wang et al. 2020) map
 the faiss ``IndexFlatIP`` of a source node ranks by.
 
 Loading costs seconds, so one model is cached per process and shared by every caller.
+
+A query is one short sentence (~12 tokens): splitting its matrix products over torch's
+intra-op threads costs more in synchronisation than it saves, and while other processes
+hold the cores the waiting OpenMP threads spin and steal them. Measured on this 2-core
+machine under load average 7: 13 ms to embed a question with one thread, 60-140 ms with
+two. :meth:`MiniLMEmbedder.embed` therefore runs batches of at most
+:data:`SINGLE_THREAD_MAX_TEXTS` texts on one thread (restoring the setting afterwards) and
+leaves corpus ingestion to torch's configured thread count.
 """
 
 from __future__ import annotations
@@ -16,7 +24,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 import numpy as np
@@ -26,6 +35,7 @@ from marketplace.errors import ConfigError
 log = logging.getLogger(__name__)
 
 EMBED_DIM = 384
+SINGLE_THREAD_MAX_TEXTS = 8
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 
 _model: Any = None
@@ -75,6 +85,22 @@ def get_model() -> Any:
     return _model
 
 
+@contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    """Run torch with ``n`` intra-op threads inside the block (0: leave the setting)."""
+    import torch
+
+    before = torch.get_num_threads()
+    if n < 1 or n == before:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 class MiniLMEmbedder:
     """all-MiniLM-L6-v2 embeddings, normalised, in batches of ``batch_size``."""
 
@@ -92,7 +118,7 @@ class MiniLMEmbedder:
             return np.zeros((0, EMBED_DIM), dtype=np.float32)
         model = get_model()
         # torch modules are not documented as re-entrant; serialise concurrent callers
-        with _encode_lock:
+        with _encode_lock, _torch_threads(1 if len(texts) <= SINGLE_THREAD_MAX_TEXTS else 0):
             vecs = model.encode(
                 list(texts),
                 batch_size=self.batch_size,

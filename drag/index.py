@@ -15,6 +15,12 @@ files are reused as they are, only new or changed files are chunked and embedded
 deleted files are dropped. A different model or chunking setting invalidates everything.
 If the data files do not match the manifest (a crash between writes), the index starts
 empty rather than serve passages that do not match their vectors.
+
+Searches of fewer than :data:`PARALLEL_SEARCH_MIN_QUERIES` queries run on one OpenMP
+thread. One query against 10,000 rows is ~4 MFLOP, 0.2 ms on one core; with faiss's
+default team the idle threads spin-wait after every search, which cost a source node
+12-17 ms of CPU per request on this 2-core machine (2 ms with one thread) and slowed every
+other source sharing the cores.
 """
 
 from __future__ import annotations
@@ -22,7 +28,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +50,7 @@ PASSAGES = "passages.jsonl"
 FAISS_INDEX = "index.faiss"
 HNSW_M = 32
 HNSW_EF_SEARCH = 128
+PARALLEL_SEARCH_MIN_QUERIES = 32
 
 
 @dataclass(frozen=True)
@@ -101,6 +109,21 @@ def build_faiss_index(vectors: np.ndarray, hnsw_threshold: int) -> Any:
     if len(vectors):
         index.add(vectors)
     return index
+
+
+@contextmanager
+def omp_threads(n: int) -> Iterator[None]:
+    """Run faiss with ``n`` OpenMP threads in the calling thread, then restore the setting.
+
+    OpenMP keeps the thread count per calling thread, so this does not touch searches that
+    other threads run at the same time.
+    """
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(n)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 class PassageIndex:
@@ -288,7 +311,9 @@ class PassageIndex:
             )
         if not self.passages:
             return [[] for _ in range(len(queries))]
-        scores, rows = self._faiss.search(queries, min(k, len(self.passages)))
+        threads = 1 if len(queries) < PARALLEL_SEARCH_MIN_QUERIES else faiss.omp_get_max_threads()
+        with omp_threads(threads):
+            scores, rows = self._faiss.search(queries, min(k, len(self.passages)))
         return [
             [
                 Hit(passage=self.passages[int(r)], score=float(s), row=int(r))

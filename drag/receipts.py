@@ -16,7 +16,20 @@ slot. The typed data follows EIP-712 (https://eips.ethereum.org/EIPS/eip-712):
 
 This module is the one definition of that typed data: the chain client
 (:mod:`marketplace.chain.registry`) signs and checks through it too. Pure functions over
-bytes; the only dependency is ``eth-account`` (fast with coincurve).
+bytes.
+
+Every query costs one signature on the source and one recovery per source on the client,
+so the digest is computed directly from the spec: the domain separator is hashed once per
+domain (:func:`domain_separator`), the type hash once per process (:data:`RECEIPT_TYPEHASH`),
+and ``hashStruct`` is one keccak over four 32-byte words. ``eth_account``'s generic
+typed-data encoder (:func:`receipt_message`) parses the type strings on every call, which
+cost more than the signature itself; it stays as the reference a test compares against
+byte for byte. Signing and recovery go through ``eth_keys`` with its fastest backend
+(coincurve when installed, as pinned), which is what ``eth_account`` uses underneath, so the
+signatures are the same bytes (RFC 6979 deterministic nonces, low ``s``, ``v`` in {27, 28}).
+Recovery is as strict as the contract's OpenZeppelin ``ECDSA.recover``: ``v`` must be 27 or
+28 and ``s`` in the lower half of the curve order, so the client never accepts a receipt the
+registry would refuse.
 """
 
 from __future__ import annotations
@@ -25,11 +38,13 @@ import random
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from eth_account import Account
 from eth_account.messages import SignableMessage, encode_typed_data
-from eth_utils import keccak, to_checksum_address
+from eth_keys.datatypes import PrivateKey, Signature
+from eth_keys.exceptions import BadSignature, ValidationError
+from eth_utils import keccak, to_canonical_address, to_checksum_address
 
 from marketplace.errors import ConfigError, DragError
 
@@ -49,6 +64,12 @@ EIP712_DOMAIN_FIELDS: list[dict[str, str]] = [
     {"name": "verifyingContract", "type": "address"},
 ]
 MAX_NONCE = 2**64 - 1
+MAX_UINT256 = 2**256 - 1
+EIP712_DOMAIN_TYPE = (
+    "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+)
+RECEIPT_TYPEHASH = keccak(text=RECEIPT_TYPE)
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 
 @dataclass(frozen=True)
@@ -192,14 +213,43 @@ def receipt_typed_data(
     }
 
 
-def receipt_message(
-    domain: ReceiptDomain, source_id: int, nonce: int, query_id: bytes, passages_digest: bytes
-) -> SignableMessage:
-    """The EIP-712 signable message for a receipt (what both signer and verifier hash)."""
-    data = receipt_typed_data(
-        domain.chain_id, domain.verifying_contract, source_id, nonce, query_id, passages_digest
+@lru_cache(maxsize=64)
+def _separator(chain_id: int, verifying_contract: str) -> bytes:
+    return keccak(
+        keccak(text=EIP712_DOMAIN_TYPE)
+        + keccak(text=DOMAIN_NAME)
+        + keccak(text=DOMAIN_VERSION)
+        + chain_id.to_bytes(32, "big")
+        + bytes(12)
+        + to_canonical_address(verifying_contract)
     )
-    return encode_typed_data(full_message=data)
+
+
+def domain_separator(domain: ReceiptDomain) -> bytes:
+    """EIP-712 ``hashStruct(domain)``, computed once per domain and cached."""
+    return _separator(domain.chain_id, domain.verifying_contract)
+
+
+def receipt_struct_hash(
+    source_id: int, nonce: int, query_id: bytes, passages_digest: bytes
+) -> bytes:
+    """``keccak256(abi.encode(RECEIPT_TYPEHASH, sourceId, nonce, queryId, passagesHash))``.
+
+    Every member is a static 32-byte word, so ``abi.encode`` is plain concatenation.
+    """
+    if len(query_id) != 32 or len(passages_digest) != 32:
+        raise DragError("query_id and passages_hash must be 32 bytes each")
+    if not 0 <= nonce <= MAX_NONCE:
+        raise DragError(f"nonce {nonce} does not fit uint64")
+    if not 0 <= source_id <= MAX_UINT256:
+        raise DragError(f"source id {source_id} does not fit uint256")
+    return keccak(
+        RECEIPT_TYPEHASH
+        + source_id.to_bytes(32, "big")
+        + nonce.to_bytes(32, "big")
+        + query_id
+        + passages_digest
+    )
 
 
 def receipt_digest(
@@ -207,10 +257,73 @@ def receipt_digest(
 ) -> bytes:
     """The 32-byte EIP-712 digest ``keccak256(0x1901 || domainSeparator || structHash)``.
 
-    The contract's ``receiptDigest`` view must return the same value; tests compare the two.
+    The contract's ``receiptDigest`` view must return the same value; tests compare the two,
+    and compare it with ``eth_account``'s generic encoding (:func:`receipt_message`).
     """
-    msg = receipt_message(domain, source_id, nonce, query_id, passages_digest)
-    return keccak(b"\x19" + msg.version + msg.header + msg.body)
+    return keccak(
+        b"\x19\x01"
+        + domain_separator(domain)
+        + receipt_struct_hash(source_id, nonce, query_id, passages_digest)
+    )
+
+
+def receipt_message(
+    domain: ReceiptDomain, source_id: int, nonce: int, query_id: bytes, passages_digest: bytes
+) -> SignableMessage:
+    """The receipt through ``eth_account``'s generic EIP-712 encoder: the reference
+    encoding that :func:`receipt_digest` must reproduce (slow; not on the query path)."""
+    data = receipt_typed_data(
+        domain.chain_id, domain.verifying_contract, source_id, nonce, query_id, passages_digest
+    )
+    return encode_typed_data(full_message=data)
+
+
+def _private_key(private_key: str | bytes) -> PrivateKey:
+    try:
+        raw = private_key
+        if isinstance(raw, str):
+            raw = bytes.fromhex(raw.removeprefix("0x").removeprefix("0X"))
+        return PrivateKey(bytes(raw))
+    except (ValueError, TypeError, ValidationError) as exc:
+        raise ConfigError(
+            "source private key is invalid; pass a 32-byte hex secp256k1 key"
+        ) from exc
+
+
+def _sign(key: PrivateKey, digest: bytes) -> bytes:
+    """``r || s || v`` with ``v`` in {27, 28}, the form ``eth_account`` and the contract use."""
+    sig = key.sign_msg_hash(digest)
+    return sig.r.to_bytes(32, "big") + sig.s.to_bytes(32, "big") + bytes([27 + sig.v])
+
+
+class ReceiptSigner:
+    """A source's key bound to one registry: signs receipts with nothing re-derived per call.
+
+    A source node signs one receipt per query; parsing the key (which derives the public
+    key) and hashing the domain once, here, keeps that off the request path.
+    """
+
+    def __init__(self, private_key: str | bytes, domain: ReceiptDomain) -> None:
+        self._key = _private_key(private_key)
+        self.domain = domain
+        self.address = str(self._key.public_key.to_checksum_address())
+        domain_separator(domain)
+
+    def __repr__(self) -> str:
+        return f"ReceiptSigner({self.address}, chain {self.domain.chain_id})"
+
+    def sign_digest(
+        self, source_id: int, nonce: int, query_id: bytes, passages_digest: bytes
+    ) -> bytes:
+        """The 65-byte signature of a receipt over an already computed ``passagesHash``."""
+        digest = receipt_digest(self.domain, source_id, nonce, query_id, passages_digest)
+        return _sign(self._key, digest)
+
+    def sign(self, source_id: int, nonce: int, query_id: bytes, texts: Sequence[str]) -> Receipt:
+        """Receipt ``nonce`` for the passages ``texts`` returned for ``query_id``."""
+        digest = passages_hash(texts)
+        signature = self.sign_digest(source_id, nonce, query_id, digest)
+        return Receipt(source_id, nonce, query_id, digest, signature)
 
 
 def sign_digest(
@@ -223,14 +336,8 @@ def sign_digest(
 ) -> bytes:
     """The 65-byte ``r || s || v`` signature of a receipt over an already computed
     ``passagesHash`` (what the chain client and the gas benchmark sign)."""
-    msg = receipt_message(domain, source_id, nonce, query_id, passages_digest)
-    try:
-        signed = Account.sign_message(msg, private_key)
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(
-            "source private key is invalid; pass a 32-byte hex secp256k1 key"
-        ) from exc
-    return bytes(signed.signature)
+    digest = receipt_digest(domain, source_id, nonce, query_id, passages_digest)
+    return _sign(_private_key(private_key), digest)
 
 
 def sign_receipt(
@@ -247,15 +354,35 @@ def sign_receipt(
     return Receipt(source_id, nonce, query_id, digest, signature)
 
 
+def recover_digest_signer(digest: bytes, signature: bytes) -> bytes:
+    """The 20-byte address that signed ``digest``, under the contract's rules.
+
+    Raises :class:`DragError` unless the signature is 65 bytes ``r || s || v`` with ``v`` in
+    {27, 28}, ``0 < r < n`` and ``0 < s <= n/2`` (OpenZeppelin ``ECDSA``: a high ``s`` is the
+    malleable twin of a valid signature and the registry refuses it).
+    """
+    if len(signature) != 65:
+        raise DragError(f"signature has {len(signature)} bytes, expected 65")
+    r = int.from_bytes(signature[:32], "big")
+    s = int.from_bytes(signature[32:64], "big")
+    v = signature[64]
+    if v not in (27, 28):
+        raise DragError(f"signature v={v}; expected 27 or 28")
+    if not 0 < r < SECP256K1_N or not 0 < s <= SECP256K1_N // 2:
+        raise DragError("signature r or s is out of range (s must be in the lower half)")
+    try:
+        sig = Signature(vrs=(v - 27, r, s))
+        return bytes(sig.recover_public_key_from_msg_hash(digest).to_canonical_address())
+    except (BadSignature, ValidationError, ValueError) as exc:
+        raise DragError(f"receipt signature cannot be recovered ({exc})") from exc
+
+
 def recover_signer(receipt: Receipt, domain: ReceiptDomain) -> str:
     """The checksummed address that signed ``receipt``; :class:`DragError` if unrecoverable."""
-    msg = receipt_message(
+    digest = receipt_digest(
         domain, receipt.source_id, receipt.nonce, receipt.query_id, receipt.passages_hash
     )
-    try:
-        return str(Account.recover_message(msg, signature=receipt.signature))
-    except Exception as exc:  # eth-keys raises several unrelated types for bad signatures
-        raise DragError(f"receipt signature cannot be recovered ({exc})") from exc
+    return str(to_checksum_address(recover_digest_signer(digest, receipt.signature)))
 
 
 def verify_receipt(
@@ -279,20 +406,18 @@ def verify_receipt(
     if expected_source_id is not None and receipt.source_id != expected_source_id:
         return False
     try:
-        signer = recover_signer(receipt, domain)
-    except DragError:
+        expected = to_canonical_address(expected_signer)
+    except (ValueError, TypeError):
         return False
     try:
-        return signer == to_checksum_address(expected_signer)
-    except (ValueError, TypeError):
+        digest = receipt_digest(
+            domain, receipt.source_id, receipt.nonce, receipt.query_id, receipt.passages_hash
+        )
+        return recover_digest_signer(digest, receipt.signature) == expected
+    except DragError:
         return False
 
 
 def address_of(private_key: str | bytes) -> str:
     """Checksummed address of a secp256k1 private key."""
-    try:
-        return str(Account.from_key(private_key).address)
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(
-            "source private key is invalid; pass a 32-byte hex secp256k1 key"
-        ) from exc
+    return str(_private_key(private_key).public_key.to_checksum_address())

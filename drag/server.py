@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import uvicorn
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, field_validator
@@ -42,7 +43,7 @@ from pydantic import BaseModel, Field, field_validator
 from drag.index import PassageIndex
 from drag.ingest import ChunkConfig
 from drag.nonces import NonceLedger
-from drag.receipts import ReceiptDomain, address_of, passage_hash, sign_receipt
+from drag.receipts import ReceiptDomain, ReceiptSigner, passage_hash
 from marketplace.errors import DragError, LedgerLearnError, QueryIdReused
 
 log = logging.getLogger(__name__)
@@ -129,8 +130,11 @@ class SourceNode:
     ) -> None:
         self.index = index
         self.config = config
-        self.domain = ReceiptDomain(config.chain_id, config.registry_address)
-        self.address = address_of(config.private_key)
+        self.signer = ReceiptSigner(
+            config.private_key, ReceiptDomain(config.chain_id, config.registry_address)
+        )
+        self.domain = self.signer.domain
+        self.address = self.signer.address
         self.ledger = ledger if ledger is not None else NonceLedger(index.index_dir)
 
     @classmethod
@@ -191,9 +195,7 @@ class SourceNode:
             hits = self.index.search(query, k)
         texts = [h.passage.text for h in hits]
         nonce = self.ledger.issue(query_id)
-        receipt = sign_receipt(
-            self.config.private_key, self.domain, self.config.source_id, nonce, query_id, texts
-        ).to_json()
+        receipt = self.signer.sign(self.config.source_id, nonce, query_id, texts).to_json()
         return RetrieveResponse(
             passages=[
                 PassageOut(
@@ -346,11 +348,14 @@ def create_app(node: SourceNode) -> FastAPI:
             422: {"description": "bad input"},
         },
     )
-    def retrieve(request: RetrieveRequest) -> RetrieveResponse:
-        # sync handler: FastAPI runs it in a worker thread, embedding does not block the loop
-        return node.retrieve(
-            request.query, request.k, bytes.fromhex(request.query_id[2:]), request.embedding
-        )
+    async def retrieve(request: RetrieveRequest) -> RetrieveResponse:
+        query_id = bytes.fromhex(request.query_id[2:])
+        if request.embedding is None:
+            # embedding the query is milliseconds of torch: keep it off the event loop
+            return await run_in_threadpool(node.retrieve, request.query, request.k, query_id, None)
+        # with the client's vector the work is a one-thread search and a signature, well
+        # under a millisecond for a flat index: a thread hop would cost more than it does
+        return node.retrieve(request.query, request.k, query_id, request.embedding)
 
     app.add_middleware(BodySizeLimit, limit=node.config.max_body_bytes)
     return app

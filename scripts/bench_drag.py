@@ -18,10 +18,13 @@ random text). Compared, all with the same offline extractive generator and top-5
   persistent feedback queue). Warm-up questions with ground-truth feedback, then disjoint
   test questions without feedback; "cold" is the test accuracy before any feedback.
 
-Latency: p50/p99 of one fan-out (query all 6 sources of 10,000 one-sentence passages each,
-k=5, verify every receipt) over HTTP, generator excluded, two ways on the same sources,
-alternating per query: the client embeds the query once and sends the vector (the
-default, its embedding time included), or every source embeds it itself.
+Latency: p50/p99 of one retrieval (query all 6 sources of 10,000 one-sentence passages each,
+k=5, verify every receipt, rerank) over HTTP, generator excluded, timed around
+``DragClient.aretrieve``, the code ``ledgerlearn drag query`` runs before it answers. Three
+ways on the same sources, rotating per query: the client embeds the query once and sends the
+vector over the keep-alive connections of one client session (the default, its embedding
+time included); the same with new connections per query (one CLI process); or every source
+embeds it itself.
 ``--skip accuracy gas`` reruns only the latency and keeps the other sections of ``--out``.
 Indexes are cached under ``--cache-dir`` so reruns do not re-embed.
 
@@ -59,12 +62,11 @@ from drag.chain_directory import ChainDirectory
 from drag.client import ClientConfig, DragClient
 from drag.corpus import Fact, PollutionMode, SourceCorpus, generate_facts, split_over_sources
 from drag.embed import CachedEmbedder, default_embedder, get_model
-from drag.feedback import FeedbackDelta, FeedbackQueue
+from drag.feedback import FeedbackDelta, FeedbackPolicy, FeedbackQueue
 from drag.generate import ExtractiveGenerator, answer_matches
 from drag.index import PassageIndex
-from drag.receipts import new_query_id, sign_receipt
-from drag.registry import SourceRecord
-from drag.retrieve import fan_out
+from drag.receipts import ReceiptDomain, new_query_id, sign_receipt
+from drag.registry import SourceRecord, StaticDirectory
 from drag.server import BackgroundServer, SourceConfig, SourceNode, create_app
 from marketplace.chain.connection import Chain, connect_embedded
 from marketplace.chain.deploy import deploy_contract
@@ -279,7 +281,13 @@ def accuracy_setting(
     }
     endpoints = preallocated_servers(len(RATES))
     deployment, ids = deploy_registry(len(RATES), endpoints)
-    config = ClientConfig(n_sources=args.n_sources, k=5, top_n=top_n, alpha=args.alpha)
+    config = ClientConfig(
+        n_sources=args.n_sources,
+        k=5,
+        top_n=top_n,
+        alpha=args.alpha,
+        policy=FeedbackPolicy(reliability_evidence=args.reliability_evidence),
+    )
     servers = []
     for i, (index, endpoint) in enumerate(zip(indexes, endpoints, strict=True)):
         node = SourceNode(
@@ -316,6 +324,7 @@ def accuracy_setting(
         "k_per_source": 5,
         "contexts": top_n,
         "alpha": args.alpha,
+        "reliability_evidence": args.reliability_evidence,
         "generator": "extractive (MiniLM sentence similarity + voting)",
         "attribution": "exact Shapley over the 5 contexts (soft vote-share utility)",
     }
@@ -400,43 +409,49 @@ def latency(args: argparse.Namespace, embedder: CachedEmbedder) -> dict[str, Any
         SourceRecord(i + 1, Account.from_key(source_key(i)).address, url)
         for i, url in enumerate(urls)
     ]
-    from drag.receipts import ReceiptDomain
-
-    domain = ReceiptDomain(chain_id, registry)
+    directory = StaticDirectory(ReceiptDomain(chain_id, registry), records)
     questions = [f.question for f in facts]
     random.Random(args.seed).shuffle(questions)
     n_q = args.latency_queries
     query_embedder = default_embedder()  # the client's own model, no cache
+    answerless = ExtractiveGenerator(embedder=None)  # aretrieve never calls the generator
 
-    async def run(
-        targets: Sequence[SourceRecord], qs: Sequence[str]
-    ) -> tuple[dict[str, list[float]], int]:
-        """Each question twice, alternating which mode goes first: sources embed it
-        ("server"), or the client embeds it once and sends the vector ("client")."""
-        samples: dict[str, list[float]] = {"server": [], "client": [], "client_embed": []}
+    def client_for(n_sources: int, embed: bool) -> DragClient:
+        config = ClientConfig(n_sources=n_sources, k=5, top_n=5, timeout_s=5.0, embed_query=embed)
+        return DragClient(directory, answerless, config, embedder=query_embedder)
+
+    async def run(n_sources: int, qs: Sequence[str]) -> tuple[dict[str, list[float]], int]:
+        """Each question three ways, rotating which goes first, all through
+        ``DragClient.aretrieve`` (what ``ledgerlearn drag query`` runs before it answers):
+        "client": the client embeds the question once and sends the vector, connections
+        kept alive across queries (one client session); "server": every source embeds it
+        itself; "one_shot": like "client" but with new connections per query, as one
+        ``drag query`` process has."""
+        samples: dict[str, list[float]] = {m: [] for m in ("server", "client", "one_shot")}
+        samples["client_embed"] = []
         failures = 0
-        async with httpx.AsyncClient(limits=httpx.Limits(max_connections=32)) as http:
+        modes = ("client", "server", "one_shot")
+        session, server_side = client_for(n_sources, True), client_for(n_sources, False)
+        one_shot = client_for(n_sources, True)
+        async with session, server_side:
             for i, q in enumerate(qs):
-                for mode in ("server", "client") if i % 2 else ("client", "server"):
+                for mode in modes[i % 3 :] + modes[: i % 3]:
+                    client = {"client": session, "server": server_side}.get(mode, one_shot)
                     t0 = time.perf_counter()
-                    vec = query_embedder.embed([q])[0] if mode == "client" else None
-                    t_embed = time.perf_counter() - t0
-                    result = await fan_out(
-                        q, 5, targets, domain, client=http, timeout_s=5.0, embedding=vec
-                    )
+                    got = await client.aretrieve(q, seed=i)
                     elapsed = time.perf_counter() - t0
-                    failures += len(result.failures)
-                    for f in result.failures:
+                    failures += len(got.fanout.failures)
+                    for f in got.fanout.failures:
                         log.warning("source %d failed: %s %s", f.source_id, f.kind, f.detail[:99])
                     if i >= 20:  # warm-up queries
                         samples[mode].append(elapsed)
                         if mode == "client":
-                            samples["client_embed"].append(t_embed)
+                            samples["client_embed"].append(got.embed_s)
         return samples, failures
 
     try:
-        all_six, failures = asyncio.run(run(records, questions[: n_q + 20]))
-        one, _ = asyncio.run(run(records[:1], questions[n_q + 20 : 2 * n_q + 40]))
+        all_six, failures = asyncio.run(run(len(records), questions[: n_q + 20]))
+        one, _ = asyncio.run(run(1, questions[n_q + 20 : 2 * n_q + 40]))
     finally:
         for t in threads:
             t.stop()
@@ -451,6 +466,7 @@ def latency(args: argparse.Namespace, embedder: CachedEmbedder) -> dict[str, Any
         "fan_out": percentiles(all_six["client"]),
         "one_source": percentiles(one["client"]),
         "client_embed_once": percentiles(all_six["client_embed"]),
+        "fan_out_new_connections": percentiles(all_six["one_shot"]),
         "fan_out_server_side_embedding": percentiles(all_six["server"]),
         "one_source_server_side_embedding": percentiles(one["server"]),
         "failed_source_answers": failures,
@@ -460,10 +476,14 @@ def latency(args: argparse.Namespace, embedder: CachedEmbedder) -> dict[str, Any
             else "HTTP to 6 in-process uvicorn servers sharing one MiniLM model"
         ),
         "includes": (
-            "fan_out / one_source: the client embeds the query once (client_embed_once, "
-            "included in the total) and sends the vector; sources only search. "
-            "*_server_side_embedding: every source embeds the query itself. Both: faiss "
-            "search, nonce fsync, EIP-712 sign and verify, HTTP; modes alternate per query"
+            "DragClient.aretrieve, the path of `ledgerlearn drag query` up to the generator: "
+            "read scores, choose sources, embed the question once (client_embed_once, "
+            "included), one POST per source, verify every receipt (EIP-712 recovery against "
+            "the registered address, passage hashes), rerank. Sources: faiss search, nonce "
+            "ledger, EIP-712 signing. fan_out: keep-alive connections of one client "
+            "session; fan_out_new_connections: new connections per query (one CLI process); "
+            "*_server_side_embedding: every source embeds the question itself. The three "
+            "modes rotate per query"
         ),
         "load_avg": os.getloadavg(),
     }
@@ -562,6 +582,12 @@ def print_tables(result: dict[str, Any]) -> None:
             f"p99 {lat['p99_ms']} ms (n={lat['n']}); one source alone: p50 "
             f"{result['latency']['one_source']['p50_ms']} ms ({result['latency']['transport']})"
         )
+        if "fan_out_new_connections" in result["latency"]:
+            new = result["latency"]["fan_out_new_connections"]
+            console.print(
+                f"  (new connections per query, as one CLI process: p50 {new['p50_ms']} ms, "
+                f"p99 {new['p99_ms']} ms)"
+            )
         if "fan_out_server_side_embedding" in result["latency"]:
             srv = result["latency"]["fan_out_server_side_embedding"]
             emb = result["latency"]["client_embed_once"]
@@ -595,6 +621,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test", type=int, default=300)
     parser.add_argument("--n-sources", type=int, default=3, help="sources queried per question")
     parser.add_argument("--alpha", type=float, default=0.3, help="reliability weight in rerank")
+    parser.add_argument(
+        "--reliability-evidence",
+        choices=["bernoulli", "share"],
+        default="bernoulli",
+        help="reliability feedback: one unit per judged query, or the Shapley share (old)",
+    )
     parser.add_argument("--latency-passages", type=int, default=10_000)
     parser.add_argument("--latency-queries", type=int, default=200)
     parser.add_argument("--latency-transport", choices=["process", "thread"], default="process")
@@ -605,7 +637,9 @@ def main(argv: list[str] | None = None) -> int:
         choices=["accuracy", "latency", "gas"],
         help="sections not to run; they are kept from the existing --out file",
     )
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)"
+    )
     parser.add_argument(
         "--cache-dir", type=Path, default=None, help="default: $LEDGERLEARN_HOME/cache/drag-bench"
     )
@@ -622,7 +656,8 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     import torch
 
-    torch.set_num_threads(args.threads)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     get_model()
     embedder = CachedEmbedder()
     result: dict[str, Any] = {}

@@ -25,7 +25,14 @@ def test_signs_follow_correctness() -> None:
     assert by[1].reliability_delta > 0 and by[1].usefulness_delta > 0
     assert by[2].reliability_delta < 0 and by[2].usefulness_delta == 0
     assert by[3].reliability_delta == 0 and by[3].usefulness_delta == -0.05  # idle
-    assert by[1].reliability_delta == pytest.approx(1.25 / 1.5)
+    assert by[1].reliability_delta == 1.0 and by[2].reliability_delta == -1.0  # one unit each
+    assert by[1].usefulness_delta == pytest.approx(1.25 / 1.5)
+    share = FeedbackPolicy(reliability_evidence="share")
+    scaled = {
+        d.source_id: d for d in compute_deltas([0.75, -0.25, 0.5], [1, 2, 1], True, receipts, share)
+    }
+    assert scaled[1].reliability_delta == pytest.approx(1.25 / 1.5)
+    assert scaled[2].reliability_delta == pytest.approx(-0.25 / 1.5)
     bad = {d.source_id: d for d in compute_deltas([1.0], [1], False, {1: _receipt(1)})}
     assert bad[1].reliability_delta == -1.0 and bad[1].usefulness_delta == 0.0
 
@@ -37,11 +44,18 @@ def test_signs_follow_correctness() -> None:
 )
 def test_deltas_are_bounded(phis: list[float], correct: bool, data: st.DataObject) -> None:
     sources = data.draw(st.lists(st.integers(0, 3), min_size=len(phis), max_size=len(phis)))
-    policy = FeedbackPolicy(max_reliability=2.0, max_usefulness=0.5, idle_penalty=0.1)
+    evidence = data.draw(st.sampled_from(["bernoulli", "share"]))
+    policy = FeedbackPolicy(
+        max_reliability=2.0, max_usefulness=0.5, idle_penalty=0.1, reliability_evidence=evidence
+    )
     deltas = compute_deltas(phis, sources, correct, {s: _receipt(s) for s in range(4)}, policy)
     assert all(abs(d.reliability_delta) <= 2.0 + 1e-9 for d in deltas)
     assert all(-0.1 <= d.usefulness_delta <= 0.5 + 1e-9 for d in deltas)
-    assert sum(abs(d.reliability_delta) for d in deltas) <= 2.0 + 1e-9
+    assert sum(d.usefulness_delta for d in deltas if d.usefulness_delta > 0) <= 0.5 + 1e-9
+    if evidence == "share":
+        assert sum(abs(d.reliability_delta) for d in deltas) <= 2.0 + 1e-9
+    else:
+        assert all(abs(d.reliability_delta) in (0.0, 2.0) for d in deltas)
 
 
 def test_delta_serialisation() -> None:

@@ -108,3 +108,25 @@ def test_retrieval_finds_the_fact_for_each_question(tmp_path: Path, docs: Path, 
     assert [h[0].row for h in hnsw_hits] == [h[0].row for h in flat_hits]
     assert flat_hits[0][0].score >= flat_hits[0][1].score
     assert len(index.search("anything", 500)) == 41
+
+
+def test_small_searches_run_on_one_thread_and_match_batched_ones(
+    tmp_path: Path, docs: Path, facts
+) -> None:
+    """A query or two is searched single-threaded (OpenMP spin-waiting cost more than the
+    search, see drag.index); results equal the multi-threaded batch search, and neither the
+    faiss nor the torch thread setting of the caller is changed afterwards."""
+    import faiss
+    import torch
+
+    index = PassageIndex(tmp_path / "idx")
+    index.sync(docs)
+    questions = [f.question for f in facts] * 8
+    faiss_before, torch_before = faiss.omp_get_max_threads(), torch.get_num_threads()
+    vectors = index.embedder.embed(questions[:1])
+    assert torch.get_num_threads() == torch_before
+    batch = index.search_vectors(index.embedder.embed(questions), 3)
+    assert len(questions) >= 32  # the batch takes the multi-threaded path
+    single = index.search_vectors(vectors, 3)[0]
+    assert faiss.omp_get_max_threads() == faiss_before
+    assert [h.row for h in single] == [h.row for h in batch[0]]

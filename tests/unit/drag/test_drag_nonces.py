@@ -1,15 +1,17 @@
-"""The source's nonce ledger: monotone, durable across reopen, refuses repeated query ids,
-and recovers from a torn last record."""
+"""The source's nonce ledger: monotone, durable across reopen and crash (skipping the rest of
+the reserved block), one fsync per block, refuses repeated query ids, and recovers from a
+torn last record."""
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
 import pytest
 
-from drag.nonces import LEDGER_FILE, RECORD_SIZE, NonceLedger
-from marketplace.errors import DragError, QueryIdReused
+from drag.nonces import LEDGER_FILE, RECORD_SIZE, RESERVED_FILE, NonceLedger
+from marketplace.errors import ConfigError, DragError, QueryIdReused
 
 
 def _qid(i: int) -> bytes:
@@ -57,3 +59,29 @@ def test_concurrent_issues_get_distinct_nonces(tmp_path: Path) -> None:
 def test_bad_query_id_length(tmp_path: Path) -> None:
     with pytest.raises(DragError, match="32 bytes"):
         NonceLedger(tmp_path).issue(b"short")
+
+
+def test_a_crash_skips_the_rest_of_the_reserved_block(tmp_path: Path) -> None:
+    """No close() (a crash): the next node starts above the reservation, never reusing a
+    nonce that may have been signed; a clean close gives the rest of the block back."""
+    crashed = NonceLedger(tmp_path, block=8)
+    assert [crashed.issue(_qid(i)) for i in range(3)] == [1, 2, 3]
+    assert int.from_bytes((tmp_path / RESERVED_FILE).read_bytes(), "big") == 8
+    del crashed
+    after_crash = NonceLedger(tmp_path, block=8)
+    assert after_crash.last == 8 and _qid(2) in after_crash
+    assert after_crash.issue(_qid(10)) == 9
+    after_crash.close()
+    assert NonceLedger(tmp_path, block=8).issue(_qid(11)) == 10
+
+
+def test_one_fsync_pair_per_block(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ledger = NonceLedger(tmp_path, block=16)
+    calls: list[int] = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(fd), real(fd))[1])
+    nonces = [ledger.issue(_qid(i)) for i in range(40)]
+    assert nonces == list(range(1, 41))
+    assert len(calls) == 2 * 3  # log + reservation at nonces 1, 17 and 33
+    with pytest.raises(ConfigError, match="reserve at least one"):
+        NonceLedger(tmp_path / "x", block=0)

@@ -1,5 +1,6 @@
-"""EIP-712 receipts: round trip, rejection of wrong keys and tampering, digest layout, and
-the one typed-data definition shared with the chain client."""
+"""EIP-712 receipts: round trip, rejection of wrong keys and tampering, digest layout, the
+one typed-data definition shared with the chain client, byte identity of the fast path
+with eth_account's generic encoder, and recovery as strict as the contract."""
 
 from __future__ import annotations
 
@@ -7,18 +8,26 @@ import random
 
 import pytest
 from eth_abi import encode
+from eth_account import Account
 from eth_utils import keccak
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from drag.receipts import (
     RECEIPT_TYPE,
+    SECP256K1_N,
     Receipt,
     ReceiptDomain,
+    ReceiptSigner,
     address_of,
     new_query_id,
     passages_hash,
     receipt_digest,
+    receipt_message,
     receipt_typed_data,
+    recover_digest_signer,
     recover_signer,
+    sign_digest,
     sign_receipt,
     verify_receipt,
 )
@@ -138,3 +147,54 @@ def test_query_ids_are_seeded_or_random() -> None:
     assert new_query_id(random.Random(3)) == new_query_id(random.Random(3))
     assert new_query_id() != new_query_id()
     assert len(new_query_id()) == 32
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    key=st.integers(min_value=1, max_value=2**256 - 2**129),
+    sid=st.integers(min_value=0, max_value=2**256 - 1),
+    nonce=st.integers(min_value=0, max_value=2**64 - 1),
+    qid=st.binary(min_size=32, max_size=32),
+    ph=st.binary(min_size=32, max_size=32),
+    chain_id=st.integers(min_value=0, max_value=2**64),
+)
+def test_fast_digest_and_signature_are_byte_identical_to_eth_account(
+    key: int, sid: int, nonce: int, qid: bytes, ph: bytes, chain_id: int
+) -> None:
+    """The direct keccak encoding and eth_keys signing reproduce eth_account's generic
+    EIP-712 path exactly: same digest, same 65 signature bytes, same recovered signer."""
+    private = "0x" + key.to_bytes(32, "big").hex()
+    domain = ReceiptDomain(chain_id, DOMAIN.verifying_contract)
+    message = receipt_message(domain, sid, nonce, qid, ph)
+    reference_digest = keccak(b"\x19" + message.version + message.header + message.body)
+    assert receipt_digest(domain, sid, nonce, qid, ph) == reference_digest
+    reference = bytes(Account.sign_message(message, private).signature)
+    assert sign_digest(private, domain, sid, nonce, qid, ph) == reference
+    assert ReceiptSigner(private, domain).sign_digest(sid, nonce, qid, ph) == reference
+    receipt = Receipt(sid, max(nonce, 1), qid, ph, reference)
+    if nonce >= 1:
+        assert recover_signer(receipt, domain) == Account.recover_message(
+            message, signature=reference
+        )
+
+
+def test_signer_object_matches_the_function() -> None:
+    signer = ReceiptSigner(KEY, DOMAIN)
+    assert signer.address == address_of(KEY) and KEY[2:] not in repr(signer)
+    assert signer.sign(7, NONCE, QID, TEXTS) == sign_receipt(KEY, DOMAIN, 7, NONCE, QID, TEXTS)
+
+
+def test_recovery_is_as_strict_as_the_contract() -> None:
+    """High-s twins and v outside {27, 28} recover on eth_account but the registry's
+    OpenZeppelin ECDSA refuses them; the client must refuse them too."""
+    receipt = sign_receipt(KEY, DOMAIN, 7, NONCE, QID, TEXTS)
+    sig = receipt.signature
+    r, s, v = sig[:32], int.from_bytes(sig[32:64], "big"), sig[64]
+    twin = r + (SECP256K1_N - s).to_bytes(32, "big") + bytes([55 - v])  # 27 <-> 28
+    digest = receipt_digest(DOMAIN, 7, NONCE, QID, receipt.passages_hash)
+    assert Account._recover_hash(digest, signature=twin) == address_of(KEY)
+    for bad in (twin, sig[:64] + bytes([v - 27]), sig[:64], b"\x00" * 65):
+        with pytest.raises(DragError):
+            recover_digest_signer(digest, bad)
+        forged = Receipt(7, NONCE, QID, receipt.passages_hash, bad.ljust(65, b"\x00"))
+        assert not verify_receipt(forged, DOMAIN, address_of(KEY), TEXTS, QID, 7)

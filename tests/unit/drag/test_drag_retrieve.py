@@ -188,3 +188,40 @@ def test_embedding_payload_refuses_non_finite_vectors() -> None:
     with pytest.raises(ConfigError, match="NaN"):
         embedding_payload([0.1, float("nan")])
     assert embedding_payload([[0.6, 0.8]]) == [0.6, 0.8]
+
+
+def test_a_client_for_plain_http_sources_trusts_no_certificate() -> None:
+    """Skipping the CA bundle for http-only fan-outs must fail closed, not open."""
+    import ssl
+
+    from drag.retrieve import new_http_client
+
+    plain = new_http_client(3, ["http://127.0.0.1:1", "http://127.0.0.1:2"])
+    ctx = plain._transport._pool._ssl_context  # type: ignore[attr-defined]
+    assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
+    assert ctx.cert_store_stats()["x509_ca"] == 0
+    tls = new_http_client(3, ["http://127.0.0.1:1", "https://example.org"])
+    assert tls._transport._pool._ssl_context.cert_store_stats()["x509_ca"] > 0  # type: ignore[attr-defined]
+
+
+def test_a_client_session_reuses_one_connection_per_source(servers, facts) -> None:
+    """Inside ``async with DragClient``, queries share keep-alive connections; the
+    retrieval (everything but the answer) is what aquery answers from."""
+    directory = StaticDirectory(DOMAIN, _records(servers)[:2])
+    config = ClientConfig(n_sources=2, k=2, top_n=3, timeout_s=2.0)
+    client = DragClient(directory, ExtractiveGenerator(), config)
+
+    async def session() -> list:
+        async with client:
+            http = client._http
+            got = [await client.aretrieve(f.question, seed=i) for i, f in enumerate(facts[:3])]
+            pool = http._transport._pool  # type: ignore[union-attr]
+            assert len(pool.connections) == 2  # one per source, kept alive
+        assert client._http is None and http.is_closed  # type: ignore[union-attr]
+        return got
+
+    retrievals = asyncio.run(session())
+    assert all(not r.fanout.failures and len(r.ranked) == 3 for r in retrievals)
+    assert all(r.embed_s > 0 for r in retrievals)
+    answered = client.query(facts[0].question, seed=0)  # outside a session: own connections
+    assert [p.text for p in answered.ranked] == [p.text for p in retrievals[0].ranked]
