@@ -8,15 +8,13 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
+from federation import open_federation
 
-from marketplace.audit import audit_project, validation_commitment
-from marketplace.chain.market import MarketClient
+from marketplace.audit import audit_project
 from marketplace.cli.project_cmds import project_view
-from marketplace.learning import Dataset, ModelSpec, TrainConfig, load_dataset, partition
+from marketplace.learning import Dataset, ModelSpec, load_dataset
 from marketplace.nodes.aggregator import AggregatorNode, PreparedRound
-from marketplace.nodes.trainer import TrainerNode
 from marketplace.rounds import RoundConfig
-from marketplace.rounds.codec import put_spec
 from marketplace.storage import MemoryStore, cid_for, digest_of
 
 pytestmark = pytest.mark.integration
@@ -47,24 +45,8 @@ def _run(world: Any, rounds: int, tamper: Tamper | None = None, rule: str = "def
     """Four trainers on synthetic data; the last round is committed as ``tamper`` says."""
     train, validation = load_dataset("synthetic", 1, num_samples=600)
     spec = ModelSpec.for_data("logreg", train.input_shape, train.num_classes, seed=0)
-    store = MemoryStore()
-    project_id, _ = world.market.create_project(
-        reward=10**18,
-        aggregator=world.aggregator.address,
-        rounds=rounds,
-        round_duration=3600,
-        min_stake=10**15,
-        model_spec_cid=digest_of(put_spec(store, spec)),
-        validation_commitment=validation_commitment(validation),
-    )
-    shards = partition(train.y, 4, "iid", 0)
-    trainers, stores = [], {}
-    for i, account in enumerate(world.trainers[:4]):
-        market: MarketClient = world.as_(account)
-        market.register(project_id, 10**15)
-        stores[account.address] = own = MemoryStore()
-        data = train.subset(shards[i])
-        trainers.append(TrainerNode(market, project_id, data, own, store, TrainConfig(lr=0.1)))
+    fed = open_federation(world, train, validation, spec, trainers=4, rounds=rounds)
+    project_id, store, stores, trainers = fed.project_id, fed.store, fed.stores, fed.trainers
     agg_market = world.as_(world.aggregator)
     node = AggregatorNode(
         agg_market, project_id, store, validation, RoundConfig(rule=rule), resolver=stores.get

@@ -7,15 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from federation import open_federation
 
-from marketplace.attacks.label_flip import label_flip
-from marketplace.audit import audit_project, validation_commitment
-from marketplace.learning import ModelSpec, TrainConfig, load_dataset, partition
+from marketplace.audit import audit_project
+from marketplace.learning import ModelSpec, TrainConfig, load_dataset
 from marketplace.nodes.aggregator import AggregatorNode
-from marketplace.nodes.trainer import TrainerNode
 from marketplace.rounds import RoundConfig
-from marketplace.rounds.codec import put_spec
-from marketplace.storage import MemoryStore, digest_of
 
 pytestmark = pytest.mark.integration
 
@@ -26,25 +23,18 @@ RECIPE = TrainConfig(epochs=1, lr=0.1, batch_size=32)
 def test_anchored_mask_is_replayed_by_the_audit(world: Any) -> None:
     train, validation = load_dataset("synthetic", 4, num_samples=900)
     spec = ModelSpec.for_data("mlp", train.input_shape, train.num_classes, seed=0)
-    store = MemoryStore()
-    project_id, _ = world.market.create_project(
-        reward=10**18,
-        aggregator=world.aggregator.address,
+    fed = open_federation(
+        world,
+        train,
+        validation,
+        spec,
+        trainers=TRAINERS,
         rounds=ROUNDS,
-        round_duration=3600,
-        min_stake=10**15,
-        model_spec_cid=digest_of(put_spec(store, spec)),
-        validation_commitment=validation_commitment(validation),
+        split="dirichlet:0.5",
+        flippers=FLIPPERS,
+        recipe=RECIPE,
     )
-    shards = partition(train.y, TRAINERS, "dirichlet:0.5", 0)
-    trainers, stores = [], {}
-    for i, account in enumerate(world.trainers[:TRAINERS]):
-        market = world.as_(account)
-        market.register(project_id, 10**15)
-        stores[account.address] = own = MemoryStore()
-        data = train.subset(shards[i])
-        data = label_flip(data) if i in FLIPPERS else data
-        trainers.append(TrainerNode(market, project_id, data, own, store, RECIPE))
+    project_id, store, stores, trainers = fed.project_id, fed.store, fed.stores, fed.trainers
     config = RoundConfig(rule_params={"anchor_epochs": 1, "anchor_lr": 0.1, "anchor_momentum": 0.0})
     node = AggregatorNode(
         world.as_(world.aggregator), project_id, store, validation, config, resolver=stores.get

@@ -6,15 +6,14 @@ from typing import Any
 
 import pytest
 import torch
+from federation import open_federation
 
-from marketplace.learning import ModelSpec, TrainConfig, load_dataset, partition
+from marketplace.learning import ModelSpec, load_dataset
 from marketplace.nodes.aggregator import AggregatorNode, RoundSummary
 from marketplace.nodes.chainview import round_commit, update_commits
 from marketplace.nodes.simulate import SimulationConfig, simulate
-from marketplace.nodes.trainer import TrainerNode
 from marketplace.rounds import RoundConfig, get_report
-from marketplace.rounds.codec import put_spec
-from marketplace.storage import MemoryStore, digest_of, put_blob
+from marketplace.storage import put_blob
 
 pytestmark = pytest.mark.integration
 
@@ -40,35 +39,11 @@ def test_four_trainers_two_rounds_exclude_the_attacker_and_pay_the_rest() -> Non
     assert sum(p.reward for p in honest) == pytest.approx(config.reward_wei, rel=1e-9)
 
 
-def _project(world: Any, spec: ModelSpec, store: MemoryStore, rounds: int) -> int:
-    project_id, _ = world.market.create_project(
-        reward=10**18,
-        aggregator=world.aggregator.address,
-        rounds=rounds,
-        round_duration=3600,
-        min_stake=10**15,
-        model_spec_cid=digest_of(put_spec(store, spec)),
-    )
-    return project_id
-
-
 def test_restarted_aggregator_commits_the_same_round(world: Any) -> None:
     train, validation = load_dataset("synthetic", 0, num_samples=400)
     spec = ModelSpec.for_data("logreg", train.input_shape, train.num_classes, seed=0)
-    agg_store = MemoryStore()
-    project_id = _project(world, spec, agg_store, rounds=2)
-    shards = partition(train.y, 5, "iid", 0)
-    trainers, stores = [], {}
-    for i, account in enumerate(world.trainers[:5]):
-        market = world.as_(account)
-        market.register(project_id, 10**15)
-        store = MemoryStore()
-        stores[account.address] = store
-        trainers.append(
-            TrainerNode(
-                market, project_id, train.subset(shards[i]), store, agg_store, TrainConfig(lr=0.1)
-            )
-        )
+    fed = open_federation(world, train, validation, spec, trainers=5, rounds=2)
+    project_id, agg_store, stores, trainers = fed.project_id, fed.store, fed.stores, fed.trainers
     cheat = trainers[4]
 
     def node() -> AggregatorNode:

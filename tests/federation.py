@@ -1,0 +1,64 @@
+"""A project with trainer nodes on the embedded chain, as several integration tests need it.
+
+One place that creates the project (escrow, model spec, validation commitment), registers
+the trainers and gives each its own shard and content store, so each test states only what
+it varies: the split, which trainers flip their labels, the local recipe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+
+from marketplace.attacks.label_flip import label_flip
+from marketplace.audit import validation_commitment
+from marketplace.learning import Dataset, ModelSpec, TrainConfig, partition
+from marketplace.nodes.trainer import TrainerNode
+from marketplace.rounds.codec import put_spec
+from marketplace.storage import MemoryStore, digest_of
+
+
+@dataclass
+class Federation:
+    project_id: int
+    store: MemoryStore  # the aggregator's (model spec, models, reports)
+    stores: dict[str, MemoryStore]  # trainer address -> its own store
+    trainers: list[TrainerNode]
+
+
+def open_federation(
+    world: Any,
+    train: Dataset,
+    validation: Dataset,
+    spec: ModelSpec,
+    *,
+    trainers: int,
+    rounds: int,
+    split: str = "iid",
+    flippers: Collection[int] = (),
+    recipe: TrainConfig | None = None,
+) -> Federation:
+    """Create a project and ``trainers`` registered trainer nodes over a ``split`` of
+    ``train``; the trainers in ``flippers`` train on flipped labels."""
+    store = MemoryStore()
+    project_id, _ = world.market.create_project(
+        reward=10**18,
+        aggregator=world.aggregator.address,
+        rounds=rounds,
+        round_duration=3600,
+        min_stake=10**15,
+        model_spec_cid=digest_of(put_spec(store, spec)),
+        validation_commitment=validation_commitment(validation),
+    )
+    shards = partition(train.y, trainers, split, 0)
+    nodes, stores = [], {}
+    for i, account in enumerate(world.trainers[:trainers]):
+        market = world.as_(account)
+        market.register(project_id, 10**15)
+        stores[account.address] = own = MemoryStore()
+        data = train.subset(shards[i])
+        data = label_flip(data) if i in flippers else data
+        config = recipe or TrainConfig(lr=0.1)
+        nodes.append(TrainerNode(market, project_id, data, own, store, config))
+    return Federation(project_id, store, stores, nodes)
