@@ -38,6 +38,7 @@ from marketplace.rounds.codec import (
     KIND_MODEL,
     get_params,
     get_spec,
+    put_anchor,
     put_params,
     validation_commitment,
 )
@@ -118,6 +119,17 @@ class _Replay:
             subs[i] = update.vector if update.accepted else (update.reason or "rejected")
             weights[i] = float(update.num_samples)
         return subs, weights, commits, sketches
+
+    def published_anchor(self, report: RoundReport) -> Tensor | None:
+        """The trust anchor the report published (None when it published none or the blob
+        is unavailable: the replay then runs without it and the masks are not checked)."""
+        if report.anchor_cid is None:
+            return None
+        try:
+            return get_params(self.store, self.spec, report.anchor_cid)[0]
+        except LedgerLearnError as exc:
+            log.warning("published anchor %s unavailable (%s)", report.anchor_cid, exc)
+            return None
 
     def first_config(self) -> RoundConfig | None:
         """The round configuration of the first committed round (None when none is)."""
@@ -202,6 +214,7 @@ class _Replay:
         subs, weights, commits, sketches = self.submissions(round_, config)
         cids = {i: c.cid for i, c in commits.items()}
         seed, seed_problem = self.round_seed(round_, report, commits)
+        published = self.published_anchor(report) if self.validation is None else None
         outcome = run_round(
             self.params,
             subs,
@@ -211,6 +224,7 @@ class _Replay:
             spec=self.spec,
             validation=self.validation,
             seed=seed,
+            anchor=published,
         )
         replayed = RoundFacts(
             outcome.inlier_mask,
@@ -224,7 +238,7 @@ class _Replay:
                 committed.inlier_mask, committed.rejected_mask, committed.global_model_cid, None
             )
         audit = compare_round(round_, committed, replayed)
-        if self.validation is None and anchored(config):
+        if self.validation is None and anchored(config) and published is None:
             # the rule's trust anchor is trained on the validation data: without them the
             # replay skips that stage, so its mask (and the model built on it) can differ
             # from an honest commitment; neither is a finding
@@ -234,6 +248,13 @@ class _Replay:
                 [p for p in audit.problems if not p.startswith(("inlier mask", "global model"))],
             )
         extra = self.report_problems(report, round_, cids, commit)
+        if self.validation is not None and outcome.anchor is not None:
+            ours = put_anchor(MemoryStore(), self.spec, self.project_id, round_, outcome.anchor)
+            if report.anchor_cid is not None and report.anchor_cid != ours:
+                extra.append(
+                    f"published trust anchor {report.anchor_cid} is not {ours}, the one the "
+                    "validation data give"
+                )
         if seed_problem:
             extra.append(seed_problem)
         if config.zk is not None:
@@ -293,8 +314,8 @@ def audit_project(
         first = replay.first_config()
         if first is not None and anchored(first):
             notes.append(
-                "no validation data: the rule's trust anchor is trained on them, so inlier "
-                "masks and models are not checked"
+                "no validation data: masks are checked against the trust anchor the "
+                "aggregator published, which only the validation data can check"
             )
     elif committed_validation != ZERO32:
         if validation_commitment(validation) != committed_validation:

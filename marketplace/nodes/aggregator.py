@@ -44,7 +44,14 @@ from marketplace.nodes.chainview import (
     round_commit,
     update_commits,
 )
-from marketplace.rounds.codec import KIND_MODEL, get_params, get_spec, put_params, put_spec
+from marketplace.rounds.codec import (
+    KIND_MODEL,
+    get_params,
+    get_spec,
+    put_anchor,
+    put_params,
+    put_spec,
+)
 from marketplace.rounds.pipeline import (
     RoundConfig,
     RoundOutcome,
@@ -330,6 +337,9 @@ class AggregatorNode:
         model_meta = {"kind": KIND_MODEL, "project": str(self.project_id), "round": str(round_)}
         model_cid = put_params(self.store, spec, outcome.new_global_params, model_meta)
         state_cid = put_rule_state(self.store, outcome.next_state.rule_state)
+        anchor_cid = None
+        if outcome.anchor is not None:
+            anchor_cid = put_anchor(self.store, spec, self.project_id, round_, outcome.anchor)
         report = build_report(
             project_id=self.project_id,
             round_=round_,
@@ -339,6 +349,7 @@ class AggregatorNode:
             global_model_cid=model_cid,
             update_cids={i: c.cid for i, c in commits.items()},
             rule_state_cid=state_cid,
+            anchor_cid=anchor_cid,
         )
         report_cid = put_report(self.store, report)
         if zk is None:

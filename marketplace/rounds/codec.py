@@ -28,6 +28,7 @@ from marketplace.storage.serialize import decode_tensors, encode_tensors
 
 KIND_MODEL = "model"
 KIND_UPDATE = "update"
+KIND_ANCHOR = "anchor"
 #: Bytes a blob may carry beyond its raw float32 data (safetensors header and metadata).
 HEADER_ALLOWANCE = 64 * 1024
 #: A model spec is a few hundred bytes of JSON.
@@ -92,6 +93,16 @@ def put_params(
 ) -> str:
     """Store a model or update as a blob; returns its CID."""
     return put_blob(store, encode_params(spec, vector, metadata))
+
+
+def put_anchor(
+    store: ContentStore, spec: ModelSpec, project_id: int, round_: int, anchor: Tensor
+) -> str:
+    """Publish the trust anchor a round's rule used (a model-shaped vector): an auditor
+    without the owner's validation data replays the filter with it, one with them checks
+    that it is the anchor they give. Same bytes for the same anchor, so the same CID."""
+    meta = {"kind": KIND_ANCHOR, "project": str(project_id), "round": str(round_)}
+    return put_params(store, spec, anchor, meta)
 
 
 def get_params(store: ContentStore, spec: ModelSpec, cid: str) -> tuple[Tensor, dict[str, str]]:

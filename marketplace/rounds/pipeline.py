@@ -126,6 +126,7 @@ class RoundOutcome:
     next_state: RoundState
     metrics: dict[str, float | int | None] = field(default_factory=dict)
     filter_scores: dict[int, float | None] = field(default_factory=dict)
+    anchor: Tensor | None = None  # the trust anchor the rule used (published with the round)
 
     @property
     def inliers(self) -> list[int]:
@@ -219,6 +220,7 @@ def run_round(
     score_fn: ScoreFn | None = None,
     seed: int = 0,
     sketches: Mapping[int, Sequence[int]] | None = None,
+    anchor: Tensor | None = None,
 ) -> RoundOutcome:
     """Filter, aggregate, step and evaluate one round (see the module docstring).
 
@@ -226,7 +228,9 @@ def run_round(
     count (ignored unless the update is accepted; None weighs all equally).
     ``validation`` needs ``spec``. ``score_fn`` None scores with ``config.contribution``.
     ``sketches[i]`` is trainer ``i``'s opened sketch (zk mode only; recomputed from the
-    update where absent). Deterministic given its inputs.
+    update where absent). ``anchor`` replaces the trust anchor the rule would train on
+    ``validation`` (an auditor without the validation data replays with the published
+    one). Deterministic given its inputs.
     """
     if validation is not None and spec is None:
         raise ConfigError("run_round needs the model spec to evaluate on validation data")
@@ -251,6 +255,7 @@ def run_round(
         agg = torch.zeros(d, dtype=torch.float32)
         effective: Tensor | None = None
         rule_state = state.rule_state
+        reference: Tensor | None = None
         if accepted:
             params = dict(config.rule_params)
             if config.rule == "foolsgold" and "client_ids" not in params:
@@ -258,7 +263,11 @@ def run_round(
             name = config.filter_name
             try:
                 if config.zk is None:
-                    reference = _anchor(config, start, spec, validation, seed)
+                    reference = (
+                        anchor.reshape(-1).to(torch.float32)
+                        if anchor is not None
+                        else _anchor(config, start, spec, validation, seed)
+                    )
                     result = aggregate(
                         config.rule, clipped, w, state.rule_state, anchor=reference, **params
                     )
@@ -342,6 +351,11 @@ def run_round(
         next_state=RoundState(hyper=following, rule_state=rule_state),
         metrics=metrics,
         filter_scores=filter_scores,
+        anchor=(
+            reference
+            if config.zk is None and anchor_recipe(config.rule, dict(config.rule_params))
+            else None
+        ),
     )
 
 

@@ -47,6 +47,8 @@ class RoundReport(BaseModel):
     hyper_next: ServerHyper
     rule_state_cid: str | None
     metrics: dict[str, float | int | None]
+    anchor_cid: str | None = None  # the trust anchor the rule used, for auditors without
+    # the validation data it was trained on
 
     def to_json_bytes(self) -> bytes:
         """Canonical JSON: the same report always has the same CID."""
@@ -75,6 +77,7 @@ def build_report(
     global_model_cid: str,
     update_cids: dict[int, str],
     rule_state_cid: str | None,
+    anchor_cid: str | None = None,
 ) -> RoundReport:
     """Assemble the report of a round from its outcome and the CIDs involved."""
     return RoundReport(
@@ -93,6 +96,7 @@ def build_report(
         hyper_next=outcome.next_state.hyper,
         rule_state_cid=rule_state_cid,
         metrics=_jsonable(outcome.metrics),
+        anchor_cid=anchor_cid,
     )
 
 

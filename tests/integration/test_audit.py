@@ -81,18 +81,50 @@ def test_clean_project_audits_ok_round_by_round(world: Any) -> None:
     assert len({t["score"] for t in view["trainers"]}) > 1  # estimated, not equal shares
 
 
-def test_audit_without_validation_checks_what_it_can(world: Any) -> None:
-    """Without the validation data an auditor cannot recompute scores, nor the default
-    rule's trust anchor (trained on them): masks and models are then not checked either;
-    for a rule without an anchor they are."""
+def test_audit_without_validation_checks_masks_against_the_published_anchor(
+    world: Any,
+) -> None:
+    """Without the validation data an auditor cannot recompute scores nor the default
+    rule's trust anchor (trained on them): it replays the filter with the anchor the
+    aggregator published; without that blob, masks and models are not checked."""
     project = _run(world, rounds=1)
     report = audit_project(
         world.market, project.project_id, project.store, project.stores.get, None
     )
     assert report.ok
     checks = report.rounds[0].checks
-    assert checks["scores"] is None and checks["mask"] is None and checks["model"] is None
-    assert any("trust anchor" in n for n in report.notes)
+    assert checks["scores"] is None and checks["mask"] is True and checks["model"] is True
+    assert any("trust anchor the aggregator published" in n for n in report.notes)
+
+    from marketplace.nodes.chainview import round_commit
+    from marketplace.rounds.report import get_report
+
+    commit = round_commit(world.market, project.project_id, 1, 4)
+    assert commit is not None and commit.report_cid is not None
+    anchor_cid = get_report(project.store, commit.report_cid).anchor_cid
+    assert anchor_cid is not None
+    del project.store._blocks[anchor_cid]  # the blob is gone: nothing to check masks with
+    report = audit_project(
+        world.market, project.project_id, project.store, project.stores.get, None
+    )
+    assert report.ok and report.rounds[0].checks["mask"] is None
+
+
+def test_audit_flags_a_published_anchor_the_validation_data_do_not_give(
+    world: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from marketplace.nodes import aggregator
+
+    honest = aggregator.put_anchor
+    monkeypatch.setattr(
+        aggregator, "put_anchor", lambda store, spec, p, r, a: honest(store, spec, p, r, 2 * a)
+    )
+    project = _run(world, rounds=1)
+    (audit,) = _audit(world, project).rounds
+    assert any("published trust anchor" in p for p in audit.problems)
+
+
+def test_audit_of_a_rule_without_anchor_needs_no_validation_for_masks(world: Any) -> None:
     plain = _run(world, rounds=1, rule="median")
     report = audit_project(world.market, plain.project_id, plain.store, plain.stores.get, None)
     assert report.ok and report.rounds[0].checks["mask"] is True
