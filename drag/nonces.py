@@ -14,7 +14,9 @@ nonce and a 96-nonce window (see :mod:`drag.receipts`), so a source must
   bytes)``, one ``write`` on an ``O_APPEND`` descriptor per answered query; a torn tail
   shorter than a record is cut off on the next start. The seen query ids are loaded into a
   set (40 bytes per query on disk, so a million queries cost 40 MB).
-- ``receipts.reserved``: the highest nonce reserved so far (8 bytes, big-endian).
+- ``receipts.reserved``: the highest nonce reserved so far (8 bytes, big-endian). The
+  ledger holds a POSIX lock on it, so a second source process on the same folder (which
+  would hand out the same nonces) is refused with a clear error.
 
 Durability is paid per block of nonces, not per query: before it hands out a nonce above
 the reservation, the ledger reserves the next ``block`` nonces and ``fsync``s the
@@ -35,6 +37,7 @@ a fresh query id with the same question; replay protection on-chain rests on the
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import threading
@@ -72,6 +75,17 @@ class NonceLedger:
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         created = not self.reserved_path.exists()
         self._reserved_fd = os.open(self.reserved_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            # a POSIX record lock: held per process, released when the process dies
+            fcntl.lockf(self._reserved_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self._fd)
+            os.close(self._reserved_fd)
+            self._fd = self._reserved_fd = -1
+            raise DragError(
+                f"another process is issuing receipts from {self.path.parent}: two source "
+                "nodes on one index folder would reuse nonces; stop it or serve another folder"
+            ) from None
         if created and self.fsync:
             _fsync_dir(self.path.parent)
         self._reserved = self._last

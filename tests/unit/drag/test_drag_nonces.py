@@ -85,3 +85,30 @@ def test_one_fsync_pair_per_block(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert len(calls) == 2 * 3  # log + reservation at nonces 1, 17 and 33
     with pytest.raises(ConfigError, match="reserve at least one"):
         NonceLedger(tmp_path / "x", block=0)
+
+
+def test_a_second_process_on_the_same_folder_is_refused(tmp_path: Path) -> None:
+    """Two source processes on one index folder would hand out the same nonces."""
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nfrom drag.nonces import NonceLedger\n"
+            "ledger = NonceLedger(sys.argv[1], fsync=False)\nprint('held', flush=True)\n"
+            "time.sleep(60)",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(DragError, match="another process"):
+            NonceLedger(tmp_path, fsync=False)
+    finally:
+        holder.kill()
+        holder.wait()
+    NonceLedger(tmp_path, fsync=False).close()  # the lock died with the process
