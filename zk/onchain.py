@@ -307,6 +307,67 @@ def read_verifier(market: MarketClient, address: str) -> VerifierConfig:
     return VerifierConfig(address, groth16, shape, rule, vk)
 
 
+def _expected_code(market: MarketClient, name: str, *args: Any) -> bytes:
+    """The runtime code ``name`` deployed with ``args`` would have: the creation code run
+    in an ``eth_call`` (immutables included), so nothing needs the compiler's offsets."""
+    from marketplace.chain.artifacts import load_artifact
+
+    art = load_artifact(name)
+    w3 = market.chain.w3
+    initcode = w3.eth.contract(abi=art.abi, bytecode=art.bytecode).constructor(*args)
+    return bytes(w3.eth.call({"data": initcode.data_in_transaction}))
+
+
+def check_verifier_code(market: MarketClient, address: str) -> VerifierConfig:
+    """Check that ``address`` runs LedgerLearn's verifier stack for *this* market before
+    a trainer stakes on a project that names it; returns what it fixes.
+
+    The market calls the verifier on every commitment and round, so a project owner who
+    named a contract of their own could block commitments or accept any round. Each of
+    ``FilterRoundVerifier``, its ``Groth16Verifier`` and ``PoseidonT3`` must have exactly
+    the runtime code our artifact gets with the arguments it reports.
+    """
+    w3 = market.chain.w3
+    try:
+        config = read_verifier(market, address)
+        fn = _verifier_contract(market, address).functions
+        verifier_market, poseidon = str(fn.market().call()), str(fn.poseidon().call())
+    except ZkError:
+        raise
+    except Exception as exc:  # web3 raises several types for a contract without these views
+        raise ZkError(
+            f"{address} does not answer as a round verifier ({type(exc).__name__}); a project "
+            "naming it could block or fake rounds: do not register"
+        ) from exc
+    if verifier_market.lower() != market.address.lower():
+        raise ZkError(f"verifier {address} serves another market; do not register")
+    expected = {
+        address: _expected_code(
+            market,
+            "FilterRoundVerifier",
+            market.address,
+            config.groth16,
+            poseidon,
+            config.shape.n_max,
+            config.shape.dim,
+            config.shape.value_bits,
+            config.rule.num,
+            config.rule.den,
+        ),
+        config.groth16: _expected_code(
+            market, "Groth16Verifier", *groth16_constructor_args(config.vk)
+        ),
+        poseidon: _expected_code(market, "PoseidonT3"),
+    }
+    for where, code in expected.items():
+        if bytes(w3.eth.get_code(where)) != code:  # type: ignore[arg-type]
+            raise ZkError(
+                f"the code at {where} is not LedgerLearn's verifier stack; a project naming "
+                "it could block or fake rounds: do not register"
+            )
+    return config
+
+
 def _verifier_contract(market: MarketClient, address: str) -> Any:
     from marketplace.chain.artifacts import load_artifact
 

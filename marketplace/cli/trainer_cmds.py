@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from marketplace.chain.market import ZERO_ADDRESS
 from marketplace.cli.common import (
     DEFAULT_URL,
     AccountIndex,
@@ -39,6 +40,10 @@ def register(
     """Register as a trainer of a project, locking a stake."""
     session = open_session(rpc_url, key, account)
     info = session.market.project(project)
+    if info.verifier != ZERO_ADDRESS:
+        from zk.onchain import check_verifier_code
+
+        check_verifier_code(session.market, info.verifier)  # before any stake moves
     amount = parse_amount(stake, "stake") if stake is not None else info.min_stake
     if amount < info.min_stake:
         raise ConfigError(

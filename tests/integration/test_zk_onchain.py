@@ -386,3 +386,20 @@ def test_committed_poseidon_contract_is_generated_from_circomlib():
     from zk.gen_poseidon_sol import main as generate
 
     assert generate(["--check"]) == 0, "run `python -m zk.gen_poseidon_sol` and rebuild"
+
+
+def test_trainers_can_check_the_verifier_stack_before_staking(world, stack, keys_dir):
+    """The market calls a project's verifier on every commitment: a trainer checks that
+    it is LedgerLearn's stack for this market (`trainer register` does it)."""
+    from zk.onchain import check_verifier_code
+
+    config = check_verifier_code(world.market, stack.address)
+    assert config.shape == SHAPE and config.rule == RULE
+    sender = TxSender(world.chain, world.owner)
+    elsewhere = deploy_round_verifier(
+        sender, world.trainers[0].address, SHAPE, RULE, keys_dir=keys_dir
+    )  # a genuine stack, but for another "market"
+    with pytest.raises(ZkError, match="another market"):
+        check_verifier_code(world.market, elsewhere.address)
+    with pytest.raises(ZkError, match="does not answer as a round verifier"):
+        check_verifier_code(world.market, stack.poseidon)
