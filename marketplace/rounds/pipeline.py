@@ -190,12 +190,16 @@ def _anchor(
     spec: ModelSpec | None,
     validation: Dataset | None,
     seed: int,
+    given: Tensor | None = None,
 ) -> Tensor | None:
     """The rule's trust anchor, or None (zk mode, a rule without one, its stage off, or no
-    validation data, which is logged: that project runs without the anchor stage)."""
+    validation data, which is logged: that project runs without the anchor stage).
+    ``given`` (a published anchor) is used instead of training one."""
     recipe = anchor_recipe(config.rule, dict(config.rule_params))
     if config.zk is not None or recipe is None:
         return None
+    if given is not None:
+        return given.reshape(-1).to(torch.float32)
     if validation is None or spec is None:
         log.warning(
             "rule %s runs without its trust anchor: no validation data, so sign- and "
@@ -263,11 +267,7 @@ def run_round(
             name = config.filter_name
             try:
                 if config.zk is None:
-                    reference = (
-                        anchor.reshape(-1).to(torch.float32)
-                        if anchor is not None
-                        else _anchor(config, start, spec, validation, seed)
-                    )
+                    reference = _anchor(config, start, spec, validation, seed, anchor)
                     result = aggregate(
                         config.rule, clipped, w, state.rule_state, anchor=reference, **params
                     )
@@ -351,11 +351,7 @@ def run_round(
         next_state=RoundState(hyper=following, rule_state=rule_state),
         metrics=metrics,
         filter_scores=filter_scores,
-        anchor=(
-            reference
-            if config.zk is None and anchor_recipe(config.rule, dict(config.rule_params))
-            else None
-        ),
+        anchor=reference,
     )
 
 
