@@ -35,11 +35,11 @@ from marketplace.nodes.chainview import (
 from marketplace.nodes.zkround import open_sketches
 from marketplace.robust.registry import anchor_recipe
 from marketplace.rounds.codec import (
+    KIND_ANCHOR,
     KIND_MODEL,
     get_params,
     get_spec,
-    put_anchor,
-    put_params,
+    put_round_params,
     validation_commitment,
 )
 from marketplace.rounds.pipeline import RoundConfig, RoundOutcome, Submission, run_round
@@ -48,6 +48,7 @@ from marketplace.rounds.seeds import round_seed
 from marketplace.rounds.state import RoundState
 from marketplace.rounds.validate import CheckedUpdate, fetch_update
 from marketplace.storage import ContentStore, MemoryStore, cid_from_digest
+from zk.onchain import VerifierConfig
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +57,7 @@ StoreResolver = Callable[[str], ContentStore | None]
 
 def model_cid(spec: ModelSpec, project_id: int, round_: int, params: Tensor) -> str:
     """CID of the global model blob an honest aggregator stores for ``round_``."""
-    meta = {"kind": KIND_MODEL, "project": str(project_id), "round": str(round_)}
-    return put_params(MemoryStore(), spec, params, meta)
+    return put_round_params(MemoryStore(), spec, KIND_MODEL, project_id, round_, params)
 
 
 def _facts(commit: RoundCommit) -> RoundFacts:
@@ -90,6 +90,8 @@ class _Replay:
         self.params = init_params(self.spec)
         self.state: RoundState | None = None
         self.previous_cid: str | None = None
+        self.used_published_anchor = False
+        self._verifier: VerifierConfig | None = None  # read once, in zk mode
 
     def submissions(
         self, round_: int, config: RoundConfig
@@ -131,18 +133,7 @@ class _Replay:
             log.warning("published anchor %s unavailable (%s)", report.anchor_cid, exc)
             return None
 
-    def first_config(self) -> RoundConfig | None:
-        """The round configuration of the first committed round (None when none is)."""
-        n = self.info.trainer_count
-        commit = round_commit(self.market, self.project_id, 1, n, from_block=self.start_block)
-        if commit is None or commit.report_cid is None:
-            return None
-        try:
-            return get_report(self.store, commit.report_cid).config
-        except StorageError:
-            return None
-
-    def round_seed(
+    def derived_seed(
         self, round_: int, report: RoundReport, commits: dict[int, UpdateCommit]
     ) -> tuple[int, str | None]:
         """The round seed derived from the commitments the report says were aggregated
@@ -169,7 +160,9 @@ class _Replay:
         from zk.onchain import RoundProofPayload, committed_round_result, read_verifier
         from zk.witness import rule_outputs
 
-        verifier = read_verifier(self.market, self.info.verifier)
+        if self._verifier is None:
+            self._verifier = read_verifier(self.market, self.info.verifier)
+        verifier = self._verifier
         n = len(commit.rejected_mask)
         active = [
             None if commit.rejected_mask[i] or i not in sketches else sketches[i] for i in range(n)
@@ -213,8 +206,9 @@ class _Replay:
             state = RoundState(report.hyper_used, state.rule_state)
         subs, weights, commits, sketches = self.submissions(round_, config)
         cids = {i: c.cid for i, c in commits.items()}
-        seed, seed_problem = self.round_seed(round_, report, commits)
+        seed, seed_problem = self.derived_seed(round_, report, commits)
         published = self.published_anchor(report) if self.validation is None else None
+        self.used_published_anchor |= published is not None
         outcome = run_round(
             self.params,
             subs,
@@ -249,7 +243,9 @@ class _Replay:
             )
         extra = self.report_problems(report, round_, cids, commit)
         if self.validation is not None and outcome.anchor is not None:
-            ours = put_anchor(MemoryStore(), self.spec, self.project_id, round_, outcome.anchor)
+            ours = put_round_params(
+                MemoryStore(), self.spec, KIND_ANCHOR, self.project_id, round_, outcome.anchor
+            )
             if report.anchor_cid is not None and report.anchor_cid != ours:
                 extra.append(
                     f"published trust anchor {report.anchor_cid} is not {ours}, the one the "
@@ -311,12 +307,6 @@ def audit_project(
     committed_validation = replay.info.validation_commitment
     if validation is None:
         notes.append("no validation data: scores and step sizes are taken as reported")
-        first = replay.first_config()
-        if first is not None and anchored(first):
-            notes.append(
-                "no validation data: masks are checked against the trust anchor the "
-                "aggregator published, which only the validation data can check"
-            )
     elif committed_validation != ZERO32:
         if validation_commitment(validation) != committed_validation:
             notes.append(
@@ -330,4 +320,9 @@ def audit_project(
         if not go_on:
             notes.append(f"replay stopped at round {r}")
             break
+    if replay.used_published_anchor:
+        notes.append(
+            "no validation data: masks are checked against the trust anchor the "
+            "aggregator published, which only the validation data can check"
+        )
     return AuditReport(project_id, rounds, notes)

@@ -45,11 +45,11 @@ from marketplace.nodes.chainview import (
     update_commits,
 )
 from marketplace.rounds.codec import (
+    KIND_ANCHOR,
     KIND_MODEL,
     get_params,
     get_spec,
-    put_anchor,
-    put_params,
+    put_round_params,
     put_spec,
 )
 from marketplace.rounds.pipeline import (
@@ -334,12 +334,15 @@ class AggregatorNode:
             seed=round_seed(self.project_id, round_, commitments_digest(commits.values())),
             sketches={i: o.sketch for i, o in openings.items()},
         )
-        model_meta = {"kind": KIND_MODEL, "project": str(self.project_id), "round": str(round_)}
-        model_cid = put_params(self.store, spec, outcome.new_global_params, model_meta)
+        model_cid = put_round_params(
+            self.store, spec, KIND_MODEL, self.project_id, round_, outcome.new_global_params
+        )
         state_cid = put_rule_state(self.store, outcome.next_state.rule_state)
         anchor_cid = None
         if outcome.anchor is not None:
-            anchor_cid = put_anchor(self.store, spec, self.project_id, round_, outcome.anchor)
+            anchor_cid = put_round_params(
+                self.store, spec, KIND_ANCHOR, self.project_id, round_, outcome.anchor
+            )
         report = build_report(
             project_id=self.project_id,
             round_=round_,

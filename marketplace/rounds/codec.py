@@ -95,14 +95,15 @@ def put_params(
     return put_blob(store, encode_params(spec, vector, metadata))
 
 
-def put_anchor(
-    store: ContentStore, spec: ModelSpec, project_id: int, round_: int, anchor: Tensor
+def put_round_params(
+    store: ContentStore, spec: ModelSpec, kind: str, project_id: int, round_: int, vector: Tensor
 ) -> str:
-    """Publish the trust anchor a round's rule used (a model-shaped vector): an auditor
-    without the owner's validation data replays the filter with it, one with them checks
-    that it is the anchor they give. Same bytes for the same anchor, so the same CID."""
-    meta = {"kind": KIND_ANCHOR, "project": str(project_id), "round": str(round_)}
-    return put_params(store, spec, anchor, meta)
+    """Publish a model-shaped vector of a round: the global model (``KIND_MODEL``) or the
+    trust anchor its rule used (``KIND_ANCHOR``: an auditor without the owner's validation
+    data replays the filter with it, one with them checks that it is the anchor they give).
+    The same vector always gives the same bytes, so anyone recomputes its CID."""
+    meta = {"kind": kind, "project": str(project_id), "round": str(round_)}
+    return put_params(store, spec, vector, meta)
 
 
 def get_params(store: ContentStore, spec: ModelSpec, cid: str) -> tuple[Tensor, dict[str, str]]:

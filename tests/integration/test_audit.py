@@ -114,11 +114,15 @@ def test_audit_flags_a_published_anchor_the_validation_data_do_not_give(
     world: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from marketplace.nodes import aggregator
+    from marketplace.rounds.codec import KIND_ANCHOR
 
-    honest = aggregator.put_anchor
-    monkeypatch.setattr(
-        aggregator, "put_anchor", lambda store, spec, p, r, a: honest(store, spec, p, r, 2 * a)
-    )
+    honest = aggregator.put_round_params
+
+    def doctored(store: Any, spec: Any, kind: str, p: int, r: int, vector: Any) -> str:
+        scaled = 2 * vector if kind == KIND_ANCHOR else vector  # the anchor only
+        return honest(store, spec, kind, p, r, scaled)
+
+    monkeypatch.setattr(aggregator, "put_round_params", doctored)
     project = _run(world, rounds=1)
     (audit,) = _audit(world, project).rounds
     assert any("published trust anchor" in p for p in audit.problems)
