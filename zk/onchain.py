@@ -392,13 +392,10 @@ def arrival_order(
 
 def sketch_commitments(market: MarketClient, project_id: int, round_index: int) -> dict[int, int]:
     """Trainer index -> sketch commitment, from the market's ``UpdateCommitted`` events."""
-    logs = market.contract.events.UpdateCommitted().get_logs(
-        from_block=0, argument_filters={"projectId": project_id, "round": round_index}
-    )
-    return {
-        int(e["args"]["index"]): int.from_bytes(bytes(e["args"]["sketchCommitment"]), "big")
-        for e in logs
-    }
+    from marketplace.nodes.chainview import update_commits
+
+    commits = update_commits(market, project_id, round_index)
+    return {i: int.from_bytes(c.sketch_commitment, "big") for i, c in commits.items()}
 
 
 def chain_public_hash(
