@@ -336,8 +336,9 @@ def sign_digest(
 ) -> bytes:
     """The 65-byte ``r || s || v`` signature of a receipt over an already computed
     ``passagesHash`` (what the chain client and the gas benchmark sign)."""
-    digest = receipt_digest(domain, source_id, nonce, query_id, passages_digest)
-    return _sign(_private_key(private_key), digest)
+    return ReceiptSigner(private_key, domain).sign_digest(
+        source_id, nonce, query_id, passages_digest
+    )
 
 
 def sign_receipt(
@@ -349,9 +350,7 @@ def sign_receipt(
     texts: Sequence[str],
 ) -> Receipt:
     """Sign receipt ``nonce`` for the passages ``texts`` returned for ``query_id``."""
-    digest = passages_hash(texts)
-    signature = sign_digest(private_key, domain, source_id, nonce, query_id, digest)
-    return Receipt(source_id, nonce, query_id, digest, signature)
+    return ReceiptSigner(private_key, domain).sign(source_id, nonce, query_id, texts)
 
 
 def recover_digest_signer(digest: bytes, signature: bytes) -> bytes:
