@@ -32,16 +32,25 @@ def _honest(k: int, gen: torch.Generator, mu: torch.Tensor, groups: torch.Tensor
     return (0.25 * mu + 0.8 * group + noise) * size
 
 
-def sign_flip_round(seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(updates [20, D] with the flippers last, reference [D], honest mean [D])."""
+def _setting(seed: int) -> tuple[torch.Generator, torch.Tensor, torch.Tensor]:
+    """(generator, unit shared direction mu [D], five unit client-group directions [5, D])."""
     gen = torch.Generator().manual_seed(seed)
     mu = torch.randn(D, generator=gen)
     mu = mu / mu.norm()
     groups = torch.randn(5, D, generator=gen)
-    groups = groups / groups.norm(dim=1, keepdim=True)
+    return gen, mu, groups / groups.norm(dim=1, keepdim=True)
+
+
+def _reference(gen: torch.Generator, mu: torch.Tensor) -> torch.Tensor:
+    return mu + 0.5 * torch.randn(D, generator=gen) / math.sqrt(D)
+
+
+def sign_flip_round(seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(updates [20, D] with the flippers last, reference [D], honest mean [D])."""
+    gen, mu, groups = _setting(seed)
     honest = _honest(N_HONEST, gen, mu, groups)
     flipped = -_honest(F, gen, mu, groups)
-    reference = mu + 0.5 * torch.randn(D, generator=gen) / math.sqrt(D)
+    reference = _reference(gen, mu)
     return torch.cat([honest, flipped]), reference, honest.mean(dim=0)
 
 
@@ -70,6 +79,38 @@ def test_without_the_anchor_sign_flippers_get_through(seed: int) -> None:
     assert int(no_reference.inlier_mask[N_HONEST:].sum()) >= 4
     on = default_filter(updates, reference=reference)
     assert _cos(no_reference.aggregate, honest_mean) < _cos(on.aggregate, honest_mean)
+
+
+def _median_cosine_drops(reason: dict[int, str]) -> int:
+    return sum("cosine" in r and "coordinate-wise median" in r for r in reason.values())
+
+
+def test_with_the_anchor_the_median_cosine_test_spares_honest_non_iid_updates() -> None:
+    """Honest non-IID updates sit near cosine 0 with the coordinate-wise median, where
+    stage 6's cosine test drops some; with an anchor that test is off and all are kept."""
+    dropped_without_anchor = 0
+    for seed in range(6):
+        gen, mu, groups = _setting(seed)
+        honest = _honest(N_HONEST + F, gen, mu, groups)
+        reference = _reference(gen, mu)
+        off, on = default_filter(honest), default_filter(honest, reference=reference)
+        dropped_without_anchor += _median_cosine_drops(off.reason)
+        assert _median_cosine_drops(on.reason) == 0, on.reason
+        assert on.n_inliers >= off.n_inliers
+    assert dropped_without_anchor >= 2  # the case the change is about does occur here
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_anchor_takes_over_the_median_cosine_test_against_ipm(seed: int) -> None:
+    """IPM (Xie et al. 2020): small updates against the honest mean, which the distance
+    test misses; without the cosine test the anchor stage must catch them."""
+    gen, mu, groups = _setting(seed)
+    honest = _honest(N_HONEST, gen, mu, groups)
+    reference = _reference(gen, mu)
+    ipm = (-0.5 * honest.mean(dim=0)).expand(F, D)
+    result = default_filter(torch.cat([honest, ipm]), reference=reference)
+    assert not bool(result.inlier_mask[N_HONEST:].any()), result.reason
+    assert all("server update" in result.reason[i] for i in range(N_HONEST, N_HONEST + F))
 
 
 def test_registry_passes_the_reference_to_the_default_only() -> None:
