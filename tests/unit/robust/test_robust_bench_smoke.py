@@ -32,7 +32,7 @@ def test_tiny_grid_rows_and_summary(bench: ModuleType) -> None:
 
     assert len(rows) == 5  # 2 scenarios x 2 rules + the honest-only reference under attack
     for row in rows:
-        assert tuple(row) == bench.ROW_KEYS
+        assert tuple(row) == bench.RUN_KEYS and row["seed"] == 3
         assert 0.0 <= row["final_accuracy"] <= 1.0 and not math.isnan(row["final_accuracy"])
         assert row["rounds"] == 2 and row["seconds"] > 0
     assert {(r["attack"], r["aggregator"]) for r in rows} == {
@@ -48,6 +48,48 @@ def test_tiny_grid_rows_and_summary(bench: ModuleType) -> None:
         r["final_accuracy"] for r in rows if r["attack"] == "none" and r["aggregator"] == "fedavg"
     )
     assert isinstance(entry["goal_met"], bool)
+
+
+def test_seeds_are_averaged_and_judged_on_the_mean(bench: ModuleType) -> None:
+    settings = bench.BenchSettings(trainers=6, rounds=1, epochs=1)
+    grid = bench.scenarios(["digits"], ["iid"], ["sign_flip"], [0.3])
+    tasks = bench.tasks_for(grid, ["fedavg"], settings, seeds=[4, 5])
+    assert sorted({t.settings.seed for t in tasks}) == [4, 5] and len(tasks) == 6
+    runs = bench.run_tasks(tasks, workers=1)
+    means = bench.average_seeds(runs)
+    assert len(means) == 3
+    for row in means:
+        assert tuple(row) == bench.MEAN_KEYS and row["seeds"] == [4, 5]
+        mine = [
+            r["final_accuracy"]
+            for r in runs
+            if (r["attack"], r["aggregator"]) == (row["attack"], row["aggregator"])
+        ]
+        assert row["accuracy_by_seed"] == mine
+        assert row["final_accuracy"] == pytest.approx(sum(mine) / 2)
+    per_seed = bench.summarize_per_seed(runs)
+    assert set(per_seed) == {"4", "5"}
+    clean = [r for r in means if r["attack"] == "none"][0]["final_accuracy"]
+    [entry] = bench.summarize(means)
+    assert entry["clean_fedavg"] == clean
+
+
+def test_goal_reachability_follows_the_honest_only_bound(bench: ModuleType) -> None:
+    def row(attack: str, aggregator: str, acc: float) -> dict[str, object]:
+        fraction = 0.0 if attack == "none" else 0.3
+        return dict(
+            dataset="d", partition="p", attack=attack, fraction=fraction,
+            aggregator=aggregator, final_accuracy=acc, rounds=1, seconds=1.0,
+        )  # fmt: skip
+
+    rows = [row("none", "fedavg", 0.50), row("sign_flip", "fedavg", 0.20)]
+    reachable = rows + [row("sign_flip", "honest_only", 0.48), row("sign_flip", "default", 0.47)]
+    [entry] = bench.summarize(reachable)
+    assert entry["goal_reachable"] and entry["goal_met"]
+    assert entry["default_below_honest_only"] == pytest.approx(0.01)
+    beyond = rows + [row("sign_flip", "honest_only", 0.46), row("sign_flip", "default", 0.46)]
+    [entry] = bench.summarize(beyond)
+    assert not entry["goal_reachable"] and not entry["goal_met"]
 
 
 def test_rule_params_follow_the_declared_fraction(bench: ModuleType) -> None:
