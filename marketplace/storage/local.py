@@ -4,16 +4,24 @@ Layout under ``root``::
 
     blocks/<2 hex chars of the digest>/<cid>    one file per raw block
     pins                                        pinned CIDs, one per line, sorted
+    pins.lock                                   taken while the pin list is rewritten
 
 Sharding by the digest (the CID string starts with the same ``bafkrei`` for every
 block, so it cannot be used) keeps directories small, as kubo's flatfs does. Every
 write goes to a temporary file in the target directory and is renamed into place, so a
 crash never leaves a half-written block under a valid name; a block that was corrupted
 anyway is caught by the verified read of :meth:`ContentStore.get`.
+
+Several processes may share one store (a trainer node and its gateway, an aggregator and
+an audit): blocks need no coordination (same CID, same bytes), but pinning rewrites the
+pin list, so a pin holds an exclusive ``flock`` on ``pins.lock`` from the read to the
+rename. Without it two processes pinning at once each wrote back the list they had read,
+and one pin was lost.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import os
@@ -50,6 +58,7 @@ class LocalStore(ContentStore):
         self.root = Path(root)
         self._blocks = self.root / "blocks"
         self._pins_file = self.root / "pins"
+        self._pins_lock = self.root / "pins.lock"
         self._lock = threading.Lock()
         try:
             self._blocks.mkdir(parents=True, exist_ok=True)
@@ -90,7 +99,8 @@ class LocalStore(ContentStore):
     def _pin(self, cid: str) -> None:
         if not self._has(cid):
             raise BlockNotFound(f"cannot pin {cid}: it is not in {self.root}; put it first")
-        with self._lock:
+        with self._lock, self._pins_lock.open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # other processes on this store (module doc)
             pins = self.pins()
             if cid in pins:
                 return

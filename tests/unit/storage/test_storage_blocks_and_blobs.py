@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -96,6 +98,32 @@ def test_local_pins_survive_a_restart(tmp_path: Path) -> None:
     assert second.pins() == {a, b}
     assert second.get(a) == b"a"
     assert (tmp_path / "pins").read_text().split() == sorted([a, b])
+
+
+def _pin_many(root: str, tag: str, count: int, start: Any) -> None:
+    store = LocalStore(root)
+    cids = [store.put(f"{tag}-{k}".encode()) for k in range(count)]
+    start.wait()
+    for cid in cids:
+        store.pin(cid)
+
+
+def test_local_pins_from_two_processes_are_all_kept(tmp_path: Path) -> None:
+    """A trainer node and its gateway (or an aggregator and an audit) may pin into one
+    store at once; each pin rewrites the list, so without the file lock one is lost."""
+    ctx = multiprocessing.get_context("spawn")
+    start = ctx.Event()
+    workers = [
+        ctx.Process(target=_pin_many, args=(str(tmp_path), tag, 60, start)) for tag in "ab"
+    ]
+    for w in workers:
+        w.start()
+    start.set()
+    for w in workers:
+        w.join(timeout=60)
+        assert w.exitcode == 0
+    expected = {cid_for(f"{tag}-{k}".encode()) for tag in "ab" for k in range(60)}
+    assert LocalStore(tmp_path).pins() == expected
 
 
 def test_tampered_local_block_is_detected_and_repaired(tmp_path: Path) -> None:
