@@ -33,6 +33,13 @@ Query ids are written per query without ``fsync``: they survive a crash of the p
 write is in the kernel) but the last block's may be lost with the machine. That only lets a
 client obtain a second receipt for a recent query id, which it could get anyway by sending
 a fresh query id with the same question; replay protection on-chain rests on the nonces.
+
+For the same reason the ledger remembers only the most recent ``keep`` query ids (100,000 by
+default, 4 MB on disk): once the log holds twice that many records it is compacted to the
+newest ``keep`` (written to a temporary file, ``fsync``ed and renamed over the log, so a crash
+leaves either log whole), and the oldest ids are forgotten. Without compaction a source that
+ran for months kept every query id on disk and in memory. The nonce counter is not affected:
+it continues from the reservation and the highest nonce kept.
 """
 
 from __future__ import annotations
@@ -52,49 +59,63 @@ RESERVED_FILE = "receipts.reserved"
 RECORD_SIZE = 40
 MAX_NONCE = 2**64 - 1
 RESERVE_BLOCK = 64
+KEEP_QUERY_IDS = 100_000
 
 
 class NonceLedger:
     """Durable, thread-safe issuer of receipt nonces for one source (see module doc).
 
     ``fsync=False`` skips every ``fsync`` (tests and simulations on throw-away folders).
+    ``keep`` is how many recent query ids are remembered (module doc).
     """
 
-    def __init__(self, folder: Path | str, fsync: bool = True, block: int = RESERVE_BLOCK) -> None:
+    def __init__(
+        self,
+        folder: Path | str,
+        fsync: bool = True,
+        block: int = RESERVE_BLOCK,
+        keep: int = KEEP_QUERY_IDS,
+    ) -> None:
         if block < 1:
             raise ConfigError(f"block={block}; reserve at least one nonce at a time")
+        if keep < 1:
+            raise ConfigError(f"keep={keep}; remember at least one query id")
         self.path = Path(folder) / LEDGER_FILE
         self.reserved_path = Path(folder) / RESERVED_FILE
         self.fsync = fsync
         self.block = block
+        self.keep = keep
         self._lock = threading.Lock()
-        self._seen: set[bytes] = set()
+        self._seen: dict[bytes, int] = {}  # query id -> nonce, oldest first
         self._last = 0
-        self._load()
+        self._fd = self._reserved_fd = -1
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         created = not self.reserved_path.exists()
         self._reserved_fd = os.open(self.reserved_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             # a POSIX record lock: held per process, released when the process dies
             fcntl.lockf(self._reserved_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            os.close(self._fd)
             os.close(self._reserved_fd)
-            self._fd = self._reserved_fd = -1
+            self._reserved_fd = -1
             raise DragError(
                 f"another process is issuing receipts from {self.path.parent}: two source "
                 "nodes on one index folder would reuse nonces; stop it or serve another folder"
             ) from None
+        self._load()
+        if len(self._seen) > self.keep:
+            self._compact()
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         if created and self.fsync:
             _fsync_dir(self.path.parent)
         self._reserved = self._last
 
     def _load(self) -> None:
-        if self.reserved_path.is_file():
-            raw = self.reserved_path.read_bytes()
-            if len(raw) >= 8:
-                self._last = int.from_bytes(raw[:8], "big")
+        # read through the locked descriptor: closing any other descriptor of this file
+        # would release the POSIX lock
+        raw = os.pread(self._reserved_fd, 8, 0)
+        if len(raw) == 8:
+            self._last = int.from_bytes(raw, "big")
         if not self.path.is_file():
             return
         data = self.path.read_bytes()
@@ -105,7 +126,7 @@ class NonceLedger:
                 f.truncate(whole)
         for offset in range(0, whole, RECORD_SIZE):
             nonce = int.from_bytes(data[offset : offset + 8], "big")
-            self._seen.add(data[offset + 8 : offset + RECORD_SIZE])
+            self._seen[data[offset + 8 : offset + RECORD_SIZE]] = nonce
             self._last = max(self._last, nonce)
         if whole:
             log.info(
@@ -125,6 +146,25 @@ class NonceLedger:
 
     def __contains__(self, query_id: object) -> bool:
         return query_id in self._seen
+
+    def _compact(self) -> None:
+        """Keep the newest ``keep`` records: a new log written beside the old one, made
+        durable, then renamed over it (a crash leaves one whole log or the other)."""
+        newest = list(self._seen.items())[-self.keep :]
+        self._seen = dict(newest)
+        tmp = self.path.with_name(self.path.name + ".compact")
+        with tmp.open("wb") as f:
+            f.write(b"".join(n.to_bytes(8, "big") + q for q, n in newest))
+            f.flush()
+            if self.fsync:
+                os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+        if self.fsync:
+            _fsync_dir(self.path.parent)
+        log.info("nonce ledger %s compacted to the newest %d query ids", self.path, len(newest))
+        if self._fd >= 0:  # reopen: the old descriptor points at the replaced file
+            os.close(self._fd)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND, 0o600)
 
     def _write_reserved(self, value: int) -> None:
         # 8 bytes at offset 0 sit in one disk sector: the write is not torn
@@ -153,7 +193,9 @@ class NonceLedger:
                 self._write_reserved(min(self._reserved + self.block, MAX_NONCE))
             os.write(self._fd, nonce.to_bytes(8, "big") + query_id)
             self._last = nonce
-            self._seen.add(query_id)
+            self._seen[query_id] = nonce
+            if len(self._seen) >= 2 * self.keep:
+                self._compact()
             return nonce
 
     def close(self) -> None:

@@ -112,3 +112,33 @@ def test_a_second_process_on_the_same_folder_is_refused(tmp_path: Path) -> None:
         holder.kill()
         holder.wait()
     NonceLedger(tmp_path, fsync=False).close()  # the lock died with the process
+
+
+def test_the_log_is_compacted_to_the_newest_query_ids(tmp_path: Path) -> None:
+    ledger = NonceLedger(tmp_path, fsync=False, keep=3)
+    nonces = [ledger.issue(_qid(i)) for i in range(10)]
+    assert nonces == list(range(1, 11))
+    size = (tmp_path / LEDGER_FILE).stat().st_size
+    assert size < 2 * 3 * RECORD_SIZE  # compacted at 6 records, never 10
+    with pytest.raises(QueryIdReused):
+        ledger.issue(_qid(9))  # recent: still refused
+    assert _qid(0) not in ledger  # forgotten: its receipt nonce 1 is long out of the window
+    assert ledger.issue(_qid(0)) == 11  # a fresh nonce, never an old one
+    ledger.close()
+    reopened = NonceLedger(tmp_path, fsync=False, keep=3)
+    assert reopened.last == 11 and _qid(0) in reopened
+    assert reopened.issue(_qid(20)) == 12
+
+
+def test_an_oversized_log_is_compacted_on_open(tmp_path: Path) -> None:
+    ledger = NonceLedger(tmp_path, fsync=False)
+    for i in range(8):
+        ledger.issue(_qid(i))
+    ledger.close()
+    smaller = NonceLedger(tmp_path, fsync=False, keep=2)
+    assert len(smaller) == 2 and smaller.last == 8
+    assert (tmp_path / LEDGER_FILE).stat().st_size == 2 * RECORD_SIZE
+    assert not list(tmp_path.glob("*.compact"))
+    assert smaller.issue(_qid(0)) == 9
+    with pytest.raises(ConfigError, match="keep=0"):
+        NonceLedger(tmp_path / "other", keep=0)
