@@ -114,6 +114,7 @@ def trainer_run(
     ] = None,
     epochs: Annotated[int, typer.Option(min=1, help="Local epochs per round.")] = 1,
     lr: Annotated[float, typer.Option(min=0.0, help="Local SGD learning rate.")] = 0.2,
+    momentum: Annotated[float, typer.Option(min=0.0, max=0.999, help="Local SGD momentum.")] = 0.0,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
     seed: Annotated[int, typer.Option(min=0, help="Base seed of local batch order.")] = 0,
     poll: Poll = 0.5,
@@ -148,7 +149,7 @@ def trainer_run(
         load_local(data, num_classes=spec.num_classes),
         store,
         source,
-        TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed),
+        TrainConfig(epochs=epochs, lr=lr, momentum=momentum, batch_size=batch_size, seed=seed),
         spec=spec,
     )
     server = start_gateway(store, host, port)

@@ -45,13 +45,15 @@ from marketplace.learning import Dataset, ModelSpec, TrainConfig, local_train
 class AnchorRecipe:
     """How the server trains its anchor update (FLTrust: as the clients train).
 
-    The defaults are a middle recipe (one epoch of SGD, learning rate 0.1, momentum 0.9,
-    batch 32); a project should declare its trainers' recipe instead.
+    The defaults are the defaults of ``ledgerlearn trainer run`` (one epoch of plain SGD,
+    learning rate 0.2, batch 32; a test keeps the two equal), so an aggregator started with
+    no ``anchor_*`` parameters anchors on the recipe its trainers use unless they change
+    it; when they do, pass the same values as ``anchor_*`` rule parameters.
     """
 
     epochs: int = 1
-    lr: float = 0.1
-    momentum: float = 0.9
+    lr: float = 0.2
+    momentum: float = 0.0
     batch_size: int = 32
 
     def __post_init__(self) -> None:

@@ -140,10 +140,10 @@ class DefaultConfig:
     coordination_margin: float = 0.5
     cross_round_min_cosine: float | None = None
     anchor_min_cosine: float | None = 0.0
-    anchor_epochs: int = 1
-    anchor_lr: float = 0.1
-    anchor_momentum: float = 0.9
-    anchor_batch_size: int = 32
+    anchor_epochs: int = AnchorRecipe.epochs
+    anchor_lr: float = AnchorRecipe.lr
+    anchor_momentum: float = AnchorRecipe.momentum
+    anchor_batch_size: int = AnchorRecipe.batch_size
 
     def __post_init__(self) -> None:
         checks = {

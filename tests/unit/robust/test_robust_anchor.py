@@ -127,12 +127,12 @@ def test_registry_passes_the_reference_to_the_default_only() -> None:
 
 def test_anchor_recipe_follows_the_rule_parameters() -> None:
     assert anchor_recipe("default", {}) == AnchorRecipe()
-    assert anchor_recipe("default", {"anchor_epochs": 2, "anchor_lr": 0.2}) == AnchorRecipe(
-        epochs=2, lr=0.2
+    assert anchor_recipe("default", {"anchor_epochs": 2, "anchor_lr": 0.3}) == AnchorRecipe(
+        epochs=2, lr=0.3
     )
     assert anchor_recipe("default", {"anchor_min_cosine": None}) is None
-    assert anchor_recipe("default", {"config": DefaultConfig(anchor_momentum=0.0)}) == (
-        AnchorRecipe(momentum=0.0)
+    assert anchor_recipe("default", {"config": DefaultConfig(anchor_momentum=0.9)}) == (
+        AnchorRecipe(momentum=0.9)
     )
     assert anchor_recipe("median", {"f": 2}) is None
     with pytest.raises(ConfigError, match="anchor recipe"):
@@ -152,3 +152,16 @@ def test_unusable_reference_is_refused_with_its_fix(bad: torch.Tensor) -> None:
     updates, _, _ = sign_flip_round(0)
     with pytest.raises(AssumptionViolated, match="reference of shape"):
         default_filter(updates, reference=bad)
+
+
+def test_the_default_anchor_recipe_is_the_trainer_cli_default() -> None:
+    """FLTrust's assumption holds out of the box: an aggregator with no anchor_* parameters
+    anchors on the recipe `ledgerlearn trainer run` trains with by default."""
+    import inspect
+
+    from marketplace.cli.round_cmds import trainer_run
+
+    defaults = {name: p.default for name, p in inspect.signature(trainer_run).parameters.items()}
+    recipe = AnchorRecipe()
+    assert (defaults["epochs"], defaults["lr"]) == (recipe.epochs, recipe.lr)
+    assert (defaults["momentum"], defaults["batch_size"]) == (recipe.momentum, recipe.batch_size)

@@ -113,9 +113,7 @@ def test_local_pins_from_two_processes_are_all_kept(tmp_path: Path) -> None:
     store at once; each pin rewrites the list, so without the file lock one is lost."""
     ctx = multiprocessing.get_context("spawn")
     start = ctx.Event()
-    workers = [
-        ctx.Process(target=_pin_many, args=(str(tmp_path), tag, 60, start)) for tag in "ab"
-    ]
+    workers = [ctx.Process(target=_pin_many, args=(str(tmp_path), tag, 60, start)) for tag in "ab"]
     for w in workers:
         w.start()
     start.set()
