@@ -69,7 +69,7 @@ from drag.receipts import ReceiptDomain, new_query_id, sign_receipt
 from drag.registry import SourceRecord, StaticDirectory
 from drag.server import BackgroundServer, SourceConfig, SourceNode, create_app
 from marketplace.chain.connection import Chain, connect_embedded
-from marketplace.chain.deploy import deploy_contract
+from marketplace.chain.deploy import DEFAULT_SOURCE_STAKE, deploy_contract
 from marketplace.chain.registry import RegistryClient
 from marketplace.chain.tx import TxSender
 from marketplace.paths import ledgerlearn_home
@@ -109,7 +109,9 @@ def deploy_registry(n_sources: int, endpoints: Sequence[str]) -> tuple[Deploymen
     dev accounts 1.., signing with :func:`source_key`) and an evaluator (dev account 9)."""
     chain = connect_embedded()
     admin_account = chain.dev_account(0)
-    address = deploy_contract(TxSender(chain, admin_account), "SourceRegistry").address
+    address = deploy_contract(
+        TxSender(chain, admin_account), "SourceRegistry", DEFAULT_SOURCE_STAKE
+    ).address
     admin = RegistryClient(chain, address, admin_account)
     ids = []
     for i in range(n_sources):

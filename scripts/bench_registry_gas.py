@@ -26,7 +26,7 @@ from eth_account import Account
 from eth_utils import keccak
 
 from marketplace.chain.connection import connect_embedded
-from marketplace.chain.deploy import deploy_contract
+from marketplace.chain.deploy import DEFAULT_SOURCE_STAKE, deploy_contract
 from marketplace.chain.registry import FeedbackUpdate, RegistryClient
 from marketplace.chain.tx import TxSender
 
@@ -44,7 +44,9 @@ class Bench:
     def __init__(self, n_sources: int, seed: int) -> None:
         chain = connect_embedded()
         admin = chain.dev_account(0)
-        address = deploy_contract(TxSender(chain, admin), "SourceRegistry").address
+        address = deploy_contract(
+            TxSender(chain, admin), "SourceRegistry", DEFAULT_SOURCE_STAKE
+        ).address
         self.registry = RegistryClient(chain, address, admin)
         # Each source: owned by a dev account, receipts signed by its own derived key.
         self.keys = [keccak(text=f"bench source {i}") for i in range(n_sources)]

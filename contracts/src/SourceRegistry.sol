@@ -32,6 +32,13 @@ import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 ///      A receipt proves that the source answered that query with those passages; the
 ///      deltas are chosen by an evaluator (EVALUATOR_ROLE, trusted by governance) and only
 ///      bounded here, by the per-query caps.
+///
+///      Registration stake: a source is registered with exactly `sourceStake` wei (fixed at
+///      deployment), the price of a Sybil identity. Clients explore new sources, so free
+///      registration would let one owner flood the sampling with throw-away sources (the
+///      Reliable-dRAG contract lets anyone register; ours must not). The owner gets the stake
+///      back by pull payment (`withdrawStake`) once the source has been deactivated for
+///      `STAKE_LOCK`, so capital stays bound for as long as each identity can be sampled.
 contract SourceRegistry is EIP712, AccessControl {
     // ---------------------------------------------------------------- constants
 
@@ -51,6 +58,8 @@ contract SourceRegistry is EIP712, AccessControl {
     uint256 public constant WINDOW = 96;
     /// @notice Longest endpoint URL a source may announce.
     uint256 public constant MAX_ENDPOINT_LENGTH = 256;
+    /// @notice How long a deactivated source's stake stays locked before it can be withdrawn.
+    uint256 public constant STAKE_LOCK = 7 days;
 
     bytes32 private constant RECEIPT_TYPEHASH = keccak256(
         "Receipt(uint256 sourceId,uint64 nonce,bytes32 queryId,bytes32 passagesHash)"
@@ -93,18 +102,23 @@ contract SourceRegistry is EIP712, AccessControl {
         string endpoint;
     }
 
-    /// @dev Field order matters: slot 0 (signer, active) and slot 1 (state) are the only
-    ///      slots `applyFeedback` touches.
+    /// @dev Field order matters: slot 0 (signer, active, unlockAt) and slot 1 (state) are
+    ///      the only slots `applyFeedback` touches; owner and stake share slot 2.
     struct Source {
         address signer;
         bool active;
+        uint64 unlockAt; // when a deactivated source's stake may be withdrawn
         uint256 state;
         address owner;
+        uint96 stake; // wei still held for this source (0 once withdrawn)
         bytes32 metadataCid;
         string endpoint;
     }
 
     // ---------------------------------------------------------------- storage
+
+    /// @notice Wei a source is registered with (its stake), fixed at deployment.
+    uint256 public immutable sourceStake;
 
     /// @notice Number of registered sources; ids run from 1 to sourceCount.
     uint256 public sourceCount;
@@ -123,6 +137,7 @@ contract SourceRegistry is EIP712, AccessControl {
         uint256 indexed sourceId, address signer, string endpoint, bytes32 metadataCid
     );
     event SourceActivation(uint256 indexed sourceId, bool active);
+    event StakeWithdrawn(uint256 indexed sourceId, address indexed owner, uint256 amount);
     /// @notice A batch of accepted updates: `heads[i]` is update i's packed (sourceId, nonce,
     ///         reliabilityDelta, usefulnessDelta) as in `Update.head`. The query ids and
     ///         receipts are in the transaction's calldata. One log per batch instead of one
@@ -143,24 +158,35 @@ contract SourceRegistry is EIP712, AccessControl {
     error ReceiptAlreadyUsed(uint256 sourceId, uint64 nonce);
     error ReceiptExpired(uint256 sourceId, uint64 nonce, uint64 lastNonce);
     error InvalidReceipt(uint256 sourceId, uint64 nonce);
+    error WrongStake(uint256 sent, uint256 required);
+    error StakeTooLarge(uint256 stake);
+    error SourceStillActive(uint256 sourceId);
+    error StakeLocked(uint256 sourceId, uint256 unlockAt);
+    error NoStake(uint256 sourceId);
+    error StakeTransferFailed(uint256 sourceId);
 
     /// @notice The deployer holds DEFAULT_ADMIN_ROLE (governance): it grants and revokes
     ///         EVALUATOR_ROLE and may hand its own role to a governance contract.
-    constructor() EIP712("LedgerLearn SourceRegistry", "1") {
+    /// @param sourceStake_ wei each source is registered with (may be 0 on a private chain)
+    constructor(uint256 sourceStake_) EIP712("LedgerLearn SourceRegistry", "1") {
+        if (sourceStake_ > type(uint96).max) revert StakeTooLarge(sourceStake_);
+        sourceStake = sourceStake_;
         _grantRole(DEFAULT_ADMIN_ROLE, msg.sender);
     }
 
     // ---------------------------------------------------------------- source owners
 
-    /// @notice Register a source owned by the caller.
+    /// @notice Register a source owned by the caller, paying exactly `sourceStake` wei.
     /// @param signer key that signs the source's receipts (may differ from the owner)
     /// @param endpoint URL of the source node (at most MAX_ENDPOINT_LENGTH bytes)
     /// @param metadataCid digest of the CID of the source's metadata document
     /// @return sourceId the new source's id (sequential, 1-based)
     function registerSource(address signer, string calldata endpoint, bytes32 metadataCid)
         external
+        payable
         returns (uint256 sourceId)
     {
+        if (msg.value != sourceStake) revert WrongStake(msg.value, sourceStake);
         _checkDetails(signer, endpoint);
         sourceId = ++sourceCount;
         Source storage s = _sources[sourceId];
@@ -168,6 +194,7 @@ contract SourceRegistry is EIP712, AccessControl {
         s.active = true;
         s.state = INITIAL_USEFULNESS << 64;
         s.owner = msg.sender;
+        s.stake = uint96(msg.value); // <= type(uint96).max: checked in the constructor
         s.metadataCid = metadataCid;
         s.endpoint = endpoint;
         emit SourceRegistered(sourceId, msg.sender, signer, endpoint, metadataCid);
@@ -190,16 +217,37 @@ contract SourceRegistry is EIP712, AccessControl {
         emit SourceUpdated(sourceId, signer, endpoint, metadataCid);
     }
 
-    /// @notice Stop the caller's own source from being sampled and from receiving feedback.
+    /// @notice Stop the caller's own source from being sampled and from receiving feedback;
+    ///         its stake can be withdrawn `STAKE_LOCK` from now.
     function deactivateSource(uint256 sourceId) external {
-        _owned(sourceId).active = false;
+        Source storage s = _owned(sourceId);
+        s.active = false;
+        s.unlockAt = uint64(block.timestamp + STAKE_LOCK);
         emit SourceActivation(sourceId, false);
     }
 
-    /// @notice Bring the caller's own deactivated source back; its scores are unchanged.
+    /// @notice Bring the caller's own deactivated source back; its scores are unchanged. A
+    ///         source whose stake was withdrawn cannot come back: register a new one.
     function reactivateSource(uint256 sourceId) external {
-        _owned(sourceId).active = true;
+        Source storage s = _owned(sourceId);
+        if (s.stake == 0 && sourceStake != 0) revert NoStake(sourceId);
+        s.active = true;
+        s.unlockAt = 0;
         emit SourceActivation(sourceId, true);
+    }
+
+    /// @notice Pull the stake of the caller's own source, deactivated at least `STAKE_LOCK`
+    ///         ago. Checks, then effects (the stake is zeroed), then the transfer.
+    function withdrawStake(uint256 sourceId) external {
+        Source storage s = _owned(sourceId);
+        if (s.active) revert SourceStillActive(sourceId);
+        if (block.timestamp < s.unlockAt) revert StakeLocked(sourceId, s.unlockAt);
+        uint256 amount = s.stake;
+        if (amount == 0) revert NoStake(sourceId);
+        s.stake = 0;
+        emit StakeWithdrawn(sourceId, msg.sender, amount);
+        (bool ok,) = payable(msg.sender).call{value: amount}("");
+        if (!ok) revert StakeTransferFailed(sourceId);
     }
 
     // ---------------------------------------------------------------- evaluators
@@ -238,6 +286,12 @@ contract SourceRegistry is EIP712, AccessControl {
     function getSource(uint256 sourceId) external view returns (SourceView memory) {
         _existing(sourceId);
         return _view(sourceId);
+    }
+
+    /// @notice The stake held for a source and when it unlocks (0 while the source is active).
+    function stakeOf(uint256 sourceId) external view returns (uint256 stake, uint64 unlockAt) {
+        Source storage s = _existing(sourceId);
+        return (s.stake, s.unlockAt);
     }
 
     /// @notice Whether a receipt with this nonce would still be accepted for the source.

@@ -22,6 +22,8 @@ from marketplace.errors import DeploymentNotFound
 from marketplace.paths import ledgerlearn_home
 
 DEPLOYED_CONTRACTS = ("ContributionMarket", "SourceRegistry")
+DEFAULT_SOURCE_STAKE = 10**16
+"""Wei a dRAG source registers with (0.01 ETH): ``SourceRegistry``'s Sybil price."""
 
 
 @dataclass
@@ -72,8 +74,13 @@ def deploy_contract(sender: TxSender, name: str, *args: object) -> DeployedContr
     )
 
 
-def deploy_all(sender: TxSender, save: bool | None = None) -> Manifest:
-    """Deploy every product contract; save the manifest unless the chain is embedded."""
+def deploy_all(
+    sender: TxSender, save: bool | None = None, source_stake: int = DEFAULT_SOURCE_STAKE
+) -> Manifest:
+    """Deploy every product contract; save the manifest unless the chain is embedded.
+
+    ``source_stake`` is the wei each dRAG source registers with (``SourceRegistry``).
+    """
     chain = sender.chain
     manifest = Manifest(
         chain_id=chain.chain_id,
@@ -81,8 +88,9 @@ def deploy_all(sender: TxSender, save: bool | None = None) -> Manifest:
         deployer=sender.address,
         deployed_at=int(time.time()),
     )
+    args: dict[str, tuple[object, ...]] = {"SourceRegistry": (source_stake,)}
     for name in DEPLOYED_CONTRACTS:
-        manifest.contracts[name] = deploy_contract(sender, name)
+        manifest.contracts[name] = deploy_contract(sender, name, *args.get(name, ()))
     if save if save is not None else not chain.embedded:
         path = manifest_path(chain.chain_id)
         path.parent.mkdir(parents=True, exist_ok=True)

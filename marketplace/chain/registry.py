@@ -43,6 +43,8 @@ MAX_EVIDENCE = 1000 * 10**6
 MAX_USEFULNESS = 1000 * 10**6
 INITIAL_USEFULNESS = 10**6
 WINDOW = 96
+STAKE_LOCK = 7 * 24 * 3600
+"""Seconds a deactivated source's stake stays locked (``SourceRegistry.STAKE_LOCK``)."""
 EVALUATOR_ROLE = keccak(text="EVALUATOR_ROLE")
 DEFAULT_ADMIN_ROLE = ZERO32
 _SECP256K1_HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
@@ -271,14 +273,26 @@ class RegistryClient(ContractClient):
     def is_evaluator(self, account: str) -> bool:
         return bool(self.contract.functions.hasRole(EVALUATOR_ROLE, account).call())
 
+    def source_stake(self) -> int:
+        """Wei a source registers with (fixed at deployment)."""
+        return int(self.contract.functions.sourceStake().call())
+
+    def stake_of(self, source_id: int) -> tuple[int, int]:
+        """(wei still staked for the source, unix time it unlocks; 0 while active)."""
+        fn = self.contract.functions.stakeOf(source_id)
+        stake, unlock_at = self._call(fn, f"stake of source {source_id}")
+        return int(stake), int(unlock_at)
+
     # ------------------------------------------------------------- writes
 
     def register_source(
         self, signer: str, endpoint: str, metadata_cid: bytes = ZERO32
     ) -> tuple[int, TxReceipt]:
-        """Register a source owned by this client's account; returns (source id, receipt)."""
+        """Register a source owned by this client's account, paying the registry's stake;
+        returns (source id, receipt)."""
         receipt = self._tx(
             self.contract.functions.registerSource(signer, endpoint, metadata_cid),
+            value=self.source_stake(),
             action="registerSource",
         )
         event = self.contract.events.SourceRegistered().process_receipt(receipt)[0]
@@ -295,6 +309,10 @@ class RegistryClient(ContractClient):
 
     def reactivate(self, source_id: int) -> TxReceipt:
         return self._tx(self.contract.functions.reactivateSource(source_id))
+
+    def withdraw_stake(self, source_id: int) -> TxReceipt:
+        """Pull the stake of a source deactivated at least ``STAKE_LOCK`` ago."""
+        return self._tx(self.contract.functions.withdrawStake(source_id), action="withdrawStake")
 
     def grant_evaluator(self, account: str) -> TxReceipt:
         """Let ``account`` submit feedback (needs DEFAULT_ADMIN_ROLE)."""

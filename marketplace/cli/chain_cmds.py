@@ -24,6 +24,8 @@ from marketplace.cli.common import (
     RpcUrl,
     console,
     emit_json,
+    format_eth,
+    parse_amount,
 )
 from marketplace.errors import ConfigError
 from marketplace.paths import CONTRACT_BUILD
@@ -55,20 +57,26 @@ def node(
 
 
 def deploy(
+    source_stake: Annotated[
+        str,
+        typer.Option(help="Stake each dRAG source registers with (the price of a Sybil source)."),
+    ] = "0.01",
     rpc_url: RpcUrl = DEFAULT_URL,
     key: Key = None,
     account: AccountIndex = None,
     json_out: JsonOut = False,
 ) -> None:
     """Deploy the LedgerLearn contracts and save the deployment manifest."""
+    stake = parse_amount(source_stake, "source stake")
     chain = connect(rpc_url)
     sender = TxSender(chain, resolve_account(chain, key, account))
-    manifest = deploy_all(sender)
+    manifest = deploy_all(sender, source_stake=stake)
     if json_out:
         emit_json(
             {
                 "chain_id": manifest.chain_id,
                 "deployer": manifest.deployer,
+                "source_stake": stake,
                 "contracts": {k: vars(v) for k, v in manifest.contracts.items()},
                 "manifest": None if chain.embedded else str(manifest_path(chain.chain_id)),
             }
@@ -78,6 +86,7 @@ def deploy(
         console.print(
             f"{name} deployed at [bold]{c.address}[/] (block {c.block}, gas {c.gas_used})"
         )
+    console.print(f"dRAG sources register with a stake of {format_eth(stake)}")
     if not chain.embedded:
         console.print(f"manifest: {manifest_path(chain.chain_id)}")
 

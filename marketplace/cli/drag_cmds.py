@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,6 +32,7 @@ from marketplace.cli.common import (
     Session,
     console,
     emit_json,
+    format_eth,
     open_session,
 )
 from marketplace.cli.project_cmds import parse_digest
@@ -132,11 +134,12 @@ def source_register(
     account: AccountIndex = None,
     json_out: JsonOut = False,
 ) -> None:
-    """Register a source owned by the signing account; prints its id."""
+    """Register a source owned by the signing account, paying the registry's stake."""
     if not endpoint.startswith(("http://", "https://")):
         raise ConfigError(f"endpoint {endpoint!r} must start with http:// or https://")
     session = open_session(rpc_url, key, account)
     signer_address = parse_address(signer, "signer") if signer else session.account.address
+    stake = session.registry.source_stake()
     sid, receipt = session.registry.register_source(
         signer_address, endpoint, parse_digest(metadata_cid, "metadata CID")
     )
@@ -147,11 +150,46 @@ def source_register(
                 "owner": session.account.address,
                 "signer": signer_address,
                 "endpoint": endpoint,
+                "stake": stake,
                 "gas": receipt["gasUsed"],
             }
         )
         return
-    console.print(f"source [bold]{sid}[/] registered (signer {signer_address})")
+    console.print(
+        f"source [bold]{sid}[/] registered (signer {signer_address}, stake {format_eth(stake)})"
+    )
+
+
+@source_app.command("deactivate")
+def source_deactivate(
+    source_id: Annotated[int, typer.Argument(min=1, help="Your source's id.")],
+    rpc_url: RpcUrl = DEFAULT_URL,
+    key: Key = None,
+    account: AccountIndex = None,
+) -> None:
+    """Stop your source from being sampled; its stake unlocks after the registry's lock."""
+    session = open_session(rpc_url, key, account)
+    session.registry.deactivate(source_id)
+    _, unlock_at = session.registry.stake_of(source_id)
+    console.print(
+        f"source {source_id} deactivated; its stake can be withdrawn from "
+        f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(unlock_at))} "
+        f"(`ledgerlearn source withdraw-stake {source_id}`)"
+    )
+
+
+@source_app.command("withdraw-stake")
+def source_withdraw_stake(
+    source_id: Annotated[int, typer.Argument(min=1, help="Your deactivated source's id.")],
+    rpc_url: RpcUrl = DEFAULT_URL,
+    key: Key = None,
+    account: AccountIndex = None,
+) -> None:
+    """Take back the stake of your source once it has been deactivated for the lock."""
+    session = open_session(rpc_url, key, account)
+    stake, _ = session.registry.stake_of(source_id)
+    session.registry.withdraw_stake(source_id)
+    console.print(f"withdrew {format_eth(stake)} staked for source {source_id}")
 
 
 def _source_row(info: SourceInfo) -> dict[str, Any]:

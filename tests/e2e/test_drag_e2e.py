@@ -17,6 +17,7 @@ import pytest
 
 from drag.corpus import generate_facts, split_over_sources
 from marketplace.chain.node import free_port, start_anvil, stop
+from marketplace.chain.registry import STAKE_LOCK
 
 pytestmark = pytest.mark.e2e
 
@@ -172,6 +173,19 @@ def test_sources_feedback_and_failover(anvil_url: str, tmp_path: Path) -> None:
         )
         assert [f["source_id"] for f in after["failures"]] == [ids[0]]
         assert after["answer"]  # the two live sources still answer
+
+        # the dead source's owner leaves: deactivate, wait out the lock, pull the stake
+        owner = "--account=1"
+        ll(home, "source", "deactivate", str(ids[0]), owner, rpc)
+        early = subprocess.run(
+            [*CLI, "source", "withdraw-stake", str(ids[0]), owner, rpc],
+            capture_output=True, text=True, env=_env(home), timeout=120,
+        )  # fmt: skip
+        assert early.returncode != 0 and "StakeLocked" in early.stderr
+        for method, params in (("evm_increaseTime", [STAKE_LOCK + 1]), ("evm_mine", [])):
+            rpc_call = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
+            httpx.post(anvil_url, json=rpc_call, timeout=10).raise_for_status()
+        assert "withdrew 0.01 ETH" in ll(home, "source", "withdraw-stake", str(ids[0]), owner, rpc)
     finally:
         for server in servers:
             if server.poll() is None:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from marketplace.chain import registry as reg
 from marketplace.chain.connection import Chain, connect_embedded
-from marketplace.chain.deploy import deploy_all, deploy_contract
+from marketplace.chain.deploy import DEFAULT_SOURCE_STAKE, deploy_all, deploy_contract
 from marketplace.chain.registry import (
     FeedbackUpdate,
     RegistryClient,
@@ -82,7 +82,9 @@ def make_world() -> RegistryWorld:
     """A fresh chain per test (eth-tester snapshots do not restore account nonces)."""
     chain = connect_embedded()
     admin_acct, evaluator_acct, *owners, stranger = (chain.dev_account(i) for i in range(9))
-    address = deploy_contract(TxSender(chain, admin_acct), "SourceRegistry").address
+    address = deploy_contract(
+        TxSender(chain, admin_acct), "SourceRegistry", DEFAULT_SOURCE_STAKE
+    ).address
     admin = RegistryClient(chain, address, admin_acct)
     admin.grant_evaluator(evaluator_acct.address)
     keys = [source_key(i) for i in range(N_SOURCES)]
@@ -184,6 +186,66 @@ def test_deactivated_source_refuses_feedback_until_reactivated(world):
     owner.reactivate(sid)
     world.evaluator.apply_feedback([pending])
     assert world.admin.source(sid).usefulness == reg.INITIAL_USEFULNESS + CAP
+
+
+# ------------------------------------------------------------------ registration stake
+
+
+def test_registration_costs_exactly_the_stake_and_the_registry_holds_it(world):
+    stake = world.admin.source_stake()
+    assert stake == DEFAULT_SOURCE_STAKE > 0
+    assert world.chain.w3.eth.get_balance(world.admin.address) == N_SOURCES * stake
+    assert world.admin.stake_of(world.ids[0]) == (stake, 0)
+    fn = world.admin.contract.functions.registerSource
+    stranger = TxSender(world.chain, world.stranger)
+    for wrong in (0, stake - 1, stake + 1):
+        with reverts("WrongStake"):
+            stranger.transact(fn(world.stranger.address, "http://x", META), value=wrong)
+    assert world.admin.source_count() == N_SOURCES
+
+
+def test_stake_is_withdrawn_once_after_deactivation_and_the_lock(world):
+    owner_acct, sid = world.owners[0], world.ids[0]
+    owner = world.as_(owner_acct)
+    stake = world.admin.source_stake()
+    with reverts("SourceStillActive"):
+        owner.withdraw_stake(sid)
+    owner.deactivate(sid)
+    _, unlock_at = world.admin.stake_of(sid)
+    assert unlock_at >= world.chain.now() + reg.STAKE_LOCK - 60
+    with reverts("StakeLocked"):
+        owner.withdraw_stake(sid)
+    world.chain.advance_time(reg.STAKE_LOCK + 1)
+    with reverts("NotSourceOwner"):
+        world.as_(world.stranger).withdraw_stake(sid)
+    before = world.chain.w3.eth.get_balance(owner_acct.address)
+    receipt = owner.withdraw_stake(sid)
+    paid_gas = receipt["gasUsed"] * receipt["effectiveGasPrice"]
+    assert world.chain.w3.eth.get_balance(owner_acct.address) == before + stake - paid_gas
+    [event] = owner.contract.events.StakeWithdrawn().process_receipt(receipt)
+    assert (event["args"]["sourceId"], event["args"]["amount"]) == (sid, stake)
+    assert world.admin.stake_of(sid)[0] == 0
+    assert world.chain.w3.eth.get_balance(world.admin.address) == (N_SOURCES - 1) * stake
+    with reverts("NoStake"):
+        owner.withdraw_stake(sid)
+    with reverts("NoStake"):  # a withdrawn source cannot come back without a stake
+        owner.reactivate(sid)
+
+
+def test_reactivation_keeps_the_stake_locked_again(world):
+    owner, sid = world.as_(world.owners[1]), world.ids[1]
+    owner.deactivate(sid)
+    world.chain.advance_time(reg.STAKE_LOCK + 1)
+    owner.reactivate(sid)
+    assert world.admin.stake_of(sid) == (world.admin.source_stake(), 0)
+    with reverts("SourceStillActive"):
+        owner.withdraw_stake(sid)
+
+
+def test_a_stake_beyond_96_bits_is_refused_at_deployment():
+    chain = connect_embedded()
+    with reverts("StakeTooLarge"):
+        deploy_contract(TxSender(chain, chain.dev_account(0)), "SourceRegistry", 2**96)
 
 
 # ------------------------------------------------------------------ evaluator role
@@ -432,6 +494,7 @@ def test_python_constants_mirror_the_contract(world):
     assert fns.MAX_USEFULNESS().call() == reg.MAX_USEFULNESS
     assert fns.INITIAL_USEFULNESS().call() == reg.INITIAL_USEFULNESS
     assert fns.WINDOW().call() == reg.WINDOW
+    assert fns.STAKE_LOCK().call() == reg.STAKE_LOCK
     assert bytes(fns.EVALUATOR_ROLE().call()) == reg.EVALUATOR_ROLE
     assert fns.hasRole(reg.DEFAULT_ADMIN_ROLE, world.admin.sender.address).call()
 

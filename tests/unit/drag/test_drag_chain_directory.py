@@ -12,7 +12,7 @@ from drag.chain_directory import ChainDirectory
 from drag.feedback import FeedbackDelta
 from drag.receipts import sign_receipt
 from marketplace.chain.connection import connect_embedded
-from marketplace.chain.deploy import deploy_contract
+from marketplace.chain.deploy import DEFAULT_SOURCE_STAKE, deploy_contract
 from marketplace.chain.registry import RegistryClient
 from marketplace.chain.tx import TxSender
 from marketplace.errors import ConfigError
@@ -40,7 +40,9 @@ class World:
 def world() -> World:
     chain = connect_embedded()
     admin_account = chain.dev_account(0)
-    address = deploy_contract(TxSender(chain, admin_account), "SourceRegistry").address
+    address = deploy_contract(
+        TxSender(chain, admin_account), "SourceRegistry", DEFAULT_SOURCE_STAKE
+    ).address
     admin = RegistryClient(chain, address, admin_account)
     for i, key in enumerate(KEYS):
         owner = admin.as_account(chain.dev_account(1 + i))
