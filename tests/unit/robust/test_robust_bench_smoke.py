@@ -4,6 +4,7 @@ the published schema with valid accuracies, and the goal summary reads them."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 import sys
 from pathlib import Path
@@ -103,3 +104,31 @@ def test_rule_params_follow_the_declared_fraction(bench: ModuleType) -> None:
         "anchor_momentum": settings.momentum,
         "anchor_batch_size": settings.batch_size,
     }
+
+
+def test_merge_combines_per_seed_runs_and_refuses_seed_means(
+    bench: ModuleType, tmp_path: Path
+) -> None:
+    def run(seed: int, acc: float, attack: str = "none") -> dict[str, object]:
+        return dict(
+            dataset="digits", partition="iid", attack=attack,
+            fraction=0.0 if attack == "none" else 0.3, aggregator="fedavg",
+            final_accuracy=acc, rounds=1, seconds=1.0, seed=seed,
+        )  # fmt: skip
+
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.json"
+    first.write_text("\n".join(json.dumps(r) for r in (run(0, 0.5), run(1, 0.7))) + "\n")
+    second.write_text(json.dumps([run(1, 0.9), run(2, 0.4)]))  # seed 1 again: later wins
+    out = tmp_path / "out"
+    assert bench.main(["--merge", str(first), str(second), "--out", str(out)]) == 0
+    [row] = json.loads((out / "robust.json").read_text())
+    assert row["seeds"] == [0, 1, 2] and row["accuracy_by_seed"] == [0.5, 0.9, 0.4]
+    assert row["final_accuracy"] == pytest.approx(0.6)
+    assert len(json.loads((out / "robust_runs.json").read_text())) == 3
+    summary = json.loads((out / "robust_summary.json").read_text())
+    assert summary["seeds"] == [0, 1, 2] and set(summary["goal_per_seed"]) == {"0", "1", "2"}
+    assert (out / "robust.png").stat().st_size > 0
+    with pytest.raises(SystemExit, match="without a seed"):
+        bench.main(["--merge", str(out / "robust.json"), "--out", str(tmp_path / "bad")])
+    with pytest.raises(SystemExit, match="comma list of integers"):
+        bench.main(["--seeds", "0,x"])
