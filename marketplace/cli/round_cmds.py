@@ -98,6 +98,13 @@ def _contribution_config(method: str) -> ContributionConfig:
 
 # ------------------------------------------------------------------ trainer run
 
+_DECLARE_HELP = "Declare this value of the project's local-training recipe in the spec."
+_RECIPE_HELP = (
+    "Local training; default: the recipe the project's model spec declares, else 1 epoch, "
+    "lr 0.2, no momentum, batch 32. The aggregator's trust anchor trains with the declared "
+    "recipe: deviate only knowingly."
+)
+
 
 def trainer_run(
     project: ProjectId,
@@ -112,10 +119,10 @@ def trainer_run(
     public_url: Annotated[
         str | None, typer.Option(help="URL to announce if the gateway is reached otherwise.")
     ] = None,
-    epochs: Annotated[int, typer.Option(min=1, help="Local epochs per round.")] = 1,
-    lr: Annotated[float, typer.Option(min=0.0, help="Local SGD learning rate.")] = 0.2,
-    momentum: Annotated[float, typer.Option(min=0.0, max=0.999, help="Local SGD momentum.")] = 0.0,
-    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    epochs: Annotated[int | None, typer.Option(min=1, help=_RECIPE_HELP)] = None,
+    lr: Annotated[float | None, typer.Option(min=0.0, help=_RECIPE_HELP)] = None,
+    momentum: Annotated[float | None, typer.Option(min=0.0, max=0.999, help=_RECIPE_HELP)] = None,
+    batch_size: Annotated[int | None, typer.Option(min=1, help=_RECIPE_HELP)] = None,
     seed: Annotated[int, typer.Option(min=0, help="Base seed of local batch order.")] = 0,
     poll: Poll = 0.5,
     wait: Annotated[
@@ -127,7 +134,12 @@ def trainer_run(
 ) -> None:
     """Train on local data each round; serve updates by CID and commit them on-chain."""
     from marketplace.learning import TrainConfig, load_local
-    from marketplace.nodes.trainer import TrainerNode, TrainerStep, fetch_project_spec
+    from marketplace.nodes.trainer import (
+        TrainerNode,
+        TrainerStep,
+        fetch_project_spec,
+        local_recipe,
+    )
     from marketplace.storage import GatewayReader, LocalStore, start_gateway
 
     session = open_session(rpc_url, key, account)
@@ -143,13 +155,14 @@ def trainer_run(
             if time.monotonic() > deadline:
                 raise
             time.sleep(poll)
+    recipe = local_recipe(spec, epochs=epochs, lr=lr, momentum=momentum, batch_size=batch_size)
     node = TrainerNode(
         session.market,
         project,
         load_local(data, num_classes=spec.num_classes),
         store,
         source,
-        TrainConfig(epochs=epochs, lr=lr, momentum=momentum, batch_size=batch_size, seed=seed),
+        TrainConfig(**recipe.model_dump(), seed=seed),
         spec=spec,
     )
     server = start_gateway(store, host, port)
@@ -273,10 +286,21 @@ def aggregator_spec(
     input_shape: Annotated[str | None, typer.Option(help="Sample shape, e.g. 8,8.")] = None,
     classes: Annotated[int | None, typer.Option(min=2)] = None,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the initial weights.")] = 0,
+    train_epochs: Annotated[int | None, typer.Option(min=1, help=_DECLARE_HELP)] = None,
+    train_lr: Annotated[float | None, typer.Option(min=0.0, help=_DECLARE_HELP)] = None,
+    train_momentum: Annotated[
+        float | None, typer.Option(min=0.0, max=0.999, help=_DECLARE_HELP)
+    ] = None,
+    train_batch_size: Annotated[int | None, typer.Option(min=1, help=_DECLARE_HELP)] = None,
     json_out: JsonOut = False,
 ) -> None:
-    """Write a model spec and print its CID (pass it to `project create --model-spec-cid`)."""
+    """Write a model spec and print its CID (pass it to `project create --model-spec-cid`).
+
+    Any --train-* option declares the project's local-training recipe in the spec (the
+    others take their defaults): trainers follow it unless told otherwise, and the
+    aggregator's trust anchor trains with it."""
     from marketplace.learning import ModelSpec, load_dataset
+    from marketplace.nodes.trainer import local_recipe
     from marketplace.rounds.codec import spec_cid
 
     if dataset is not None:
@@ -291,6 +315,16 @@ def aggregator_spec(
     else:
         raise ConfigError("pass --dataset, or --input-shape and --classes")
     spec = ModelSpec.for_data(kind, shape, num_classes, seed=seed)
+    declared = (train_epochs, train_lr, train_momentum, train_batch_size)
+    if any(v is not None for v in declared):
+        recipe = local_recipe(
+            spec,
+            epochs=train_epochs,
+            lr=train_lr,
+            momentum=train_momentum,
+            batch_size=train_batch_size,
+        )
+        spec = spec.model_copy(update={"training": recipe})
     data = spec.to_json_bytes()
     out.write_bytes(data)
     cid = spec_cid(spec)

@@ -7,6 +7,7 @@ trainer node, the aggregator and the auditor all call the same deterministic fun
 from marketplace.learning.datasets import DATASETS, Dataset, load_dataset, load_local
 from marketplace.learning.models import (
     ModelSpec,
+    TrainingRecipe,
     build_model,
     get_flat_params,
     init_params,
@@ -22,6 +23,7 @@ __all__ = [
     "ModelSpec",
     "PartitionScheme",
     "TrainConfig",
+    "TrainingRecipe",
     "build_model",
     "evaluate",
     "evaluate_many",

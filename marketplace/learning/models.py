@@ -4,7 +4,10 @@ A :class:`ModelSpec` is the public, content-addressed description of the model o
 project: the owner publishes its canonical JSON (:meth:`ModelSpec.to_json_bytes`) by CID,
 and every trainer, the aggregator and any auditor rebuild the very same network from it.
 Initial weights are a pure function of the spec (``seed`` included), so the global model
-of round 0 needs no transfer at all.
+of round 0 needs no transfer at all. A spec may also declare the project's local-training
+recipe (:class:`TrainingRecipe`): trainers follow it by default, and the aggregator trains
+its trust anchor with it, so the anchor's assumption (the server trains as the clients do)
+rests on what the owner committed on-chain rather than on matching command-line defaults.
 
 Models have no buffers (no batch norm): a model *is* its flat parameter vector, which is
 what updates, robust aggregation, sketches and ``torch.func`` evaluation all assume.
@@ -41,13 +44,28 @@ _DEFAULT_HIDDEN: dict[str, tuple[int, ...]] = {
 }
 
 
+class TrainingRecipe(BaseModel):
+    """The local training every trainer runs each round (plain SGD), as the owner declares
+    it in the model spec. The defaults are ``ledgerlearn trainer run``'s: one epoch, lr 0.2,
+    no momentum, batch 32."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    epochs: int = Field(default=1, ge=1)
+    lr: float = Field(default=0.2, gt=0, allow_inf_nan=False)
+    momentum: float = Field(default=0.0, ge=0, lt=1)
+    batch_size: int = Field(default=32, ge=1)
+
+
 class ModelSpec(BaseModel):
     """What network to build: kind, input shape (one sample), classes, widths, init seed.
 
     ``hidden`` holds the hidden-layer widths of an ``mlp`` and the channel counts of the
     convolution layers of ``cnn``/``cnn1d``; left out (or ``None``) it takes the kind's
     default (mlp ``(64,)``, cnn ``(16, 32)``, logreg ``()``), so two specs that build the
-    same network compare equal and serialise to the same bytes.
+    same network compare equal and serialise to the same bytes. ``training`` is the
+    declared local-training recipe (None: not declared; then it is left out of the JSON, so
+    specs written before the field existed keep their CIDs).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -57,6 +75,7 @@ class ModelSpec(BaseModel):
     num_classes: int = Field(ge=2)
     hidden: tuple[int, ...] = ()
     seed: int = Field(default=0, ge=0, lt=2**63)
+    training: TrainingRecipe | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -75,7 +94,9 @@ class ModelSpec(BaseModel):
     def to_json_bytes(self) -> bytes:
         """Canonical JSON (sorted keys, no spaces): hash these bytes for the spec's CID."""
         return json.dumps(
-            self.model_dump(mode="json"), sort_keys=True, separators=(",", ":")
+            self.model_dump(mode="json", exclude_none=True),
+            sort_keys=True,
+            separators=(",", ":"),
         ).encode()
 
     @classmethod
@@ -94,6 +115,7 @@ class ModelSpec(BaseModel):
         num_classes: int,
         hidden: tuple[int, ...] | None = None,
         seed: int = 0,
+        training: TrainingRecipe | None = None,
     ) -> ModelSpec:
         """Build a spec with :class:`ConfigError` (not a pydantic error) on bad input."""
         fields = {
@@ -102,6 +124,7 @@ class ModelSpec(BaseModel):
             "num_classes": num_classes,
             "hidden": None if hidden is None else tuple(hidden),
             "seed": seed,
+            "training": training,
         }
         try:
             return cls.model_validate(fields)

@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from pydantic import ValidationError
 from torch import Tensor
 
 from marketplace.chain.market import (
@@ -37,7 +38,14 @@ from marketplace.chain.market import (
     ProjectStatus,
 )
 from marketplace.errors import ConfigError, StorageError, TransactionReverted
-from marketplace.learning import Dataset, ModelSpec, TrainConfig, init_params, local_train
+from marketplace.learning import (
+    Dataset,
+    ModelSpec,
+    TrainConfig,
+    TrainingRecipe,
+    init_params,
+    local_train,
+)
 from marketplace.nodes.chainview import chain_time
 from marketplace.rounds.codec import KIND_MODEL, KIND_UPDATE, get_params, get_spec, put_params
 from marketplace.rounds.seeds import derive_seed
@@ -70,6 +78,27 @@ def sketch_spec_for(market: MarketClient, info: ProjectInfo) -> SketchSpec:
 
     shape = read_verifier(market, info.verifier).shape
     return project_sketch_spec(info.project_id, shape.dim, shape.value_bits)
+
+
+def local_recipe(
+    spec: ModelSpec,
+    *,
+    epochs: int | None = None,
+    lr: float | None = None,
+    momentum: float | None = None,
+    batch_size: int | None = None,
+) -> TrainingRecipe:
+    """The recipe a trainer trains with: each value given here, else the one the project's
+    spec declares, else :class:`TrainingRecipe`'s default. A trainer that follows the
+    declared recipe trains as the aggregator's trust anchor does (FLTrust's assumption)."""
+    base = spec.training or TrainingRecipe()
+    given = {"epochs": epochs, "lr": lr, "momentum": momentum, "batch_size": batch_size}
+    changes = {k: v for k, v in given.items() if v is not None}
+    try:
+        return TrainingRecipe.model_validate({**base.model_dump(), **changes})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(f"invalid training recipe: {first['loc'][0]}: {first['msg']}") from None
 
 
 def fetch_project_spec(source: ContentStore, info: ProjectInfo) -> ModelSpec:

@@ -38,17 +38,18 @@ from dataclasses import dataclass
 from torch import Tensor
 
 from marketplace.errors import ConfigError
-from marketplace.learning import Dataset, ModelSpec, TrainConfig, local_train
+from marketplace.learning import Dataset, ModelSpec, TrainConfig, TrainingRecipe, local_train
 
 
 @dataclass(frozen=True)
 class AnchorRecipe:
     """How the server trains its anchor update (FLTrust: as the clients train).
 
-    The defaults are the defaults of ``ledgerlearn trainer run`` (one epoch of plain SGD,
-    learning rate 0.2, batch 32; a test keeps the two equal), so an aggregator started with
-    no ``anchor_*`` parameters anchors on the recipe its trainers use unless they change
-    it; when they do, pass the same values as ``anchor_*`` rule parameters.
+    Where it comes from, first match: the rule's ``anchor_*`` parameters; the recipe the
+    project's model spec declares (:class:`~marketplace.learning.TrainingRecipe`, which
+    trainers follow by default); these defaults, which equal ``TrainingRecipe``'s and so
+    ``ledgerlearn trainer run``'s (one epoch of plain SGD, lr 0.2, batch 32; a test keeps
+    them equal).
     """
 
     epochs: int = 1
@@ -70,6 +71,11 @@ class AnchorRecipe:
                 f"anchor recipe {self} is out of range: need whole epochs >= 1 and "
                 "batch_size >= 1, finite lr > 0, 0 <= momentum < 1"
             )
+
+    @classmethod
+    def declared(cls, recipe: TrainingRecipe) -> AnchorRecipe:
+        """The anchor recipe equal to a model spec's declared training recipe."""
+        return cls(recipe.epochs, recipe.lr, recipe.momentum, recipe.batch_size)
 
     def train_config(self, seed: int) -> TrainConfig:
         """The local-training configuration of the anchor update for one round."""

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from torch import Tensor
 
 from marketplace.errors import ConfigError
+from marketplace.learning import TrainingRecipe
 from marketplace.robust.anchor import AnchorRecipe
 from marketplace.robust.cosine_check import cosine_check
 from marketplace.robust.default import DefaultConfig, default_filter
@@ -107,16 +108,31 @@ ANCHORED = frozenset({"default"})
 _STATE_PARAMS = {"history", "previous_aggregate", "reference"}
 
 
-def anchor_recipe(name: str, params: dict[str, Any]) -> AnchorRecipe | None:
+RECIPE_PARAMS = ("anchor_epochs", "anchor_lr", "anchor_momentum", "anchor_batch_size")
+"""Rule parameters that set the trust anchor's training recipe."""
+
+
+def anchor_recipe(
+    name: str, params: dict[str, Any], declared: TrainingRecipe | None = None
+) -> AnchorRecipe | None:
     """How to train the trust anchor the rule ``name`` with ``params`` wants, or None when
-    it takes none (not in :data:`ANCHORED`, or its anchor stage is switched off)."""
+    it takes none (not in :data:`ANCHORED`, or its anchor stage is switched off).
+
+    ``declared`` is the recipe the project's model spec declares: it is used unless the
+    parameters set the recipe themselves (any of :data:`RECIPE_PARAMS`, or a ``config``).
+    """
     if name not in ANCHORED:
         return None
     config = params.get("config")
+    explicit = isinstance(config, DefaultConfig) or any(k in params for k in RECIPE_PARAMS)
     if not isinstance(config, DefaultConfig):
         known = {f.name for f in fields(DefaultConfig)}
         config = DefaultConfig.from_mapping({k: v for k, v in params.items() if k in known})
-    return None if config.anchor_min_cosine is None else config.anchor_recipe()
+    if config.anchor_min_cosine is None:
+        return None
+    if declared is not None and not explicit:
+        return AnchorRecipe.declared(declared)
+    return config.anchor_recipe()
 
 
 def parameters_of(name: str) -> list[str]:

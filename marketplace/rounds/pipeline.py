@@ -194,8 +194,11 @@ def _anchor(
 ) -> Tensor | None:
     """The rule's trust anchor, or None (zk mode, a rule without one, its stage off, or no
     validation data, which is logged: that project runs without the anchor stage).
-    ``given`` (a published anchor) is used instead of training one."""
-    recipe = anchor_recipe(config.rule, dict(config.rule_params))
+    ``given`` (a published anchor) is used instead of training one. The recipe is the
+    rule's ``anchor_*`` parameters, else the one the model spec declares, else the default
+    (:func:`marketplace.robust.registry.anchor_recipe`)."""
+    declared = spec.training if spec is not None else None
+    recipe = anchor_recipe(config.rule, dict(config.rule_params), declared)
     if config.zk is not None or recipe is None:
         return None
     if given is not None:

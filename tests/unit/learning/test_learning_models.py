@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
 from marketplace.errors import ConfigError
 from marketplace.learning.models import (
     ModelSpec,
+    TrainingRecipe,
     build_model,
     get_flat_params,
     init_params,
@@ -83,3 +86,21 @@ def test_default_hidden_is_filled_so_equal_networks_compare_equal() -> None:
     explicit = ModelSpec(kind="cnn", input_shape=(8, 8), num_classes=10, hidden=(16, 32))
     assert implicit == explicit and implicit.to_json_bytes() == explicit.to_json_bytes()
     assert ModelSpec(kind="logreg", input_shape=(4,), num_classes=3).hidden == ()
+
+
+def test_a_declared_training_recipe_is_part_of_the_spec_but_optional() -> None:
+    plain = ModelSpec.for_data("mlp", (8, 8), 10)
+    # specs written before the field existed keep their bytes, hence their CIDs
+    assert plain.training is None and b"training" not in plain.to_json_bytes()
+    recipe = TrainingRecipe(epochs=2, lr=0.1, momentum=0.9, batch_size=16)
+    declared = ModelSpec.for_data("mlp", (8, 8), 10, training=recipe)
+    assert b'"training":{"batch_size":16,"epochs":2,"lr":0.1,"momentum":0.9}' in (
+        declared.to_json_bytes()
+    )
+    assert ModelSpec.from_json(declared.to_json_bytes()) == declared != plain
+    assert build_model(declared).state_dict().keys() == build_model(plain).state_dict().keys()
+    for bad in ({"epochs": 0}, {"lr": float("inf")}, {"momentum": 1.0}, {"extra": 1}):
+        with pytest.raises(ConfigError, match="training"):
+            ModelSpec.from_json(
+                plain.to_json_bytes()[:-1] + b',"training":' + json.dumps(bad).encode() + b"}"
+            )

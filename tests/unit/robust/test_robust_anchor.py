@@ -154,14 +154,40 @@ def test_unusable_reference_is_refused_with_its_fix(bad: torch.Tensor) -> None:
         default_filter(updates, reference=bad)
 
 
-def test_the_default_anchor_recipe_is_the_trainer_cli_default() -> None:
-    """FLTrust's assumption holds out of the box: an aggregator with no anchor_* parameters
-    anchors on the recipe `ledgerlearn trainer run` trains with by default."""
-    import inspect
+def test_the_default_anchor_recipe_is_the_default_training_recipe() -> None:
+    """FLTrust's assumption holds out of the box: with no declared recipe and no anchor_*
+    parameters the anchor trains as `ledgerlearn trainer run` does by default."""
+    from marketplace.learning import ModelSpec, TrainingRecipe
+    from marketplace.nodes.trainer import local_recipe
 
-    from marketplace.cli.round_cmds import trainer_run
+    spec = ModelSpec(kind="mlp", input_shape=(4,), num_classes=2)
+    assert AnchorRecipe() == AnchorRecipe.declared(TrainingRecipe())
+    assert local_recipe(spec) == TrainingRecipe()
+    assert anchor_recipe("default", {}, None) == AnchorRecipe()
 
-    defaults = {name: p.default for name, p in inspect.signature(trainer_run).parameters.items()}
-    recipe = AnchorRecipe()
-    assert (defaults["epochs"], defaults["lr"]) == (recipe.epochs, recipe.lr)
-    assert (defaults["momentum"], defaults["batch_size"]) == (recipe.momentum, recipe.batch_size)
+
+def test_a_declared_recipe_is_followed_unless_the_parameters_set_one() -> None:
+    from marketplace.learning import TrainingRecipe
+
+    declared = TrainingRecipe(epochs=3, lr=0.05, momentum=0.5, batch_size=16)
+    assert anchor_recipe("default", {}, declared) == AnchorRecipe(3, 0.05, 0.5, 16)
+    assert anchor_recipe("default", {"z": 2.0}, declared) == AnchorRecipe(3, 0.05, 0.5, 16)
+    assert anchor_recipe("default", {"anchor_lr": 0.3}, declared) == AnchorRecipe(lr=0.3)
+    config = DefaultConfig(anchor_epochs=2)
+    assert anchor_recipe("default", {"config": config}, declared) == AnchorRecipe(epochs=2)
+    assert anchor_recipe("default", {"anchor_min_cosine": None}, declared) is None
+    assert anchor_recipe("median", {"f": 1}, declared) is None
+
+
+def test_trainer_options_override_the_declared_recipe_one_value_at_a_time() -> None:
+    from marketplace.learning import ModelSpec, TrainingRecipe
+    from marketplace.nodes.trainer import local_recipe
+
+    declared = TrainingRecipe(epochs=3, lr=0.05, momentum=0.5, batch_size=16)
+    spec = ModelSpec(kind="mlp", input_shape=(4,), num_classes=2, training=declared)
+    assert local_recipe(spec) == declared
+    assert local_recipe(spec, lr=0.3) == TrainingRecipe(
+        epochs=3, lr=0.3, momentum=0.5, batch_size=16
+    )
+    with pytest.raises(ConfigError, match="training recipe: momentum"):
+        local_recipe(spec, momentum=1.5)

@@ -9,7 +9,14 @@ import logging
 import pytest
 import torch
 
-from marketplace.learning import ModelSpec, TrainConfig, init_params, load_dataset, local_train
+from marketplace.learning import (
+    ModelSpec,
+    TrainConfig,
+    TrainingRecipe,
+    init_params,
+    load_dataset,
+    local_train,
+)
 from marketplace.learning import partition as split
 from marketplace.robust.anchor import AnchorRecipe, server_update
 from marketplace.rounds import HyperConfig, RoundConfig, RoundState, equal_scores, run_round
@@ -76,3 +83,22 @@ def test_without_validation_the_stage_is_skipped_with_a_warning(
         off = _run(round_inputs, round_inputs[3], anchor_min_cosine=None)
     assert "trust anchor" not in caplog.text
     assert not any("server update" in r for r in off.exclusions.values())  # type: ignore[attr-defined]
+
+
+def test_the_anchor_trains_with_the_recipe_the_spec_declares(round_inputs: tuple) -> None:
+    spec, start, updates, validation = round_inputs
+    declared = TrainingRecipe(epochs=2, lr=0.05, momentum=0.5, batch_size=16)
+    with_recipe = spec.model_copy(update={"training": declared})
+    seed = derive_seed("anchor", 11)
+
+    def anchor_of(model_spec: ModelSpec, **rule_params: object) -> torch.Tensor:
+        outcome = _run((model_spec, start, updates, validation), validation, **rule_params)
+        assert outcome.anchor is not None  # type: ignore[attr-defined]
+        return outcome.anchor  # type: ignore[attr-defined]
+
+    expected = server_update(spec, start, validation, AnchorRecipe.declared(declared), seed)
+    assert torch.equal(anchor_of(with_recipe), expected)
+    default = server_update(spec, start, validation, AnchorRecipe(), seed)
+    assert torch.equal(anchor_of(spec), default) and not torch.equal(expected, default)
+    # the rule's own anchor_* parameters still win over the declaration
+    assert torch.equal(anchor_of(with_recipe, anchor_lr=0.2), default)
