@@ -243,9 +243,10 @@ def default_filter(
     norms = row_norms(clean)
     _norm_stage(norms, keep, reason, cfg)
     clipped = clip_to_norm(clean, median_of(norms[keep]))
-    anchored = cfg.anchor_min_cosine is not None and reference is not None
+    anchored = False
     if cfg.anchor_min_cosine is not None and reference is not None:
         _anchor_stage(clipped, reference, keep, reason, cfg.anchor_min_cosine)
+        anchored = True
     _duplicate_stage(clipped, keep, reason, cfg.duplicate_rel_distance)
     _coordination_stage(clipped, keep, reason, cfg)
     dist = _centre_stage(clipped, keep, reason, cfg, cosine_test=not anchored)
