@@ -41,6 +41,7 @@ from marketplace.errors import ConfigError
 from marketplace.learning import (
     ModelSpec,
     TrainConfig,
+    TrainingRecipe,
     evaluate,
     init_params,
     load_dataset,
@@ -49,7 +50,6 @@ from marketplace.learning import (
 from marketplace.nodes.aggregator import AggregatorNode, RoundSummary
 from marketplace.nodes.chainview import round_commit
 from marketplace.nodes.trainer import TrainerNode
-from marketplace.robust.registry import ANCHORED
 from marketplace.rounds.codec import put_spec, validation_commitment
 from marketplace.rounds.pipeline import RoundConfig, ScoreFn
 from marketplace.rounds.scoring import ContributionConfig, Method
@@ -136,20 +136,6 @@ class SimulationResult:
 RoundCallback = Callable[[RoundSummary, float, list[int]], None]
 
 
-def _with_anchor_recipe(rule: str, params: dict[str, Any], train: TrainConfig) -> dict[str, Any]:
-    """The rule's parameters with its trust anchor trained as the trainers train (FLTrust's
-    assumption), unless the caller set the ``anchor_*`` recipe itself."""
-    if rule not in ANCHORED or any(k.startswith("anchor_") for k in params):
-        return params
-    recipe = {
-        "anchor_epochs": train.epochs,
-        "anchor_lr": train.lr,
-        "anchor_momentum": train.momentum,
-        "anchor_batch_size": train.batch_size,
-    }
-    return {**recipe, **params}
-
-
 def simulate(
     config: SimulationConfig,
     on_round: RoundCallback | None = None,
@@ -189,7 +175,11 @@ def simulate(
         verifier = stack.address
 
     train, validation = load_dataset(config.dataset, config.seed, num_samples=config.samples)
-    spec = ModelSpec.for_data(config.model, train.input_shape, train.num_classes, seed=config.seed)
+    # the project declares its trainers' recipe, so the trust anchor trains the same way
+    recipe = TrainingRecipe(epochs=config.epochs, lr=config.lr, batch_size=config.batch_size)
+    spec = ModelSpec.for_data(
+        config.model, train.input_shape, train.num_classes, seed=config.seed, training=recipe
+    )
     aggregator_store = MemoryStore()
     spec_cid = put_spec(aggregator_store, spec)
     project_id, _ = market.create_project(
@@ -205,9 +195,7 @@ def simulate(
 
     attackers = choose_attackers(n, attack.fraction if attack else 0.0, config.seed)
     shards = partition(train.y, n, config.partition, config.seed)
-    cfg = TrainConfig(
-        epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, seed=config.seed
-    )
+    cfg = TrainConfig(**recipe.model_dump(), seed=config.seed)
     nodes: list[TrainerNode] = []
     stores: dict[str, ContentStore] = {}
     for i in range(n):
@@ -228,7 +216,7 @@ def simulate(
         validation,
         RoundConfig(
             rule=config.rule,
-            rule_params=_with_anchor_recipe(config.rule, dict(config.rule_params), cfg),
+            rule_params=dict(config.rule_params),
             contribution=ContributionConfig(method=config.contribution),
         ),
         resolver=stores.get,
