@@ -33,7 +33,6 @@ from marketplace.nodes.chainview import (
     update_commits,
 )
 from marketplace.nodes.zkround import open_sketches
-from marketplace.robust.registry import anchor_recipe
 from marketplace.rounds.codec import (
     KIND_ANCHOR,
     KIND_MODEL,
@@ -42,7 +41,13 @@ from marketplace.rounds.codec import (
     put_round_params,
     validation_commitment,
 )
-from marketplace.rounds.pipeline import RoundConfig, RoundOutcome, Submission, run_round
+from marketplace.rounds.pipeline import (
+    RoundConfig,
+    RoundOutcome,
+    Submission,
+    anchor_recipe_for,
+    run_round,
+)
 from marketplace.rounds.report import RoundReport, get_report
 from marketplace.rounds.seeds import round_seed
 from marketplace.rounds.state import RoundState
@@ -232,7 +237,8 @@ class _Replay:
                 committed.inlier_mask, committed.rejected_mask, committed.global_model_cid, None
             )
         audit = compare_round(round_, committed, replayed)
-        if self.validation is None and anchored(config) and published is None:
+        uses_anchor = anchor_recipe_for(config, self.spec) is not None
+        if self.validation is None and uses_anchor and published is None:
             # the rule's trust anchor is trained on the validation data: without them the
             # replay skips that stage, so its mask (and the model built on it) can differ
             # from an honest commitment; neither is a finding
@@ -280,11 +286,6 @@ class _Replay:
         except LedgerLearnError as exc:
             log.warning("committed model %s unavailable (%s)", commit.global_model_cid, exc)
         self.previous_cid = commit.global_model_cid
-
-
-def anchored(config: RoundConfig) -> bool:
-    """Whether the round's rule trains a trust anchor on the validation data."""
-    return config.zk is None and anchor_recipe(config.rule, dict(config.rule_params)) is not None
 
 
 def audit_project(

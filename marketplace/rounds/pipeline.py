@@ -48,7 +48,7 @@ from marketplace.errors import AssumptionViolated, ConfigError
 from marketplace.learning import Dataset, ModelSpec, evaluate_many
 from marketplace.learning.train import single_thread
 from marketplace.robust import aggregate
-from marketplace.robust.anchor import server_update
+from marketplace.robust.anchor import AnchorRecipe, server_update
 from marketplace.robust.default import ANCHOR_ASSUMPTION
 from marketplace.robust.norm_clip import clip_to_norm
 from marketplace.robust.registry import anchor_recipe
@@ -184,6 +184,17 @@ def _finite(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
+def anchor_recipe_for(config: RoundConfig, spec: ModelSpec | None) -> AnchorRecipe | None:
+    """How the round's rule trains its trust anchor, or None when it uses none (zk mode,
+    a rule without one, or its stage off). The recipe is the rule's ``anchor_*``
+    parameters, else the one the model spec declares, else the default
+    (:func:`marketplace.robust.registry.anchor_recipe`)."""
+    if config.zk is not None:
+        return None
+    declared = spec.training if spec is not None else None
+    return anchor_recipe(config.rule, dict(config.rule_params), declared)
+
+
 def _anchor(
     config: RoundConfig,
     start: Tensor,
@@ -194,12 +205,10 @@ def _anchor(
 ) -> Tensor | None:
     """The rule's trust anchor, or None (zk mode, a rule without one, its stage off, or no
     validation data, which is logged: that project runs without the anchor stage).
-    ``given`` (a published anchor) is used instead of training one. The recipe is the
-    rule's ``anchor_*`` parameters, else the one the model spec declares, else the default
-    (:func:`marketplace.robust.registry.anchor_recipe`)."""
-    declared = spec.training if spec is not None else None
-    recipe = anchor_recipe(config.rule, dict(config.rule_params), declared)
-    if config.zk is not None or recipe is None:
+    ``given`` (a published anchor) is used instead of training one; the recipe is
+    :func:`anchor_recipe_for`'s."""
+    recipe = anchor_recipe_for(config, spec)
+    if recipe is None:
         return None
     if given is not None:
         return given.reshape(-1).to(torch.float32)
