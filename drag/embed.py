@@ -24,8 +24,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import nullcontext
 from typing import Any, Protocol
 
 import numpy as np
@@ -85,22 +85,6 @@ def get_model() -> Any:
     return _model
 
 
-@contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
-    """Run torch with ``n`` intra-op threads inside the block (0: leave the setting)."""
-    import torch
-
-    before = torch.get_num_threads()
-    if n < 1 or n == before:
-        yield
-        return
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 class MiniLMEmbedder:
     """all-MiniLM-L6-v2 embeddings, normalised, in batches of ``batch_size``."""
 
@@ -116,9 +100,12 @@ class MiniLMEmbedder:
         """Embed ``texts``; returns ``[len(texts), 384]`` float32 with unit-norm rows."""
         if len(texts) == 0:
             return np.zeros((0, EMBED_DIM), dtype=np.float32)
+        from marketplace.learning.train import single_thread
+
         model = get_model()
+        threads = single_thread() if len(texts) <= SINGLE_THREAD_MAX_TEXTS else nullcontext()
         # torch modules are not documented as re-entrant; serialise concurrent callers
-        with _encode_lock, _torch_threads(1 if len(texts) <= SINGLE_THREAD_MAX_TEXTS else 0):
+        with _encode_lock, threads:
             vecs = model.encode(
                 list(texts),
                 batch_size=self.batch_size,
