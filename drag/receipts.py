@@ -179,7 +179,12 @@ def passage_hash(text: str) -> bytes:
 
 def passages_hash(texts: Sequence[str]) -> bytes:
     """``keccak256`` of the concatenated passage hashes, in the order returned."""
-    return keccak(b"".join(passage_hash(t) for t in texts))
+    return combined_passage_hash([passage_hash(t) for t in texts])
+
+
+def combined_passage_hash(hashes: Sequence[bytes]) -> bytes:
+    """:func:`passages_hash` from per-passage hashes already computed (:func:`passage_hash`)."""
+    return keccak(b"".join(hashes))
 
 
 def receipt_typed_data(
@@ -376,12 +381,17 @@ def recover_digest_signer(digest: bytes, signature: bytes) -> bytes:
         raise DragError(f"receipt signature cannot be recovered ({exc})") from exc
 
 
-def recover_signer(receipt: Receipt, domain: ReceiptDomain) -> str:
-    """The checksummed address that signed ``receipt``; :class:`DragError` if unrecoverable."""
+def _receipt_signer(receipt: Receipt, domain: ReceiptDomain) -> bytes:
+    """The 20-byte address that signed ``receipt`` (:func:`recover_digest_signer`'s rules)."""
     digest = receipt_digest(
         domain, receipt.source_id, receipt.nonce, receipt.query_id, receipt.passages_hash
     )
-    return str(to_checksum_address(recover_digest_signer(digest, receipt.signature)))
+    return recover_digest_signer(digest, receipt.signature)
+
+
+def recover_signer(receipt: Receipt, domain: ReceiptDomain) -> str:
+    """The checksummed address that signed ``receipt``; :class:`DragError` if unrecoverable."""
+    return str(to_checksum_address(_receipt_signer(receipt, domain)))
 
 
 def verify_receipt(
@@ -409,10 +419,7 @@ def verify_receipt(
     except (ValueError, TypeError):
         return False
     try:
-        digest = receipt_digest(
-            domain, receipt.source_id, receipt.nonce, receipt.query_id, receipt.passages_hash
-        )
-        return recover_digest_signer(digest, receipt.signature) == expected
+        return _receipt_signer(receipt, domain) == expected
     except DragError:
         return False
 

@@ -33,9 +33,15 @@ from typing import Any, Literal
 
 import httpx
 import numpy as np
-from eth_utils import keccak
 
-from drag.receipts import Receipt, ReceiptDomain, new_query_id, passage_hash, verify_receipt
+from drag.receipts import (
+    Receipt,
+    ReceiptDomain,
+    combined_passage_hash,
+    new_query_id,
+    passage_hash,
+    verify_receipt,
+)
 from drag.registry import SourceRecord
 from marketplace.errors import ConfigError, DragError
 
@@ -196,7 +202,7 @@ async def query_source(
     except (ValueError, DragError) as exc:
         return failure("bad_response", str(exc))
     # parse_response hashed every passage text received; the receipt must sign exactly those
-    if keccak(b"".join(p.passage_hash for p in passages)) != receipt.passages_hash:
+    if combined_passage_hash([p.passage_hash for p in passages]) != receipt.passages_hash:
         return failure("bad_receipt", "receipt does not sign the passages returned")
     if not verify_receipt(
         receipt,
