@@ -75,15 +75,7 @@ def build_round(
     if n > shape.n_max or len(salts) != n:
         raise ZkError(f"{n} sketches and {len(salts)} salts for {shape.n_max} slots; match them")
     pad = shape.n_max - n
-    active = [int(s is not None) for s in sketches] + [0] * pad
-    signed: list[list[int]] = []
-    for s in sketches:
-        if s is not None:
-            if len(s) != shape.dim:
-                raise ZkError(f"sketch has {len(s)} dims; this circuit takes {shape.dim}")
-            check_sketch(s, shape.value_bits)
-        signed.append(list(s) if s is not None else [0] * shape.dim)
-    signed += [[0] * shape.dim] * pad
+    active, signed = _slots(shape, sketches)
     salt_list = [*salts, *([0] * pad)]
     own = [
         sketch_commitment(signed[i], salt_list[i], shape.value_bits) if active[i] else 0
@@ -103,9 +95,7 @@ def build_round(
             f"arrival order {order} is not a permutation of the committed slots {committed}; "
             "read it from the verifier's CommitmentFolded events"
         )
-    off = shape.value_offset
-    offsets = [[v + off for v in row] for row in signed]
-    outcome = apply_rule(offsets, active, rule, shape)
+    offsets, outcome = _apply(shape, rule, active, signed)
     accumulator = commitments_accumulator(project_id, round_index, [(i, commits[i]) for i in order])
     outputs = outputs_digest(outcome.median_distance, outcome.inlier_sums, shape)
     public_hash = fold(accumulator, flags_word(active, outcome.mask, rule.num, rule.den), outputs)
@@ -156,9 +146,31 @@ def rule_outputs(
     """
     if len(sketches) > shape.n_max:
         raise ZkError(f"{len(sketches)} slots exceed the circuit's {shape.n_max}")
-    off = shape.value_offset
-    rows = [[v + off for v in s] if s is not None else [0] * shape.dim for s in sketches]
-    rows += [[0] * shape.dim] * (shape.n_max - len(rows))
-    active = [int(s is not None) for s in sketches] + [0] * (shape.n_max - len(sketches))
-    outcome = apply_rule(rows, active, rule, shape)
+    _, outcome = _apply(shape, rule, *_slots(shape, sketches))
     return outputs_digest(outcome.median_distance, outcome.inlier_sums, shape)
+
+
+def _slots(
+    shape: CircuitShape, sketches: Sequence[Sequence[int] | None]
+) -> tuple[list[int], list[list[int]]]:
+    """``(active, signed rows)`` over all ``n_max`` slots: each given sketch checked, empty
+    and padding slots zero."""
+    active = [int(s is not None) for s in sketches] + [0] * (shape.n_max - len(sketches))
+    signed: list[list[int]] = []
+    for s in sketches:
+        if s is not None:
+            if len(s) != shape.dim:
+                raise ZkError(f"sketch has {len(s)} dims; this circuit takes {shape.dim}")
+            check_sketch(s, shape.value_bits)
+        signed.append(list(s) if s is not None else [0] * shape.dim)
+    signed += [[0] * shape.dim] * (shape.n_max - len(sketches))
+    return active, signed
+
+
+def _apply(
+    shape: CircuitShape, rule: FilterRule, active: list[int], signed: list[list[int]]
+) -> tuple[list[list[int]], FilterOutcome]:
+    """The rule on the offset (non-negative) rows, as the circuit computes it."""
+    off = shape.value_offset
+    offsets = [[v + off for v in row] for row in signed]
+    return offsets, apply_rule(offsets, active, rule, shape)
