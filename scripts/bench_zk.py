@@ -246,16 +246,21 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     if args.home:
         os.environ["LEDGERLEARN_HOME"] = str(args.home)
+    def shapes(text: str) -> list[CircuitShape]:
+        """``"10x16,20x32"`` -> shapes (n_max x sketch dim)."""
+        return [
+            CircuitShape(*(int(x) for x in spec.lower().split("x")))
+            for spec in filter(None, text.split(","))
+        ]
+
     rows = []
-    for spec in args.shapes.split(","):
-        n, d = (int(x) for x in spec.lower().split("x"))
-        rows.append(bench(CircuitShape(n, d), args.repeats))
+    for shape in shapes(args.shapes):
+        rows.append(bench(shape, args.repeats))
         log.info("%s", rows[-1])
     measured = set()
-    for spec in filter(None, args.snarkjs_shapes.split(",")):
-        n, d = (int(x) for x in spec.lower().split("x"))
-        rows.append(bench_snarkjs(CircuitShape(n, d), args.repeats))
-        measured.add((n, d))
+    for shape in shapes(args.snarkjs_shapes):
+        rows.append(bench_snarkjs(shape, args.repeats))
+        measured.add((shape.n_max, shape.dim))
         log.info("%s", rows[-1])
     for row in list(rows):
         if row["backend"] == "groth16py" and (row["n"], row["d"]) not in measured:
@@ -287,24 +292,12 @@ def main() -> None:
     console = Console(width=200)
     console.print(table)
     snark = Table(title="snarkjs (reference backend)")
-    for col in ["n", "d", "constraints", "setup_s", "prove_s", "verify_s", "verify_gas"]:
+    snark_cols = cols[:7]  # n, d, constraints, setup_s, prove_s, verify_s, verify_gas
+    for col in snark_cols:
         snark.add_column(col, justify="right")
     for row in rows:
         if row["backend"] == "snarkjs":
-            snark.add_row(
-                *(
-                    str(row.get(c))
-                    for c in [
-                        "n",
-                        "d",
-                        "constraints",
-                        "setup_s",
-                        "prove_s",
-                        "verify_s",
-                        "verify_gas",
-                    ]
-                )
-            )
+            snark.add_row(*(str(row.get(c)) for c in snark_cols))
     console.print(snark)
 
 
