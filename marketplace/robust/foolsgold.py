@@ -24,7 +24,7 @@ from torch import Tensor
 from marketplace.errors import AssumptionViolated
 from marketplace.robust.result import FilterResult
 from marketplace.robust.stats import normalized, row_norms, weighted_mean
-from marketplace.robust.validate import check_updates, check_weights
+from marketplace.robust.validate import check_client_ids, check_updates, check_weights
 
 RULE = "FoolsGold"
 _COLLINEAR_TOL = 1e-9
@@ -45,16 +45,6 @@ class FoolsGoldHistory:
             prev = sums.get(cid)
             sums[cid] = row.detach().clone() if prev is None else prev + row.detach()
         return FoolsGoldHistory(sums=sums)
-
-
-def _client_ids(client_ids: Sequence[str] | None, n: int) -> list[str]:
-    ids = [str(i) for i in range(n)] if client_ids is None else [str(c) for c in client_ids]
-    if len(ids) != n or len(set(ids)) != n:
-        raise AssumptionViolated(
-            f"{RULE} needs one distinct client id per update; got {len(ids)} ids "
-            f"({len(set(ids))} distinct) for {n} updates: pass each trainer's id once"
-        )
-    return ids
 
 
 def foolsgold_weights(vectors: Tensor, kappa: float = 1.0) -> tuple[Tensor, Tensor]:
@@ -124,7 +114,7 @@ def foolsgold(
         )
     if not (math.isfinite(kappa) and kappa > 0):
         raise AssumptionViolated(f"{RULE} needs kappa > 0; got kappa={kappa}: use kappa=1")
-    ids = _client_ids(client_ids, n)
+    ids = check_client_ids(range(n) if client_ids is None else client_ids, n, RULE)
     past = history if history is not None else FoolsGoldHistory()
     for cid in ids:
         prev = past.sums.get(cid)

@@ -9,6 +9,7 @@ precondition does not hold). Both messages name the fix.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -79,6 +80,22 @@ def check_weights(weights: Tensor | None, n: int, rule: str) -> Tensor:
             "use sample counts or leave weights=None"
         )
     return w
+
+
+def check_client_ids(client_ids: Sequence[object], n: int, rule: str) -> list[str]:
+    """Return the ids as strings if there is exactly one distinct id per update, else raise.
+
+    Rules that remember trainers across rounds (FoolsGold's histories, the default
+    filter's anchor record) key their memory by these ids; a repeated id would merge two
+    trainers' pasts.
+    """
+    ids = [str(c) for c in client_ids]
+    if len(ids) != n or len(set(ids)) != n:
+        raise AssumptionViolated(
+            f"{rule} needs one distinct client id per update; got {len(ids)} ids "
+            f"({len(set(ids))} distinct) for {n} updates: pass each trainer's id once"
+        )
+    return ids
 
 
 def check_fraction(value: float, name: str, rule: str, *, low: float, high: float) -> float:
