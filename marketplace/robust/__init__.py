@@ -6,8 +6,9 @@ by name with :func:`aggregate` / :data:`AGGREGATORS`; ``"default"`` is the combi
 of :mod:`marketplace.robust.default`.
 """
 
+from marketplace.robust.anchor_record import AnchorRecord
 from marketplace.robust.cosine_check import cosine_check
-from marketplace.robust.default import DefaultConfig, default_filter
+from marketplace.robust.default import DefaultConfig, DefaultState, default_filter
 from marketplace.robust.fedavg import fedavg
 from marketplace.robust.foolsgold import FoolsGoldHistory, foolsgold
 from marketplace.robust.krum import krum, multi_krum
@@ -20,7 +21,9 @@ from marketplace.robust.trimmed_mean import trimmed_mean
 
 __all__ = [
     "AGGREGATORS",
+    "AnchorRecord",
     "DefaultConfig",
+    "DefaultState",
     "FilterResult",
     "FoolsGoldHistory",
     "aggregate",

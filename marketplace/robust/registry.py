@@ -3,8 +3,9 @@
 A project names its aggregator on-chain (``createProject``); the aggregator node and the
 auditor look the rule up here, so both run the very same function. Every entry has the
 signature ``(updates, weights=None, state=None, **params) -> FilterResult``; stateful
-rules read ``state`` (FoolsGold: its history; cosine check and default: the previous
-aggregate) and return the next one in ``FilterResult.state``. Stateless rules ignore it.
+rules read ``state`` (FoolsGold: its history; cosine check: the previous aggregate;
+default: the previous aggregate and each trainer's anchor record) and return the next one
+in ``FilterResult.state``. Stateless rules ignore it.
 
 Rules in :data:`ANCHORED` also take a ``reference`` keyword: a trust anchor computed from
 the owner's validation data (:mod:`marketplace.robust.anchor`). It is data of the round,
@@ -25,7 +26,7 @@ from marketplace.errors import ConfigError
 from marketplace.learning import TrainingRecipe
 from marketplace.robust.anchor import AnchorRecipe
 from marketplace.robust.cosine_check import cosine_check
-from marketplace.robust.default import DefaultConfig, default_filter
+from marketplace.robust.default import DefaultConfig, DefaultState, default_filter
 from marketplace.robust.fedavg import fedavg
 from marketplace.robust.foolsgold import foolsgold
 from marketplace.robust.krum import krum, multi_krum
@@ -71,6 +72,7 @@ def _default(
     updates: Tensor, weights: Tensor | None = None, state: Any = None, **params: Any
 ) -> FilterResult:
     reference = params.pop("reference", None)
+    client_ids = params.pop("client_ids", None)
     config = params.pop("config", None)
     if config is None:
         config = DefaultConfig.from_mapping(params)
@@ -79,8 +81,15 @@ def _default(
             f"pass either config= or individual parameters to 'default', not both: "
             f"got config and {sorted(params)}"
         )
+    if isinstance(state, Tensor):  # rounds stored before the anchor record kept only this
+        state = DefaultState(previous_aggregate=state)
     return default_filter(
-        updates, weights, config=config, previous_aggregate=state, reference=reference
+        updates,
+        weights,
+        config=config,
+        state=state,
+        reference=reference,
+        client_ids=client_ids,
     )
 
 
@@ -104,6 +113,10 @@ AGGREGATORS: dict[str, Aggregator] = {
 
 ANCHORED = frozenset({"default"})
 """Rules that use a validation-data trust anchor (``reference``) when one is given."""
+
+REMEMBERS_TRAINERS = frozenset({"default", "foolsgold"})
+"""Rules whose state is kept per trainer: the caller passes ``client_ids``, one stable id
+per row, so that a trainer's past follows it when other trainers' updates are missing."""
 
 _STATE_PARAMS = {"history", "previous_aggregate", "reference"}
 
@@ -139,7 +152,7 @@ def parameters_of(name: str) -> list[str]:
     """Keyword parameters the named rule accepts (beyond updates, weights, state)."""
     entry = _lookup(name)
     if name == "default":
-        return ["config", *(f.name for f in fields(DefaultConfig))]
+        return ["config", "client_ids", *(f.name for f in fields(DefaultConfig))]
     target = getattr(entry, "__wrapped__", entry)
     return [
         p.name

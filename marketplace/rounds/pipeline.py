@@ -51,7 +51,7 @@ from marketplace.robust import aggregate
 from marketplace.robust.anchor import AnchorRecipe, server_update
 from marketplace.robust.default import ANCHOR_ASSUMPTION
 from marketplace.robust.norm_clip import clip_to_norm
-from marketplace.robust.registry import anchor_recipe
+from marketplace.robust.registry import REMEMBERS_TRAINERS, anchor_recipe
 from marketplace.robust.stats import median_of, row_norms
 from marketplace.rounds.hyper import HyperConfig, ServerHyper, next_hyper
 from marketplace.rounds.scoring import EQUAL_SHARE, ContributionConfig, score_round
@@ -274,7 +274,7 @@ def run_round(
         reference: Tensor | None = None
         if accepted:
             params = dict(config.rule_params)
-            if config.rule == "foolsgold" and "client_ids" not in params:
+            if config.rule in REMEMBERS_TRAINERS and "client_ids" not in params:
                 params["client_ids"] = [str(i) for i in accepted]
             name = config.filter_name
             try:

@@ -1,10 +1,11 @@
 """What one round hands to the next, and how it is stored by CID.
 
 An aggregator keeps no private state between rounds: the hyper-parameters and the
-robust rule's memory (the previous aggregate for ``default``/``cosine_check``, the
-per-trainer histories for FoolsGold) are written to its content store and referenced
-from the round report, whose digest is on-chain. A restarted aggregator, or an auditor,
-rebuilds the state of round ``r`` from the report of round ``r - 1`` alone.
+robust rule's memory (the previous aggregate for ``cosine_check``, that and each
+trainer's anchor record for ``default``, the per-trainer histories for FoolsGold) are
+written to its content store and referenced from the round report, whose digest is
+on-chain. A restarted aggregator, or an auditor, rebuilds the state of round ``r`` from
+the report of round ``r - 1`` alone.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import torch
 from torch import Tensor
 
 from marketplace.robust import FoolsGoldHistory
+from marketplace.robust.anchor_record import AnchorRecord
+from marketplace.robust.default import DefaultState
 from marketplace.rounds.hyper import HyperConfig, ServerHyper
 from marketplace.storage import ContentStore, get_blob, put_blob
 from marketplace.storage.serialize import decode_tensors, encode_tensors
@@ -25,7 +28,10 @@ from marketplace.storage.serialize import decode_tensors, encode_tensors
 MAX_STATE_BYTES = 1 << 31
 _TENSOR = "tensor"
 _FOOLSGOLD = "foolsgold"
+_DEFAULT = "default"
 _CLIENT_PREFIX = "client/"
+_PREVIOUS = "previous_aggregate"
+_RECORD_PREFIX = "record/"
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,8 @@ def encode_rule_state(state: Any) -> bytes | None:
         if not tensors:
             return None
         return encode_tensors(tensors, {"type": _FOOLSGOLD})
+    if isinstance(state, DefaultState):
+        return _encode_default(state)
     raise TypeError(
         f"cannot persist rule state of type {type(state).__name__}: teach "
         "marketplace.rounds.state to encode it, or restarts will not replay the round"
@@ -67,7 +75,36 @@ def decode_rule_state(data: bytes) -> Any:
         return FoolsGoldHistory(
             sums={name[len(_CLIENT_PREFIX) :]: t for name, t in sorted(tensors.items())}
         )
+    if kind == _DEFAULT:
+        return _decode_default(tensors)
     raise ValueError(f"unknown rule state type {kind!r}")
+
+
+def _encode_default(state: DefaultState) -> bytes | None:
+    """The previous aggregate as float32 (as the rule computed it) and each trainer's
+    record as float64 ``[cosine sum, rounds]``, so a replay sums exactly as the live run."""
+    tensors: dict[str, Tensor] = {}
+    if state.previous_aggregate is not None:
+        tensors[_PREVIOUS] = state.previous_aggregate.to(torch.float32)
+    for cid, total in state.record.sums.items():
+        pair = [total, float(state.record.rounds[cid])]
+        tensors[f"{_RECORD_PREFIX}{cid}"] = torch.tensor(pair, dtype=torch.float64)
+    return encode_tensors(tensors, {"type": _DEFAULT}) if tensors else None
+
+
+def _decode_default(tensors: dict[str, Tensor]) -> DefaultState:
+    sums: dict[str, float] = {}
+    rounds: dict[str, int] = {}
+    for name, t in sorted(tensors.items()):
+        if not name.startswith(_RECORD_PREFIX):
+            continue
+        if t.shape != (2,):
+            raise ValueError(f"anchor record {name} has shape {tuple(t.shape)}, expected (2,)")
+        cid = name[len(_RECORD_PREFIX) :]
+        sums[cid], rounds[cid] = float(t[0]), int(t[1])
+    return DefaultState(
+        previous_aggregate=tensors.get(_PREVIOUS), record=AnchorRecord(sums=sums, rounds=rounds)
+    )
 
 
 def put_rule_state(store: ContentStore, state: Any) -> str | None:

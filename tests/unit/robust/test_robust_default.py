@@ -14,7 +14,13 @@ import pytest
 import torch
 
 from marketplace.errors import AssumptionViolated, ConfigError
-from marketplace.robust import DefaultConfig, aggregate, default_filter, fedavg
+from marketplace.robust import (
+    DefaultConfig,
+    DefaultState,
+    aggregate,
+    default_filter,
+    fedavg,
+)
 
 D = 500
 N_HONEST = 20
@@ -141,11 +147,14 @@ def test_default_cross_round_check_is_optional() -> None:
     updates, target = scenario("none", 0, seed=7)
     flipped = torch.cat([updates, -0.3 * updates[:2]])
     cfg = DefaultConfig(cross_round_min_cosine=0.0)
-    with_check = default_filter(flipped, config=cfg, previous_aggregate=target)
+    with_check = default_filter(flipped, config=cfg, state=DefaultState(previous_aggregate=target))
     assert not bool(with_check.inlier_mask[N_HONEST:].any())
-    assert torch.equal(with_check.state, with_check.aggregate)
+    assert torch.equal(with_check.state.previous_aggregate, with_check.aggregate)
     chained = aggregate("default", flipped, state=with_check.state, cross_round_min_cosine=0.0)
     assert torch.equal(chained.inlier_mask, with_check.inlier_mask)
+    # a bare tensor is the state rounds stored before the anchor record: still accepted
+    legacy = aggregate("default", flipped, state=target, cross_round_min_cosine=0.0)
+    assert torch.equal(legacy.inlier_mask, with_check.inlier_mask)
 
 
 def test_default_is_invariant_to_row_order_on_the_kept_set() -> None:
@@ -173,6 +182,9 @@ def test_default_config_validation_and_mapping() -> None:
         DefaultConfig(boost_ratio=0.5)
     with pytest.raises(ConfigError, match="cross_round_min_cosine"):
         DefaultConfig(cross_round_min_cosine=2.0)
+    for tolerance in (-0.1, 1.0, math.nan):
+        with pytest.raises(ConfigError, match="anchor_dip_tolerance"):
+            DefaultConfig(anchor_dip_tolerance=tolerance)
 
 
 def test_registry_passes_parameters_and_refuses_unknown_ones() -> None:

@@ -140,3 +140,21 @@ def test_evaluation_metrics_feed_the_next_hyper_parameters() -> None:
     assert outcome.next_state.hyper.clip_bound == pytest.approx(
         float(torch.stack(garbage).norm(dim=1).median()), rel=0.5
     )
+
+
+def test_default_rule_keeps_its_anchor_record_by_trainer_index() -> None:
+    d = 300
+    gen = torch.Generator().manual_seed(4)
+    anchor = torch.randn(d, generator=gen)
+    honest = [0.5 * anchor + torch.randn(d, generator=gen) for _ in range(6)]
+    updates: list = [*honest, -honest[0]]
+    first = run_round(torch.zeros(d), updates, None, RoundConfig(), _state(), anchor=anchor)
+    assert first.inlier_mask[6] is False
+    # round 2: trainer 0 is missing, so every later row shifts up by one
+    updates2: list = [None, *updates[1:]]
+    second = run_round(
+        torch.zeros(d), updates2, None, RoundConfig(), first.next_state, anchor=anchor
+    )
+    record = second.next_state.rule_state.record
+    assert record.rounds == {"0": 1, **{str(i): 2 for i in range(1, 7)}}
+    assert record.sums["6"] < 0 < record.sums["1"]

@@ -6,7 +6,7 @@ import json
 
 import torch
 
-from marketplace.robust import FoolsGoldHistory
+from marketplace.robust import AnchorRecord, DefaultState, FoolsGoldHistory
 from marketplace.rounds import (
     HyperConfig,
     RoundConfig,
@@ -64,6 +64,22 @@ def test_rule_states_round_trip() -> None:
     assert isinstance(back, FoolsGoldHistory)
     assert set(back.sums) == {"0", "12"} and torch.equal(back.sums["0"], torch.ones(3))
     assert put_rule_state(store, None) is None and get_rule_state(store, None) is None
+
+
+def test_default_state_round_trips_exactly_and_deterministically() -> None:
+    store = MemoryStore()
+    record = AnchorRecord().with_round(["0", "7"], [0.1 + 1e-12, -1 / 3]).with_round(["7"], [0.2])
+    state = DefaultState(previous_aggregate=torch.linspace(-1, 1, 6), record=record)
+    cid = put_rule_state(store, state)
+    back = get_rule_state(store, cid)
+    assert isinstance(back, DefaultState)
+    assert back.record == record  # float64 sums: a resumed run adds up what a live one did
+    assert back.previous_aggregate is not None
+    assert torch.equal(back.previous_aggregate, state.previous_aggregate)
+    assert put_rule_state(MemoryStore(), back) == cid
+    empty_aggregate = DefaultState(previous_aggregate=None, record=record)
+    assert get_rule_state(store, put_rule_state(store, empty_aggregate)) == empty_aggregate
+    assert put_rule_state(store, DefaultState()) is None
 
 
 def test_derived_seeds_are_stable_and_distinct() -> None:
