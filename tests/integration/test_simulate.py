@@ -12,7 +12,7 @@ from marketplace.learning import ModelSpec, load_dataset
 from marketplace.nodes.aggregator import AggregatorNode, RoundSummary
 from marketplace.nodes.chainview import round_commit, update_commits
 from marketplace.nodes.simulate import SimulationConfig, simulate
-from marketplace.rounds import RoundConfig, get_report
+from marketplace.rounds import RoundConfig, get_report, get_rule_state
 from marketplace.storage import put_blob
 
 pytestmark = pytest.mark.integration
@@ -85,6 +85,10 @@ def test_restarted_aggregator_commits_the_same_round(world: Any) -> None:
     assert fresh.report_cid == uninterrupted.report_cid
     assert fresh.report.hyper_used == report.hyper_next
     assert fresh.report.previous_model_cid == crashed.model_cid
+    # the default rule's anchor record came back from the store, keyed by trainer index;
+    # the cheat's blobs never reached the rule
+    carried = get_rule_state(agg_store, fresh.report.rule_state_cid)
+    assert carried.record.rounds == {str(i): 2 for i in range(4)}
     assert fresh.outcome.metrics["accuracy"] > report.metrics["accuracy_before"]
     assert isinstance(node().step(), RoundSummary)
     assert world.market.project(project_id).rounds_committed == 2
