@@ -197,3 +197,24 @@ def test_registry_passes_parameters_and_refuses_unknown_ones() -> None:
         aggregate("krum", updates, f=1, beta=0.1)
     with pytest.raises(ConfigError, match="not both"):
         aggregate("default", updates, config=DefaultConfig(), z=2.0)
+
+
+def _fan(outlier_angle: float) -> torch.Tensor:
+    """13 unit updates fanned over +-0.1 rad in one plane, plus one at ``outlier_angle``."""
+    angles = [*torch.linspace(-0.1, 0.1, 13).tolist(), outlier_angle]
+    rows = torch.zeros(len(angles), 10)
+    for i, angle in enumerate(angles):
+        rows[i, 0], rows[i, 1] = math.cos(angle), math.sin(angle)
+    return rows
+
+
+def test_with_the_trust_anchor_the_distance_test_only_drops_gross_outliers() -> None:
+    anchor = torch.zeros(10)
+    anchor[0] = 1.0  # every row agrees with it (cosine > 0.9)
+    moderate, gross = _fan(0.3), _fan(0.5)
+    strict = DefaultConfig(anchored_distance_z=3.0)
+    assert "3 MAD" in default_filter(moderate, config=strict, reference=anchor).reason[13]
+    assert "3 MAD" in default_filter(moderate).reason[13]  # no anchor: z = 3
+    assert bool(default_filter(moderate, reference=anchor).inlier_mask.all())
+    loose = default_filter(gross, reference=anchor)
+    assert not bool(loose.inlier_mask[13]) and "6 MAD" in loose.reason[13]
