@@ -273,9 +273,14 @@ class RegistryClient(ContractClient):
     def is_evaluator(self, account: str) -> bool:
         return bool(self.contract.functions.hasRole(EVALUATOR_ROLE, account).call())
 
+    _source_stake: int | None = None
+
     def source_stake(self) -> int:
-        """Wei a source registers with (fixed at deployment)."""
-        return int(self.contract.functions.sourceStake().call())
+        """Wei a source registers with. It is an immutable of the contract, so each client
+        reads it once (the CLI shows it and ``register_source`` pays it)."""
+        if self._source_stake is None:
+            self._source_stake = int(self.contract.functions.sourceStake().call())
+        return self._source_stake
 
     def stake_of(self, source_id: int) -> tuple[int, int]:
         """(wei still staked for the source, unix time it unlocks; 0 while active)."""
