@@ -51,7 +51,7 @@ class AnchorRecord:
                 f"{sorted(set(self.sums) ^ set(self.rounds))} in one map only: "
                 "rebuild it with AnchorRecord.with_round"
             )
-        bad = sorted(cid for cid, k in self.rounds.items() if k < 1)
+        bad = sorted(trainer for trainer, k in self.rounds.items() if k < 1)
         if bad:
             raise AssumptionViolated(
                 f"an anchor record needs at least one round per trainer; got 0 for {bad}: "
@@ -61,7 +61,7 @@ class AnchorRecord:
     def with_round(self, client_ids: Sequence[str], cosines: Sequence[float]) -> AnchorRecord:
         """A new record with this round's ``cosines[i]`` added to ``client_ids[i]``."""
         sums, rounds = dict(self.sums), dict(self.rounds)
-        for cid, cos in zip(client_ids, cosines, strict=True):
-            sums[cid] = sums.get(cid, 0.0) + float(cos)
-            rounds[cid] = rounds.get(cid, 0) + 1
+        for trainer, cos in zip(client_ids, cosines, strict=True):
+            sums[trainer] = sums.get(trainer, 0.0) + float(cos)
+            rounds[trainer] = rounds.get(trainer, 0) + 1
         return AnchorRecord(sums=sums, rounds=rounds)

@@ -86,9 +86,9 @@ def _encode_default(state: DefaultState) -> bytes | None:
     tensors: dict[str, Tensor] = {}
     if state.previous_aggregate is not None:
         tensors[_PREVIOUS] = state.previous_aggregate.to(torch.float32)
-    for cid, total in state.record.sums.items():
-        pair = [total, float(state.record.rounds[cid])]
-        tensors[f"{_RECORD_PREFIX}{cid}"] = torch.tensor(pair, dtype=torch.float64)
+    for trainer, total in state.record.sums.items():
+        pair = [total, float(state.record.rounds[trainer])]
+        tensors[f"{_RECORD_PREFIX}{trainer}"] = torch.tensor(pair, dtype=torch.float64)
     return encode_tensors(tensors, {"type": _DEFAULT}) if tensors else None
 
 
@@ -100,8 +100,8 @@ def _decode_default(tensors: dict[str, Tensor]) -> DefaultState:
             continue
         if t.shape != (2,):
             raise ValueError(f"anchor record {name} has shape {tuple(t.shape)}, expected (2,)")
-        cid = name[len(_RECORD_PREFIX) :]
-        sums[cid], rounds[cid] = float(t[0]), int(t[1])
+        trainer = name[len(_RECORD_PREFIX) :]
+        sums[trainer], rounds[trainer] = float(t[0]), int(t[1])
     return DefaultState(
         previous_aggregate=tensors.get(_PREVIOUS), record=AnchorRecord(sums=sums, rounds=rounds)
     )
