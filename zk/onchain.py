@@ -1,7 +1,7 @@
 """The filter proof on-chain: deploy the verifier stack, encode proofs, audit committed rounds.
 
 ``FilterRoundVerifier`` (``contracts/src/zk``) is the project's ``IRoundVerifier``. As each
-trainer commits, the market calls its ``onCommitment``, which folds the commitment into the
+trainer reveals, the market calls its ``onCommitment``, which folds the commitment into the
 round's Poseidon chain (:func:`zk.public_hash.commitments_accumulator`, arrival order, one
 ``CommitmentFolded`` event each). ``commitRound`` then hands it the committed, inlier and
 rejected masks and ``proof`` = ``abi.encode(uint256[8] groth16, uint256 outputs)``
@@ -10,12 +10,15 @@ the number of trainers, and checks the Groth16 proof (key in ``Groth16Verifier``
 immutables).
 
 Which trainers are *active* (their sketch is in the rule) is not the prover's choice: it is
-``committed and not rejected``, both from the market; a rejection is a public claim in the
-round result. The arrival order is the prover's private witness, read from the events.
+``revealed and not rejected``, both from the market (revealed = opened its hidden
+commitment in time, first committer of its CID); a rejection is a public claim in the
+round result that the rejected trainer can dispute. The market folds a sketch commitment
+when its trainer reveals; the arrival order is the prover's private witness, read from the
+events.
 
 Slot ``i`` of the circuit is trainer index ``i``; a circuit with ``n_max`` slots serves
-projects of at most ``n_max`` trainers (the verifier refuses a commitment from index
-``n_max`` on, so the trainer learns it at once).
+projects of at most ``n_max`` trainers (the market reads the verifier's ``maxTrainers`` at
+project creation and refuses registrations beyond it).
 """
 
 from __future__ import annotations
@@ -81,9 +84,9 @@ class RoundProof:
         return [bool(m) for m in self.statement.mask[:trainer_count]]
 
     def rejected_mask(self, committed: Sequence[bool]) -> list[bool]:
-        """Trainers that committed but are not active in the proof: they must be reported
-        rejected in the same ``commitRound`` (the contract derives active = committed and not
-        rejected)."""
+        """Trainers revealed (``committed`` here: the market's revealed mask) but not active
+        in the proof: they must be reported rejected in the same ``commitRound`` (the
+        contract derives active = revealed and not rejected)."""
         _check_count(self.statement.shape, len(committed))
         return [bool(c) and not self.statement.active[i] for i, c in enumerate(committed)]
 
@@ -391,10 +394,11 @@ def arrival_order(
 
 
 def sketch_commitments(market: MarketClient, project_id: int, round_index: int) -> dict[int, int]:
-    """Trainer index -> sketch commitment, from the market's ``UpdateCommitted`` events."""
+    """Trainer index -> sketch commitment, from the market's ``UpdateRevealed`` events (every
+    opened one: the verifier folded excluded duplicates too)."""
     from marketplace.nodes.chainview import update_commits
 
-    commits = update_commits(market, project_id, round_index)
+    commits = update_commits(market, project_id, round_index, active_only=False)
     return {i: int.from_bytes(c.sketch_commitment, "big") for i, c in commits.items()}
 
 
@@ -414,7 +418,9 @@ def chain_public_hash(
     order and must equal the verifier's own ``accumulator``. Raises :class:`ZkError` where
     the contract returns ``false`` before pairing.
     """
-    words, _digest, _count = market.contract.functions.committedMask(project_id, round_index).call()
+    _committed, words, _rejected = market.contract.functions.roundMasks(
+        project_id, round_index
+    ).call()
     n = config.shape.n_max
 
     def word0(ws: Sequence[int], what: str) -> int:
@@ -422,14 +428,14 @@ def chain_public_hash(
             raise ZkError(f"{what} has a trainer index >= {n}; the circuit has {n} slots")
         return int(ws[0]) if ws else 0
 
-    committed = word0(list(words), "committed mask")
-    active_bits = committed & ~word0(rejected_words, "rejected mask")
+    revealed = word0(list(words), "revealed mask")
+    active_bits = revealed & ~word0(rejected_words, "rejected mask")
     mask_bits = word0(inlier_words, "inlier mask")
     if mask_bits & ~active_bits:
         raise ZkError("the inlier mask includes a trainer that is not active")
     order = arrival_order(market, config.address, project_id, round_index)
-    if not order or sorted(order) != [i for i in range(n) if committed >> i & 1]:
-        raise ZkError("the verifier's folded commitments differ from the market's committed set")
+    if not order or not {i for i in range(n) if revealed >> i & 1} <= set(order):
+        raise ZkError("the verifier's folded commitments miss a trainer the market revealed")
     commitments = sketch_commitments(market, project_id, round_index)
     arrivals = [(i, commitments[i]) for i in order]
     acc = commitments_accumulator(project_id, round_index, arrivals)

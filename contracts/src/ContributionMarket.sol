@@ -11,16 +11,27 @@ import {IRoundVerifier} from "./IRoundVerifier.sol";
 
 /// @title ContributionMarket
 /// @notice Escrowed federated-learning projects: an owner escrows a reward, trainers stake
-///         to register, commit content-addressed model updates each round, and an
-///         aggregator commits each round's result (global model, inlier mask, contribution
-///         scores) in one transaction, optionally checked by a zero-knowledge verifier.
-///         After the last round (or when the aggregator vanishes) the project is finalized
-///         and every trainer pulls its stake plus `reward * score / totalScore`.
-/// @dev Money only moves in `withdraw` and `reclaim` (pull payments, checks-effects-
-///      interactions, non-reentrant); both are O(1) whatever the number of trainers.
-///      Deadlines: trainers commit within `roundDuration` of a round opening; the aggregator
-///      must commit the round within `2 * roundDuration`, after which any stakeholder can
-///      finalize, so no party can lock the others' money by disappearing.
+///         to register, commit-then-reveal content-addressed model updates each round, and
+///         an aggregator commits each round's result (global model, inlier mask,
+///         contribution scores) in one transaction, optionally checked by a zero-knowledge
+///         verifier. After the last round (or when the aggregator vanishes) the project is
+///         finalized and every trainer pulls its stake plus `reward * score / totalScore`.
+/// @dev Money only moves in `withdraw`, `reclaim` and `withdrawBond` (pull payments,
+///      checks-effects-interactions, non-reentrant); all are O(1) in the number of trainers.
+///      A round has three windows of `roundDuration` each, counted from its opening:
+///        commit  - a roster trainer commits keccak256(abi.encode(cidDigest,
+///                  sketchCommitment, salt, trainer, projectId, round)): nothing about its
+///                  update is public yet; closes early once every roster trainer committed;
+///        reveal  - anyone holding the opening reveals it (the preimage names the trainer);
+///                  only a matching opening counts, the first committer of a CID keeps it;
+///                  closes early once every committer has opened;
+///        aggregate - the aggregator commits the round; the active set is the revealed
+///                  set (the contract's, not the aggregator's), a rejection is public and
+///                  disputable by the rejected trainer, which halts the project and hands
+///                  the aggregator's bond to the trainers.
+///      The roster of a round is fixed by its first commitment; later registrants join the
+///      next round. After the aggregation window any stakeholder can finalize, so no party
+///      can lock the others' money by disappearing.
 contract ContributionMarket is EIP712, ReentrancyGuard {
     using SafeCast for uint256;
 
@@ -35,9 +46,11 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
     /// @notice Longest endpoint URL a trainer may announce.
     uint256 public constant MAX_ENDPOINT_LENGTH = 256;
 
-    bytes32 private constant UPDATE_TYPEHASH = keccak256(
-        "UpdateCommitment(uint256 projectId,uint256 round,bytes32 cidDigest,bytes32 sketchCommitment)"
-    );
+    bytes32 private constant UPDATE_TYPEHASH =
+        keccak256("UpdateCommitment(uint256 projectId,uint256 round,bytes32 commitment)");
+    /// @dev Low 224 bits of a stored commitment slot hold the hash, the top 32 its commit
+    ///      sequence number (1-based): one storage slot per trainer and round.
+    uint256 private constant HASH_BITS = 224;
 
     // ---------------------------------------------------------------- types
 
@@ -45,7 +58,8 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
         None,
         Open,
         Finalized,
-        Cancelled
+        Cancelled,
+        Disputed
     }
 
     /// @notice What the owner declares when creating a project.
@@ -57,6 +71,7 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
         uint96 minStake; // wei
         bytes32 modelSpecCid; // sha2-256 digest of the model-spec CID (CIDv1 raw)
         bytes32 validationCommitment; // commitment to the owner's validation set
+        uint96 aggregatorBond; // wei the aggregator must post before its first round
     }
 
     struct Project {
@@ -80,6 +95,10 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
         bytes32 modelSpecCid;
         bytes32 validationCommitment;
         bytes32 globalModelCid;
+        uint32 maxTrainers; // MAX_TRAINERS, or the verifier's capacity when smaller
+        uint96 bondRequired;
+        uint96 bondPosted;
+        uint64 disputableUntil; // a round with rejections can be disputed until then
     }
 
     /// @dev Slot 2 is kept non-zero from registration on (status), so score updates in
@@ -95,9 +114,17 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
     /// @notice A trainer's EIP-712 signed commitment, batched on-chain by the aggregator.
     struct SignedUpdate {
         address trainer;
+        bytes32 commitment;
+        bytes signature;
+    }
+
+    /// @notice The opening of a trainer's commitment (anyone may submit it: the preimage
+    ///         names the trainer, and only the trainer could have chosen its salt).
+    struct Reveal {
+        address trainer;
         bytes32 cidDigest;
         bytes32 sketchCommitment;
-        bytes signature;
+        bytes32 salt;
     }
 
     /// @notice Everything the aggregator commits for one round.
@@ -106,16 +133,22 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
         bytes32 globalModelCid; // digest of the new global model's CID
         bytes32 reportCid; // digest of the round report (hyper-parameters, rejection reasons)
         uint256[] inlierMask; // bitmap over trainer indices
-        uint256[] rejectedMask; // malformed updates (bad shape, NaN, CID mismatch)
+        uint256[] rejectedMask; // revealed but malformed (bad shape, NaN, missing): disputable
         uint128[] scores; // one per inlier, in ascending trainer-index order
         bytes proof; // passed to the project's verifier; empty when none
     }
 
     struct RoundState {
-        // running keccak over (index, cid, sketch) in commit order: the commitments
-        // themselves live in UpdateCommitted events (storing them cost 44k gas per trainer)
-        bytes32 commitmentsDigest;
+        // XOR over keccak256(index, salt) of every opened commitment: order-independent,
+        // fixed by the trainers' hidden salts, known only once the reveals are in; the
+        // round's randomness (no party can choose it after seeing the others')
+        bytes32 revealFold;
+        uint32 roster; // trainer indices 0 .. roster-1 take part (fixed at first commit)
         uint32 commitCount;
+        uint32 openedCount; // commitments opened (a duplicate CID is opened, not active)
+        uint32 revealedCount; // active trainers
+        uint64 committedAt; // when the aggregator committed the round (0 before)
+        bool hasRejections;
     }
 
     // ---------------------------------------------------------------- storage
@@ -128,6 +161,15 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
     mapping(uint256 projectId => mapping(uint256 round => RoundState)) private _rounds;
     mapping(uint256 projectId => mapping(uint256 round => mapping(uint256 word => uint256)))
         private _committedMask;
+    mapping(uint256 projectId => mapping(uint256 round => mapping(uint256 word => uint256)))
+        private _revealedMask;
+    mapping(uint256 projectId => mapping(uint256 round => mapping(uint256 word => uint256)))
+        private _rejectedMask;
+    mapping(uint256 projectId => mapping(uint256 round => mapping(uint256 index => uint256)))
+        private _commitments;
+    /// @dev cidDigest => (index + 1) | commit sequence << 32 of the trainer holding it
+    mapping(uint256 projectId => mapping(uint256 round => mapping(bytes32 cid => uint256)))
+        private _cidHolder;
 
     // ---------------------------------------------------------------- events
 
@@ -148,14 +190,31 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
         uint256 indexed projectId, address indexed trainer, uint256 index, uint256 stake
     );
     event TrainerEndpoint(uint256 indexed projectId, address indexed trainer, string url);
+    event RosterFixed(uint256 indexed projectId, uint256 indexed round, uint256 roster);
     event UpdateCommitted(
         uint256 indexed projectId,
         uint256 indexed round,
         address indexed trainer,
         uint256 index,
-        bytes32 cidDigest,
-        bytes32 sketchCommitment
+        bytes32 commitment
     );
+    event UpdateRevealed(
+        uint256 indexed projectId,
+        uint256 indexed round,
+        address indexed trainer,
+        uint256 index,
+        bytes32 cidDigest,
+        bytes32 sketchCommitment,
+        bytes32 salt
+    );
+    /// @notice `index` opened a CID that `holder`, an earlier committer, also opened: the
+    ///         later committer is excluded from the round (copycat by CID).
+    event UpdateExcluded(
+        uint256 indexed projectId, uint256 indexed round, uint256 index, uint256 holder
+    );
+    event BondPosted(uint256 indexed projectId, address indexed aggregator, uint256 amount);
+    event BondWithdrawn(uint256 indexed projectId, address indexed aggregator, uint256 amount);
+    event RoundDisputed(uint256 indexed projectId, uint256 indexed round, address trainer);
     event RoundCommitted(
         uint256 indexed projectId,
         uint256 indexed round,
@@ -188,13 +247,23 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
     error RegistrationClosed(uint256 projectId);
     error WrongRound(uint256 expected, uint256 got);
     error CommitWindowClosed(uint256 deadline);
+    error RevealWindowNotOpen(uint256 opensAt);
+    error RevealWindowClosed(uint256 deadline);
+    error RevealsPending(uint256 deadline);
+    error NotCommitted(address trainer, uint256 round);
+    error InvalidOpening(address trainer);
+    error NotInRoster(address trainer, uint256 round);
+    error CapacityTooLow(uint256 capacity);
+    error BondMissing(uint256 required, uint256 posted);
+    error BondAlreadyPosted();
+    error NotDisputable(uint256 round);
     error AggregationWindowClosed(uint256 deadline);
     error AlreadyCommitted(address trainer, uint256 round);
     error EmptyCid();
     error EndpointTooLong(uint256 length, uint256 max);
     error InvalidSignature(address trainer);
     error MaskLengthMismatch(uint256 expected, uint256 got);
-    error MaskIncludesUncommitted(uint256 word);
+    error MaskIncludesUnrevealed(uint256 word);
     error MaskOverlap(uint256 word);
     error ScoresLengthMismatch(uint256 expected, uint256 got);
     error InvalidRoundProof(uint256 projectId, uint256 round);
@@ -209,7 +278,8 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
 
     /// @notice Create a project and escrow `msg.value` as its reward.
     /// @dev Round 1 opens immediately. The owner cannot take the reward back once a
-    ///      trainer has registered: only finalize + payouts release it.
+    ///      trainer has registered: only finalize + payouts (or a dispute) release it.
+    ///      With a verifier, registrations stop at the verifier's capacity.
     /// @return projectId the new project's id (1-based)
     function createProject(ProjectParams calldata p)
         external
@@ -221,6 +291,11 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
         if (p.rounds == 0 || p.rounds > MAX_ROUNDS) revert InvalidRounds(p.rounds, MAX_ROUNDS);
         if (p.roundDuration == 0 || p.roundDuration > MAX_ROUND_DURATION) {
             revert InvalidRoundDuration(p.roundDuration, MAX_ROUND_DURATION);
+        }
+        uint256 capacity = MAX_TRAINERS;
+        if (p.verifier != address(0)) {
+            capacity = Math.min(capacity, IRoundVerifier(p.verifier).maxTrainers());
+            if (capacity == 0) revert CapacityTooLow(capacity);
         }
         projectId = ++projectCount;
         Project storage pr = _projects[projectId];
@@ -235,6 +310,8 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
         pr.roundOpenedAt = uint64(block.timestamp);
         pr.modelSpecCid = p.modelSpecCid;
         pr.validationCommitment = p.validationCommitment;
+        pr.maxTrainers = uint32(capacity);
+        pr.bondRequired = p.aggregatorBond;
         emit ProjectCreated(
             projectId,
             msg.sender,
@@ -258,15 +335,15 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
         emit ProjectCancelled(projectId);
     }
 
-    /// @notice Owner pulls back what no trainer is owed: the whole reward of a cancelled
-    ///         project or of one where nobody scored, else the rounding dust once every
-    ///         scored trainer has withdrawn.
+    /// @notice Owner pulls back what no trainer is owed: the whole reward of a cancelled or
+    ///         disputed project or of one where nobody scored, else the rounding dust once
+    ///         every scored trainer has withdrawn.
     function reclaim(uint256 projectId) external nonReentrant {
         Project storage pr = _existing(projectId);
         if (msg.sender != pr.owner) revert Unauthorized(msg.sender);
         if (pr.status == Status.Open) revert ProjectNotFinalized(projectId);
         uint256 amount;
-        if (pr.totalScore == 0) {
+        if (pr.totalScore == 0 || pr.status == Status.Disputed) {
             amount = pr.reward - pr.ownerReclaimed;
         } else if (pr.paidTrainers == pr.scoredTrainers) {
             amount = pr.reward - pr.rewardPaid - pr.ownerReclaimed;
@@ -281,22 +358,22 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
 
     /// @notice Join a project with a stake of at least `minStake` (the price of a Sybil
     ///         identity). The stake comes back with the reward share after finalize.
+    /// @dev A trainer registering after the current round's roster is fixed (its first
+    ///      commitment) takes part from the next round on.
     function register(uint256 projectId) external payable {
         Project storage pr = _open(projectId);
         if (pr.roundsCommitted >= pr.rounds) revert RegistrationClosed(projectId);
         if (msg.value < pr.minStake) revert StakeTooLow(msg.value, pr.minStake);
         if (_trainerIndex[projectId][msg.sender] != 0) revert AlreadyRegistered(msg.sender);
         uint32 index = pr.trainerCount;
-        if (index >= MAX_TRAINERS) revert TooManyTrainers(MAX_TRAINERS);
+        if (index >= pr.maxTrainers) revert TooManyTrainers(pr.maxTrainers);
+        uint32 current = pr.roundsCommitted + 1;
+        uint32 joins = _rounds[projectId][current].roster == 0 ? current : current + 1;
         pr.trainerCount = index + 1;
         pr.stakeHeld += msg.value.toUint128();
         _trainerIndex[projectId][msg.sender] = uint256(index) + 1;
         _trainers[projectId][index] = Trainer({
-            account: msg.sender,
-            stake: msg.value.toUint96(),
-            score: 0,
-            joinedRound: pr.roundsCommitted + 1,
-            status: 1
+            account: msg.sender, stake: msg.value.toUint96(), score: 0, joinedRound: joins, status: 1
         });
         emit TrainerRegistered(projectId, msg.sender, index, msg.value);
     }
@@ -313,17 +390,13 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
         emit TrainerEndpoint(projectId, msg.sender, url);
     }
 
-    /// @notice Commit this round's update: the digest of its CID and the commitment to its
-    ///         sketch. One commitment per trainer per round, inside the round's window.
-    function commitUpdate(
-        uint256 projectId,
-        uint256 round,
-        bytes32 cidDigest,
-        bytes32 sketchCommitment
-    ) external {
+    /// @notice Commit to this round's update without showing it: `commitment` =
+    ///         keccak256(abi.encode(cidDigest, sketchCommitment, salt, trainer, projectId,
+    ///         round)) (`updateCommitment`). One per trainer per round, inside the window.
+    function commitUpdate(uint256 projectId, uint256 round, bytes32 commitment) external {
         Project storage pr = _open(projectId);
         uint256 index = _indexOf(projectId, msg.sender);
-        _recordCommitment(pr, projectId, round, index, msg.sender, cidDigest, sketchCommitment);
+        _recordCommitment(pr, projectId, round, index, msg.sender, commitment);
     }
 
     /// @notice Aggregator batches trainers' EIP-712 signed commitments into one
@@ -339,34 +412,50 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
         for (uint256 i = 0; i < updates.length; ++i) {
             SignedUpdate calldata u = updates[i];
             bytes32 digest = _hashTypedDataV4(
-                keccak256(
-                    abi.encode(UPDATE_TYPEHASH, projectId, round, u.cidDigest, u.sketchCommitment)
-                )
+                keccak256(abi.encode(UPDATE_TYPEHASH, projectId, round, u.commitment))
             );
             (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, u.signature);
             if (err != ECDSA.RecoverError.NoError || signer != u.trainer) {
                 revert InvalidSignature(u.trainer);
             }
             uint256 index = _indexOf(projectId, u.trainer);
-            _recordCommitment(
-                pr, projectId, round, index, u.trainer, u.cidDigest, u.sketchCommitment
-            );
+            _recordCommitment(pr, projectId, round, index, u.trainer, u.commitment);
+        }
+    }
+
+    /// @notice Open commitments once the commit window is closed (its deadline passed, or
+    ///         every roster trainer committed). Anyone may submit an opening: it only counts
+    ///         when it hashes to the trainer's commitment. The first committer of a CID keeps
+    ///         it; a later committer opening the same CID is excluded.
+    function revealUpdates(uint256 projectId, uint256 round, Reveal[] calldata reveals)
+        external
+    {
+        Project storage pr = _open(projectId);
+        for (uint256 i = 0; i < reveals.length; ++i) {
+            _reveal(pr, projectId, round, reveals[i]);
         }
     }
 
     /// @notice Pull the stake and the reward share after the project is finalized.
-    ///         Pays `stake + reward * score / totalScore` (rounded down), exactly once.
+    ///         Pays `stake + reward * score / totalScore` (rounded down), exactly once; in a
+    ///         disputed project the stake plus an equal share of the aggregator's bond.
     function withdraw(uint256 projectId) external nonReentrant {
         Project storage pr = _existing(projectId);
-        if (pr.status != Status.Finalized) revert ProjectNotFinalized(projectId);
+        bool disputed = pr.status == Status.Disputed;
+        if (pr.status != Status.Finalized && !disputed) revert ProjectNotFinalized(projectId);
         uint256 index = _indexOf(projectId, msg.sender);
         Trainer storage t = _trainers[projectId][index];
         if (t.status == 2) revert AlreadyWithdrawn(msg.sender);
-        uint256 share = pr.totalScore == 0 ? 0 : Math.mulDiv(pr.reward, t.score, pr.totalScore);
+        uint256 share;
+        if (disputed) {
+            share = uint256(pr.bondPosted) / pr.trainerCount;
+        } else if (pr.totalScore != 0) {
+            share = Math.mulDiv(pr.reward, t.score, pr.totalScore);
+        }
         uint256 stake = t.stake;
         t.status = 2;
         pr.stakeHeld -= stake.toUint128();
-        if (t.score != 0) {
+        if (t.score != 0 && !disputed) {
             pr.rewardPaid += share.toUint128();
             pr.paidTrainers += 1;
         }
@@ -374,22 +463,75 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
         Address.sendValue(payable(msg.sender), stake + share);
     }
 
+    /// @notice A trainer the aggregator rejected in a round, although it opened its
+    ///         commitment in time, contests the rejection before the round's dispute
+    ///         window (`roundDuration` after the round's commit) closes. The contract cannot
+    ///         fetch the update, so it does not judge: the project halts, nobody is paid a
+    ///         reward (the owner reclaims it), every trainer gets its stake back and an
+    ///         equal share of the aggregator's bond.
+    function disputeRejection(uint256 projectId, uint256 round) external {
+        Project storage pr = _existing(projectId);
+        if (pr.status != Status.Open && pr.status != Status.Finalized) {
+            revert ProjectNotOpen(projectId);
+        }
+        uint256 index = _indexOf(projectId, msg.sender);
+        RoundState storage rs = _rounds[projectId][round];
+        uint256 end = uint256(rs.committedAt) + pr.roundDuration;
+        bool rejected = _rejectedMask[projectId][round][index / 256] >> (index % 256) & 1 == 1;
+        if (rs.committedAt == 0 || !rejected || block.timestamp > end) {
+            revert NotDisputable(round);
+        }
+        if (pr.status == Status.Finalized && pr.paidTrainers != 0) revert NotDisputable(round);
+        pr.status = Status.Disputed;
+        emit RoundDisputed(projectId, round, msg.sender);
+    }
+
     // ---------------------------------------------------------------- aggregator
 
+    /// @notice The aggregator posts its bond (`aggregatorBond` of the project), which
+    ///         trainers receive if a rejection is disputed. Required before any round.
+    function postBond(uint256 projectId) external payable {
+        Project storage pr = _open(projectId);
+        if (msg.sender != pr.aggregator) revert Unauthorized(msg.sender);
+        if (pr.bondPosted != 0) revert BondAlreadyPosted();
+        if (msg.value < pr.bondRequired) revert BondMissing(pr.bondRequired, msg.value);
+        pr.bondPosted = msg.value.toUint96();
+        emit BondPosted(projectId, msg.sender, msg.value);
+    }
+
+    /// @notice The aggregator takes its bond back once the project is finalized undisputed.
+    function withdrawBond(uint256 projectId) external nonReentrant {
+        Project storage pr = _existing(projectId);
+        if (msg.sender != pr.aggregator) revert Unauthorized(msg.sender);
+        if (pr.status != Status.Finalized && pr.status != Status.Cancelled) {
+            revert ProjectNotFinalized(projectId);
+        }
+        uint256 amount = pr.bondPosted;
+        if (amount == 0) revert NothingToReclaim();
+        pr.bondPosted = 0;
+        emit BondWithdrawn(projectId, msg.sender, amount);
+        Address.sendValue(payable(msg.sender), amount);
+    }
+
     /// @notice Commit a round in one transaction: new global model, inlier and rejected
-    ///         masks over trainer indices, and one contribution score per inlier.
-    /// @dev Inliers and rejected trainers must have committed this round; outliers score
-    ///      nothing by construction (scores are given for inliers only). When the project
-    ///      has a verifier, the proof must verify or the round reverts.
+    ///         masks over the round's roster, and one contribution score per inlier.
+    /// @dev Only once the reveal window is closed (its deadline passed, or every committer
+    ///      opened). Inliers and rejected trainers must be active (opened in time and not
+    ///      excluded); a rejection opens a dispute window. When the project has a verifier,
+    ///      the proof must verify over the active set or the round reverts.
     function commitRound(uint256 projectId, RoundResult calldata r) external {
         Project storage pr = _open(projectId);
         if (msg.sender != pr.aggregator) revert Unauthorized(msg.sender);
+        if (pr.bondPosted < pr.bondRequired) revert BondMissing(pr.bondRequired, pr.bondPosted);
         uint256 expected = uint256(pr.roundsCommitted) + 1;
         if (expected > pr.rounds || r.round != expected) revert WrongRound(expected, r.round);
-        uint256 deadline = uint256(pr.roundOpenedAt) + 2 * uint256(pr.roundDuration);
+        uint256 opened = pr.roundOpenedAt;
+        uint256 deadline = opened + 3 * uint256(pr.roundDuration);
         if (block.timestamp > deadline) revert AggregationWindowClosed(deadline);
+        RoundState storage rs = _rounds[projectId][expected];
+        if (!_revealClosed(pr, rs)) revert RevealsPending(opened + 2 * uint256(pr.roundDuration));
 
-        uint256 words = (uint256(pr.trainerCount) + 255) / 256;
+        uint256 words = (uint256(rs.roster) + 255) / 256;
         if (r.inlierMask.length != words) revert MaskLengthMismatch(words, r.inlierMask.length);
         if (r.rejectedMask.length != words) {
             revert MaskLengthMismatch(words, r.rejectedMask.length);
@@ -397,14 +539,19 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
 
         uint256 s = 0;
         uint128 roundTotal = 0;
-        uint256[] memory committedWords = new uint256[](words);
+        bool anyRejected = false;
+        uint256[] memory revealedWords = new uint256[](words);
         for (uint256 w = 0; w < words; ++w) {
-            uint256 committed = _committedMask[projectId][expected][w];
-            committedWords[w] = committed;
+            uint256 revealed = _revealedMask[projectId][expected][w];
+            revealedWords[w] = revealed;
             uint256 inliers = r.inlierMask[w];
             uint256 rejected = r.rejectedMask[w];
-            if ((inliers | rejected) & ~committed != 0) revert MaskIncludesUncommitted(w);
+            if ((inliers | rejected) & ~revealed != 0) revert MaskIncludesUnrevealed(w);
             if (inliers & rejected != 0) revert MaskOverlap(w);
+            if (rejected != 0) {
+                anyRejected = true;
+                _rejectedMask[projectId][expected][w] = rejected;
+            }
             while (inliers != 0) {
                 uint256 bit = Math.log2(inliers & (~inliers + 1));
                 inliers &= inliers - 1;
@@ -422,7 +569,7 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
 
         if (pr.verifier != address(0)) {
             bool ok = IRoundVerifier(pr.verifier).verifyRound(
-                projectId, expected, committedWords, r.inlierMask, r.rejectedMask, r.proof
+                projectId, expected, revealedWords, r.inlierMask, r.rejectedMask, r.proof
             );
             if (!ok) revert InvalidRoundProof(projectId, expected);
         }
@@ -431,6 +578,11 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
         pr.roundsCommitted = uint32(expected);
         pr.globalModelCid = r.globalModelCid;
         pr.roundOpenedAt = uint64(block.timestamp);
+        rs.committedAt = uint64(block.timestamp);
+        if (anyRejected) {
+            rs.hasRejections = true;
+            pr.disputableUntil = uint64(block.timestamp + pr.roundDuration);
+        }
         emit RoundCommitted(
             projectId,
             expected,
@@ -444,9 +596,10 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
 
     // ---------------------------------------------------------------- anyone with a stake
 
-    /// @notice Close the project so payouts can be pulled: after the last round, or once
-    ///         the aggregator has missed a round's aggregation deadline (stale). Callable
-    ///         by the owner, the aggregator or any registered trainer.
+    /// @notice Close the project so payouts can be pulled: after the last round (and the
+    ///         dispute window of the last round with a rejection), or once the aggregator
+    ///         has missed a round's aggregation deadline (stale). Callable by the owner, the
+    ///         aggregator or any registered trainer.
     function finalize(uint256 projectId) external {
         Project storage pr = _open(projectId);
         if (
@@ -454,8 +607,9 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
                 && _trainerIndex[projectId][msg.sender] == 0
         ) revert Unauthorized(msg.sender);
         bool done = pr.roundsCommitted >= pr.rounds;
-        uint256 staleAt = uint256(pr.roundOpenedAt) + 2 * uint256(pr.roundDuration);
+        uint256 staleAt = uint256(pr.roundOpenedAt) + 3 * uint256(pr.roundDuration);
         if (!done && block.timestamp <= staleAt) revert NotFinalizable(staleAt + 1);
+        if (block.timestamp <= pr.disputableUntil) revert NotFinalizable(pr.disputableUntil + 1);
         pr.status = Status.Finalized;
         emit ProjectFinalized(projectId, pr.totalScore, !done);
     }
@@ -482,19 +636,34 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
         return _trainerIndex[projectId][account];
     }
 
-    /// @notice Bitmap words of the trainers who committed in a round.
-    function committedMask(uint256 projectId, uint256 round)
+    /// @notice The state of a round: its roster, counters, randomness and phase.
+    function roundState(uint256 projectId, uint256 round)
         external
         view
-        returns (uint256[] memory words, bytes32 commitmentsDigest, uint32 commitCount)
+        returns (RoundState memory state, bool commitClosed, bool revealClosed)
     {
         Project storage pr = _existing(projectId);
-        words = new uint256[]((uint256(pr.trainerCount) + 255) / 256);
-        for (uint256 w = 0; w < words.length; ++w) {
-            words[w] = _committedMask[projectId][round][w];
-        }
         RoundState storage rs = _rounds[projectId][round];
-        return (words, rs.commitmentsDigest, rs.commitCount);
+        return (rs, _commitClosed(pr, rs), _revealClosed(pr, rs));
+    }
+
+    /// @notice Bitmap words (over the round's roster) of the trainers who committed, who
+    ///         opened validly (the active set) and who were rejected in a round.
+    function roundMasks(uint256 projectId, uint256 round)
+        external
+        view
+        returns (uint256[] memory committed, uint256[] memory revealed, uint256[] memory rejected)
+    {
+        _existing(projectId);
+        uint256 words = (uint256(_rounds[projectId][round].roster) + 255) / 256;
+        committed = new uint256[](words);
+        revealed = new uint256[](words);
+        rejected = new uint256[](words);
+        for (uint256 w = 0; w < words; ++w) {
+            committed[w] = _committedMask[projectId][round][w];
+            revealed[w] = _revealedMask[projectId][round][w];
+            rejected[w] = _rejectedMask[projectId][round][w];
+        }
     }
 
     /// @notice What `withdraw` would pay `account` now that the project is final (or would
@@ -509,8 +678,21 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
         if (ip1 == 0) return (0, 0);
         Trainer storage t = _trainers[projectId][ip1 - 1];
         if (t.status == 2) return (0, 0);
+        if (pr.status == Status.Disputed) return (t.stake, uint256(pr.bondPosted) / pr.trainerCount);
         share = pr.totalScore == 0 ? 0 : Math.mulDiv(pr.reward, t.score, pr.totalScore);
         return (t.stake, share);
+    }
+
+    /// @notice The commitment a trainer sends for an update (what `commitUpdate` expects).
+    function updateCommitment(
+        bytes32 cidDigest,
+        bytes32 sketchCommitment,
+        bytes32 salt,
+        address trainer,
+        uint256 projectId,
+        uint256 round
+    ) public pure returns (bytes32) {
+        return keccak256(abi.encode(cidDigest, sketchCommitment, salt, trainer, projectId, round));
     }
 
     /// @notice The EIP-712 domain separator trainers sign under.
@@ -536,32 +718,90 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
         return ip1 - 1;
     }
 
+    function _commitClosed(Project storage pr, RoundState storage rs) private view returns (bool) {
+        return block.timestamp > uint256(pr.roundOpenedAt) + uint256(pr.roundDuration)
+            || (rs.roster != 0 && rs.commitCount == rs.roster);
+    }
+
+    function _revealClosed(Project storage pr, RoundState storage rs) private view returns (bool) {
+        return block.timestamp > uint256(pr.roundOpenedAt) + 2 * uint256(pr.roundDuration)
+            || (_commitClosed(pr, rs) && rs.openedCount == rs.commitCount);
+    }
+
     function _recordCommitment(
         Project storage pr,
         uint256 projectId,
         uint256 round,
         uint256 index,
         address trainer,
-        bytes32 cidDigest,
-        bytes32 sketchCommitment
+        bytes32 commitment
     ) private {
         uint256 expected = uint256(pr.roundsCommitted) + 1;
         if (expected > pr.rounds || round != expected) revert WrongRound(expected, round);
-        uint256 deadline = uint256(pr.roundOpenedAt) + uint256(pr.roundDuration);
-        if (block.timestamp > deadline) revert CommitWindowClosed(deadline);
-        if (cidDigest == bytes32(0)) revert EmptyCid();
+        RoundState storage rs = _rounds[projectId][round];
+        if (_commitClosed(pr, rs)) {
+            revert CommitWindowClosed(uint256(pr.roundOpenedAt) + uint256(pr.roundDuration));
+        }
+        if (commitment == bytes32(0)) revert EmptyCid();
+        if (rs.roster == 0) {
+            rs.roster = pr.trainerCount;
+            emit RosterFixed(projectId, round, pr.trainerCount);
+        }
+        if (index >= rs.roster) revert NotInRoster(trainer, round);
         uint256 bit = uint256(1) << (index % 256);
         mapping(uint256 => uint256) storage mask = _committedMask[projectId][round];
         uint256 word = mask[index / 256];
         if (word & bit != 0) revert AlreadyCommitted(trainer, round);
         mask[index / 256] = word | bit;
+        uint32 seq = rs.commitCount + 1;
+        rs.commitCount = seq;
+        _commitments[projectId][round][index] =
+            (uint256(commitment) >> 32) | (uint256(seq) << HASH_BITS);
+        emit UpdateCommitted(projectId, round, trainer, index, commitment);
+    }
+
+    function _reveal(Project storage pr, uint256 projectId, uint256 round, Reveal calldata v)
+        private
+    {
+        uint256 expected = uint256(pr.roundsCommitted) + 1;
+        if (round != expected) revert WrongRound(expected, round);
         RoundState storage rs = _rounds[projectId][round];
-        rs.commitmentsDigest =
-            keccak256(abi.encode(rs.commitmentsDigest, index, cidDigest, sketchCommitment));
-        rs.commitCount += 1;
-        emit UpdateCommitted(projectId, round, trainer, index, cidDigest, sketchCommitment);
+        if (!_commitClosed(pr, rs)) {
+            revert RevealWindowNotOpen(uint256(pr.roundOpenedAt) + uint256(pr.roundDuration) + 1);
+        }
+        uint256 deadline = uint256(pr.roundOpenedAt) + 2 * uint256(pr.roundDuration);
+        if (block.timestamp > deadline) revert RevealWindowClosed(deadline);
+        uint256 index = _indexOf(projectId, v.trainer);
+        uint256 slot = _commitments[projectId][round][index];
+        if (slot == 0) revert NotCommitted(v.trainer, round);
+        bytes32 h = updateCommitment(v.cidDigest, v.sketchCommitment, v.salt, v.trainer, projectId, round);
+        if (uint256(h) >> 32 != slot & ((uint256(1) << HASH_BITS) - 1)) {
+            revert InvalidOpening(v.trainer);
+        }
+        uint256 seq = slot >> HASH_BITS;
+        delete _commitments[projectId][round][index];
+        rs.openedCount += 1;
+        rs.revealFold ^= keccak256(abi.encode(index, v.salt));
+        emit UpdateRevealed(
+            projectId, round, v.trainer, index, v.cidDigest, v.sketchCommitment, v.salt
+        );
+        if (v.cidDigest == bytes32(0)) return; // opens, but names no update: not active
+        uint256 holder = _cidHolder[projectId][round][v.cidDigest];
+        if (holder != 0) {
+            uint256 holderIndex = (holder & type(uint32).max) - 1;
+            if (holder >> 32 < seq) {
+                emit UpdateExcluded(projectId, round, index, holderIndex);
+                return;
+            }
+            _revealedMask[projectId][round][holderIndex / 256] &= ~(uint256(1) << (holderIndex % 256));
+            rs.revealedCount -= 1;
+            emit UpdateExcluded(projectId, round, holderIndex, index);
+        }
+        _cidHolder[projectId][round][v.cidDigest] = (index + 1) | (seq << 32);
+        _revealedMask[projectId][round][index / 256] |= uint256(1) << (index % 256);
+        rs.revealedCount += 1;
         if (pr.verifier != address(0)) {
-            IRoundVerifier(pr.verifier).onCommitment(projectId, round, index, sketchCommitment);
+            IRoundVerifier(pr.verifier).onCommitment(projectId, round, index, v.sketchCommitment);
         }
     }
 }

@@ -1,7 +1,7 @@
 """Replay every committed round of a project and compare it with the chain.
 
-The inputs an auditor trusts: the chain (commitments, ``RoundCommitted`` events), the
-updates fetched by their committed CIDs (verified by hash) from the trainers' announced
+The inputs an auditor trusts: the chain (revealed commitments, the round's active set and
+randomness, ``RoundCommitted`` events), the updates fetched by their revealed CIDs (verified by hash) from the trainers' announced
 gateways or a given store, the model spec by its on-chain CID, and the owner's
 validation data (checked against the project's validation commitment). The aggregator's
 round report (bound on-chain by its digest) supplies the declared round config and the
@@ -28,7 +28,6 @@ from marketplace.learning import Dataset, ModelSpec, init_params
 from marketplace.nodes.chainview import (
     RoundCommit,
     UpdateCommit,
-    commitments_digest,
     round_commit,
     update_commits,
 )
@@ -104,7 +103,7 @@ class _Replay:
         """Fetch and check every committed update as the aggregator did, including (in zk
         mode) that each published sketch opens the trainer's on-chain commitment; returns
         the on-chain commitments and the opened sketches too (empty outside zk mode)."""
-        n = self.info.trainer_count
+        n = self.market.round_state(self.project_id, round_).roster
         subs: list[Submission] = [None] * n
         weights = [1.0] * n
         commits = update_commits(self.market, self.project_id, round_, from_block=self.start_block)
@@ -138,22 +137,16 @@ class _Replay:
             log.warning("published anchor %s unavailable (%s)", report.anchor_cid, exc)
             return None
 
-    def derived_seed(
-        self, round_: int, report: RoundReport, commits: dict[int, UpdateCommit]
-    ) -> tuple[int, str | None]:
-        """The round seed derived from the commitments the report says were aggregated
-        (they must be the first ones to arrive: the aggregator read a prefix), and a problem
-        when the report used another seed. The replay uses the derived one, so a ground
-        seed also shows up as different scores."""
-        considered = [c for i, c in commits.items() if i in report.update_cids]
-        arrival = sorted(commits.values(), key=lambda c: c.arrival)
-        problem = None
-        if arrival[: len(considered)] != sorted(considered, key=lambda c: c.arrival):
-            problem = "the report's updates are not the first commitments of the round"
-        seed = round_seed(self.project_id, round_, commitments_digest(considered))
+    def derived_seed(self, round_: int, report: RoundReport) -> tuple[int, str | None]:
+        """The round seed derived from the market's reveal fold (the trainers' hidden
+        salts, order-independent), and a problem when the report used another seed. The
+        replay uses the derived one, so a ground seed also shows up as different scores."""
+        fold = self.market.round_state(self.project_id, round_).reveal_fold
+        seed = round_seed(self.project_id, round_, fold)
         claimed = report.metrics.get("seed")
-        if claimed != seed and problem is None:
-            problem = f"round seed {claimed} is not {seed}, derived from the commitments"
+        problem = None
+        if claimed != seed:
+            problem = f"round seed {claimed} is not {seed}, derived from the reveals on-chain"
         return seed, problem
 
     def zk_outputs_match(self, commit: RoundCommit, sketches: dict[int, tuple[int, ...]]) -> bool:
@@ -195,8 +188,7 @@ class _Replay:
 
     def round(self, round_: int) -> tuple[RoundAudit, bool]:
         """Audit one round; the bool says whether later rounds can still be replayed."""
-        n = self.info.trainer_count
-        commit = round_commit(self.market, self.project_id, round_, n, from_block=self.start_block)
+        commit = round_commit(self.market, self.project_id, round_, from_block=self.start_block)
         if commit is None:
             return RoundAudit(round_, {}, ["no RoundCommitted event on-chain"]), False
         if commit.report_cid is None:
@@ -211,7 +203,7 @@ class _Replay:
             state = RoundState(report.hyper_used, state.rule_state)
         subs, weights, commits, sketches = self.submissions(round_, config)
         cids = {i: c.cid for i, c in commits.items()}
-        seed, seed_problem = self.derived_seed(round_, report, commits)
+        seed, seed_problem = self.derived_seed(round_, report)
         published = self.published_anchor(report) if self.validation is None else None
         self.used_published_anchor |= published is not None
         outcome = run_round(
@@ -301,7 +293,7 @@ def audit_project(
 
     ``store`` holds the aggregator's blobs (model spec, reports, models: its gateway or a
     copy); ``resolver`` maps a trainer address to the store its updates come from.
-    Round seeds are derived from the on-chain commitments, never taken from a report.
+    Round seeds are derived from the on-chain reveal fold, never taken from a report.
     """
     replay = _Replay(market, project_id, store, resolver, validation, start_block)
     notes: list[str] = []

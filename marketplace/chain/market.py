@@ -2,6 +2,11 @@
 
 Reads return dataclasses; writes go through :class:`TxSender` and return receipts.
 Masks are Python ``list[bool]`` over trainer indices here and bitmap words on-chain.
+
+A round is commit-then-reveal (the contract's header says why): a trainer first commits
+:func:`update_commitment` of its update's CID digest, sketch commitment and a secret salt,
+and only once the commit window is closed reveals the three (:class:`Opening`); the
+round's roster, phases and randomness are read with :meth:`MarketClient.round_state`.
 """
 
 from __future__ import annotations
@@ -10,10 +15,13 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
+from eth_abi import encode as abi_encode
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
 from web3.types import TxReceipt
+
+from eth_utils import keccak
 
 from marketplace.chain.client import ContractClient
 
@@ -26,6 +34,7 @@ class ProjectStatus(IntEnum):
     OPEN = 1
     FINALIZED = 2
     CANCELLED = 3
+    DISPUTED = 4
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,10 @@ class ProjectInfo:
     model_spec_cid: bytes
     validation_commitment: bytes
     global_model_cid: bytes
+    max_trainers: int = 4096
+    bond_required: int = 0
+    bond_posted: int = 0
+    disputable_until: int = 0
 
     @property
     def current_round(self) -> int:
@@ -75,11 +88,69 @@ def mask_to_words(mask: list[bool], n: int) -> list[int]:
 
 
 def words_to_mask(words: list[int], n: int) -> list[bool]:
-    return [bool(words[i // 256] >> (i % 256) & 1) for i in range(n)]
+    """The boolean mask over ``n`` trainers of bitmap ``words`` (missing words are 0)."""
+    return [bool(i // 256 < len(words) and words[i // 256] >> (i % 256) & 1) for i in range(n)]
+
+
+@dataclass(frozen=True)
+class Opening:
+    """What a trainer commits to, hidden, and later reveals: its update's CID digest, its
+    sketch commitment and a 32-byte secret salt (which makes the commitment hiding)."""
+
+    trainer: str
+    cid_digest: bytes
+    sketch_commitment: bytes
+    salt: bytes
+
+    def commitment(self, project_id: int, round_: int) -> bytes:
+        return update_commitment(
+            self.cid_digest, self.sketch_commitment, self.salt, self.trainer, project_id, round_
+        )
+
+    def as_tuple(self) -> tuple[str, bytes, bytes, bytes]:
+        return (self.trainer, self.cid_digest, self.sketch_commitment, self.salt)
+
+
+def update_commitment(
+    cid_digest: bytes, sketch: bytes, salt: bytes, trainer: str, project_id: int, round_: int
+) -> bytes:
+    """``keccak256(abi.encode(cidDigest, sketchCommitment, salt, trainer, projectId,
+    round))``: the contract's ``updateCommitment``, computed locally."""
+    encoded = abi_encode(
+        ["bytes32", "bytes32", "bytes32", "address", "uint256", "uint256"],
+        [cid_digest, sketch, salt, trainer, project_id, round_],
+    )
+    return bytes(keccak(encoded))
+
+
+@dataclass(frozen=True)
+class RoundInfo:
+    """One round's on-chain state (``roundState``)."""
+
+    round: int
+    reveal_fold: bytes
+    roster: int
+    commit_count: int
+    opened_count: int
+    revealed_count: int
+    committed_at: int
+    has_rejections: bool
+    commit_closed: bool
+    reveal_closed: bool
+
+
+@dataclass(frozen=True)
+class RoundMasks:
+    """Masks of a round over its roster: who committed, who is active (opened a matching
+    commitment in time, first committer of its CID), who was rejected."""
+
+    committed: list[bool]
+    revealed: list[bool]
+    rejected: list[bool]
 
 
 def update_typed_data(
-    chain_id: int, market: str, project_id: int, round_: int, cid_digest: bytes, sketch: bytes
+    chain_id: int, market: str, project_id: int, round_: int, commitment: bytes
 ) -> dict[str, Any]:
     """The EIP-712 message a trainer signs to let the aggregator batch its commitment."""
     return {
@@ -93,8 +164,7 @@ def update_typed_data(
             "UpdateCommitment": [
                 {"name": "projectId", "type": "uint256"},
                 {"name": "round", "type": "uint256"},
-                {"name": "cidDigest", "type": "bytes32"},
-                {"name": "sketchCommitment", "type": "bytes32"},
+                {"name": "commitment", "type": "bytes32"},
             ],
         },
         "primaryType": "UpdateCommitment",
@@ -107,8 +177,7 @@ def update_typed_data(
         "message": {
             "projectId": project_id,
             "round": round_,
-            "cidDigest": cid_digest,
-            "sketchCommitment": sketch,
+            "commitment": commitment,
         },
     }
 
@@ -116,12 +185,11 @@ def update_typed_data(
 @dataclass(frozen=True)
 class SignedUpdate:
     trainer: str
-    cid_digest: bytes
-    sketch_commitment: bytes
+    commitment: bytes
     signature: bytes
 
-    def as_tuple(self) -> tuple[str, bytes, bytes, bytes]:
-        return (self.trainer, self.cid_digest, self.sketch_commitment, self.signature)
+    def as_tuple(self) -> tuple[str, bytes, bytes]:
+        return (self.trainer, self.commitment, self.signature)
 
 
 class MarketClient(ContractClient):
@@ -153,6 +221,10 @@ class MarketClient(ContractClient):
             model_spec_cid=bytes(p[17]),
             validation_commitment=bytes(p[18]),
             global_model_cid=bytes(p[19]),
+            max_trainers=int(p[20]),
+            bond_required=int(p[21]),
+            bond_posted=int(p[22]),
+            disputable_until=int(p[23]),
         )
 
     def trainer(self, project_id: int, index: int) -> TrainerInfo:
@@ -167,11 +239,36 @@ class MarketClient(ContractClient):
         ip1 = int(self.contract.functions.trainerIndexPlusOne(project_id, account).call())
         return ip1 - 1 if ip1 else None
 
-    def committed(self, project_id: int, round_: int) -> tuple[list[bool], bytes, int]:
-        """Who committed in a round (mask), the running commitments digest, and count."""
-        words, digest, count = self.contract.functions.committedMask(project_id, round_).call()
-        n = self.project(project_id).trainer_count
-        return words_to_mask(list(words), n), bytes(digest), int(count)
+    def round_state(self, project_id: int, round_: int) -> RoundInfo:
+        """A round's roster, counters, randomness (``reveal_fold``) and phase."""
+        state, commit_closed, reveal_closed = self._call(
+            self.contract.functions.roundState(project_id, round_), "round state"
+        )
+        return RoundInfo(
+            round_,
+            bytes(state[0]),
+            int(state[1]),
+            int(state[2]),
+            int(state[3]),
+            int(state[4]),
+            int(state[5]),
+            bool(state[6]),
+            bool(commit_closed),
+            bool(reveal_closed),
+        )
+
+    def round_masks(self, project_id: int, round_: int, roster: int | None = None) -> RoundMasks:
+        """Committed, revealed (active) and rejected masks over the round's roster."""
+        if roster is None:
+            roster = self.round_state(project_id, round_).roster
+        committed, revealed, rejected = self.contract.functions.roundMasks(
+            project_id, round_
+        ).call()
+        return RoundMasks(
+            words_to_mask(list(committed), roster),
+            words_to_mask(list(revealed), roster),
+            words_to_mask(list(rejected), roster),
+        )
 
     def expected_payout(self, project_id: int, account: str) -> tuple[int, int]:
         stake, share = self.contract.functions.expectedPayout(project_id, account).call()
@@ -190,8 +287,11 @@ class MarketClient(ContractClient):
         model_spec_cid: bytes = ZERO32,
         validation_commitment: bytes = ZERO32,
         verifier: str = ZERO_ADDRESS,
+        aggregator_bond: int = 0,
     ) -> tuple[int, TxReceipt]:
-        """Create a project escrowing ``reward`` wei; returns (project id, receipt)."""
+        """Create a project escrowing ``reward`` wei; returns (project id, receipt).
+        ``aggregator_bond`` is what the aggregator must post (:meth:`post_bond`) before
+        its first round; it goes to the trainers if a rejection is disputed."""
         params = (
             aggregator,
             verifier,
@@ -200,6 +300,7 @@ class MarketClient(ContractClient):
             min_stake,
             model_spec_cid,
             validation_commitment,
+            aggregator_bond,
         )
         receipt = self._tx(
             self.contract.functions.createProject(params), value=reward, action="createProject"
@@ -223,22 +324,25 @@ class MarketClient(ContractClient):
         )
         return {log["args"]["trainer"]: log["args"]["url"] for log in logs}
 
-    def commit_update(
-        self, project_id: int, round_: int, cid_digest: bytes, sketch: bytes = ZERO32
-    ) -> TxReceipt:
+    def commit_update(self, project_id: int, round_: int, commitment: bytes) -> TxReceipt:
+        """Commit to this round's update (:func:`update_commitment`), hidden until revealed."""
+        return self._tx(self.contract.functions.commitUpdate(project_id, round_, commitment))
+
+    def reveal_updates(self, project_id: int, round_: int, openings: list[Opening]) -> TxReceipt:
+        """Reveal openings (anyone may send them; each counts only if it matches)."""
         return self._tx(
-            self.contract.functions.commitUpdate(project_id, round_, cid_digest, sketch)
+            self.contract.functions.revealUpdates(
+                project_id, round_, [o.as_tuple() for o in openings]
+            )
         )
 
     def sign_update(
-        self, account: LocalAccount, project_id: int, round_: int, cid_digest: bytes, sketch: bytes
+        self, account: LocalAccount, project_id: int, round_: int, commitment: bytes
     ) -> SignedUpdate:
         """Sign an update commitment off-chain (the trainer pays no gas)."""
-        data = update_typed_data(
-            self.chain.chain_id, self.address, project_id, round_, cid_digest, sketch
-        )
+        data = update_typed_data(self.chain.chain_id, self.address, project_id, round_, commitment)
         signed = Account.sign_message(encode_typed_data(full_message=data), account.key)
-        return SignedUpdate(account.address, cid_digest, sketch, bytes(signed.signature))
+        return SignedUpdate(account.address, commitment, bytes(signed.signature))
 
     def commit_updates_signed(
         self, project_id: int, round_: int, updates: list[SignedUpdate]
@@ -262,8 +366,11 @@ class MarketClient(ContractClient):
         proof: bytes = b"",
         trainer_count: int | None = None,
     ) -> TxReceipt:
-        """Commit a round. ``scores`` has one entry per inlier, in trainer-index order."""
-        n = trainer_count if trainer_count is not None else self.project(project_id).trainer_count
+        """Commit a round. ``scores`` has one entry per inlier, in trainer-index order;
+        masks are over the round's roster (``trainer_count``, read when not given)."""
+        n = trainer_count
+        if n is None:
+            n = self.round_state(project_id, round_).roster
         rejected = rejected_mask or [False] * n
         result = (
             round_,
@@ -275,6 +382,15 @@ class MarketClient(ContractClient):
             proof,
         )
         return self._tx(self.contract.functions.commitRound(project_id, result))
+
+    def post_bond(self, project_id: int, amount: int) -> TxReceipt:
+        return self._tx(self.contract.functions.postBond(project_id), value=amount)
+
+    def withdraw_bond(self, project_id: int) -> TxReceipt:
+        return self._tx(self.contract.functions.withdrawBond(project_id))
+
+    def dispute_rejection(self, project_id: int, round_: int) -> TxReceipt:
+        return self._tx(self.contract.functions.disputeRejection(project_id, round_))
 
     def finalize(self, project_id: int) -> TxReceipt:
         return self._tx(self.contract.functions.finalize(project_id))

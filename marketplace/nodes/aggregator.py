@@ -1,8 +1,10 @@
 """The aggregator node: collect committed updates, filter, aggregate, commit the round.
 
-Per round (ARCHITECTURE.md, round step 4): wait for every registered trainer's
-commitment (quorum) or the trainers' deadline; read the ``UpdateCommitted`` events;
-fetch each update by CID from the gateway its trainer announced on-chain; validate;
+Per round (ARCHITECTURE.md, round step 4): wait until the round's reveal window is
+closed (every roster trainer committed and every committer opened, or the deadlines
+passed: the contract decides); read the active trainers' ``UpdateRevealed`` events (the
+contract's revealed mask: the aggregator does not choose who is in the round); fetch
+each update by CID from the gateway its trainer announced on-chain; validate;
 run the pure round pipeline (:func:`marketplace.rounds.run_round`: robust filter,
 aggregate, evaluate on the owner's validation data, hyper-parameters, scores); store
 the new global model, the rule state and the round report in the aggregator's own
@@ -39,8 +41,6 @@ from marketplace.errors import ConfigError, StorageError, TransactionReverted
 from marketplace.learning import Dataset, ModelSpec, init_params
 from marketplace.nodes.chainview import (
     UpdateCommit,
-    chain_time,
-    commitments_digest,
     round_commit,
     update_commits,
 )
@@ -242,10 +242,14 @@ class AggregatorNode:
     # ------------------------------------------------------------ one round
 
     def round_ready(self, info: ProjectInfo) -> bool:
-        """Quorum (every registered trainer committed) or the trainers' deadline passed."""
-        _, _, count = self.market.committed(self.project_id, info.current_round)
-        quorum = info.trainer_count >= self.min_trainers and count >= info.trainer_count
-        return quorum or chain_time(self.market) > info.round_opened_at + info.round_duration
+        """The contract says the reveal window is closed (every roster trainer committed
+        and opened, or the deadlines passed), with at least ``min_trainers`` in the
+        roster unless the deadlines passed."""
+        state = self.market.round_state(self.project_id, info.current_round)
+        if not state.reveal_closed:
+            return False
+        deadline = info.round_opened_at + 2 * info.round_duration
+        return state.roster >= self.min_trainers or self.market.chain.now() > deadline
 
     def previous(self, round_: int, info: ProjectInfo) -> tuple[Tensor, RoundState, str | None]:
         """Global params, carried state and model CID that round ``round_`` starts from."""
@@ -253,11 +257,7 @@ class AggregatorNode:
         if round_ == 1:
             return init_params(spec), RoundState.initial(self.config.hyper), None
         commit = round_commit(
-            self.market,
-            self.project_id,
-            round_ - 1,
-            info.trainer_count,
-            from_block=self._scan_from(round_ - 1),
+            self.market, self.project_id, round_ - 1, from_block=self._scan_from(round_ - 1)
         )
         if commit is None or commit.report_cid is None:
             raise StorageError(
@@ -302,7 +302,8 @@ class AggregatorNode:
         """Compute round ``round_`` and store its model, state and report (no tx)."""
         info = info or self.market.project(self.project_id)
         spec = self.spec(info)
-        n = info.trainer_count
+        chain_round = self.market.round_state(self.project_id, round_)
+        n = chain_round.roster
         global_params, state, previous_cid = self.previous(round_, info)
         commits = update_commits(
             self.market, self.project_id, round_, from_block=self._scan_from(round_ - 1)
@@ -331,7 +332,7 @@ class AggregatorNode:
             spec=spec,
             validation=self.validation,
             score_fn=self.score_fn,
-            seed=round_seed(self.project_id, round_, commitments_digest(commits.values())),
+            seed=round_seed(self.project_id, round_, chain_round.reveal_fold),
             sketches={i: o.sketch for i, o in openings.items()},
         )
         model_cid = put_round_params(
@@ -368,6 +369,13 @@ class AggregatorNode:
             outcome=outcome,
             openings=openings,
             commits=commits,
+            folded=update_commits(
+                self.market,
+                self.project_id,
+                round_,
+                from_block=self._scan_from(round_ - 1),
+                active_only=False,
+            ),
             arrival=arrival_order(
                 self.market,
                 zk.verifier.address,

@@ -1,6 +1,8 @@
 """Reads of ``ContributionMarket`` events the nodes need beyond :class:`MarketClient`.
 
-``UpdateCommitted`` tells the aggregator which CID each trainer committed in a round;
+``UpdateRevealed`` tells the aggregator which CID each trainer opened in a round (the
+contract's revealed mask says which of them are active: an opening of a CID that an
+earlier committer holds is excluded);
 ``RoundCommitted`` carries each round's report digest, from which a restarted aggregator
 rebuilds its state. Events are read with ``eth_getLogs`` filtered by indexed project and
 round, so the cost does not grow with other projects' traffic.
@@ -9,18 +11,15 @@ round, so the cost does not grow with other projects' traffic.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 
-from eth_utils import keccak
-
 from marketplace.chain.market import ZERO32, MarketClient, words_to_mask
-from marketplace.storage import cid_from_digest, digest_of
+from marketplace.storage import cid_from_digest
 
 
 @dataclass(frozen=True)
 class UpdateCommit:
-    """A trainer's commitment in one round."""
+    """A trainer's opened (revealed) commitment in one round."""
 
     index: int
     trainer: str
@@ -31,23 +30,8 @@ class UpdateCommit:
 
     @property
     def arrival(self) -> tuple[int, int]:
-        """Sort key of the commit order the market saw."""
+        """Sort key of the reveal order the market saw."""
         return (self.block, self.log_index)
-
-
-def commitments_digest(commits: Iterable[UpdateCommit]) -> bytes:
-    """The market's running ``commitmentsDigest`` over ``commits`` in arrival order:
-    ``d = keccak256(abi.encode(d, index, cidDigest, sketchCommitment))`` from ``d = 0``.
-
-    Fixed by the trainers, not by the aggregator, so the round seed derives from it
-    (:func:`marketplace.rounds.seeds.round_seed`): an aggregator cannot grind seeds.
-    """
-    digest = ZERO32
-    for c in sorted(commits, key=lambda c: c.arrival):
-        digest = keccak(
-            digest + c.index.to_bytes(32, "big") + digest_of(c.cid) + c.sketch_commitment
-        )
-    return digest
 
 
 @dataclass(frozen=True)
@@ -65,15 +49,30 @@ class RoundCommit:
 
 
 def update_commits(
-    market: MarketClient, project_id: int, round_: int, from_block: int = 0
+    market: MarketClient,
+    project_id: int,
+    round_: int,
+    from_block: int = 0,
+    *,
+    active_only: bool = True,
 ) -> dict[int, UpdateCommit]:
-    """Trainer index -> commitment, for every ``UpdateCommitted`` event of the round."""
-    logs = market.contract.events.UpdateCommitted().get_logs(
+    """Trainer index -> opened commitment, for the ``UpdateRevealed`` events of the round:
+    only the active trainers' (the contract's revealed mask) unless ``active_only`` is
+    False (a zk prover also needs the excluded ones, whose sketch it folded)."""
+    logs = market.contract.events.UpdateRevealed().get_logs(
         from_block=from_block, argument_filters={"projectId": project_id, "round": round_}
     )
+    active: list[bool] | None = None
+    if active_only and logs:
+        active = market.round_masks(project_id, round_).revealed
     out: dict[int, UpdateCommit] = {}
     for log in logs:
         args = log["args"]
+        index = int(args["index"])
+        if active is not None and not (index < len(active) and active[index]):
+            continue
+        if bytes(args["cidDigest"]) == ZERO32:
+            continue
         out[int(args["index"])] = UpdateCommit(
             index=int(args["index"]),
             trainer=str(args["trainer"]),
@@ -86,9 +85,14 @@ def update_commits(
 
 
 def round_commit(
-    market: MarketClient, project_id: int, round_: int, trainer_count: int, from_block: int = 0
+    market: MarketClient,
+    project_id: int,
+    round_: int,
+    trainer_count: int | None = None,
+    from_block: int = 0,
 ) -> RoundCommit | None:
-    """The ``RoundCommitted`` event of a round (None when it is not committed yet)."""
+    """The ``RoundCommitted`` event of a round (None when it is not committed yet); masks
+    over ``trainer_count`` trainers (default: the round's roster)."""
     logs = market.contract.events.RoundCommitted().get_logs(
         from_block=from_block, argument_filters={"projectId": project_id, "round": round_}
     )
@@ -97,6 +101,8 @@ def round_commit(
     log = logs[-1]
     args = log["args"]
     report = bytes(args["reportCid"])
+    if trainer_count is None:
+        trainer_count = market.round_state(project_id, round_).roster
     return RoundCommit(
         round=round_,
         global_model_cid=cid_from_digest(bytes(args["globalModelCid"])),

@@ -3,7 +3,8 @@
 ``simulate`` plays every role with the real code paths: the owner deploys the market,
 publishes the model spec and creates a project; N trainers stake, each with its own
 :class:`MemoryStore` and its own shard of the dataset; each round every
-:class:`TrainerNode` trains, publishes its update by CID and commits it on-chain; the
+:class:`TrainerNode` trains and commits to its update (hidden), then, once every trainer
+has committed, reveals it on-chain and serves it by CID; the
 :class:`AggregatorNode` fetches the updates from the trainers' stores, filters,
 aggregates, evaluates on the owner's validation set and commits the round in one
 transaction. At the end the project is finalized and every trainer withdraws.
@@ -247,6 +248,8 @@ def simulate(
             )
         for node, update in zip(nodes, updates, strict=True):
             node.commit(r, node.publish(r, update))
+        for node in nodes:  # every roster trainer committed: the commit window is closed
+            node.reveal(r)
         summary = agg.step()
         if not isinstance(summary, RoundSummary):
             raise ConfigError(f"round {r} did not aggregate ({summary}); this is a bug")
@@ -258,6 +261,9 @@ def simulate(
         if on_round is not None:
             on_round(summary, seconds, attacker_list)
 
+    wait = market.project(project_id).disputable_until - chain.now()
+    if wait >= 0:  # a round had rejections: its dispute window must pass first
+        chain.advance_time(wait + 1)
     market.finalize(project_id)
     for i, node in enumerate(nodes):
         trainer_info = market.trainer(project_id, i)

@@ -1,4 +1,4 @@
-"""A trainer node: trains on its own data, publishes updates by CID, commits on-chain.
+"""A trainer node: trains on its own data, commits to its update, then reveals and serves it.
 
 The data never leaves the node. What leaves is the model update (a safetensors blob in
 the trainer's *own* content store, served by its own trustless gateway) and, on-chain,
@@ -6,6 +6,14 @@ the digest of that update's CID and the Poseidon commitment of the update's sket
 (ARCHITECTURE.md, round step 3). The sketch and its salt travel in the update blob's
 metadata (:mod:`marketplace.rounds.sketches`, which also says where the sketch parameters
 come from: the project's round verifier on-chain, or a default without one).
+
+Commit, then reveal: in the round's commit window the node sends only
+``keccak256(cidDigest, sketchCommitment, salt, trainer, project, round)``
+(:func:`marketplace.chain.market.update_commitment`) and keeps the blob in a private
+staging store, so nobody can read, copy or re-announce its update (or learn its sketch
+salt) while commitments are still open. Once the window is closed it reveals the opening
+on-chain and only then copies the blob into the store its gateway serves. Both salts
+derive from the trainer's private key, so nobody else can guess them.
 
 Where the model comes from: the project's model spec and every global model are
 published by the aggregator in its content store and served by its gateway; their
@@ -15,12 +23,14 @@ can), so its gateway URL is given to the trainer out of band (``--aggregator-gat
 like the RPC URL. Round 1 starts from ``init_params(spec)``, which needs no transfer.
 
 A node is restartable: training is deterministic (the batch-order seed derives from
-project, round and trainer index), so a node killed between storing and committing
-republishes the same CID; one that already committed this round just waits.
+project, round and trainer index), so a node killed between committing and revealing
+trains again to the same CID and opens the commitment it made; one that already revealed
+this round just waits.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -34,6 +44,7 @@ from marketplace.chain.market import (
     ZERO32,
     ZERO_ADDRESS,
     MarketClient,
+    Opening,
     ProjectInfo,
     ProjectStatus,
 )
@@ -47,23 +58,31 @@ from marketplace.learning import (
     local_train,
 )
 from marketplace.nodes.chainview import chain_time
-from marketplace.rounds.codec import KIND_MODEL, KIND_UPDATE, get_params, get_spec, put_params
+from marketplace.rounds.codec import KIND_MODEL, KIND_UPDATE, encode_params, get_params, get_spec
 from marketplace.rounds.seeds import derive_seed
 from marketplace.rounds.sketches import SketchOpening, make_opening, project_sketch_spec
-from marketplace.storage import ContentStore, cid_from_digest, digest_of
+from marketplace.storage import ContentStore, MemoryStore, cid_from_digest, digest_of, put_blob
 from zk.sketch import SketchSpec, make_salt
 
 log = logging.getLogger(__name__)
 
 #: Reverts that mean "this round is no longer ours to commit", not a bug.
-_ROUND_MOVED_ON = {"CommitWindowClosed", "WrongRound", "AlreadyCommitted", "ProjectNotOpen"}
+_ROUND_MOVED_ON = {
+    "CommitWindowClosed",
+    "RevealWindowClosed",
+    "WrongRound",
+    "AlreadyCommitted",
+    "NotCommitted",
+    "NotInRoster",
+    "ProjectNotOpen",
+}
 
 
 @dataclass(frozen=True)
 class TrainerStep:
     """What one call of :meth:`TrainerNode.step` did."""
 
-    status: str  # committed | waiting | missed | done | closed | retry
+    status: str  # committed | revealed | waiting | missed | done | closed | retry
     round: int
     cid: str | None = None
     detail: str = ""
@@ -136,6 +155,8 @@ class TrainerNode:
         self._index: int | None = None
         self._sketch_spec: SketchSpec | None = None
         self._openings: dict[str, SketchOpening] = {}
+        self._staged: dict[str, bytes] = {}  # CID -> blob, served only after its reveal
+        self._committed: dict[int, str] = {}  # round -> CID this node committed to
 
     @property
     def address(self) -> str:
@@ -169,12 +190,28 @@ class TrainerNode:
             self._sketch_spec = sketch_spec_for(self.market, info)
         return self._sketch_spec
 
+    def _secret(self, purpose: str, round_: int) -> bytes:
+        """32 bytes only this trainer can compute (they derive from its private key), and
+        the same after a restart."""
+        assert self.market.sender is not None
+        key = bytes(self.market.sender.account.key)
+        text = f"ledgerlearn-{purpose}:{self.market.address}:{self.project_id}:{round_}"
+        return hashlib.sha256(key + text.encode()).digest()
+
     def opening(self, round_: int, update: Tensor) -> SketchOpening:
-        """The sketch of ``update`` and this round's salt (deterministic: a restarted node
-        commits the same value)."""
-        secret = derive_seed("salt", self.project_id, self.train_config.seed)
+        """The sketch of ``update`` and this round's sketch salt (deterministic: a restarted
+        node commits the same value; secret: derived from the trainer's key)."""
+        secret = int.from_bytes(self._secret("sketch-salt", round_)[:8], "big") >> 1
         salt = make_salt(secret, self.address.lower(), round_)
         return make_opening(update, self.sketch_spec(), salt)
+
+    def update_opening(self, round_: int, cid: str) -> Opening:
+        """What this node commits to (hidden) and later reveals for ``cid``."""
+        opening = self._openings.get(cid)
+        sketch = ZERO32
+        if opening is not None:
+            sketch = opening.commitment_bytes(self.sketch_spec().value_bits)
+        return Opening(self.address, digest_of(cid), sketch, self._secret("reveal-salt", round_))
 
     def announce(self, url: str) -> None:
         """Tell the aggregator (on-chain, in an event) where this node's gateway is."""
@@ -200,9 +237,10 @@ class TrainerNode:
         return local_train(self.spec(), global_params, self.data, cfg)
 
     def publish(self, round_: int, update: Tensor, opening: SketchOpening | None = None) -> str:
-        """Store the update, with its sketch opening in the blob's metadata, in this node's
-        content store; returns its CID. ``opening`` defaults to the update's own (tests
-        pass another to play a trainer that lies about its sketch)."""
+        """Stage the update, with its sketch opening in the blob's metadata, privately;
+        returns its CID. :meth:`reveal` serves it from this node's content store.
+        ``opening`` defaults to the update's own (tests pass another to play a trainer
+        that lies about its sketch)."""
         opening = opening or self.opening(round_, update)
         meta = {
             "kind": KIND_UPDATE,
@@ -211,51 +249,101 @@ class TrainerNode:
             "num_samples": str(len(self.data)),
             **opening.metadata(),
         }
-        cid = put_params(self.store, self.spec(), update, meta)
+        blob = encode_params(self.spec(), update, meta)
+        cid = put_blob(MemoryStore(), blob)
+        self._staged[cid] = blob
         self._openings[cid] = opening
         return cid
 
     def commit(self, round_: int, cid: str) -> None:
-        """Commit the update's CID digest and its sketch commitment on-chain (the
+        """Commit, hidden, to the update's CID digest and its sketch commitment (the
         commitment of the opening published with ``cid``; zero for a blob this node did
         not publish)."""
-        opening = self._openings.get(cid)
-        sketch = ZERO32
-        if opening is not None:
-            sketch = opening.commitment_bytes(self.sketch_spec().value_bits)
-        self.market.commit_update(self.project_id, round_, digest_of(cid), sketch)
+        opening = self.update_opening(round_, cid)
+        self.market.commit_update(self.project_id, round_, opening.commitment(self.project_id, round_))
+        self._committed[round_] = cid
+
+    def reveal(self, round_: int, cid: str | None = None) -> None:
+        """Open this round's commitment on-chain, then serve the blob (the commit window
+        must be closed: the contract refuses earlier reveals)."""
+        cid = cid or self._committed[round_]
+        self.market.reveal_updates(self.project_id, round_, [self.update_opening(round_, cid)])
+        blob = self._staged.pop(cid, None)
+        if blob is not None:
+            put_blob(self.store, blob)
 
     def has_committed(self, round_: int) -> bool:
-        committed, _digest, _count = self.market.committed(self.project_id, round_)
-        return self.index < len(committed) and committed[self.index]
+        masks = self.market.round_masks(self.project_id, round_)
+        return self.index < len(masks.committed) and masks.committed[self.index]
+
+    def _train_and_stage(self, r: int, info: ProjectInfo) -> str | TrainerStep:
+        try:
+            params = self.global_params(info)
+        except StorageError as exc:
+            log.warning("round %d: cannot fetch the global model yet: %s", r, exc)
+            return TrainerStep("retry", r, detail=str(exc))
+        return self.publish(r, self.train(r, params))
 
     def step(self) -> TrainerStep:
-        """Do this round's work if it is due: fetch, train, publish, commit."""
+        """Do this round's work if it is due: train and commit in the commit window, reveal
+        and serve once it is closed."""
         info = self.market.project(self.project_id)
         r = info.current_round
         if info.status != ProjectStatus.OPEN:
             return TrainerStep("closed", r)
         if info.rounds_committed >= info.rounds:
             return TrainerStep("done", r)
-        if self.has_committed(r):
+        state = self.market.round_state(self.project_id, r)
+        masks = self.market.round_masks(self.project_id, r, state.roster)
+        me = self.index
+        in_roster = state.roster == 0 or me < state.roster
+        committed = me < len(masks.committed) and masks.committed[me]
+        if not in_roster:
+            return TrainerStep("waiting", r, detail="joined after this round's roster was fixed")
+        if not committed:
+            if state.commit_closed:
+                return TrainerStep("missed", r, detail="the commit window is closed")
+            staged = self._train_and_stage(r, info)
+            if isinstance(staged, TrainerStep):
+                return staged
+            try:
+                self.commit(r, staged)
+            except TransactionReverted as exc:
+                if exc.error_name in _ROUND_MOVED_ON:
+                    return TrainerStep("missed", r, staged, str(exc))
+                raise
+            log.info("trainer %d committed round %d (hidden): %s", me, r, staged)
+            return TrainerStep("committed", r, staged)
+        opened = self._opened(r)
+        if opened or not state.commit_closed:
             return TrainerStep("waiting", r)
-        deadline = info.round_opened_at + info.round_duration
-        if chain_time(self.market) > deadline:
-            return TrainerStep("missed", r, detail=f"commit deadline {deadline} passed")
+        if state.reveal_closed:
+            return TrainerStep("missed", r, detail="the reveal window is closed")
+        cid = self._committed.get(r)
+        if cid is None:  # restarted between commit and reveal: train again, same CID
+            staged = self._train_and_stage(r, info)
+            if isinstance(staged, TrainerStep):
+                return staged
+            cid = staged
         try:
-            params = self.global_params(info)
-        except StorageError as exc:
-            log.warning("round %d: cannot fetch the global model yet: %s", r, exc)
-            return TrainerStep("retry", r, detail=str(exc))
-        cid = self.publish(r, self.train(r, params))
-        try:
-            self.commit(r, cid)
+            self.reveal(r, cid)
         except TransactionReverted as exc:
             if exc.error_name in _ROUND_MOVED_ON:
                 return TrainerStep("missed", r, cid, str(exc))
             raise
-        log.info("trainer %d committed round %d: %s", self.index, r, cid)
-        return TrainerStep("committed", r, cid)
+        log.info("trainer %d revealed round %d: %s", me, r, cid)
+        return TrainerStep("revealed", r, cid)
+
+    def _opened(self, round_: int) -> bool:
+        logs = self.market.contract.events.UpdateRevealed().get_logs(
+            from_block=0,
+            argument_filters={
+                "projectId": self.project_id,
+                "round": round_,
+                "trainer": self.address,
+            },
+        )
+        return bool(logs)
 
     def run(
         self,
@@ -266,7 +354,7 @@ class TrainerNode:
         """Loop until the project's last round is committed (or it closes).
 
         The node keeps serving (its gateway runs beside this loop) until then, because
-        the aggregator fetches updates after they are committed.
+        the aggregator fetches updates after they are revealed.
         """
         last: tuple[str, int] | None = None
         while stop is None or not stop.is_set():

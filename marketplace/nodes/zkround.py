@@ -7,8 +7,9 @@ trainers' committed sketches (:mod:`zk.onchain`). The aggregator node therefore,
 1. opens each accepted update's sketch (published in the blob's metadata) against the
    trainer's on-chain ``sketchCommitment`` and checks it is the sketch of the update
    (:func:`marketplace.rounds.sketches.check_opening`); a trainer that fails is rejected
-   with a ``sketch:`` reason, which is a public claim in the round result, so the proof
-   leaves it out consistently (active = committed and not rejected);
+   with a ``sketch:`` reason, which is a public claim in the round result (disputable in
+   the market), so the proof leaves it out consistently (active = revealed and not
+   rejected, both from the market);
 2. runs the round with the provable sketch rule as the filter
    (:mod:`marketplace.rounds.zkfilter`), so the committed mask is exactly the proved one;
 3. after scoring, proves the round with the commit order the verifier's chain followed
@@ -133,11 +134,15 @@ def prove_outcome(
     openings: Mapping[int, SketchOpening],
     commits: Mapping[int, UpdateCommit],
     arrival: Sequence[int],
+    folded: Mapping[int, UpdateCommit] | None = None,
 ) -> RoundProofResult:
     """Prove the round's filter and encode the proof for ``commitRound``.
 
-    ``arrival`` is the order in which the trainers' commitments were folded on-chain.
-    Slot ``i`` is active iff trainer ``i`` committed and is not rejected; the proof's mask
+    ``arrival`` is the order in which the trainers' sketch commitments were folded
+    on-chain (at their reveals); ``folded`` every opened commitment, also of trainers the
+    market then excluded (a CID an earlier committer holds), whose sketch commitment is
+    still in the chain (default: ``commits``). Slot ``i`` is active iff trainer ``i`` is
+    revealed (the market's mask, ``commits``) and is not rejected; the proof's mask
     must equal ``outcome.inlier_mask`` (both come from the same rule on the same
     sketches), which is checked so that a mismatch fails here and not on-chain.
     """
@@ -149,7 +154,7 @@ def prove_outcome(
             sketches[i] = list(opening.sketch)
             salts[i] = opening.salt
     onchain: list[int | None] = [None] * n
-    for i, c in commits.items():
+    for i, c in (folded if folded is not None else commits).items():
         if i < n:
             onchain[i] = int.from_bytes(c.sketch_commitment, "big")
     committed = [i in commits for i in range(n)]

@@ -1,7 +1,7 @@
 """Seeds derived from public round coordinates, so every party computes the same ones.
 
 A trainer's batch order in round ``r`` is a function of ``(purpose, project, round, index,
-base seed)``; the aggregator's round seed is one of the round's on-chain commitments
+base seed)``; the aggregator's round seed derives from the round's on-chain reveal fold
 (:func:`round_seed`). A restarted node, or an auditor, derives them again without being
 told.
 """
@@ -17,9 +17,11 @@ def derive_seed(purpose: str, *parts: int) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") >> 1
 
 
-def round_seed(project_id: int, round_: int, commitments_digest: bytes) -> int:
+def round_seed(project_id: int, round_: int, reveal_fold: bytes) -> int:
     """The aggregator's seed for a round (contribution sampling, the validation anchor):
-    from the market's running digest of the commitments it aggregated, which the trainers
-    fixed, so the aggregator cannot try seeds until one favours someone. An auditor derives
-    it again from the ``UpdateCommitted`` events."""
-    return derive_seed("round", project_id, round_, int.from_bytes(commitments_digest, "big"))
+    from the market's ``revealFold``, the XOR of ``keccak256(index, salt)`` over every opened
+    commitment. The salts were hidden until the commit window closed and the XOR does not
+    depend on the order in which reveals arrive, so the aggregator (who orders what it
+    batches) cannot try seeds until one favours someone. An auditor reads the same fold
+    from the chain (``roundState``)."""
+    return derive_seed("round", project_id, round_, int.from_bytes(reveal_fold, "big"))

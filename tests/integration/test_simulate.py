@@ -60,6 +60,9 @@ def test_restarted_aggregator_commits_the_same_round(world: Any) -> None:
         for t in trainers[:4]:
             assert t.step().status == "committed"
         cheat.commit(r, put_blob(cheat.store, b"not an update"))
+        for t in trainers[:4]:  # every roster trainer committed: reveals are open
+            assert t.step().status == "revealed"
+        cheat.reveal(r)
 
     play_round(1)
     crashed = node().prepare(1)  # computed and stored, then "killed" before commitRound

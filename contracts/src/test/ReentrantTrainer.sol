@@ -21,7 +21,17 @@ contract ReentrantTrainer {
     }
 
     function commit(uint256 round, bytes32 cidDigest) external {
-        market.commitUpdate(projectId, round, cidDigest, bytes32(0));
+        market.commitUpdate(
+            projectId,
+            round,
+            market.updateCommitment(cidDigest, bytes32(0), bytes32(0), address(this), projectId, round)
+        );
+    }
+
+    function reveal(uint256 round, bytes32 cidDigest) external {
+        ContributionMarket.Reveal[] memory r = new ContributionMarket.Reveal[](1);
+        r[0] = ContributionMarket.Reveal(address(this), cidDigest, bytes32(0), bytes32(0));
+        market.revealUpdates(projectId, round, r);
     }
 
     function cashOut() external {

@@ -13,9 +13,11 @@ import {PoseidonT3} from "./PoseidonT3.sol";
 ///      aggregator cannot choose them. The one public input is computed exactly as
 ///      `zk/public_hash.py` specifies, with a constant number of hashes per round:
 ///        acc        = Poseidon chain over (commitment + slot), folded in `onCommitment`
-///                     as trainers commit (each pays for its own), seeded with project and round
+///                     as trainers reveal (each pays for its own), seeded with project and round
 ///        flags      = active | mask << nMax | ruleNum << 2 nMax | ruleDen << (2 nMax + 16),
-///                     active = committed and not rejected (both from the market)
+///                     active = revealed and not rejected (both from the market: a trainer is
+///                     revealed when it opened its commitment in time; a rejection is public
+///                     and disputable there)
 ///        publicHash = P2(P2(acc, flags), outputs)
 ///      `proof` = abi.encode(uint256[8] groth16, uint256 outputs), where outputs is the
 ///      Poseidon digest of the rule's results (median distance, inlier sketch sums) that the
@@ -103,6 +105,11 @@ contract FilterRoundVerifier is IRoundVerifier {
         emit CommitmentFolded(projectId, round, index, acc);
     }
 
+    /// @inheritdoc IRoundVerifier
+    function maxTrainers() external view returns (uint256) {
+        return nMax;
+    }
+
     /// @notice The round's commitments chain (the seed while nobody has committed).
     function accumulator(uint256 projectId, uint256 round) external view returns (uint256) {
         uint256 acc = _chain[projectId][round];
@@ -113,7 +120,7 @@ contract FilterRoundVerifier is IRoundVerifier {
     function verifyRound(
         uint256 projectId,
         uint256 round,
-        uint256[] calldata committedMask,
+        uint256[] calldata revealedMask,
         uint256[] calldata inlierMask,
         uint256[] calldata rejectedMask,
         bytes calldata proof
@@ -121,19 +128,19 @@ contract FilterRoundVerifier is IRoundVerifier {
         if (proof.length != PROOF_BYTES) return false;
         (uint256[8] memory p, uint256 outputs) = abi.decode(proof, (uint256[8], uint256));
         (bool fits, uint256 h) =
-            publicHash(projectId, round, committedMask, inlierMask, rejectedMask, outputs);
+            publicHash(projectId, round, revealedMask, inlierMask, rejectedMask, outputs);
         if (!fits) return false;
         return groth16.verify(p, h);
     }
 
     /// @notice The proof's public input for a round (`zk/public_hash.py` computes the same).
     /// @return fits false when the round cannot be expressed by this circuit (nobody
-    ///         committed, a trainer index >= nMax, an inlier that is not active, an outputs
+    ///         revealed, a trainer index >= nMax, an inlier that is not active, an outputs
     ///         digest that is not a field element)
     function publicHash(
         uint256 projectId,
         uint256 round,
-        uint256[] calldata committedMask,
+        uint256[] calldata revealedMask,
         uint256[] calldata inlierMask,
         uint256[] calldata rejectedMask,
         uint256 outputs
@@ -141,11 +148,11 @@ contract FilterRoundVerifier is IRoundVerifier {
         uint256 acc = _chain[projectId][round];
         if (acc == 0 || outputs >= R) return (false, 0);
         uint256 n = nMax;
-        uint256 committed = _word0(committedMask);
+        uint256 revealed = _word0(revealedMask);
         uint256 mask = _word0(inlierMask);
         uint256 rejected = _word0(rejectedMask);
-        if ((committed | mask | rejected) >> n != 0) return (false, 0);
-        uint256 active = committed & ~rejected;
+        if ((revealed | mask | rejected) >> n != 0) return (false, 0);
+        uint256 active = revealed & ~rejected;
         if (mask & ~active != 0) return (false, 0);
         uint256 flags =
             active | (mask << n) | (ruleNum << (2 * n)) | (ruleDen << (2 * n + RULE_BITS));
