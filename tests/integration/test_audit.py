@@ -54,6 +54,8 @@ def _run(world: Any, rounds: int, tamper: Tamper | None = None, rule: str = "def
     for r in range(1, rounds + 1):
         for t in trainers:
             assert t.step().status == "committed"
+        for t in trainers:  # all committed: the window closed
+            assert t.step().status == "revealed"
         prepared = node.prepare(r)
         if tamper is not None and r == rounds:
             agg_market.commit_round(project_id, r, **tamper(prepared))
@@ -178,16 +180,15 @@ def test_audit_flags_validation_data_that_is_not_the_committed_one(world: Any) -
 def test_round_seed_comes_from_the_chain_and_a_ground_seed_is_flagged(
     world: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The aggregator's round seed derives from the market's commitments digest (which the
-    trainers fixed); an aggregator that picks its own seed is caught by the replay."""
+    """The aggregator's round seed derives from the market's reveal fold (the trainers'
+    hidden salts, order-independent); an aggregator that picks its own seed is caught by
+    the replay."""
     from marketplace.nodes import aggregator
-    from marketplace.nodes.chainview import commitments_digest, update_commits
     from marketplace.rounds.seeds import round_seed
 
     honest = _run(world, rounds=1)
-    commits = update_commits(world.market, honest.project_id, 1)
-    digest = commitments_digest(commits.values())
-    assert digest == world.market.committed(honest.project_id, 1)[1]  # = the contract's
+    digest = world.market.round_state(honest.project_id, 1).reveal_fold
+    assert digest != bytes(32)
     report = _audit(world, honest)
     assert report.ok and report.rounds[0].checks["report"] is True
     derived = round_seed(honest.project_id, 1, digest)

@@ -68,6 +68,8 @@ def _play(world: Any, shards: list[Dataset], validation: Dataset, rounds: int) -
     for _ in range(rounds):
         for t in trainers:
             assert t.step().status == "committed"
+        for t in trainers:  # all committed: the window closed
+            assert t.step().status == "revealed"
         assert isinstance(node.step(), RoundSummary)
     world.market.finalize(project_id)
     rewards = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from chain_asserts import reverts
+from market_rounds import commit, opening_of, play, reveal
 
 from marketplace.chain.artifacts import load_artifact
 from marketplace.chain.market import ProjectStatus
@@ -38,8 +39,8 @@ def registered_project(world, n: int = 3, rounds: int = 2) -> int:
 
 
 def commit_all(world, pid: int, round_: int, n: int = 3) -> None:
-    for t in world.trainers[:n]:
-        world.as_(t).commit_update(pid, round_, CID, SKETCH)
+    """Every trainer commits; the commit window closes at once and each reveals."""
+    play(world, pid, round_, world.trainers[:n])
 
 
 def finished_project(world, scores=(3, 1, 0)) -> int:
@@ -59,8 +60,8 @@ def finished_project(world, scores=(3, 1, 0)) -> int:
 
 def test_every_aggregator_function_rejects_everyone_else(world):
     pid = registered_project(world)
+    signed = [world.market.sign_update(world.trainers[3], pid, 1, SKETCH)]
     commit_all(world, pid, 1)
-    signed = [world.market.sign_update(world.trainers[3], pid, 1, CID, SKETCH)]
     for intruder in (world.owner, world.trainers[0], world.stranger):
         m = world.as_(intruder)
         with reverts("Unauthorized"):
@@ -84,7 +85,7 @@ def test_trainer_functions_reject_non_trainers(world):
     pid = registered_project(world, rounds=1)
     for outsider in (world.owner, world.aggregator, world.stranger):
         with reverts("NotRegistered"):
-            world.as_(outsider).commit_update(pid, 1, CID, SKETCH)
+            world.as_(outsider).commit_update(pid, 1, SKETCH)
     commit_all(world, pid, 1)
     agg = world.as_(world.aggregator)
     agg.commit_round(pid, 1, global_model_cid=CID, inlier_mask=[True] * 3, scores=[1, 1, 1])
@@ -98,8 +99,8 @@ def test_trainer_functions_reject_non_trainers(world):
 
 def test_signed_update_from_wrong_key_is_rejected(world):
     pid = registered_project(world)
-    forged = world.market.sign_update(world.stranger, pid, 1, CID, SKETCH)
-    forged = type(forged)(world.trainers[0].address, CID, SKETCH, forged.signature)
+    forged = world.market.sign_update(world.stranger, pid, 1, SKETCH)
+    forged = type(forged)(world.trainers[0].address, SKETCH, forged.signature)
     with reverts("InvalidSignature"):
         world.as_(world.aggregator).commit_updates_signed(pid, 1, [forged])
 
@@ -107,10 +108,14 @@ def test_signed_update_from_wrong_key_is_rejected(world):
 def test_signed_update_cannot_be_replayed_or_moved_to_another_round(world):
     pid = registered_project(world, rounds=2)
     agg = world.as_(world.aggregator)
-    signed = world.market.sign_update(world.trainers[0], pid, 1, CID, SKETCH)
+    opening = opening_of(world.trainers[0], 1, CID)
+    commitment = opening.commitment(pid, 1)
+    signed = world.market.sign_update(world.trainers[0], pid, 1, commitment)
     agg.commit_updates_signed(pid, 1, [signed])
     with reverts("AlreadyCommitted"):
         agg.commit_updates_signed(pid, 1, [signed])
+    world.chain.advance_time(DURATION + 1)  # the others never commit: the window closes
+    agg.reveal_updates(pid, 1, [opening])  # anyone may send a trainer's opening
     agg.commit_round(pid, 1, global_model_cid=CID, inlier_mask=[True, False, False], scores=[1])
     with reverts("InvalidSignature"):  # the signature binds round 1: invalid for round 2
         agg.commit_updates_signed(pid, 2, [signed])
@@ -139,7 +144,7 @@ def test_unknown_project_fails(world):
 def test_commit_for_wrong_round_fails(world):
     pid = registered_project(world)
     with reverts("WrongRound"):
-        world.as_(world.trainers[0]).commit_update(pid, 2, CID, SKETCH)
+        world.as_(world.trainers[0]).commit_update(pid, 2, SKETCH)
     commit_all(world, pid, 1)
     with reverts("WrongRound"):
         world.as_(world.aggregator).commit_round(
@@ -151,20 +156,24 @@ def test_late_commitment_fails(world):
     pid = registered_project(world)
     world.chain.advance_time(DURATION + 1)
     with reverts("CommitWindowClosed"):
-        world.as_(world.trainers[0]).commit_update(pid, 1, CID, SKETCH)
+        world.as_(world.trainers[0]).commit_update(pid, 1, SKETCH)
 
 
 def test_double_commitment_fails(world):
     pid = registered_project(world)
-    world.as_(world.trainers[0]).commit_update(pid, 1, CID, SKETCH)
+    world.as_(world.trainers[0]).commit_update(pid, 1, SKETCH)
     with reverts("AlreadyCommitted"):
-        world.as_(world.trainers[0]).commit_update(pid, 1, CID, SKETCH)
+        world.as_(world.trainers[0]).commit_update(pid, 1, SKETCH)
 
 
-def test_mask_must_only_name_committed_trainers(world):
+def test_mask_must_only_name_revealed_trainers(world):
     pid = registered_project(world)
-    world.as_(world.trainers[0]).commit_update(pid, 1, CID, SKETCH)
-    with reverts("MaskIncludesUncommitted"):
+    first = commit(world, world.trainers[0], pid, 1, CID)
+    commit(world, world.trainers[1], pid, 1, bytes([8]) * 32)  # commits, never reveals
+    world.chain.advance_time(DURATION + 1)
+    reveal(world, world.trainers[0], pid, 1, first)
+    world.chain.advance_time(DURATION)
+    with reverts("MaskIncludesUnrevealed"):
         world.as_(world.aggregator).commit_round(
             pid, 1, global_model_cid=CID, inlier_mask=[True, True, False], scores=[1, 1]
         )
@@ -263,7 +272,7 @@ def test_cancel_before_anyone_joins_refunds_owner(world):
 def test_vanished_aggregator_cannot_lock_stakes(world):
     pid = registered_project(world)
     commit_all(world, pid, 1)
-    world.chain.advance_time(2 * DURATION + 1)
+    world.chain.advance_time(3 * DURATION + 1)
     with reverts("AggregationWindowClosed"):
         world.as_(world.aggregator).commit_round(
             pid, 1, global_model_cid=CID, inlier_mask=[True] * 3, scores=[1, 1, 1]
@@ -278,7 +287,7 @@ def test_vanished_aggregator_cannot_lock_stakes(world):
 
 def test_vanished_trainers_cannot_lock_reward(world):
     pid = registered_project(world, rounds=1)
-    world.chain.advance_time(2 * DURATION + 1)
+    world.chain.advance_time(3 * DURATION + 1)
     world.market.finalize(pid)
     world.market.reclaim(pid)
     assert world.chain.w3.eth.get_balance(world.market.address) == 3 * STAKE
@@ -296,8 +305,10 @@ def test_reentrant_receiver_cannot_withdraw_twice(world):
     evil = world.chain.w3.eth.contract(address=receipt["contractAddress"], abi=art.abi)
     pid = registered_project(world, n=1, rounds=1)
     sender.transact(evil.functions.join(pid), value=STAKE)
-    world.as_(world.trainers[0]).commit_update(pid, 1, CID, SKETCH)
-    sender.transact(evil.functions.commit(1, CID))
+    first = commit(world, world.trainers[0], pid, 1, CID)
+    sender.transact(evil.functions.commit(1, bytes([8]) * 32))
+    reveal(world, world.trainers[0], pid, 1, first)
+    sender.transact(evil.functions.reveal(1, bytes([8]) * 32))
     world.as_(world.aggregator).commit_round(
         pid, 1, global_model_cid=CID, inlier_mask=[True, True], scores=[1, 1]
     )

@@ -19,7 +19,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from marketplace.chain.connection import Chain, connect_embedded
 from marketplace.chain.deploy import deploy_all
-from marketplace.chain.market import MarketClient
+from marketplace.chain.market import MarketClient, Opening
 from marketplace.chain.tx import TxSender
 from marketplace.errors import TransactionReverted
 
@@ -108,11 +108,23 @@ class MarketMachine(RuleBasedStateMachine):
             return
         pid = data.draw(st.sampled_from(sorted(self.projects)))
         info = self.m(self.owner).project(pid)
+        t = self.trainers[who]
+        opening = Opening(t.address, bytes([1 + who]) * 32, b"\x02" * 32, b"\x05" * 32)
         self._try(
-            lambda: self.m(self.trainers[who]).commit_update(
-                pid, info.current_round, b"\x01" * 32, b"\x02" * 32
+            lambda: self.m(t).commit_update(
+                pid, info.current_round, opening.commitment(pid, info.current_round)
             )
         )
+
+    @rule(data=st.data(), who=st.integers(0, N_TRAINERS - 1))
+    def reveal(self, data, who: int) -> None:
+        if not self.projects:
+            return
+        pid = data.draw(st.sampled_from(sorted(self.projects)))
+        info = self.m(self.owner).project(pid)
+        t = self.trainers[who]
+        opening = Opening(t.address, bytes([1 + who]) * 32, b"\x02" * 32, b"\x05" * 32)
+        self._try(lambda: self.m(self.agg).reveal_updates(pid, info.current_round, [opening]))
 
     @rule(data=st.data())
     def commit_round(self, data) -> None:
@@ -121,8 +133,8 @@ class MarketMachine(RuleBasedStateMachine):
         pid = data.draw(st.sampled_from(sorted(self.projects)))
         market = self.m(self.agg)
         info = market.project(pid)
-        committed, _, _ = market.committed(pid, info.current_round)
-        inliers = [c and data.draw(st.booleans()) for c in committed]
+        revealed = market.round_masks(pid, info.current_round).revealed
+        inliers = [c and data.draw(st.booleans()) for c in revealed]
         scores = [data.draw(st.integers(0, 10**6)) for b in inliers if b]
         done = self._try(
             lambda: market.commit_round(
@@ -140,7 +152,7 @@ class MarketMachine(RuleBasedStateMachine):
                 p["scores"][addr] += s
                 p["total"] += s
 
-    @rule(seconds=st.sampled_from([10, DURATION + 1, 2 * DURATION + 1]))
+    @rule(seconds=st.sampled_from([10, DURATION + 1, 2 * DURATION + 1, 3 * DURATION + 1]))
     def wait(self, seconds: int) -> None:
         self.chain.advance_time(seconds)
 

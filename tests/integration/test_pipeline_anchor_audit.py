@@ -43,6 +43,8 @@ def test_anchored_mask_is_replayed_by_the_audit(world: Any) -> None:
     for r in range(1, ROUNDS + 1):
         for t in trainers:
             assert t.step().status == "committed"
+        for t in trainers:  # all committed: the window closed
+            assert t.step().status == "revealed"
         prepared = node.prepare(r)
         node.commit(prepared)
         exclusions = prepared.outcome.exclusions

@@ -13,8 +13,11 @@ from pathlib import Path
 
 import pytest
 from chain_asserts import reverts
+from market_rounds import cid_of, reveal
+from market_rounds import commit as commit_hidden
 
 from marketplace.chain.deploy import deploy_contract
+from marketplace.chain.market import ProjectStatus
 from marketplace.chain.revert import decode_revert
 from marketplace.chain.tx import REVERT_ERRORS, TxSender, revert_data
 from marketplace.errors import ZkError
@@ -72,10 +75,18 @@ def sketches_for(seed: int = 0) -> tuple[list[list[int]], list[int]]:
 
 
 def open_round(
-    world, verifier: str, sketches, salts, rounds: int = 2, pid: int | None = None, order=None
+    world,
+    verifier: str,
+    sketches,
+    salts,
+    rounds: int = 2,
+    pid: int | None = None,
+    order=None,
+    bond: int = 0,
 ):
     """Create a project (unless ``pid``), register everyone, commit the current round's
-    sketches in ``order`` (default: trainer order)."""
+    sketches (hidden) and reveal them in ``order`` (default: trainer order): the verifier
+    folds them as they are revealed. Trainers left out of ``order`` do not take part."""
     if pid is None:
         pid, _ = world.market.create_project(
             reward=ETH,
@@ -84,13 +95,26 @@ def open_round(
             round_duration=3600,
             min_stake=STAKE,
             verifier=verifier,
+            aggregator_bond=bond,
         )
         for t in world.trainers[:N]:
             world.as_(t).register(pid, STAKE)
+        if bond:
+            world.as_(world.aggregator).post_bond(pid, bond)
     round_ = world.market.project(pid).current_round
-    for i in order if order is not None else range(N):
+    order = list(order if order is not None else range(N))
+    openings = {}
+    for i in order:
         c = sketch_commitment(sketches[i], salts[i], SHAPE.value_bits)
-        world.as_(world.trainers[i]).commit_update(pid, round_, CID, c.to_bytes(32, "big"))
+        openings[i] = commit_hidden(
+            world, world.trainers[i], pid, round_, cid_of(i), c.to_bytes(32, "big")
+        )
+    if len(order) < N:
+        world.chain.advance_time(3601)  # the others never commit: the window closes
+    for i in order:
+        reveal(world, world.trainers[i], pid, round_, openings[i])
+    if len(order) < N:
+        world.chain.advance_time(3600)  # and nobody else can reveal
     return pid, round_
 
 
@@ -154,8 +178,8 @@ def test_rejected_trainer_is_a_public_claim(world, stack, prover):
     withheld[3] = None
     onchain = onchain_commitments(world, pid, r)
     rp = prover.prove_round(pid, r, withheld, salts, RULE, onchain_commitments=onchain)
-    committed = world.market.committed(pid, r)[0]
-    rejected = rp.rejected_mask(committed)
+    revealed = world.market.round_masks(pid, r).revealed
+    rejected = rp.rejected_mask(revealed)
     assert rejected == [i == 3 for i in range(N)]
     mask = rp.inlier_mask(N)
     assert commit(world, pid, r, mask, rp.to_bytes(), rejected=rejected)["status"] == 1
@@ -213,11 +237,23 @@ def test_only_the_market_feeds_the_chain_and_bad_commitments_revert(world, stack
         TxSender(world.chain, world.owner).transact(
             contract.functions.onCommitment(1, 1, 0, (5).to_bytes(32, "big"))
         )
-    sketches, salts = sketches_for()
-    pid, r = open_round(world, stack.address, sketches, salts, order=[])
-    for bad in (bytes(32), FIELD_MODULUS.to_bytes(32, "big")):
+    bads = (bytes(32), FIELD_MODULUS.to_bytes(32, "big"))
+    pid, _ = world.market.create_project(
+        reward=ETH,
+        aggregator=world.aggregator.address,
+        rounds=1,
+        round_duration=3600,
+        min_stake=STAKE,
+        verifier=stack.address,
+    )
+    for t in world.trainers[:2]:
+        world.as_(t).register(pid, STAKE)
+    openings = [
+        commit_hidden(world, world.trainers[i], pid, 1, cid_of(i), bad) for i, bad in enumerate(bads)
+    ]
+    for i, opening in enumerate(openings):  # the verifier folds at reveal: it refuses there
         with reverts("CommitmentNotInField"):
-            world.as_(world.trainers[0]).commit_update(pid, r, CID, bad)
+            reveal(world, world.trainers[i], pid, 1, opening)
 
 
 # ------------------------------------------------------------------ rejected
@@ -347,9 +383,10 @@ def test_proof_under_another_circuits_key_is_rejected(world, stack, prover, tmp_
         commit(world, pid, r, mask, other.to_bytes())
 
 
-def test_more_trainers_than_slots_is_refused_at_commit(world, prover, keys_dir):
-    """A verifier with fewer slots than trainers refuses the first commitment it cannot
-    prove, so the trainer learns it at once instead of the round failing later."""
+def test_more_trainers_than_slots_is_refused_at_registration(world, prover, keys_dir):
+    """#13.5: the market reads the verifier's capacity at project creation and refuses the
+    registration beyond it (on main the registration passed and the aggregator refused the
+    whole project later)."""
     sender = TxSender(world.chain, world.owner)
     small = deploy_round_verifier(
         sender,
@@ -358,9 +395,54 @@ def test_more_trainers_than_slots_is_refused_at_commit(world, prover, keys_dir):
         RULE,
         vk=load_verifying_key(SHAPE, keys_dir),
     )
-    sketches, salts = sketches_for()
-    with reverts("SlotOutOfRange"):
-        open_round(world, small.address, sketches, salts)
+    pid, _ = world.market.create_project(
+        reward=ETH,
+        aggregator=world.aggregator.address,
+        rounds=1,
+        round_duration=3600,
+        min_stake=STAKE,
+        verifier=small.address,
+    )
+    assert world.market.project(pid).max_trainers == 5
+    for t in world.trainers[:5]:
+        world.as_(t).register(pid, STAKE)
+    with reverts("TooManyTrainers"):
+        world.as_(world.trainers[5]).register(pid, STAKE)
+
+
+def test_rejecting_honest_trainers_is_disputed_and_slashes_the_bond(world, stack, prover):
+    """#17.1: marking three honest trainers "malformed" moved the median onto two colluders
+    and paid them everything, with a valid proof. Now the active set is the market's
+    revealed set: a rejection is a public claim the rejected trainer disputes, which halts
+    the project, pays no reward to anyone and splits the aggregator's bond among the
+    trainers."""
+    sketches, salts = sketches_for(5)
+    colluders = [5, 6]
+    for i in colluders:  # the colluders' sketches sit together, far from the honest ones
+        sketches[i] = [200_000 + i] * SHAPE.dim
+    bond = ETH // 2
+    pid, r = open_round(world, stack.address, sketches, salts, rounds=1, bond=bond)
+    forged: list[list[int] | None] = list(sketches)
+    for i in (0, 1, 2):
+        forged[i] = None
+    onchain = onchain_commitments(world, pid, r)
+    rp = prover.prove_round(pid, r, forged, salts, RULE, onchain_commitments=onchain)
+    rejected = rp.rejected_mask(world.market.round_masks(pid, r).revealed)
+    mask = rp.inlier_mask(N)
+    assert all(mask[i] for i in colluders)
+    commit(world, pid, r, mask, rp.to_bytes(), rejected=rejected)  # the proof still verifies
+    with reverts("NotDisputable"):  # only a rejected trainer may dispute
+        world.as_(world.trainers[3]).dispute_rejection(pid, r)
+    with reverts("NotFinalizable"):  # the dispute window is open
+        world.as_(world.aggregator).finalize(pid)
+    world.as_(world.trainers[0]).dispute_rejection(pid, r)
+    assert world.market.project(pid).status is ProjectStatus.DISPUTED
+    for i in colluders + [0]:
+        stake, share = world.market.expected_payout(pid, world.trainers[i].address)
+        assert (stake, share) == (STAKE, bond // N)  # no reward to anyone, the bond split
+    world.market.reclaim(pid)  # the reward goes back to the owner
+    with reverts("ProjectNotFinalized"):
+        world.as_(world.aggregator).withdraw_bond(pid)
 
 
 # ------------------------------------------------------------------ Poseidon
