@@ -1,11 +1,14 @@
 """Gas of every ContributionMarket function on the embedded chain (py-evm, Prague rules).
 
 Prints a table and writes ``benchmarks/results/gas.json`` rows
-``{"function", "n", "gas"}``. ``n`` is the number of trainers in the project; the
-targets are: ``withdraw`` does not grow with n, and ``commitRound`` costs at most
-25,000 gas per trainer beyond a fixed base (no proof).
+``{"function", "n", "gas", "payer"}``. ``n`` is the number of trainers in the project
+(for the batched calls: the number of entries in the batch); ``payer`` says who sends
+the transaction (``trainer`` rows are what one trainer pays per round). A round is
+commit-then-reveal: each trainer sends ``commitUpdate`` (or signs it for
+``commitUpdatesSigned``), then its opening with ``revealUpdates`` (alone, or batched by
+anyone). Every transaction must stay under EIP-7825's cap of 2^24 = 16,777,216 gas.
 
-Usage: python scripts/bench_gas.py [--sizes 5,20,100]
+Usage: python scripts/bench_gas.py [--sizes 10,100,1000]
 """
 
 from __future__ import annotations
@@ -20,11 +23,17 @@ from rich.table import Table
 
 from marketplace.chain.connection import connect_embedded
 from marketplace.chain.deploy import deploy_all
-from marketplace.chain.market import MarketClient
+from marketplace.chain.market import MarketClient, Opening
 from marketplace.chain.tx import TxSender
 
 RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "gas.json"
 STAKE = 10**16
+TX_GAS_CAP = 2**24
+BATCH = 200  # entries per batched commit / reveal transaction
+
+
+def _opening(address: str, i: int) -> Opening:
+    return Opening(address, (i + 1).to_bytes(32, "big"), b"\x22" * 32, b"\x33" * 32)
 
 
 def measure(sizes: list[int]) -> list[dict]:
@@ -33,7 +42,12 @@ def measure(sizes: list[int]) -> list[dict]:
     funder = TxSender(chain, owner)
     manifest = deploy_all(funder)
     rows = [
-        {"function": "deploy", "n": 0, "gas": manifest.contracts["ContributionMarket"].gas_used}
+        {
+            "function": "deploy",
+            "n": 0,
+            "gas": manifest.contracts["ContributionMarket"].gas_used,
+            "payer": "deployer",
+        }
     ]
     market = MarketClient(chain, manifest.address("ContributionMarket"), owner)
     agg = market.as_account(aggregator)
@@ -45,19 +59,45 @@ def measure(sizes: list[int]) -> list[dict]:
             round_duration=3600,
             min_stake=STAKE,
         )
-        rows.append({"function": "createProject", "n": n, "gas": receipt["gasUsed"]})
+        rows.append(
+            {"function": "createProject", "n": n, "gas": receipt["gasUsed"], "payer": "owner"}
+        )
         trainers = [Account.create(f"bench-{n}-{i}") for i in range(n)]
         register_gas = []
         for t in trainers:
             funder.transfer(t.address, 10**17)
             register_gas.append(market.as_account(t).register(pid, STAKE)["gasUsed"])
-        rows.append({"function": "register", "n": n, "gas": register_gas[-1]})
-        cid = b"\x11" * 32
-        direct = market.as_account(trainers[0]).commit_update(pid, 1, cid, b"\x22" * 32)
-        rows.append({"function": "commitUpdate", "n": n, "gas": direct["gasUsed"]})
-        signed = [market.sign_update(t, pid, 1, cid, b"\x22" * 32) for t in trainers[1:]]
-        batch = agg.commit_updates_signed(pid, 1, signed)
-        rows.append({"function": "commitUpdatesSigned", "n": n - 1, "gas": batch["gasUsed"]})
+        rows.append({"function": "register", "n": n, "gas": register_gas[-1], "payer": "trainer"})
+        openings = [_opening(t.address, i) for i, t in enumerate(trainers)]
+        direct = market.as_account(trainers[0]).commit_update(
+            pid, 1, openings[0].commitment(pid, 1)
+        )
+        rows.append(
+            {"function": "commitUpdate", "n": n, "gas": direct["gasUsed"], "payer": "trainer"}
+        )
+        batches = []
+        for start in range(1, n, BATCH):
+            signed = [
+                market.sign_update(t, pid, 1, o.commitment(pid, 1))
+                for t, o in zip(trainers[start : start + BATCH], openings[start : start + BATCH])
+            ]
+            batches.append((len(signed), agg.commit_updates_signed(pid, 1, signed)["gasUsed"]))
+        if batches:
+            k, g = max(batches)
+            rows.append(
+                {"function": "commitUpdatesSigned", "n": k, "gas": g, "payer": "aggregator"}
+            )
+        single = market.as_account(trainers[0]).reveal_updates(pid, 1, openings[:1])
+        rows.append(
+            {"function": "revealUpdates", "n": 1, "gas": single["gasUsed"], "payer": "trainer"}
+        )
+        batches = []
+        for start in range(1, n, BATCH):
+            part = openings[start : start + BATCH]
+            batches.append((len(part), agg.reveal_updates(pid, 1, part)["gasUsed"]))
+        if batches:
+            k, g = max(batches)
+            rows.append({"function": "revealUpdates", "n": k, "gas": g, "payer": "anyone"})
         scores = [1_000_000 + i for i in range(n)]
         round_receipt = agg.commit_round(
             pid,
@@ -67,27 +107,39 @@ def measure(sizes: list[int]) -> list[dict]:
             scores=scores,
             report_cid=b"\x44" * 32,
         )
-        rows.append({"function": "commitRound", "n": n, "gas": round_receipt["gasUsed"]})
-        rows.append({"function": "finalize", "n": n, "gas": agg.finalize(pid)["gasUsed"]})
+        rows.append(
+            {
+                "function": "commitRound",
+                "n": n,
+                "gas": round_receipt["gasUsed"],
+                "payer": "aggregator",
+            }
+        )
+        rows.append(
+            {"function": "finalize", "n": n, "gas": agg.finalize(pid)["gasUsed"], "payer": "any"}
+        )
         withdraws = [market.as_account(t).withdraw(pid)["gasUsed"] for t in trainers]
-        rows.append({"function": "withdraw", "n": n, "gas": max(withdraws)})
-        rows.append({"function": "reclaim", "n": n, "gas": market.reclaim(pid)["gasUsed"]})
+        rows.append({"function": "withdraw", "n": n, "gas": max(withdraws), "payer": "trainer"})
+        rows.append(
+            {"function": "reclaim", "n": n, "gas": market.reclaim(pid)["gasUsed"], "payer": "owner"}
+        )
     return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="5,20,100")
+    parser.add_argument("--sizes", default="10,100,1000")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     rows = measure(sizes)
     table = Table(title="ContributionMarket gas (embedded py-evm)")
-    for col in ("function", "n", "gas", "per trainer"):
+    for col in ("function", "n", "payer", "gas", "per entry", "under 2^24"):
         table.add_column(col, justify="right")
     for r in rows:
-        batched = r["function"] in ("commitRound", "commitUpdatesSigned")
+        batched = r["payer"] in ("aggregator", "anyone") and r["n"] > 1
         per = f"{r['gas'] / r['n']:,.0f}" if batched else ""
-        table.add_row(r["function"], str(r["n"]), f"{r['gas']:,}", per)
+        fits = "yes" if r["gas"] < TX_GAS_CAP else "NO"
+        table.add_row(r["function"], str(r["n"]), r["payer"], f"{r['gas']:,}", per, fits)
     console = Console()
     console.print(table)
     rounds = {r["n"]: r["gas"] for r in rows if r["function"] == "commitRound"}
