@@ -79,7 +79,9 @@ def measure(sizes: list[int]) -> list[dict]:
         for start in range(1, n, BATCH):
             signed = [
                 market.sign_update(t, pid, 1, o.commitment(pid, 1))
-                for t, o in zip(trainers[start : start + BATCH], openings[start : start + BATCH])
+                for t, o in zip(
+                    trainers[start : start + BATCH], openings[start : start + BATCH], strict=True
+                )
             ]
             batches.append((len(signed), agg.commit_updates_signed(pid, 1, signed)["gasUsed"]))
         if batches:

@@ -246,6 +246,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     if args.home:
         os.environ["LEDGERLEARN_HOME"] = str(args.home)
+
     def shapes(text: str) -> list[CircuitShape]:
         """``"10x16,20x32"`` -> shapes (n_max x sketch dim)."""
         return [

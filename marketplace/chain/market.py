@@ -19,9 +19,8 @@ from eth_abi import encode as abi_encode
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
-from web3.types import TxReceipt
-
 from eth_utils import keccak
+from web3.types import TxReceipt
 
 from marketplace.chain.client import ContractClient
 
@@ -370,7 +369,7 @@ class MarketClient(ContractClient):
         masks are over the round's roster (``trainer_count``, read when not given)."""
         n = trainer_count
         if n is None:
-            n = self.round_state(project_id, round_).roster
+            n = max(self.round_state(project_id, round_).roster, len(inlier_mask))
         rejected = rejected_mask or [False] * n
         result = (
             round_,

@@ -57,7 +57,6 @@ from marketplace.learning import (
     init_params,
     local_train,
 )
-from marketplace.nodes.chainview import chain_time
 from marketplace.rounds.codec import KIND_MODEL, KIND_UPDATE, encode_params, get_params, get_spec
 from marketplace.rounds.seeds import derive_seed
 from marketplace.rounds.sketches import SketchOpening, make_opening, project_sketch_spec
@@ -260,7 +259,9 @@ class TrainerNode:
         commitment of the opening published with ``cid``; zero for a blob this node did
         not publish)."""
         opening = self.update_opening(round_, cid)
-        self.market.commit_update(self.project_id, round_, opening.commitment(self.project_id, round_))
+        self.market.commit_update(
+            self.project_id, round_, opening.commitment(self.project_id, round_)
+        )
         self._committed[round_] = cid
 
     def reveal(self, round_: int, cid: str | None = None) -> None:
