@@ -4,8 +4,8 @@ The inputs an auditor trusts: the chain (revealed commitments, the round's activ
 randomness, ``RoundCommitted`` events), the updates fetched by their revealed CIDs
 (verified by hash) from the trainers' announced gateways or a given store, the model spec
 by its on-chain CID, and the owner's validation data (checked against the project's
-validation commitment). The aggregator's round report (bound on-chain by its digest) supplies the declared round config and the
-round seed; everything else - robust filter state, hyper-parameters, the model and the
+validation commitment). The aggregator's round report (bound on-chain by its digest)
+supplies the declared round config and the round seed; everything else - robust filter state, hyper-parameters, the model and the
 contribution scores - is recomputed by the auditor from round 1 on with
 :func:`marketplace.rounds.run_round`, the same pure function the aggregator ran.
 
