@@ -5,8 +5,9 @@ randomness, ``RoundCommitted`` events), the updates fetched by their revealed CI
 (verified by hash) from the trainers' announced gateways or a given store, the model spec
 by its on-chain CID, and the owner's validation data (checked against the project's
 validation commitment). The aggregator's round report (bound on-chain by its digest)
-supplies the declared round config and the round seed; everything else - robust filter state, hyper-parameters, the model and the
-contribution scores - is recomputed by the auditor from round 1 on with
+supplies the declared round config; the round seed comes from the chain's reveal fold;
+everything else - robust filter state, hyper-parameters, the model and the contribution
+scores - is recomputed by the auditor from round 1 on with
 :func:`marketplace.rounds.run_round`, the same pure function the aggregator ran.
 
 Without validation data the scores (and the loss-driven server step size) cannot be
