@@ -7,6 +7,8 @@ import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol
 import {Address} from "@openzeppelin/contracts/utils/Address.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
+import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
+import {Hashes} from "@openzeppelin/contracts/utils/cryptography/Hashes.sol";
 import {IRoundVerifier} from "./IRoundVerifier.sol";
 
 /// @title ContributionMarket
@@ -29,6 +31,11 @@ import {IRoundVerifier} from "./IRoundVerifier.sol";
 ///                  set (the contract's, not the aggregator's), a rejection is public and
 ///                  disputable by the rejected trainer, which halts the project and hands
 ///                  the aggregator's bond to the trainers.
+///      Scores cost no storage per trainer: `commitRound` folds the round's scores (calldata,
+///      also emitted) into a Merkle root it computes itself, and each trainer's share of a
+///      round is credited when a proof of its leaf is presented (`claimScores`, or inside
+///      `withdraw`), so a round's commit costs a few hundred gas per inlier and 4,096
+///      trainers fit one transaction under EIP-7825's 2^24 gas cap.
 ///      The roster of a round is fixed by its first commitment; later registrants join the
 ///      next round. After the aggregation window any stakeholder can finalize, so no party
 ///      can lock the others' money by disappearing.
@@ -43,6 +50,9 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
     uint32 public constant MAX_TRAINERS = 4096;
     /// @notice Longest round a project may declare.
     uint64 public constant MAX_ROUND_DURATION = 365 days;
+    /// @notice After finalize, how long trainers have to claim and withdraw before the owner
+    ///         may take back what is still unclaimed.
+    uint64 public constant CLAIM_PERIOD = 90 days;
     /// @notice Longest endpoint URL a trainer may announce.
     uint256 public constant MAX_ENDPOINT_LENGTH = 256;
 
@@ -99,6 +109,7 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
         uint96 bondRequired;
         uint96 bondPosted;
         uint64 disputableUntil; // a round with rejections can be disputed until then
+        uint64 finalizedAt;
     }
 
     /// @dev Slot 2 is kept non-zero from registration on (status), so score updates in
@@ -127,6 +138,15 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
         bytes32 salt;
     }
 
+    /// @notice A trainer's score in one round, with the Merkle proof of its leaf
+    ///         keccak256(bytes.concat(keccak256(abi.encode(index, score)))).
+    struct Claim {
+        uint32 round;
+        uint32 index;
+        uint128 score;
+        bytes32[] proof;
+    }
+
     /// @notice Everything the aggregator commits for one round.
     struct RoundResult {
         uint32 round;
@@ -149,6 +169,7 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
         uint32 revealedCount; // active trainers
         uint64 committedAt; // when the aggregator committed the round (0 before)
         bool hasRejections;
+        bytes32 scoresRoot; // Merkle root over (index, score) of the round's inliers
     }
 
     // ---------------------------------------------------------------- storage
@@ -165,6 +186,8 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
         private _revealedMask;
     mapping(uint256 projectId => mapping(uint256 round => mapping(uint256 word => uint256)))
         private _rejectedMask;
+    mapping(uint256 projectId => mapping(uint256 round => mapping(uint256 word => uint256)))
+        private _claimedMask;
     mapping(uint256 projectId => mapping(uint256 round => mapping(uint256 index => uint256)))
         private _commitments;
     /// @dev cidDigest => (index + 1) | commit sequence << 32 of the trainer holding it
@@ -215,6 +238,9 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
     event BondPosted(uint256 indexed projectId, address indexed aggregator, uint256 amount);
     event BondWithdrawn(uint256 indexed projectId, address indexed aggregator, uint256 amount);
     event RoundDisputed(uint256 indexed projectId, uint256 indexed round, address trainer);
+    event ScoreClaimed(
+        uint256 indexed projectId, uint256 indexed round, uint256 index, uint256 score
+    );
     event RoundCommitted(
         uint256 indexed projectId,
         uint256 indexed round,
@@ -257,6 +283,8 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
     error BondMissing(uint256 required, uint256 posted);
     error BondAlreadyPosted();
     error NotDisputable(uint256 round);
+    error InvalidClaim(uint256 round, uint256 index);
+    error AlreadyClaimed(uint256 round, uint256 index);
     error AggregationWindowClosed(uint256 deadline);
     error AlreadyCommitted(address trainer, uint256 round);
     error EmptyCid();
@@ -345,7 +373,12 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
         uint256 amount;
         if (pr.totalScore == 0 || pr.status == Status.Disputed) {
             amount = pr.reward - pr.ownerReclaimed;
-        } else if (pr.paidTrainers == pr.scoredTrainers) {
+        } else if (
+            pr.paidTrainers == pr.trainerCount
+                || block.timestamp > uint256(pr.finalizedAt) + CLAIM_PERIOD
+        ) {
+            // every trainer withdrew (what is left is rounding dust and unclaimed shares),
+            // or the claim period is over: claims are refused from now on
             amount = pr.reward - pr.rewardPaid - pr.ownerReclaimed;
         }
         if (amount == 0) revert NothingToReclaim();
@@ -436,14 +469,30 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
         }
     }
 
-    /// @notice Pull the stake and the reward share after the project is finalized.
+    /// @notice Credit round scores to trainers: each claim proves a leaf of the round's
+    ///         scores root. Anyone may submit claims (a claim only credits the trainer it
+    ///         names), until that trainer withdraws or the claim period ends.
+    function claimScores(uint256 projectId, Claim[] calldata claims) external {
+        Project storage pr = _existing(projectId);
+        for (uint256 i = 0; i < claims.length; ++i) {
+            _claim(pr, projectId, claims[i]);
+        }
+    }
+
+    /// @notice Pull the stake and the reward share after the project is finalized, after
+    ///         crediting `claims` (this trainer's unclaimed round scores, may be empty).
     ///         Pays `stake + reward * score / totalScore` (rounded down), exactly once; in a
     ///         disputed project the stake plus an equal share of the aggregator's bond.
-    function withdraw(uint256 projectId) external nonReentrant {
+    function withdraw(uint256 projectId, Claim[] calldata claims) external nonReentrant {
         Project storage pr = _existing(projectId);
         bool disputed = pr.status == Status.Disputed;
         if (pr.status != Status.Finalized && !disputed) revert ProjectNotFinalized(projectId);
         uint256 index = _indexOf(projectId, msg.sender);
+        if (!disputed) {
+            for (uint256 i = 0; i < claims.length; ++i) {
+                _claim(pr, projectId, claims[i]);
+            }
+        }
         Trainer storage t = _trainers[projectId][index];
         if (t.status == 2) revert AlreadyWithdrawn(msg.sender);
         uint256 share;
@@ -455,10 +504,8 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
         uint256 stake = t.stake;
         t.status = 2;
         pr.stakeHeld -= stake.toUint128();
-        if (t.score != 0 && !disputed) {
-            pr.rewardPaid += share.toUint128();
-            pr.paidTrainers += 1;
-        }
+        pr.paidTrainers += 1;
+        if (!disputed) pr.rewardPaid += share.toUint128();
         emit Withdrawn(projectId, msg.sender, stake, share);
         Address.sendValue(payable(msg.sender), stake + share);
     }
@@ -537,10 +584,11 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
             revert MaskLengthMismatch(words, r.rejectedMask.length);
         }
 
-        uint256 s = 0;
-        uint128 roundTotal = 0;
         bool anyRejected = false;
         uint256[] memory revealedWords = new uint256[](words);
+        bytes32[] memory leaves = new bytes32[](r.scores.length);
+        uint256 s = 0;
+        uint256 roundTotal = 0;
         for (uint256 w = 0; w < words; ++w) {
             uint256 revealed = _revealedMask[projectId][expected][w];
             revealedWords[w] = revealed;
@@ -556,16 +604,13 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
                 uint256 bit = Math.log2(inliers & (~inliers + 1));
                 inliers &= inliers - 1;
                 if (s >= r.scores.length) revert ScoresLengthMismatch(s + 1, r.scores.length);
-                uint128 score = r.scores[s++];
-                if (score != 0) {
-                    Trainer storage t = _trainers[projectId][w * 256 + bit];
-                    if (t.score == 0) pr.scoredTrainers += 1;
-                    t.score += score;
-                    roundTotal += score;
-                }
+                uint128 score = r.scores[s];
+                leaves[s++] = _leaf(w * 256 + bit, score);
+                roundTotal += score;
             }
         }
         if (s != r.scores.length) revert ScoresLengthMismatch(s, r.scores.length);
+        rs.scoresRoot = _root(leaves);
 
         if (pr.verifier != address(0)) {
             bool ok = IRoundVerifier(pr.verifier).verifyRound(
@@ -574,7 +619,7 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
             if (!ok) revert InvalidRoundProof(projectId, expected);
         }
 
-        pr.totalScore += roundTotal;
+        pr.totalScore += roundTotal.toUint128();
         pr.roundsCommitted = uint32(expected);
         pr.globalModelCid = r.globalModelCid;
         pr.roundOpenedAt = uint64(block.timestamp);
@@ -611,6 +656,7 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
         if (!done && block.timestamp <= staleAt) revert NotFinalizable(staleAt + 1);
         if (block.timestamp <= pr.disputableUntil) revert NotFinalizable(pr.disputableUntil + 1);
         pr.status = Status.Finalized;
+        pr.finalizedAt = uint64(block.timestamp);
         emit ProjectFinalized(projectId, pr.totalScore, !done);
     }
 
@@ -726,6 +772,53 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
     function _revealClosed(Project storage pr, RoundState storage rs) private view returns (bool) {
         return block.timestamp > uint256(pr.roundOpenedAt) + 2 * uint256(pr.roundDuration)
             || (_commitClosed(pr, rs) && rs.openedCount == rs.commitCount);
+    }
+
+    /// @dev OpenZeppelin's standard leaf: double keccak, so no leaf is an inner node.
+    function _leaf(uint256 index, uint128 score) private pure returns (bytes32) {
+        return keccak256(bytes.concat(keccak256(abi.encode(index, score))));
+    }
+
+    /// @dev Root of `leaves` (in index order) with OpenZeppelin's commutative pair hash,
+    ///      an odd node moving up unhashed: `MerkleProof.verify` checks any leaf of it.
+    ///      Reuses the array in place, so it costs ~2 keccaks per leaf and no storage.
+    function _root(bytes32[] memory leaves) private pure returns (bytes32) {
+        uint256 n = leaves.length;
+        if (n == 0) return bytes32(0);
+        while (n > 1) {
+            uint256 half = (n + 1) / 2;
+            for (uint256 i = 0; i < n / 2; ++i) {
+                leaves[i] = Hashes.commutativeKeccak256(leaves[2 * i], leaves[2 * i + 1]);
+            }
+            if (n % 2 == 1) leaves[half - 1] = leaves[n - 1];
+            n = half;
+        }
+        return leaves[0];
+    }
+
+    function _claim(Project storage pr, uint256 projectId, Claim calldata c) private {
+        if (pr.status == Status.Disputed || pr.status == Status.Cancelled) {
+            revert ProjectNotOpen(projectId);
+        }
+        if (pr.finalizedAt != 0 && block.timestamp > uint256(pr.finalizedAt) + CLAIM_PERIOD) {
+            revert InvalidClaim(c.round, c.index);
+        }
+        RoundState storage rs = _rounds[projectId][c.round];
+        if (rs.committedAt == 0) revert InvalidClaim(c.round, c.index);
+        if (!MerkleProof.verifyCalldata(c.proof, rs.scoresRoot, _leaf(c.index, c.score))) {
+            revert InvalidClaim(c.round, c.index);
+        }
+        uint256 bit = uint256(1) << (c.index % 256);
+        mapping(uint256 => uint256) storage claimed = _claimedMask[projectId][c.round];
+        if (claimed[c.index / 256] & bit != 0) revert AlreadyClaimed(c.round, c.index);
+        Trainer storage t = _trainers[projectId][c.index];
+        if (t.status != 1) revert AlreadyWithdrawn(t.account);
+        claimed[c.index / 256] |= bit;
+        if (c.score != 0) {
+            if (t.score == 0) pr.scoredTrainers += 1;
+            t.score += c.score;
+        }
+        emit ScoreClaimed(projectId, c.round, c.index, c.score);
     }
 
     function _recordCommitment(

@@ -23,6 +23,7 @@ from eth_utils import keccak
 from web3.types import TxReceipt
 
 from marketplace.chain.client import ContractClient
+from marketplace.chain.merkle import ScoreTree
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 ZERO32 = b"\x00" * 32
@@ -60,6 +61,7 @@ class ProjectInfo:
     bond_required: int = 0
     bond_posted: int = 0
     disputable_until: int = 0
+    finalized_at: int = 0
 
     @property
     def current_round(self) -> int:
@@ -134,8 +136,22 @@ class RoundInfo:
     revealed_count: int
     committed_at: int
     has_rejections: bool
+    scores_root: bytes
     commit_closed: bool
     reveal_closed: bool
+
+
+@dataclass(frozen=True)
+class ScoreClaim:
+    """A trainer's score in one round and the Merkle proof of its leaf."""
+
+    round: int
+    index: int
+    score: int
+    proof: list[bytes]
+
+    def as_tuple(self) -> tuple[int, int, int, list[bytes]]:
+        return (self.round, self.index, self.score, self.proof)
 
 
 @dataclass(frozen=True)
@@ -224,6 +240,7 @@ class MarketClient(ContractClient):
             bond_required=int(p[21]),
             bond_posted=int(p[22]),
             disputable_until=int(p[23]),
+            finalized_at=int(p[24]),
         )
 
     def trainer(self, project_id: int, index: int) -> TrainerInfo:
@@ -252,6 +269,7 @@ class MarketClient(ContractClient):
             int(state[4]),
             int(state[5]),
             bool(state[6]),
+            bytes(state[7]),
             bool(commit_closed),
             bool(reveal_closed),
         )
@@ -269,9 +287,44 @@ class MarketClient(ContractClient):
             words_to_mask(list(rejected), roster),
         )
 
+    def score_claims(self, project_id: int, index: int, from_block: int = 0) -> list[ScoreClaim]:
+        """Trainer ``index``'s not yet claimed round scores, with proofs built from the
+        ``RoundCommitted`` events (the scores are public there; only their root is stored)."""
+        claimed = {
+            int(e["args"]["round"])
+            for e in self.contract.events.ScoreClaimed().get_logs(
+                from_block=from_block, argument_filters={"projectId": project_id}
+            )
+            if int(e["args"]["index"]) == index
+        }
+        out: list[ScoreClaim] = []
+        for log in self.contract.events.RoundCommitted().get_logs(
+            from_block=from_block, argument_filters={"projectId": project_id}
+        ):
+            args = log["args"]
+            r = int(args["round"])
+            words = list(args["inlierMask"])
+            inliers = [i for i, b in enumerate(words_to_mask(words, 256 * len(words))) if b]
+            if r in claimed or index not in inliers:
+                continue
+            scores = [int(x) for x in args["scores"]]
+            position = inliers.index(index)
+            tree = ScoreTree.of_scores(inliers, scores)
+            out.append(ScoreClaim(r, index, scores[position], tree.proof(position)))
+        return out
+
     def expected_payout(self, project_id: int, account: str) -> tuple[int, int]:
+        """Stake and reward share ``withdraw`` would pay ``account`` now, counting its round
+        scores not claimed yet (the contract's ``expectedPayout`` counts claimed ones)."""
         stake, share = self.contract.functions.expectedPayout(project_id, account).call()
-        return int(stake), int(share)
+        index = self.trainer_index(project_id, account)
+        info = self.project(project_id)
+        if index is None or int(stake) == 0 or info.status == ProjectStatus.DISPUTED:
+            return int(stake), int(share)
+        score = self.trainer(project_id, index).score
+        score += sum(c.score for c in self.score_claims(project_id, index))
+        share = info.reward * score // info.total_score if info.total_score else 0
+        return int(stake), share
 
     # ------------------------------------------------------------- writes
 
@@ -394,8 +447,22 @@ class MarketClient(ContractClient):
     def finalize(self, project_id: int) -> TxReceipt:
         return self._tx(self.contract.functions.finalize(project_id))
 
-    def withdraw(self, project_id: int) -> TxReceipt:
-        return self._tx(self.contract.functions.withdraw(project_id))
+    def claim_scores(self, project_id: int, claims: list[ScoreClaim]) -> TxReceipt:
+        """Credit round scores (anyone may send a trainer's claims)."""
+        return self._tx(
+            self.contract.functions.claimScores(project_id, [c.as_tuple() for c in claims])
+        )
+
+    def withdraw(self, project_id: int, claims: list[ScoreClaim] | None = None) -> TxReceipt:
+        """Withdraw stake and reward share, crediting ``claims`` first (default: every
+        round score of this account not claimed yet, built from the chain's events)."""
+        if claims is None:
+            assert self.sender is not None
+            index = self.trainer_index(project_id, self.sender.address)
+            claims = [] if index is None else self.score_claims(project_id, index)
+        return self._tx(
+            self.contract.functions.withdraw(project_id, [c.as_tuple() for c in claims])
+        )
 
     def reclaim(self, project_id: int) -> TxReceipt:
         return self._tx(self.contract.functions.reclaim(project_id))

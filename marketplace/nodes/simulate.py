@@ -266,8 +266,8 @@ def simulate(
         chain.advance_time(wait + 1)
     market.finalize(project_id)
     for i, node in enumerate(nodes):
+        receipt = node.market.withdraw(project_id)  # claims its round scores first
         trainer_info = market.trainer(project_id, i)
-        receipt = node.market.withdraw(project_id)
         event = market.contract.events.Withdrawn().process_receipt(receipt)[0]["args"]
         result.payouts.append(
             Payout(

@@ -237,3 +237,38 @@ def test_round_randomness_does_not_depend_on_reveal_order(world):
         world.as_(world.aggregator).reveal_updates(pid, 1, [openings[i] for i in order])
         folds.append(world.market.round_state(pid, 1).reveal_fold)
     assert folds[0] == folds[1] and folds[0] != bytes(32)
+
+
+# ------------------------------------------------------------ 13.6 commit size
+
+
+def test_scores_are_a_merkle_root_that_trainers_claim(world):
+    """commitRound stores one root per round instead of one score per trainer; a score is
+    credited only with a proof of its leaf, once, for the trainer it names."""
+    from marketplace.chain.market import ScoreClaim
+
+    pid = project(world, n=3, rounds=1)
+    play(world, pid, 1, world.trainers[:3])
+    world.as_(world.aggregator).commit_round(
+        pid, 1, global_model_cid=bytes(32), inlier_mask=[True, True, False], scores=[3, 1]
+    )
+    assert world.market.round_state(pid, 1).scores_root != bytes(32)
+    assert world.market.trainer(pid, 0).score == 0  # nothing stored per trainer yet
+    (claim,) = world.market.score_claims(pid, 0)
+    assert (claim.round, claim.index, claim.score) == (1, 0, 3)
+    inflated = ScoreClaim(1, 0, 300, claim.proof)
+    with reverts("InvalidClaim"):
+        world.as_(world.trainers[0]).claim_scores(pid, [inflated])
+    stolen = ScoreClaim(1, 2, 3, claim.proof)  # trainer 2's index with trainer 0's proof
+    with reverts("InvalidClaim"):
+        world.as_(world.trainers[2]).claim_scores(pid, [stolen])
+    world.as_(world.stranger).claim_scores(pid, [claim])  # anyone may submit it
+    assert world.market.trainer(pid, 0).score == 3
+    with reverts("AlreadyClaimed"):
+        world.as_(world.trainers[0]).claim_scores(pid, [claim])
+    world.market.finalize(pid)
+    w3 = world.chain.w3
+    before = w3.eth.get_balance(world.market.address)
+    for t in world.trainers[:3]:
+        world.as_(t).withdraw(pid)  # trainer 1 claims inside its withdraw
+    assert before - w3.eth.get_balance(world.market.address) == 3 * STAKE + ETH * 3 // 4 + ETH // 4

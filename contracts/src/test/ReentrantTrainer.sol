@@ -36,13 +36,13 @@ contract ReentrantTrainer {
 
     function cashOut() external {
         _attacking = true;
-        market.withdraw(projectId);
+        market.withdraw(projectId, new ContributionMarket.Claim[](0));
     }
 
     receive() external payable {
         if (_attacking) {
             _attacking = false;
-            market.withdraw(projectId);
+            market.withdraw(projectId, new ContributionMarket.Claim[](0));
         }
     }
 }
