@@ -10,6 +10,7 @@ still proves. Keys (shape 10x16) are set up once into pytest's cache folder, sha
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ from marketplace.rounds.sketches import (
 )
 from marketplace.rounds.state import RoundState
 from marketplace.rounds.zkfilter import ZkFilterConfig
-from marketplace.storage import MemoryStore, digest_of
+from marketplace.storage import MemoryStore, digest_of, put_blob
 from zk.build import build_dir
 from zk.onchain import RoundProver, audit_round, deploy_round_verifier
 from zk.shape import CircuitShape
@@ -120,11 +121,17 @@ def test_trainer_whose_sketch_does_not_open_is_rejected_and_the_round_proves(
     cid = wrong_salt.publish(1, update)
     honest = wrong_salt.opening(1, update)
     other = SketchOpening(honest.sketch, honest.salt + 1).commitment_bytes()
-    wrong_salt.market.commit_update(project_id, 1, digest_of(cid), other)
+    bad = replace(wrong_salt.update_opening(1, cid), sketch_commitment=other)
+    wrong_salt.market.commit_update(project_id, 1, bad.commitment(project_id, 1))
     # trainer 4 commits the sketch of an honest update but serves a boosted one
     liar = trainers[4]
     update = liar.train(1, liar.global_params(info))
     liar.commit(1, liar.publish(1, 10 * update, opening=liar.opening(1, update)))
+    for t in trainers[:3]:  # everyone committed: the reveals are open
+        assert t.step().status == "revealed"
+    wrong_salt.market.reveal_updates(project_id, 1, [bad])
+    put_blob(wrong_salt.store, wrong_salt._staged.pop(cid))
+    liar.reveal(1)
 
     node = AggregatorNode(
         world.as_(world.aggregator),
