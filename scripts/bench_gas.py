@@ -18,7 +18,6 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from eth_account import Account
 from rich.console import Console
 from rich.table import Table
 
@@ -42,7 +41,7 @@ def _opening(address: str, i: int) -> Opening:
 def measure(sizes: list[int], on_size: Callable[[list[dict]], None] | None = None) -> list[dict]:
     """Rows for every size; ``on_size(rows so far)`` after each (the JSON is written as the
     run goes, so a long run keeps what it measured)."""
-    chain = connect_embedded()
+    chain = connect_embedded(accounts=max(sizes) + 2)  # funded at genesis: no transfers
     owner, aggregator = chain.dev_account(0), chain.dev_account(1)
     funder = TxSender(chain, owner)
     manifest = deploy_all(funder)
@@ -67,11 +66,8 @@ def measure(sizes: list[int], on_size: Callable[[list[dict]], None] | None = Non
         rows.append(
             {"function": "createProject", "n": n, "gas": receipt["gasUsed"], "payer": "owner"}
         )
-        trainers = [Account.create(f"bench-{n}-{i}") for i in range(n)]
-        register_gas = []
-        for t in trainers:
-            funder.transfer(t.address, 10**17)
-            register_gas.append(market.as_account(t).register(pid, STAKE)["gasUsed"])
+        trainers = [chain.dev_account(i + 2) for i in range(n)]
+        register_gas = [market.as_account(t).register(pid, STAKE)["gasUsed"] for t in trainers]
         rows.append({"function": "register", "n": n, "gas": register_gas[-1], "payer": "trainer"})
         openings = [_opening(t.address, i) for i, t in enumerate(trainers)]
         direct = market.as_account(trainers[0]).commit_update(
