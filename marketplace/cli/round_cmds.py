@@ -176,7 +176,9 @@ def trainer_run(
 
         def show(step: TrainerStep) -> None:
             if step.status == "committed":
-                console.print(f"round {step.round}: committed update {step.cid}")
+                console.print(f"round {step.round}: committed (hidden) to update {step.cid}")
+            elif step.status == "revealed":
+                console.print(f"round {step.round}: revealed and serving update {step.cid}")
             elif step.status in ("missed", "done", "closed"):
                 console.print(f"round {step.round}: {step.status} {step.detail}".rstrip())
 
