@@ -129,13 +129,15 @@ def project_view(market: MarketClient, project_id: int) -> dict[str, Any]:
     trainers = []
     for t in market.trainers(project_id):
         stake, share = market.expected_payout(project_id, t.address)
+        # scores live in the rounds' Merkle roots until claimed: count them from the events
+        score = t.score if t.withdrawn else sum(row[t.index] for row in history)
         trainers.append(
             {
                 "index": t.index,
                 "address": t.address,
                 "stake": t.stake,
-                "score": t.score,
-                "share_of_score": (t.score / p.total_score) if p.total_score else 0.0,
+                "score": score,
+                "share_of_score": (score / p.total_score) if p.total_score else 0.0,
                 "expected_reward": share,
                 "round_scores": [row[t.index] for row in history],
                 "withdrawn": t.withdrawn,
