@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from web3.logs import DISCARD
 
 from marketplace.chain.market import ZERO_ADDRESS
 from marketplace.cli.common import (
@@ -97,7 +98,8 @@ def withdraw(
     """Pull your stake and reward share from a finalized project."""
     session = open_session(rpc_url, key, account)
     receipt = session.market.withdraw(project)
-    event = session.market.contract.events.Withdrawn().process_receipt(receipt)[0]["args"]
+    withdrawn = session.market.contract.events.Withdrawn()  # the receipt also logs claims
+    event = withdrawn.process_receipt(receipt, errors=DISCARD)[0]["args"]
     if json_out:
         emit_json({"stake": event["stake"], "reward": event["reward"], "gas": receipt["gasUsed"]})
         return

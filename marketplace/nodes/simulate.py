@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
+from web3.logs import DISCARD
 
 from marketplace.attacks import apply_attack, choose_attackers, is_data_attack, parse_attack
 from marketplace.attacks.label_flip import label_flip
@@ -268,7 +269,8 @@ def simulate(
     for i, node in enumerate(nodes):
         receipt = node.market.withdraw(project_id)  # claims its round scores first
         trainer_info = market.trainer(project_id, i)
-        event = market.contract.events.Withdrawn().process_receipt(receipt)[0]["args"]
+        withdrawn = market.contract.events.Withdrawn()  # the receipt also logs claims
+        event = withdrawn.process_receipt(receipt, errors=DISCARD)[0]["args"]
         result.payouts.append(
             Payout(
                 index=i,
