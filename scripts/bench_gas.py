@@ -67,7 +67,7 @@ def measure(sizes: list[int], on_size: Callable[[list[dict]], None] | None = Non
             reward=10**18,
             aggregator=aggregator.address,
             rounds=1,
-            round_duration=3600,
+            round_duration=86_400,  # registering thousands of trainers takes a while here
             min_stake=STAKE,
         )
         rows.append(
