@@ -457,6 +457,8 @@ def _run_simulation(
         emit_json(result.to_dict())
         return
     console.print(_payout_table(result))
+    for event in result.protocol_events:
+        console.print(f"protocol: {event}")
     console.print(
         f"accuracy {_percent(result.initial_accuracy)} -> {_percent(result.final_accuracy)}; "
         f"attackers {result.attackers or 'none'}"
@@ -498,11 +500,23 @@ def simulate_cmd(
     zk_keys: Annotated[
         Path | None, typer.Option(help="Keys folder for --zk (default: cached per shape).")
     ] = None,
+    aggregator_attack: Annotated[
+        str | None,
+        typer.Option(
+            help="A cheating aggregator: empty_rounds (commit each round empty before the "
+            "trainers' windows). self_deal, grind, rule_switch: not simulated yet."
+        ),
+    ] = None,
     json_out: JsonOut = False,
 ) -> None:
     """Run a whole project in one process on the embedded chain, with real training."""
     from marketplace.cli.zk_cmds import parse_shape
     from marketplace.nodes.simulate import SimulationConfig
+
+    if aggregator_attack not in (None, "empty_rounds"):
+        raise ConfigError(
+            f"--aggregator-attack {aggregator_attack} is not simulated: use empty_rounds"
+        )
 
     config = SimulationConfig(
         trainers=trainers,
@@ -517,6 +531,7 @@ def simulate_cmd(
         seed=seed,
         contribution=_contribution_config(contribution).method,
         zk_shape=parse_shape(zk_shape) if zk else None,
+        aggregator_attack=aggregator_attack,  # type: ignore[arg-type]
     )
     _run_simulation(config, json_out, plot, contributions_plot, zk_keys)
 

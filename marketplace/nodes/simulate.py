@@ -14,6 +14,12 @@ Attackers (``--attack NAME:FRACTION``) are chosen from the seed. A data attack
 rows of the round's update matrix (the omniscient attacker of the attack suite) before
 they publish, so what the aggregator fetches is exactly what a malicious node would serve.
 
+``aggregator_attack="empty_rounds"`` plays a cheating aggregator that tries, at the start of
+every round, to commit it empty before the trainers had their windows (on the main branch
+before commit-then-reveal that worked, after which the owner reclaimed everything); the
+result's ``protocol_events`` say what the contract did. ``self_deal``, ``grind`` and
+``rule_switch`` are not simulated yet (see the README's threat model).
+
 With ``zk_shape`` set (``simulate --zk``) the owner first deploys a round verifier for that
 circuit shape (:func:`zk.onchain.deploy_round_verifier`, keys set up once and cached under
 ``$LEDGERLEARN_HOME/zk``) and creates the project with it: every round is then proved by
@@ -27,7 +33,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -37,9 +43,9 @@ from marketplace.attacks import apply_attack, choose_attackers, is_data_attack, 
 from marketplace.attacks.label_flip import label_flip
 from marketplace.chain.connection import connect_embedded
 from marketplace.chain.deploy import deploy_all
-from marketplace.chain.market import ZERO_ADDRESS, MarketClient
+from marketplace.chain.market import ZERO32, ZERO_ADDRESS, MarketClient
 from marketplace.chain.tx import TxSender
-from marketplace.errors import ConfigError
+from marketplace.errors import ConfigError, TransactionReverted
 from marketplace.learning import (
     ModelSpec,
     TrainConfig,
@@ -85,6 +91,8 @@ class SimulationConfig(BaseModel):
     contribution: Method = "gtg"
     zk_shape: tuple[int, int] | None = None
     """``(n_max, dim)`` of the filter circuit that proves every round; None: no proofs."""
+    aggregator_attack: Literal["empty_rounds"] | None = None
+    """A cheating aggregator's attempt (see the module docstring); None: honest."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +118,8 @@ class SimulationResult:
     onchain_inlier_masks: list[list[bool]] = field(default_factory=list)
     payouts: list[Payout] = field(default_factory=list)
     verifier: str | None = None
+    protocol_events: list[str] = field(default_factory=list)
+    """What the contract did about a cheating aggregator's attempts."""
     market: MarketClient | None = field(default=None, repr=False, compare=False)
     """The embedded chain's market (still usable after the run: audits, event reads)."""
 
@@ -132,6 +142,8 @@ class SimulationResult:
             "onchain_inlier_masks": self.onchain_inlier_masks,
             "payouts": [asdict(p) for p in self.payouts],
             "verifier": self.verifier,
+            "aggregator_attack": self.config.aggregator_attack,
+            "protocol_events": self.protocol_events,
         }
 
 
@@ -241,6 +253,8 @@ def simulate(
         start = time.perf_counter()
         info = market.project(project_id)
         r = info.current_round
+        if config.aggregator_attack == "empty_rounds":
+            result.protocol_events.append(_try_empty_round(agg.market, project_id, r))
         params = [node.global_params(info) for node in nodes]
         updates = torch.stack([node.train(r, p) for node, p in zip(nodes, params, strict=True)])
         if attack is not None and not is_data_attack(attack) and attacker_list:
@@ -282,3 +296,19 @@ def simulate(
             )
         )
     return result
+
+
+def _try_empty_round(market: MarketClient, project_id: int, round_: int) -> str:
+    """The aggregator commits ``round_`` empty before anyone could take part; what happened."""
+    try:
+        market.commit_round(
+            project_id,
+            round_,
+            global_model_cid=ZERO32,
+            inlier_mask=[],
+            scores=[],
+            trainer_count=0,
+        )
+    except TransactionReverted as exc:
+        return f"round {round_}: the aggregator's empty commit was refused ({exc.error_name})"
+    return f"round {round_}: the aggregator committed the round empty"

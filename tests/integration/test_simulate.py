@@ -97,3 +97,20 @@ def test_restarted_aggregator_commits_the_same_round(world: Any) -> None:
     assert world.market.project(project_id).rounds_committed == 2
     assert all(t.step().status == "done" for t in trainers)
     assert torch.isfinite(fresh.outcome.new_global_params).all()
+
+
+def test_empty_rounds_aggregator_attack_is_refused_and_pays_as_honest() -> None:
+    """#13.8: an aggregator committing every round empty before the trainers' windows
+    (on main the owner then reclaimed everything) is refused each round by the contract;
+    every payout equals the honest run's."""
+    base = SimulationConfig(
+        trainers=3, rounds=2, dataset="synthetic", model="logreg", samples=300, epochs=1
+    )
+    honest = simulate(base)
+    attacked = simulate(base.model_copy(update={"aggregator_attack": "empty_rounds"}))
+    assert attacked.protocol_events == [
+        f"round {r}: the aggregator's empty commit was refused (RevealsPending)" for r in (1, 2)
+    ]
+    assert attacked.to_dict()["aggregator_attack"] == "empty_rounds"
+    assert [p.reward for p in attacked.payouts] == [p.reward for p in honest.payouts]
+    assert sum(p.reward for p in honest.payouts) > 0
