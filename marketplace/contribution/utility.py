@@ -13,11 +13,12 @@ coalition's model is exactly the round's FedAvg model and an update of zeros cha
 coalition: it is a null player and its Shapley value is exactly 0. The classic
 ``step="mean"`` (``FedAvg(S)``, normalised by S's own weight) pays for *shrinking* the
 step: adding a zero update to a coalition shortens its mean step, which can lower the
-validation loss, so a trainer that sends nothing earned a share (measured: 8-21% of the
-reward under ``--aggregator fedavg``, issue 13). It is kept for comparison only. It never evaluates a
-coalition twice and sends every batch of cache misses to the caller's vectorised
-evaluator in as few calls as the memory budget allows, because evaluating a model is the
-whole cost of Shapley estimation.
+validation loss, so a trainer that sends nothing earned a share (measured: 8-21% of
+the reward under ``--aggregator fedavg``, issue 13). It is kept for comparison only.
+
+It never evaluates a coalition twice and sends every batch of cache misses to the
+caller's vectorised evaluator in as few calls as the memory budget allows, because
+evaluating a model is the whole cost of Shapley estimation.
 
 :class:`CallableUtility` wraps any ``fn(mask) -> float`` (constructed games in tests and
 simulations) with the same memo and counter.
