@@ -48,6 +48,8 @@ from marketplace.rounds.pipeline import (
     anchor_recipe_for,
     run_round,
 )
+from marketplace.rounds.provenance import commit_order
+from marketplace.rounds.provenance import published as published_updates
 from marketplace.rounds.report import RoundReport, get_report
 from marketplace.rounds.seeds import round_seed
 from marketplace.rounds.state import RoundState
@@ -96,6 +98,7 @@ class _Replay:
         self.state: RoundState | None = None
         self.previous_cid: str | None = None
         self.used_published_anchor = False
+        self.published: dict[int, Tensor] | None = None  # last round's, for copy checks
         self._verifier: VerifierConfig | None = None  # read once, in zk mode
 
     def submissions(
@@ -224,7 +227,10 @@ class _Replay:
             validation=self.validation,
             seed=seed,
             anchor=published,
+            commit_order=commit_order(commits.values(), n),
+            public_updates=self.published,
         )
+        self.published = published_updates(subs)
         replayed = RoundFacts(
             outcome.inlier_mask,
             outcome.rejected_mask,

@@ -59,6 +59,7 @@ from marketplace.rounds.pipeline import (
     Submission,
     run_round,
 )
+from marketplace.rounds.provenance import commit_order, published
 from marketplace.rounds.report import RoundReport, build_report, get_report, put_report
 from marketplace.rounds.seeds import round_seed
 from marketplace.rounds.state import RoundState, get_rule_state, put_rule_state
@@ -179,6 +180,9 @@ class AggregatorNode:
         # narrows event scans (eth-tester scans every block in range); a restarted node
         # starts from ``start_block`` (the market's deployment block) and finds the same.
         self._last_commit: tuple[int, int] | None = None
+        # (round, its published updates): the next round's copy-check input, kept so a
+        # running node does not fetch them twice; a restarted node fetches them again
+        self._published: tuple[int, dict[int, Tensor]] | None = None
 
     def _scan_from(self, committed_round: int) -> int:
         if self._last_commit is not None and self._last_commit[0] == committed_round:
@@ -298,6 +302,25 @@ class AggregatorNode:
         with ThreadPoolExecutor(max_workers=min(FETCH_WORKERS, len(items))) as pool:
             return {c.index: r for c, r in zip(items, pool.map(one, items), strict=True)}
 
+    def published_updates(
+        self, round_: int, info: ProjectInfo, spec: ModelSpec
+    ) -> dict[int, Tensor] | None:
+        """The updates round ``round_ - 1`` published (None in round 1): what a trainer
+        could read, and copy, before committing in round ``round_``."""
+        if round_ <= 1:
+            return None
+        if self._published is not None and self._published[0] == round_ - 1:
+            return self._published[1]
+        commits = update_commits(
+            self.market, self.project_id, round_ - 1, from_block=self.start_block
+        )
+        checked = self.collect(round_ - 1, commits, spec)
+        subs: list[Submission] = [None] * info.trainer_count
+        for i, c in checked.items():
+            if i < info.trainer_count and c.accepted:
+                subs[i] = c.vector
+        return published(subs)
+
     def prepare(self, round_: int, info: ProjectInfo | None = None) -> PreparedRound:
         """Compute round ``round_`` and store its model, state and report (no tx)."""
         info = info or self.market.project(self.project_id)
@@ -333,7 +356,10 @@ class AggregatorNode:
             score_fn=self.score_fn,
             seed=round_seed(self.project_id, round_, commitments_digest(commits.values())),
             sketches={i: o.sketch for i, o in openings.items()},
+            commit_order=commit_order(commits.values(), n),
+            public_updates=self.published_updates(round_, info, spec),
         )
+        self._published = (round_, published(submissions))
         model_cid = put_round_params(
             self.store, spec, KIND_MODEL, self.project_id, round_, outcome.new_global_params
         )

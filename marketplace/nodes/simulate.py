@@ -31,7 +31,13 @@ from typing import Any
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from marketplace.attacks import apply_attack, choose_attackers, is_data_attack, parse_attack
+from marketplace.attacks import (
+    ATTACKS,
+    apply_attack,
+    choose_attackers,
+    is_data_attack,
+    parse_attack,
+)
 from marketplace.attacks.label_flip import label_flip
 from marketplace.chain.connection import connect_embedded
 from marketplace.chain.deploy import deploy_all
@@ -235,6 +241,11 @@ def simulate(
         verifier=None if verifier == ZERO_ADDRESS else verifier,
         market=market,
     )
+    # a copier commits after what it copies; everyone else in index order
+    commit_sequence = list(range(n))
+    if attack is not None and ATTACKS[attack.name].commits_last:
+        commit_sequence.sort(key=lambda i: (i in attacker_list, i))
+    published: torch.Tensor | None = None  # last round's updates: all a copier can read
     for _ in range(config.rounds):
         start = time.perf_counter()
         info = market.project(project_id)
@@ -243,10 +254,11 @@ def simulate(
         updates = torch.stack([node.train(r, p) for node, p in zip(nodes, params, strict=True)])
         if attack is not None and not is_data_attack(attack) and attacker_list:
             updates = apply_attack(
-                attack, updates, attackers, derive_seed("attack", config.seed, r)
+                attack, updates, attackers, derive_seed("attack", config.seed, r), published
             )
-        for node, update in zip(nodes, updates, strict=True):
-            node.commit(r, node.publish(r, update))
+        published = updates
+        for i in commit_sequence:
+            nodes[i].commit(r, nodes[i].publish(r, updates[i]))
         summary = agg.step()
         if not isinstance(summary, RoundSummary):
             raise ConfigError(f"round {r} did not aggregate ({summary}); this is a bug")
