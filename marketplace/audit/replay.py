@@ -41,6 +41,7 @@ from marketplace.rounds.codec import (
     put_round_params,
     validation_commitment,
 )
+from marketplace.rounds.pinning import pinned_rule_problem
 from marketplace.rounds.pipeline import (
     RoundConfig,
     RoundOutcome,
@@ -254,6 +255,10 @@ class _Replay:
                 [p for p in audit.problems if not p.startswith(("inlier mask", "global model"))],
             )
         extra = self.report_problems(report, round_, cids, commit)
+        pin_problem = pinned_rule_problem(self.spec, config)
+        audit = RoundAudit(round_, {**audit.checks, "rule": pin_problem is None}, audit.problems)
+        if pin_problem:
+            extra.append(pin_problem)
         if self.validation is not None and outcome.anchor is not None:
             ours = put_round_params(
                 MemoryStore(), self.spec, KIND_ANCHOR, self.project_id, round_, outcome.anchor

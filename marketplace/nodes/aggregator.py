@@ -52,6 +52,7 @@ from marketplace.rounds.codec import (
     put_round_params,
     put_spec,
 )
+from marketplace.rounds.pinning import check_pinned
 from marketplace.rounds.pipeline import (
     RoundConfig,
     RoundOutcome,
@@ -236,6 +237,10 @@ class AggregatorNode:
             self._prover = self._zk.prover
         return self._zk
 
+    def check_pinned(self, spec: ModelSpec, config: RoundConfig | None = None) -> None:
+        """Refuse a rule other than the one the project's spec pins (one-line error)."""
+        check_pinned(spec, config or self.config)
+
     def round_config(self, info: ProjectInfo) -> RoundConfig:
         """The node's config, with the provable sketch rule when the project has a verifier."""
         zk = self.zk(info)
@@ -332,6 +337,7 @@ class AggregatorNode:
         )
         checked = self.collect(round_, commits, spec)
         config = self.round_config(info)
+        self.check_pinned(spec, config)
         zk = self.zk(info)
         openings: dict[int, SketchOpening] = {}
         if zk is not None:

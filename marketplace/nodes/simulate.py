@@ -53,6 +53,7 @@ from marketplace.learning import (
     load_dataset,
     partition,
 )
+from marketplace.learning.rule_pin import PinnedRule
 from marketplace.nodes.aggregator import AggregatorNode, RoundSummary
 from marketplace.nodes.chainview import round_commit
 from marketplace.nodes.trainer import TrainerNode
@@ -184,7 +185,12 @@ def simulate(
     # the project declares its trainers' recipe, so the trust anchor trains the same way
     recipe = TrainingRecipe(epochs=config.epochs, lr=config.lr, batch_size=config.batch_size)
     spec = ModelSpec.for_data(
-        config.model, train.input_shape, train.num_classes, seed=config.seed, training=recipe
+        config.model,
+        train.input_shape,
+        train.num_classes,
+        seed=config.seed,
+        training=recipe,
+        aggregation=PinnedRule(rule=config.rule, params=dict(config.rule_params)),
     )
     aggregator_store = MemoryStore()
     spec_cid = put_spec(aggregator_store, spec)
