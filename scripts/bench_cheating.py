@@ -128,6 +128,25 @@ def table(summary: list[dict[str, Any]], rules: list[str]) -> Table:
     return t
 
 
+def markdown(summary: list[dict[str, Any]], rules: list[str]) -> str:
+    """The README's table: per cell, the largest attacker share over seeds and attackers."""
+    lines = [
+        "| dataset | partition | attack | " + " | ".join(rules) + " |",
+        "|---|---|---|" + "---:|" * len(rules),
+    ]
+    cells: dict[tuple[str, str, str], dict[str, str]] = {}
+    for c in summary:
+        mark = "" if c["goal_met"] else " (miss)"
+        cells.setdefault((c["dataset"], c["partition"], c["attack"]), {})[c["rule"]] = (
+            f"{100 * c['max_attacker_share']:.2f}%{mark}"
+        )
+    for (d, p, a), by_rule in cells.items():
+        lines.append(
+            f"| {d} | {p} | {a} | " + " | ".join(by_rule.get(r, "-") for r in rules) + " |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--datasets", default="digits,mnist1d,synthetic")
@@ -139,6 +158,14 @@ def main() -> None:
     parser.add_argument("--trainers", type=int, default=10)
     parser.add_argument("--quick", action="store_true", help="one cell, one seed")
     parser.add_argument("--out", type=Path, default=RESULTS / "cheating.json")
+    parser.add_argument(
+        "--from-partial",
+        action="store_true",
+        help="write the results of the rows an interrupted run left in the partial file",
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="keep the partial file's rows, run the rest"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     datasets, partitions = args.datasets.split(","), args.partitions.split(",")
@@ -146,19 +173,22 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     if args.quick:
         datasets, partitions, attacks, seeds = ["digits"], ["iid"], attacks[:1], [0]
-    grid = [
+    grid = [  # seed outermost: an interrupted run still covers every cell
         (d, p, a, r, s)
+        for s in seeds
         for d in datasets
         for p in partitions
         for a in attacks
         for r in rules
-        for s in seeds
     ]
     partial = args.out.with_suffix(".partial.jsonl")
     partial.parent.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
-    started = time.perf_counter()
-    with partial.open("w") as log_file:
+    if args.from_partial or args.resume:
+        rows = [json.loads(line) for line in partial.read_text().splitlines() if line]
+        done = {(r["dataset"], r["partition"], r["attack"], r["rule"], r["seed"]) for r in rows}
+        grid = [] if args.from_partial else [g for g in grid if g not in done]
+    with partial.open("a" if args.from_partial or args.resume else "w") as log_file:
         for k, (d, p, a, r, s) in enumerate(grid, 1):
             row = run_one(d, p, a, r, s, args.rounds, args.trainers)
             rows.append(row)
@@ -178,7 +208,8 @@ def main() -> None:
             "lr": 0.2,
             "goal_share": GOAL_SHARE,
             "machine": platform.platform(),
-            "seconds": time.perf_counter() - started,
+            "seconds": sum(r["seconds"] for r in rows),
+            "complete": not args.from_partial,
         },
         "goal_met": all(c["goal_met"] for c in summary),
         "summary": summary,
@@ -187,6 +218,7 @@ def main() -> None:
     args.out.write_text(json.dumps(payload, indent=2) + "\n")
     partial.unlink(missing_ok=True)
     console.print(table(summary, rules))
+    print(markdown(summary, rules))
     console.print(
         f"goal (every attacker <= {100 * GOAL_SHARE:g}%, no honest trainer dropped as a "
         f"duplicate): {'met' if payload['goal_met'] else 'MISSED'}; "
