@@ -79,6 +79,9 @@ def _round_line(summary: object, total: int, attackers: list[int] | None = None)
         tag = "attacker " if attackers is not None and i in attackers else ""
         kind = "rejected" if i in summary.rejected else "excluded"
         marks.append(f"{kind} {tag}#{i}")
+    for i in sorted(summary.score_notes):  # inliers the noise floor did not pay
+        tag = "attacker " if attackers is not None and i in attackers else ""
+        marks.append(f"unpaid {tag}#{i} (noise floor)")
     proof = "" if summary.prove_seconds is None else f"  proof {summary.prove_seconds:.2f} s"
     return (
         f"round {summary.round}/{total}  accuracy [bold]{_percent(m.get('accuracy'))}[/]  "

@@ -111,6 +111,7 @@ class RoundSummary:
     block: int
     seconds: float
     prove_seconds: float | None = None
+    score_notes: dict[int, str] = field(default_factory=dict)  # why an inlier scored 0
 
 
 class GatewayResolver:
@@ -465,6 +466,7 @@ class AggregatorNode:
             block=block,
             seconds=time.perf_counter() - start,
             prove_seconds=prepared.prove_seconds,
+            score_notes=dict(o.score_notes),
         )
         log.info("round %d committed: %d inliers", prepared.round, len(o.inliers))
         return summary
