@@ -44,6 +44,8 @@ from marketplace.nodes.simulate import SimulationConfig, simulate
 RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
 GOAL_SHARE = 0.01
 COPY_WORDS = ("duplicate", "near-duplicate")
+# rules that must be told the number of attackers: the grid's 2 of 10
+RULE_PARAMS: dict[str, dict[str, Any]] = {"krum": {"f": 2}, "multi_krum": {"f": 2}}
 
 console = Console()
 
@@ -60,6 +62,7 @@ def run_one(
         partition=partition,
         attack=attack,
         rule=rule,
+        rule_params=RULE_PARAMS.get(rule, {}),
         epochs=2,
         lr=0.2,
         seed=seed,
