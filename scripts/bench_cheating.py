@@ -7,7 +7,7 @@ real CIDs, the aggregator's round pipeline with its robust rule and contribution
 reward over the reward paid to all trainers (stakes excluded).
 
 Grid: datasets ``digits``, ``mnist1d``, ``synthetic`` x partitions ``iid``,
-``dirichlet:0.5`` x attacks ``noise_free_rider:0.2`` (the disguised free rider: an update
+``dirichlet:0.5``, ``dirichlet:0.3`` x attacks ``noise_free_rider:0.2`` (the disguised free rider: an update
 of ``N(0, 0.01^2)`` noise) and ``copy:0.2`` (the previous round's published update of a
 random honest trainer plus ``N(0, 0.01^2)``) x rules ``default`` and ``fedavg`` x seeds
 0-2; 10 trainers (2 attackers), 3 rounds, 2 local epochs at lr 0.2 (the CLI's
@@ -20,7 +20,7 @@ rows go to ``cheating.partial.jsonl`` while it runs (removed at the end).
 
 Usage::
 
-    nice -n 10 .venv/bin/python scripts/bench_cheating.py            # full grid (~15 min)
+    nice -n 10 .venv/bin/python scripts/bench_cheating.py   # 108 federations, ~10-30 s each
     .venv/bin/python scripts/bench_cheating.py --quick               # one cell, one seed
     .venv/bin/python scripts/bench_cheating.py --datasets digits \\
         --attacks copycat:0.2,free_rider:0.2
@@ -153,7 +153,7 @@ def markdown(summary: list[dict[str, Any]], rules: list[str]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--datasets", default="digits,mnist1d,synthetic")
-    parser.add_argument("--partitions", default="iid,dirichlet:0.5")
+    parser.add_argument("--partitions", default="iid,dirichlet:0.5,dirichlet:0.3")
     parser.add_argument("--attacks", default="noise_free_rider:0.2,copy:0.2")
     parser.add_argument("--rules", default="default,fedavg")
     parser.add_argument("--seeds", default="0,1,2")
