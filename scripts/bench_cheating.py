@@ -7,12 +7,13 @@ real CIDs, the aggregator's round pipeline with its robust rule and contribution
 reward over the reward paid to all trainers (stakes excluded).
 
 Grid: datasets ``digits``, ``mnist1d``, ``synthetic`` x partitions ``iid``,
-``dirichlet:0.5``, ``dirichlet:0.3`` x attacks ``noise_free_rider:0.2`` (the disguised free rider: an update
-of ``N(0, 0.01^2)`` noise) and ``copy:0.2`` (the previous round's published update of a
-random honest trainer plus ``N(0, 0.01^2)``) x rules ``default`` and ``fedavg`` x seeds
-0-2; 10 trainers (2 attackers), 3 rounds, 2 local epochs at lr 0.2 (the CLI's
-defaults). The goal (issue 13): every attacker withdraws <= 1% of the reward in every
-cell and seed, and no honest trainer is rejected or excluded as a duplicate.
+``dirichlet:0.5``, ``dirichlet:0.3`` x attacks ``noise_free_rider:0.2`` (the disguised
+free rider: an update of ``N(0, 0.01^2)`` noise) and ``copy:0.2`` (the previous round's
+published update of a random honest trainer plus ``N(0, 0.01^2)``) x rules ``default``
+and ``fedavg`` x seeds 0-2; 10 trainers (2 attackers), 3 rounds, 2 local epochs at lr
+0.2 (the CLI's defaults). The goal (issue 13): every attacker withdraws <= 1% of the
+reward in every cell and seed, and no honest trainer is rejected or excluded as a
+duplicate.
 
 Writes ``benchmarks/results/cheating.json`` (one row per federation and a summary per
 cell: the largest attacker share over seeds and attackers) and prints a table; finished
