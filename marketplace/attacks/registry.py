@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
 from marketplace.attacks.alie import alie, alie_z
+from marketplace.attacks.copy import copy_updates, pick_victims
 from marketplace.attacks.free_rider import free_rider
 from marketplace.attacks.gaussian_noise import gaussian_noise
 from marketplace.attacks.ipm import ipm
@@ -49,12 +50,19 @@ UpdateRule = Callable[[Tensor, Tensor, Mapping[str, float], torch.Generator], Te
 
 @dataclass(frozen=True)
 class AttackInfo:
-    """Registry entry: what the attack alters, its default parameters, how to apply it."""
+    """Registry entry: what the attack alters, its default parameters, how to apply it.
+
+    ``reads_previous``: the rule gets the previous round's published updates instead of
+    the current honest ones (``None`` in round 1): all a copier can read before it must
+    commit. ``commits_last``: the attackers commit after the honest trainers (they must
+    see what they copy first)."""
 
     name: str
     kind: AttackKind
     defaults: Mapping[str, float] = field(default_factory=dict)
     rule: UpdateRule | None = None
+    reads_previous: bool = False
+    commits_last: bool = False
 
 
 def _visible(honest: Tensor, mask: Tensor, params: Mapping[str, float]) -> Tensor:
@@ -95,6 +103,14 @@ def _free_rider(h: Tensor, m: Tensor, p: Mapping[str, float], g: torch.Generator
     return free_rider(h[m], p["noise_std"], g)
 
 
+def _copy(h: Tensor, m: Tensor, p: Mapping[str, float], g: torch.Generator) -> Tensor:
+    return copy_updates(h, pick_victims(~m, int(m.sum()), g), p["noise_std"], g)
+
+
+def _copycat(h: Tensor, m: Tensor, p: Mapping[str, float], g: torch.Generator) -> Tensor:
+    return h[pick_victims(~m, int(m.sum()), g)].clone()
+
+
 ATTACKS: dict[str, AttackInfo] = {
     info.name: info
     for info in (
@@ -107,6 +123,9 @@ ATTACKS: dict[str, AttackInfo] = {
         AttackInfo("ipm", "update", {"eps": 0.5, "omniscient": 1.0}, _ipm),
         AttackInfo("sybil_clones", "update", {"scale": 1.0, "noise_std": 0.0}, _sybil),
         AttackInfo("free_rider", "update", {"noise_std": 0.0}, _free_rider),
+        AttackInfo("noise_free_rider", "update", {"noise_std": 0.01}, _free_rider),
+        AttackInfo("copy", "update", {"noise_std": 0.01}, _copy, reads_previous=True),
+        AttackInfo("copycat", "update", {}, _copycat, commits_last=True),
     )
 }
 
@@ -166,14 +185,20 @@ def choose_attackers(num_clients: int, fraction: float, seed: int) -> Tensor:
 
 
 def apply_attack(
-    spec: AttackSpec, honest_updates: Tensor, attacker_mask: Tensor, seed: int
+    spec: AttackSpec,
+    honest_updates: Tensor,
+    attacker_mask: Tensor,
+    seed: int,
+    previous: Tensor | None = None,
 ) -> Tensor:
     """Updates the aggregator receives: attackers' rows rewritten, benign rows untouched.
 
     ``honest_updates`` is ``[n, d]``, row ``i`` the update client ``i`` would send if
     honest (attackers included: ALIE/IPM with ``omniscient=0`` and the sybil base use
-    them). Returns a new tensor; a data attack returns an unchanged copy because its
-    harm is already in the attackers' training.
+    them). ``previous`` is ``[n, d]``, the updates published in the previous round (None
+    in round 1), which is what an attack with ``reads_previous`` sees instead. Returns a
+    new tensor; a data attack returns an unchanged copy because its harm is already in
+    the attackers' training.
     """
     if honest_updates.dim() != 2:
         raise ConfigError(f"honest_updates must be [n, d], got {tuple(honest_updates.shape)}")
@@ -190,5 +215,8 @@ def apply_attack(
         return out
     params = {**info.defaults, **spec.params}
     gen = torch.Generator().manual_seed(seed)
-    out[mask] = info.rule(honest_updates, mask, params, gen).to(out.dtype)
+    seen = honest_updates
+    if info.reads_previous:
+        seen = previous if previous is not None else torch.zeros_like(honest_updates)
+    out[mask] = info.rule(seen, mask, params, gen).to(out.dtype)
     return out

@@ -41,6 +41,7 @@ from marketplace.rounds.codec import (
     put_round_params,
     validation_commitment,
 )
+from marketplace.rounds.pinning import pinned_rule_problem
 from marketplace.rounds.pipeline import (
     RoundConfig,
     RoundOutcome,
@@ -48,6 +49,8 @@ from marketplace.rounds.pipeline import (
     anchor_recipe_for,
     run_round,
 )
+from marketplace.rounds.provenance import commit_order
+from marketplace.rounds.provenance import published as published_updates
 from marketplace.rounds.report import RoundReport, get_report
 from marketplace.rounds.seeds import round_seed
 from marketplace.rounds.state import RoundState
@@ -96,6 +99,7 @@ class _Replay:
         self.state: RoundState | None = None
         self.previous_cid: str | None = None
         self.used_published_anchor = False
+        self.published: dict[int, Tensor] | None = None  # last round's, for copy checks
         self._verifier: VerifierConfig | None = None  # read once, in zk mode
 
     def submissions(
@@ -203,6 +207,7 @@ class _Replay:
         if self.validation is None:
             state = RoundState(report.hyper_used, state.rule_state)
         subs, weights, commits, sketches = self.submissions(round_, config)
+        n = len(subs)
         cids = {i: c.cid for i, c in commits.items()}
         seed, seed_problem = self.derived_seed(round_, report)
         published = self.published_anchor(report) if self.validation is None else None
@@ -217,7 +222,10 @@ class _Replay:
             validation=self.validation,
             seed=seed,
             anchor=published,
+            commit_order=commit_order(commits.values(), n),
+            public_updates=self.published,
         )
+        self.published = published_updates(subs)
         replayed = RoundFacts(
             outcome.inlier_mask,
             outcome.rejected_mask,
@@ -241,6 +249,10 @@ class _Replay:
                 [p for p in audit.problems if not p.startswith(("inlier mask", "global model"))],
             )
         extra = self.report_problems(report, round_, cids, commit)
+        pin_problem = pinned_rule_problem(self.spec, config)
+        audit = RoundAudit(round_, {**audit.checks, "rule": pin_problem is None}, audit.problems)
+        if pin_problem:
+            extra.append(pin_problem)
         if self.validation is not None and outcome.anchor is not None:
             ours = put_round_params(
                 MemoryStore(), self.spec, KIND_ANCHOR, self.project_id, round_, outcome.anchor

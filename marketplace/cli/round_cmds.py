@@ -79,6 +79,9 @@ def _round_line(summary: object, total: int, attackers: list[int] | None = None)
         tag = "attacker " if attackers is not None and i in attackers else ""
         kind = "rejected" if i in summary.rejected else "excluded"
         marks.append(f"{kind} {tag}#{i}")
+    for i in sorted(summary.score_notes):  # inliers the noise floor did not pay
+        tag = "attacker " if attackers is not None and i in attackers else ""
+        marks.append(f"unpaid {tag}#{i} (noise floor)")
     proof = "" if summary.prove_seconds is None else f"  proof {summary.prove_seconds:.2f} s"
     return (
         f"round {summary.round}/{total}  accuracy [bold]{_percent(m.get('accuracy'))}[/]  "
@@ -258,6 +261,7 @@ def aggregator_run(
             raise ConfigError(f"{model_spec}: no such model spec file")
         node.publish_spec(ModelSpec.from_json(model_spec.read_bytes()))
     spec = node.spec()
+    node.check_pinned(spec)
     node.validation = load_local(validation, num_classes=spec.num_classes)
     info = session.market.project(project)
     zk = node.zk(info)  # loads the proving key now, not in the first round
@@ -294,13 +298,21 @@ def aggregator_spec(
         float | None, typer.Option(min=0.0, max=0.999, help=_DECLARE_HELP)
     ] = None,
     train_batch_size: Annotated[int | None, typer.Option(min=1, help=_DECLARE_HELP)] = None,
+    rule: Annotated[
+        str, typer.Option(help="Robust rule the project pins (the aggregator must run it).")
+    ] = "default",
+    rule_param: Annotated[
+        list[str] | None, typer.Option(help="Pinned rule parameter KEY=VALUE (repeatable).")
+    ] = None,
     json_out: JsonOut = False,
 ) -> None:
     """Write a model spec and print its CID (pass it to `project create --model-spec-cid`).
 
     Any --train-* option declares the project's local-training recipe in the spec (the
     others take their defaults): trainers follow it unless told otherwise, and the
-    aggregator's trust anchor trains with it."""
+    aggregator's trust anchor trains with it. --rule and --rule-param pin the robust
+    rule: the aggregator refuses another, and `ledgerlearn audit` flags a round that
+    used another."""
     from marketplace.learning import ModelSpec, load_dataset
     from marketplace.nodes.trainer import local_recipe
     from marketplace.rounds.codec import spec_cid
@@ -316,7 +328,20 @@ def aggregator_spec(
         num_classes = classes
     else:
         raise ConfigError("pass --dataset, or --input-shape and --classes")
-    spec = ModelSpec.for_data(kind, shape, num_classes, seed=seed)
+    from marketplace.learning.rule_pin import PinnedRule
+    from marketplace.robust import AGGREGATORS
+    from marketplace.rounds.pipeline import rule_params_from
+
+    if rule not in AGGREGATORS:
+        raise ConfigError(f"--rule {rule!r}: unknown rule; choose one of {', '.join(AGGREGATORS)}")
+    pinned: dict[str, str] = {}
+    for item in rule_param or []:
+        name, eq, value = item.partition("=")
+        if not eq or not name.strip():
+            raise ConfigError(f"--rule-param {item!r}: write KEY=VALUE, e.g. f=1")
+        pinned[name.strip()] = value.strip()
+    pin = PinnedRule(rule=rule, params=rule_params_from(pinned))
+    spec = ModelSpec.for_data(kind, shape, num_classes, seed=seed, aggregation=pin)
     declared = (train_epochs, train_lr, train_momentum, train_batch_size)
     if any(v is not None for v in declared):
         recipe = local_recipe(

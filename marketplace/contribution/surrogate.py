@@ -14,7 +14,8 @@ marginals are much smaller, so the same permutations give a much better estimate
 Values with Control Variates").
 
 The surrogate follows from how a coalition's model is built: ``g + FedAvg(S)``, and
-``FedAvg(S) = sum_j c_j(S) u_j`` with ``c_j(S) = w_j [j in S] / W(S)``. A second-order
+``FedAvg(S) = sum_j c_j(S) u_j`` with ``c_j(S) = w_j [j in S] / W(S)`` (or ``/ W``, the
+total weight of all players, under the utility's default ``step="share"``). A second-order
 expansion of the loss around ``g`` in the averaged update gives
 
     U(S) ≈ beta_0 + sum_j beta_j c_j(S) + gamma ||FedAvg(S)||^2 / scale,
@@ -53,13 +54,18 @@ class SurrogateBasis:
         weights: FedAvg weights ``[n]`` (normalised to mean 1; only ratios matter).
         gram: ``[n, n]`` Gram matrix of the updates, normalised to mean diagonal 1, or
             None to leave out the curvature feature (utilities not built from updates).
+        share: the coalition's coefficients are ``w_j / W`` over *all* players (the
+            utility's ``step="share"``) instead of ``w_j / W(S)``.
     """
 
     weights: np.ndarray
     gram: np.ndarray | None = None
+    share: bool = False
 
     @classmethod
-    def build(cls, weights: np.ndarray, gram: np.ndarray | None) -> SurrogateBasis:
+    def build(
+        cls, weights: np.ndarray, gram: np.ndarray | None, *, share: bool = False
+    ) -> SurrogateBasis:
         w = np.asarray(weights, dtype=np.float64).reshape(-1)
         if w.size == 0 or not np.all(np.isfinite(w)) or np.any(w <= 0):
             raise ConfigError("surrogate weights must be finite and positive; one per player")
@@ -70,7 +76,7 @@ class SurrogateBasis:
                 raise ConfigError(f"gram must be [n, n] with n={w.size}, got {g.shape}")
             scale = float(np.mean(np.diag(g)))
             gram = g / scale if scale > 0 and math.isfinite(scale) else None
-        return cls(weights=w, gram=gram)
+        return cls(weights=w, gram=gram, share=share)
 
     @property
     def n(self) -> int:
@@ -88,7 +94,11 @@ class SurrogateBasis:
         update it in O(n) per step instead of O(n^2)).
         """
         member = np.asarray(membership, dtype=np.float64)
-        total = member @ self.weights
+        total = (
+            np.full(member.shape[0], float(self.weights.sum()))
+            if self.share
+            else member @ self.weights
+        )
         coef = member * self.weights / np.where(total > 0, total, 1.0)[:, None]
         cols = [np.ones((member.shape[0], 1)), coef]
         if self.gram is not None:
@@ -107,6 +117,7 @@ class SurrogateBasis:
         acc = np.zeros((count, n))  # sum over the prefix of w_j * gram[j, :]
         quad_sum = np.zeros(count)  # sum over prefix pairs of w_j w_l gram[j, l]
         total = np.zeros(count)
+        everyone = float(w.sum())
         out = np.zeros((count, n + 1))
         for k in range(n):
             i = perms[:, k]
@@ -114,7 +125,8 @@ class SurrogateBasis:
             quad_sum += 2.0 * wi * acc[rows, i] + wi * wi * self.gram[i, i]
             acc += wi[:, None] * self.gram[i]
             total += wi
-            out[:, k + 1] = quad_sum / (total * total)
+            norm = everyone * everyone if self.share else total * total
+            out[:, k + 1] = quad_sum / norm
         return out
 
 

@@ -5,11 +5,20 @@ the round) is in S. Python ints make this work for any n (n = 100 is a 100-bit m
 hash cheaply, so the memo is a plain dict.
 
 :class:`SubsetUtility` is the federated-learning utility of the proof-of-contribution
-marketplace (and of GTG-Shapley, Liu et al. 2022): U(S) is the validation metric of
-``g + FedAvg(updates[S])``; U(empty) is the metric of ``g`` itself. It never evaluates a
-coalition twice and sends every batch of cache misses to the caller's vectorised
-evaluator in as few calls as the memory budget allows, because evaluating a model is the
-whole cost of Shapley estimation.
+marketplace (and of GTG-Shapley, Liu et al. 2022): U(S) is the validation metric of the
+previous global model ``g`` stepped with coalition S's part of the round's aggregate;
+U(empty) is the metric of ``g`` itself. By default (``step="share"``) S's part is
+``sum_{i in S} w_i u_i / W`` with ``W`` the total weight of *all* players, so the grand
+coalition's model is exactly the round's FedAvg model and an update of zeros changes no
+coalition: it is a null player and its Shapley value is exactly 0. The classic
+``step="mean"`` (``FedAvg(S)``, normalised by S's own weight) pays for *shrinking* the
+step: adding a zero update to a coalition shortens its mean step, which can lower the
+validation loss, so a trainer that sends nothing earned a share (measured: 8-21% of
+the reward under ``--aggregator fedavg``, issue 13). It is kept for comparison only.
+
+It never evaluates a coalition twice and sends every batch of cache misses to the
+caller's vectorised evaluator in as few calls as the memory budget allows, because
+evaluating a model is the whole cost of Shapley estimation.
 
 :class:`CallableUtility` wraps any ``fn(mask) -> float`` (constructed games in tests and
 simulations) with the same memo and counter.
@@ -32,6 +41,7 @@ from marketplace.errors import ConfigError
 logger = logging.getLogger(__name__)
 
 Metric = Literal["accuracy", "neg_loss"]
+Step = Literal["share", "mean"]
 BatchEvaluator = Callable[[Tensor], Tensor | Mapping[str, Tensor]]
 
 #: Bytes of parameter vectors materialised per evaluator call when ``chunk_size`` is unset.
@@ -152,7 +162,7 @@ class CallableUtility(Utility):
 
 
 class SubsetUtility(Utility):
-    """U(S) = metric of ``global_params + FedAvg(updates[S], weights[S])`` on validation data.
+    """U(S) = metric of ``global_params + step(S)`` on validation data (module docstring).
 
     Args:
         global_params: previous global model, 1-D ``[d]``.
@@ -166,6 +176,8 @@ class SubsetUtility(Utility):
             sample.
         chunk_size: most coalitions per evaluator call; by default as many as fit in
             :data:`DEFAULT_CHUNK_BYTES` of parameters (capped at :data:`MAX_AUTO_CHUNK`).
+        step: ``"share"`` (default): ``step(S) = sum_S w_i u_i / W_all``, a null player
+            for a zero update; ``"mean"``: ``FedAvg(S)`` (see the module docstring).
     """
 
     def __init__(
@@ -176,6 +188,7 @@ class SubsetUtility(Utility):
         evaluate_batch: BatchEvaluator,
         metric: Metric = "accuracy",
         chunk_size: int | None = None,
+        step: Step = "share",
     ) -> None:
         if updates.ndim != 2:
             raise ConfigError(f"updates must be [n, d], got shape {tuple(updates.shape)}")
@@ -194,12 +207,15 @@ class SubsetUtility(Utility):
             raise ConfigError("updates and global params must be finite; reject bad updates first")
         if metric not in ("accuracy", "neg_loss"):
             raise ConfigError(f"unknown metric {metric!r}; use 'accuracy' or 'neg_loss'")
+        if step not in ("share", "mean"):
+            raise ConfigError(f"unknown coalition step {step!r}; use 'share' or 'mean'")
         if chunk_size is not None and chunk_size < 1:
             raise ConfigError(f"chunk_size must be positive, got {chunk_size}")
         self.global_params = global_params
         self.updates = updates
         self.weights = w
         self.metric: Metric = metric
+        self.step: Step = step
         self._evaluate_batch = evaluate_batch
         d = updates.shape[1]
         per_row = d * updates.element_size()
@@ -209,15 +225,39 @@ class SubsetUtility(Utility):
     def surrogate_basis(self) -> SurrogateBasis:
         """FedAvg weights and the updates' Gram matrix (see :mod:`.surrogate`)."""
         u = self.updates.to(torch.float64)
-        return SurrogateBasis.build(self.weights.numpy(), (u @ u.T).numpy())
+        return SurrogateBasis.build(
+            self.weights.numpy(), (u @ u.T).numpy(), share=self.step == "share"
+        )
+
+    def shares(self) -> Tensor:
+        """Each player's coefficient in the grand coalition's step (``w_i / W``), ``[n]``."""
+        return self.weights / self.weights.sum()
 
     def params_of(self, masks: Sequence[int]) -> Tensor:
-        """Model parameters ``[m, d]`` of ``g + FedAvg(updates[S])`` for each mask."""
+        """Model parameters ``[m, d]`` of ``g + step(S)`` for each mask."""
         member = masks_to_matrix(masks, self.n).to(torch.float64)
         coef = member * self.weights
-        total = coef.sum(dim=1, keepdim=True)
-        coef = torch.where(total > 0, coef / total.clamp_min(1e-300), coef)
+        if self.step == "share":
+            coef = coef / self.weights.sum()
+        else:
+            total = coef.sum(dim=1, keepdim=True)
+            coef = torch.where(total > 0, coef / total.clamp_min(1e-300), coef)
         return self.global_params + coef.to(self.updates.dtype) @ self.updates
+
+    def evaluate_params(self, params: Tensor) -> Tensor:
+        """The metric of arbitrary parameter vectors ``[m, d]`` (not memoised; counted in
+        :attr:`evaluations`): for tests against baselines that are not coalitions, such
+        as :mod:`.noise_floor`'s random updates."""
+        out: list[float] = []
+        for start in range(0, params.shape[0], self.chunk_size):
+            with torch.no_grad():
+                scores = self._metric_of(
+                    self._evaluate_batch(params[start : start + self.chunk_size])
+                )
+            self.batch_calls += 1
+            out.extend(torch.as_tensor(scores).reshape(-1).to(torch.float64).tolist())
+        self.evaluations += params.shape[0]
+        return torch.tensor(out, dtype=torch.float64)
 
     def _metric_of(self, out: Tensor | Mapping[str, Tensor]) -> Tensor:
         if isinstance(out, Mapping):

@@ -32,6 +32,7 @@ from pydantic import (
 from torch import Tensor, nn
 
 from marketplace.errors import ConfigError
+from marketplace.learning.rule_pin import PinnedRule
 
 ModelKind = Literal["logreg", "mlp", "cnn", "cnn1d"]
 MODEL_KINDS: tuple[str, ...] = ("logreg", "mlp", "cnn", "cnn1d")
@@ -76,6 +77,7 @@ class ModelSpec(BaseModel):
     hidden: tuple[int, ...] = ()
     seed: int = Field(default=0, ge=0, lt=2**63)
     training: TrainingRecipe | None = None
+    aggregation: PinnedRule | None = None  # the pinned robust rule (learning/rule_pin.py)
 
     @model_validator(mode="before")
     @classmethod
@@ -116,6 +118,7 @@ class ModelSpec(BaseModel):
         hidden: tuple[int, ...] | None = None,
         seed: int = 0,
         training: TrainingRecipe | None = None,
+        aggregation: PinnedRule | None = None,
     ) -> ModelSpec:
         """Build a spec with :class:`ConfigError` (not a pydantic error) on bad input."""
         fields = {
@@ -125,6 +128,7 @@ class ModelSpec(BaseModel):
             "hidden": None if hidden is None else tuple(hidden),
             "seed": seed,
             "training": training,
+            "aggregation": aggregation,
         }
         try:
             return cls.model_validate(fields)

@@ -52,6 +52,7 @@ from marketplace.rounds.codec import (
     put_round_params,
     put_spec,
 )
+from marketplace.rounds.pinning import check_pinned
 from marketplace.rounds.pipeline import (
     RoundConfig,
     RoundOutcome,
@@ -59,6 +60,7 @@ from marketplace.rounds.pipeline import (
     Submission,
     run_round,
 )
+from marketplace.rounds.provenance import commit_order, published
 from marketplace.rounds.report import RoundReport, build_report, get_report, put_report
 from marketplace.rounds.seeds import round_seed
 from marketplace.rounds.state import RoundState, get_rule_state, put_rule_state
@@ -109,6 +111,7 @@ class RoundSummary:
     block: int
     seconds: float
     prove_seconds: float | None = None
+    score_notes: dict[int, str] = field(default_factory=dict)  # why an inlier scored 0
 
 
 class GatewayResolver:
@@ -179,6 +182,9 @@ class AggregatorNode:
         # narrows event scans (eth-tester scans every block in range); a restarted node
         # starts from ``start_block`` (the market's deployment block) and finds the same.
         self._last_commit: tuple[int, int] | None = None
+        # (round, its published updates): the next round's copy-check input, kept so a
+        # running node does not fetch them twice; a restarted node fetches them again
+        self._published: tuple[int, dict[int, Tensor]] | None = None
 
     def _scan_from(self, committed_round: int) -> int:
         if self._last_commit is not None and self._last_commit[0] == committed_round:
@@ -231,6 +237,10 @@ class AggregatorNode:
             self._zk = load_zk_project(self.market, info, self._prover, self.zk_keys_dir)
             self._prover = self._zk.prover
         return self._zk
+
+    def check_pinned(self, spec: ModelSpec, config: RoundConfig | None = None) -> None:
+        """Refuse a rule other than the one the project's spec pins (one-line error)."""
+        check_pinned(spec, config or self.config)
 
     def round_config(self, info: ProjectInfo) -> RoundConfig:
         """The node's config, with the provable sketch rule when the project has a verifier."""
@@ -298,6 +308,25 @@ class AggregatorNode:
         with ThreadPoolExecutor(max_workers=min(FETCH_WORKERS, len(items))) as pool:
             return {c.index: r for c, r in zip(items, pool.map(one, items), strict=True)}
 
+    def published_updates(
+        self, round_: int, info: ProjectInfo, spec: ModelSpec
+    ) -> dict[int, Tensor] | None:
+        """The updates round ``round_ - 1`` published (None in round 1): what a trainer
+        could read, and copy, before committing in round ``round_``."""
+        if round_ <= 1:
+            return None
+        if self._published is not None and self._published[0] == round_ - 1:
+            return self._published[1]
+        commits = update_commits(
+            self.market, self.project_id, round_ - 1, from_block=self.start_block
+        )
+        checked = self.collect(round_ - 1, commits, spec)
+        subs: list[Submission] = [None] * info.trainer_count
+        for i, c in checked.items():
+            if i < info.trainer_count and c.accepted:
+                subs[i] = c.vector
+        return published(subs)
+
     def prepare(self, round_: int, info: ProjectInfo | None = None) -> PreparedRound:
         """Compute round ``round_`` and store its model, state and report (no tx)."""
         info = info or self.market.project(self.project_id)
@@ -310,6 +339,7 @@ class AggregatorNode:
         )
         checked = self.collect(round_, commits, spec)
         config = self.round_config(info)
+        self.check_pinned(spec, config)
         zk = self.zk(info)
         openings: dict[int, SketchOpening] = {}
         if zk is not None:
@@ -334,7 +364,10 @@ class AggregatorNode:
             score_fn=self.score_fn,
             seed=round_seed(self.project_id, round_, chain_round.reveal_fold),
             sketches={i: o.sketch for i, o in openings.items()},
+            commit_order=commit_order(commits.values(), n),
+            public_updates=self.published_updates(round_, info, spec),
         )
+        self._published = (round_, published(submissions))
         model_cid = put_round_params(
             self.store, spec, KIND_MODEL, self.project_id, round_, outcome.new_global_params
         )
@@ -441,6 +474,7 @@ class AggregatorNode:
             block=block,
             seconds=time.perf_counter() - start,
             prove_seconds=prepared.prove_seconds,
+            score_notes=dict(o.score_notes),
         )
         log.info("round %d committed: %d inliers", prepared.round, len(o.inliers))
         return summary

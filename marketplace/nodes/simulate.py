@@ -39,7 +39,13 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from web3.logs import DISCARD
 
-from marketplace.attacks import apply_attack, choose_attackers, is_data_attack, parse_attack
+from marketplace.attacks import (
+    ATTACKS,
+    apply_attack,
+    choose_attackers,
+    is_data_attack,
+    parse_attack,
+)
 from marketplace.attacks.label_flip import label_flip
 from marketplace.chain.connection import connect_embedded
 from marketplace.chain.deploy import deploy_all
@@ -55,6 +61,7 @@ from marketplace.learning import (
     load_dataset,
     partition,
 )
+from marketplace.learning.rule_pin import PinnedRule
 from marketplace.nodes.aggregator import AggregatorNode, RoundSummary
 from marketplace.nodes.chainview import round_commit
 from marketplace.nodes.trainer import TrainerNode
@@ -192,7 +199,12 @@ def simulate(
     # the project declares its trainers' recipe, so the trust anchor trains the same way
     recipe = TrainingRecipe(epochs=config.epochs, lr=config.lr, batch_size=config.batch_size)
     spec = ModelSpec.for_data(
-        config.model, train.input_shape, train.num_classes, seed=config.seed, training=recipe
+        config.model,
+        train.input_shape,
+        train.num_classes,
+        seed=config.seed,
+        training=recipe,
+        aggregation=PinnedRule(rule=config.rule, params=dict(config.rule_params)),
     )
     aggregator_store = MemoryStore()
     spec_cid = put_spec(aggregator_store, spec)
@@ -249,6 +261,11 @@ def simulate(
         verifier=None if verifier == ZERO_ADDRESS else verifier,
         market=market,
     )
+    # a copier commits after what it copies; everyone else in index order
+    commit_sequence = list(range(n))
+    if attack is not None and ATTACKS[attack.name].commits_last:
+        commit_sequence.sort(key=lambda i: (i in attacker_list, i))
+    published: torch.Tensor | None = None  # last round's updates: all a copier can read
     for _ in range(config.rounds):
         start = time.perf_counter()
         info = market.project(project_id)
@@ -259,10 +276,11 @@ def simulate(
         updates = torch.stack([node.train(r, p) for node, p in zip(nodes, params, strict=True)])
         if attack is not None and not is_data_attack(attack) and attacker_list:
             updates = apply_attack(
-                attack, updates, attackers, derive_seed("attack", config.seed, r)
+                attack, updates, attackers, derive_seed("attack", config.seed, r), published
             )
-        for node, update in zip(nodes, updates, strict=True):
-            node.commit(r, node.publish(r, update))
+        published = updates
+        for i in commit_sequence:
+            nodes[i].commit(r, nodes[i].publish(r, updates[i]))
         for node in nodes:  # every roster trainer committed: the commit window is closed
             node.reveal(r)
         summary = agg.step()

@@ -23,7 +23,10 @@ Order of work:
 5. validation accuracy and loss before and after the step (when validation data is
    given) feed the next round's hyper-parameters;
 6. ``score_fn`` gives each inlier its contribution score; by default the project's
-   ``config.contribution`` estimator (:mod:`marketplace.rounds.scoring`).
+   ``config.contribution`` estimator with its noise floor (:mod:`marketplace.rounds.scoring`).
+
+Before step 2, an update byte-identical to one committed earlier in the round (by
+``commit_order``) is rejected as a copycat; the earlier committer keeps its update.
 
 In a verifiable project (``config.zk`` set: the project has a round verifier) step 3 is
 the provable sketch rule of :mod:`marketplace.rounds.zkfilter` instead of the robust rule,
@@ -54,7 +57,7 @@ from marketplace.robust.norm_clip import clip_to_norm
 from marketplace.robust.registry import REMEMBERS_TRAINERS, anchor_recipe
 from marketplace.robust.stats import median_of, row_norms
 from marketplace.rounds.hyper import HyperConfig, ServerHyper, next_hyper
-from marketplace.rounds.scoring import EQUAL_SHARE, ContributionConfig, score_round
+from marketplace.rounds.scoring import EQUAL_SHARE, ContributionConfig, score_round_noted
 from marketplace.rounds.seeds import derive_seed
 from marketplace.rounds.sketches import sketch_of
 from marketplace.rounds.state import RoundState
@@ -88,6 +91,8 @@ class RoundContext:
 
     ``inlier_updates`` are the (clipped) updates the rule saw, one row per inlier in
     ascending trainer-index order (``inlier_indices``); ``seed`` is the round's seed.
+    ``public_updates`` are the previous round's accepted updates by trainer index: what
+    any trainer could read before committing this round (the noise floor's novelty test).
     """
 
     spec: ModelSpec | None
@@ -101,6 +106,7 @@ class RoundContext:
     validation: Dataset | None
     seed: int
     aggregation_weights: Tensor | None = None
+    public_updates: Mapping[int, Tensor] | None = None
 
 
 ScoreFn = Callable[[RoundContext], list[int]]
@@ -127,6 +133,7 @@ class RoundOutcome:
     metrics: dict[str, float | int | None] = field(default_factory=dict)
     filter_scores: dict[int, float | None] = field(default_factory=dict)
     anchor: Tensor | None = None  # the trust anchor the rule used (published with the round)
+    score_notes: dict[int, str] = field(default_factory=dict)  # why an inlier scored 0
 
     @property
     def inliers(self) -> list[int]:
@@ -159,6 +166,34 @@ def _accept(
             accepted.append(i)
             vectors.append(vec)
     return accepted, vectors, rejections
+
+
+def _reject_duplicates(
+    accepted: list[int],
+    vectors: list[Tensor],
+    rejections: dict[int, str],
+    order: Sequence[int] | None,
+) -> tuple[list[int], list[Tensor]]:
+    """Reject every update that is byte-identical to one committed earlier (a copycat that
+    submits another trainer's blob or CID); the earliest committer keeps it.
+
+    ``order[i]`` is trainer ``i``'s position in the round's commit order (the market's
+    arrival order; lower is earlier; None: trainer-index order). Rejected, not excluded:
+    provenance is checked before any rule, so the copy never reaches the filter, whose
+    clone stage would otherwise drop the original with it."""
+    first: dict[bytes, int] = {}
+    rank = (lambda i: (order[i], i)) if order is not None else (lambda i: (i, i))
+    for j in sorted(range(len(accepted)), key=lambda j: rank(accepted[j])):
+        key = vectors[j].numpy().tobytes()
+        if key in first:
+            original = accepted[first[key]]
+            rejections[accepted[j]] = (
+                f"duplicate: the same update as trainer {original}'s, committed earlier (copycat)"
+            )
+        else:
+            first[key] = j
+    keep = [j for j in range(len(accepted)) if accepted[j] not in rejections]
+    return [accepted[j] for j in keep], [vectors[j] for j in keep]
 
 
 def _checked_scores(scores: Sequence[int], count: int) -> list[int]:
@@ -237,6 +272,8 @@ def run_round(
     seed: int = 0,
     sketches: Mapping[int, Sequence[int]] | None = None,
     anchor: Tensor | None = None,
+    commit_order: Sequence[int] | None = None,
+    public_updates: Mapping[int, Tensor] | None = None,
 ) -> RoundOutcome:
     """Filter, aggregate, step and evaluate one round (see the module docstring).
 
@@ -246,7 +283,10 @@ def run_round(
     ``sketches[i]`` is trainer ``i``'s opened sketch (zk mode only; recomputed from the
     update where absent). ``anchor`` replaces the trust anchor the rule would train on
     ``validation`` (an auditor without the validation data replays with the published
-    one). Deterministic given its inputs.
+    one). ``commit_order[i]`` is trainer ``i``'s position in the round's commit order:
+    of byte-identical updates only the earliest committed is accepted. ``public_updates``
+    are the previous round's accepted updates by trainer index (what a trainer could copy;
+    the noise floor does not pay for them again). Deterministic given its inputs.
     """
     if validation is not None and spec is None:
         raise ConfigError("run_round needs the model spec to evaluate on validation data")
@@ -257,6 +297,7 @@ def run_round(
     d = start.numel()
     with single_thread():
         accepted, vectors, rejections = _accept(updates, d)
+        accepted, vectors = _reject_duplicates(accepted, vectors, rejections, commit_order)
         hyper = state.hyper
         limit = hyper.update_clip_limit(config.hyper)
         raw = torch.stack(vectors) if vectors else torch.zeros(0, d)
@@ -338,9 +379,12 @@ def run_round(
                 if effective is not None and inlier_rows
                 else None
             ),
+            public_updates=public_updates,
         )
+        score_notes: dict[int, str] = {}
         if score_fn is None:
-            scores = _checked_scores(score_round(context, config.contribution), len(inlier_rows))
+            raw_scores, score_notes = score_round_noted(context, config.contribution)
+            scores = _checked_scores(raw_scores, len(inlier_rows))
         else:
             scores = _checked_scores(score_fn(context), len(inlier_indices))
     following = next_hyper(
@@ -364,6 +408,7 @@ def run_round(
         metrics=metrics,
         filter_scores=filter_scores,
         anchor=reference,
+        score_notes=score_notes,
     )
 
 

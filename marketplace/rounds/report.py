@@ -49,6 +49,7 @@ class RoundReport(BaseModel):
     metrics: dict[str, float | int | None]
     anchor_cid: str | None = None  # the trust anchor the rule used, for auditors without
     # the validation data it was trained on
+    score_notes: dict[int, str] = Field(default_factory=dict)  # why an inlier scored 0
 
     def to_json_bytes(self) -> bytes:
         """Canonical JSON: the same report always has the same CID."""
@@ -97,6 +98,7 @@ def build_report(
         rule_state_cid=rule_state_cid,
         metrics=_jsonable(outcome.metrics),
         anchor_cid=anchor_cid,
+        score_notes=dict(sorted(outcome.score_notes.items())),
     )
 
 

@@ -42,13 +42,44 @@ def test_mask_helpers_round_trip() -> None:
     assert row.sum() == 2 and bool(row[0]) and bool(row[99])
 
 
-def test_params_are_global_plus_weighted_fedavg() -> None:
+def test_params_are_global_plus_the_coalitions_share_of_the_fedavg_step() -> None:
     g, updates, weights, u, _ = _fixture()
     subset = mask_of([1, 3])
     w = weights[[1, 3]].to(torch.float32)
-    expected = g + (w[0] * updates[1] + w[1] * updates[3]) / w.sum()
+    expected = g + (w[0] * updates[1] + w[1] * updates[3]) / weights.sum().item()
     assert torch.allclose(u.params_of([subset])[0], expected, atol=1e-6)
     assert torch.equal(u.params_of([0])[0], g)
+    fedavg = g + (weights.to(torch.float32)[:, None] * updates).sum(0) / weights.sum().item()
+    assert torch.allclose(u.params_of([full_mask(4)])[0], fedavg, atol=1e-6)
+
+
+def test_mean_step_is_the_coalitions_own_fedavg() -> None:
+    g, updates, weights, _, _ = _fixture()
+    u = SubsetUtility(g, updates, weights, lambda p: p.sum(dim=1), step="mean")
+    w = weights[[1, 3]].to(torch.float32)
+    expected = g + (w[0] * updates[1] + w[1] * updates[3]) / w.sum()
+    assert torch.allclose(u.params_of([mask_of([1, 3])])[0], expected, atol=1e-6)
+
+
+def test_zero_update_is_a_null_player_under_the_share_step() -> None:
+    """Issue 13.3: under FedAvg(S) a zero update shrinks a coalition's step and is paid
+    for it; under the share step it changes no coalition, so exact Shapley gives it 0."""
+    from marketplace.contribution import exact_shapley
+
+    gen = torch.Generator().manual_seed(3)
+    target = torch.randn(5, generator=gen)
+    updates = torch.randn(4, 5, generator=gen) * 3.0
+    updates[2] = 0.0
+
+    def loss(params: torch.Tensor) -> torch.Tensor:  # overshooting steps: shrinking helps
+        return -((params - target) ** 2).sum(dim=1)
+
+    share = exact_shapley(SubsetUtility(torch.zeros(5), updates, [1, 1, 1, 1], loss))
+    mean = exact_shapley(
+        SubsetUtility(torch.zeros(5), updates, [1, 1, 1, 1], loss, step="mean")
+    )
+    assert share.values[2].item() == 0.0
+    assert abs(mean.values[2].item()) > 1e-3
 
 
 def test_no_subset_is_evaluated_twice() -> None:

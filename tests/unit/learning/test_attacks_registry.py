@@ -107,3 +107,30 @@ def test_no_attackers_or_bad_shapes() -> None:
     assert torch.equal(apply_attack(parse_attack("scaling:0"), honest, none, 0), honest)
     with pytest.raises(ConfigError, match="attacker_mask has 3 entries"):
         apply_attack(parse_attack("scaling:0.1"), honest, torch.ones(3, dtype=torch.bool), 0)
+
+
+def test_copy_reads_only_the_previous_round_and_copies_an_honest_trainer() -> None:
+    honest, mask = _honest(), _mask()
+    previous = honest * 3.0
+    out = apply_attack(parse_attack("copy:0.3"), honest, mask, seed=1, previous=previous)
+    for i in mask.nonzero().flatten().tolist():
+        distance = (out[i] - previous[~mask]).norm(dim=1)
+        assert float(distance.min()) == pytest.approx(0.01 * D**0.5, rel=0.5)
+        assert float((out[i] - honest[~mask]).norm(dim=1).min()) > 1.0
+    first = apply_attack(parse_attack("copy:0.3"), honest, mask, seed=1, previous=None)
+    assert float(first[mask].norm(dim=1).max()) < 0.2  # round 1: jitter alone
+    assert torch.equal(out[~mask], honest[~mask])
+
+
+def test_copycat_sends_an_honest_trainers_exact_update_and_commits_last() -> None:
+    honest, mask = _honest(), _mask()
+    out = apply_attack(parse_attack("copycat:0.3"), honest, mask, seed=2)
+    for i in mask.nonzero().flatten().tolist():
+        assert any(torch.equal(out[i], honest[j]) for j in (~mask).nonzero().flatten().tolist())
+    assert ATTACKS["copycat"].commits_last and ATTACKS["copy"].reads_previous
+
+
+def test_noise_free_rider_sends_small_noise() -> None:
+    honest, mask = _honest(), _mask()
+    out = apply_attack(parse_attack("noise_free_rider:0.3"), honest, mask, seed=3)
+    assert float(out[mask].std()) == pytest.approx(0.01, rel=0.2)

@@ -91,12 +91,12 @@ def test_wrong_length_and_nan_tensors_are_rejected_defensively() -> None:
 
 
 def test_server_step_and_clip_limit_are_applied() -> None:
-    updates = [torch.ones(D), torch.ones(D), 100 * torch.ones(D)]
+    updates = [torch.ones(D), torch.full((D,), 0.5), 100 * torch.ones(D)]
     state = RoundState(hyper=ServerHyper(server_lr=0.5, clip_bound=float(D) ** 0.5))
     config = RoundConfig(rule="fedavg", hyper=HyperConfig(clip_factor=2.0))
     outcome = run_round(torch.zeros(D), updates, None, config, state)
     # the boosted update is clipped to 2 x bound (norm of a vector of twos), then averaged
-    expected = 0.5 * (torch.ones(D) * (1 + 1 + 2) / 3)
+    expected = 0.5 * (torch.ones(D) * (1 + 0.5 + 2) / 3)
     assert torch.allclose(outcome.new_global_params, expected, atol=1e-5)
     assert outcome.hyper_used.server_lr == 0.5
 
