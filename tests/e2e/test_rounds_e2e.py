@@ -70,6 +70,8 @@ def test_three_rounds_with_trainer_processes(tmp_path: Path) -> None:
                 "digits",
                 "--out",
                 str(spec_file),
+                "--account",
+                "1",
                 "--json",
                 env=env,
             )
