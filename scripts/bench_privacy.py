@@ -80,7 +80,7 @@ GI_SIZES = (1, 4)
 # ----------------------------------------------------------------- accuracy (simulate)
 
 
-def accuracy(seed: int, dp: dict[str, float] | None, epsilon: float | None) -> float:
+def accuracy(seed: int, dp: dict[str, float] | None, epsilon: float | None) -> float | None:
     """Validation accuracy after 10 rounds of the whole protocol on the embedded chain."""
     extra: dict[str, Any] = {}
     if dp is not None:
@@ -100,7 +100,11 @@ def accuracy(seed: int, dp: dict[str, float] | None, epsilon: float | None) -> f
         contribution="equal",  # scores do not change the model; skip their cost
         **extra,
     )
-    return float(simulate(config).rounds[-1].metrics["accuracy"])
+    try:
+        return float(simulate(config).rounds[-1].metrics["accuracy"])
+    except RuntimeError as exc:  # the default rule can crash when it drops every update
+        logging.warning("simulation %s crashed: %s", config.model_dump(), exc)
+        return None
 
 
 def tune(quick: bool) -> tuple[dict[str, float], list[dict[str, Any]]]:
@@ -115,13 +119,13 @@ def tune(quick: bool) -> tuple[dict[str, float], list[dict[str, Any]]]:
                 dp = {"lr": lr, "sample_rate": rate, "clip": clip}
                 grid.append({**dp, "accuracy": accuracy(0, dp, 8.0)})
                 logging.info("tune %s", grid[-1])
-    best = max(grid, key=lambda g: g["accuracy"])
+    best = max(grid, key=lambda g: g["accuracy"] or -1.0)
     if not quick:
         for clip in (0.5, 2.0):
             dp = {"lr": best["lr"], "sample_rate": best["sample_rate"], "clip": clip}
             grid.append({**dp, "accuracy": accuracy(0, dp, 8.0)})
             logging.info("tune %s", grid[-1])
-        best = max(grid, key=lambda g: g["accuracy"])
+        best = max(grid, key=lambda g: g["accuracy"] or -1.0)
     return {k: best[k] for k in ("lr", "sample_rate", "clip")}, grid
 
 
@@ -304,7 +308,7 @@ def main() -> None:
 
     tuned, grid = ({"lr": 1.0, "sample_rate": 0.2, "clip": 1.0}, []) if args.quick else tune(False)
     logging.info("tuned DP: %s", tuned)
-    rows_acc: dict[str, list[float]] = {
+    rows_acc: dict[str, list[float | None]] = {
         "sealed (default, no DP)": [accuracy(s, None, None) for s in seeds]
     }
     for eps in EPSILONS:
@@ -352,12 +356,16 @@ def main() -> None:
     picture([settings[0], settings[1], settings[-1]], data, ROOT / "privacy.png")
     seconds = time.perf_counter() - began
 
-    base_mean = sum(rows_acc["sealed (default, no DP)"]) / len(seeds)
+    def mean(values: list[float | None]) -> float:
+        """Mean over the runs that finished; a crashed run counts as accuracy 0."""
+        return sum(v or 0.0 for v in values) / len(values)
+
+    base_mean = mean(rows_acc["sealed (default, no DP)"])
     accuracy_rows = {
         name: {
-            "per_seed": [round(a, 4) for a in accs],
-            "mean": round(sum(accs) / len(accs), 4),
-            "loss_points": round(100 * (base_mean - sum(accs) / len(accs)), 2),
+            "per_seed": [None if a is None else round(a, 4) for a in accs],
+            "mean": round(mean(accs), 4),
+            "loss_points": round(100 * (base_mean - mean(accs)), 2),
         }
         for name, accs in rows_acc.items()
     }
