@@ -298,7 +298,11 @@ def picture(settings: list[Setting], data: dict[str, Any], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one DP config, one seed")
+    parser.add_argument("--table", action="store_true", help="print the tables of the last run")
     args = parser.parse_args()
+    if args.table:
+        print(table(json.loads((ROOT / "privacy.json").read_text())))
+        return
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     for name in ("marketplace", "absl", "web3", "eth"):
         logging.getLogger(name).setLevel(logging.ERROR)
@@ -404,31 +408,45 @@ def main() -> None:
     print(table(result))
 
 
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}" if abs(value) < 1e-3 and value else f"{value:.{digits}f}"
+    return str(value)
+
+
 def table(result: dict[str, Any]) -> str:
+    """The README's tables, from the JSON (``--table`` prints them again without a run)."""
     lines = [
-        "| setting (what the observer gets) | images recovered, default shards "
-        "| small shards 1/4/8: recovered | inversion 1/4 | label TV "
-        "| membership AUC update / aggregate | exact count | replay diff |",
-        "|---|---:|---|---|---:|---|---|---:|",
+        "| what the observer gets | images recovered, default shards (best PSNR) "
+        "| small shards of 1/4/8: first-layer / inversion (1/4) | label-histogram TV "
+        "| membership AUC: the update / the aggregate | exact sample count | replay diff |",
+        "|---|---:|---|---:|---|---:|---:|",
     ]
     for row in result["leakage"]:
         d, s = row["default_shards"], row["small_shards"]
         small = "/".join(str(s[str(k)]["recovered"]) for k in SMALL)
         inv = "/".join(str(s[str(k)].get("inversion", {}).get("recovered", "-")) for k in GI_SIZES)
+        psnr_text = "" if d["best_psnr_db"] is None else f" ({d['best_psnr_db']:.0f} dB)"
         lines.append(
-            f"| {row['setting']} | {d['recovered']}/{d['images']} "
-            f"(best {d['best_psnr_db']} dB) | {small} | {inv} | {d['label_tv']} | "
-            f"{d['membership_auc_update']} / {row['membership_auc_aggregate']} | "
-            f"{d['exact_count_published']:.0%} | {d['replay_max_abs_diff']} |"
+            f"| {row['setting']} | {d['recovered']}/{d['images']}{psnr_text} | {small} / {inv} | "
+            f"{_fmt(d['label_tv'])} | {_fmt(d['membership_auc_update'])} / "
+            f"{_fmt(row['membership_auc_aggregate'])} | {d['exact_count_published']:.0%} | "
+            f"{_fmt(d['replay_max_abs_diff'], 2)} |"
         )
     lines += [
         "",
-        "| setting | accuracy at 10 rounds (mean) | per seed | loss (points) |",
+        "| setting | accuracy at 10 rounds, mean of seeds | per seed | loss (points) |",
         "|---|---:|---|---:|",
     ]
     for name, acc in result["accuracy"].items():
-        lines.append(f"| {name} | {acc['mean']:.3f} | {acc['per_seed']} | {acc['loss_points']} |")
-    lines.append(f"\ntuned DP: {result['tuned_dp']}; goals: {result['goals']}; {result['seconds']}")
+        seeds = ", ".join(_fmt(a) for a in acc["per_seed"])
+        lines.append(f"| {name} | {acc['mean']:.3f} | {seeds} | {acc['loss_points']:.2f} |")
+    lines.append(
+        f"\ntuned DP: {result['tuned_dp']}; label TV of guessing uniform: "
+        f"{result['label_tv_prior_guess']}; goals: {result['goals']}; seconds: {result['seconds']}"
+    )
     return "\n".join(lines)
 
 

@@ -576,9 +576,23 @@ def simulate_cmd(
     zk_keys: Annotated[
         Path | None, typer.Option(help="Keys folder for --zk (default: cached per shape).")
     ] = None,
+    dp_epsilon: Annotated[
+        float | None, typer.Option(min=0.0, help="Trainers' DP budget over all rounds.")
+    ] = None,
+    dp_clip: Annotated[float, typer.Option(min=0.0, help="Per-sample clip norm (DP).")] = 1.0,
+    dp_sample_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Poisson sampling rate per step (DP).")
+    ] = 0.1,
+    local_steps: Annotated[
+        int | None, typer.Option(min=1, help="Local SGD steps per update (default with DP: 16).")
+    ] = None,
+    public_updates: Annotated[
+        bool, typer.Option(help="Updates in clear, not sealed to the aggregator (needs DP).")
+    ] = False,
     json_out: JsonOut = False,
 ) -> None:
-    """Run a whole project in one process on the embedded chain, with real training."""
+    """Run a whole project in one process on the embedded chain, with real training.
+    Updates are sealed to the aggregator; --dp-epsilon adds DP-SGD on the trainers."""
     from marketplace.cli.zk_cmds import parse_shape
     from marketplace.nodes.simulate import SimulationConfig
 
@@ -595,6 +609,11 @@ def simulate_cmd(
         seed=seed,
         contribution=_contribution_config(contribution).method,
         zk_shape=parse_shape(zk_shape) if zk else None,
+        dp_epsilon=dp_epsilon,
+        dp_clip=dp_clip,
+        dp_sample_rate=dp_sample_rate,
+        local_steps=local_steps,
+        public_updates=public_updates,
     )
     _run_simulation(config, json_out, plot, contributions_plot, zk_keys)
 
