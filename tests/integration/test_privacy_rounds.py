@@ -8,23 +8,26 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import torch
 from federation import open_federation
 
 from marketplace.audit import audit_project
-from marketplace.learning import ModelSpec, load_dataset
+from marketplace.learning import ModelSpec, load_dataset, num_params
 from marketplace.nodes.aggregator import AggregatorNode
 from marketplace.nodes.chainview import update_commits
 from marketplace.privacy.declare import project_privacy
-from marketplace.privacy.envelope import is_sealed
+from marketplace.privacy.envelope import is_sealed, seal
 from marketplace.privacy.keys import ReaderKey
 from marketplace.rounds import RoundConfig, get_report
-from marketplace.rounds.codec import decode_params
-from marketplace.storage import get_blob
+from marketplace.rounds.codec import KIND_UPDATE, decode_params, encode_params
+from marketplace.storage import get_blob, put_blob
 
 pytestmark = pytest.mark.integration
 
 
-def _project(world: Any, rounds: int, **privacy: Any) -> tuple[Any, AggregatorNode, ReaderKey]:
+def _project(
+    world: Any, rounds: int, cheat: bool = False, **privacy: Any
+) -> tuple[Any, AggregatorNode, ReaderKey]:
     train, validation = load_dataset("synthetic", 1, num_samples=600)
     reader = ReaderKey.from_eth_key(world.aggregator.key)
     settings = project_privacy([reader.public_hex], rounds=rounds, **privacy)
@@ -40,9 +43,14 @@ def _project(world: Any, rounds: int, **privacy: Any) -> tuple[Any, AggregatorNo
         RoundConfig(),
         resolver=fed.stores.get,
     )
-    for _ in range(rounds):
-        for t in fed.trainers:
+    for r in range(1, rounds + 1):
+        for t in fed.trainers[: 3 if cheat else 4]:
             assert t.step().status == "committed"
+        if cheat:  # the last trainer seals an update that reports no epsilon
+            liar = fed.trainers[3]
+            meta = {"kind": KIND_UPDATE, "project": str(fed.project_id), "round": str(r)}
+            inner = encode_params(spec, torch.zeros(num_params(spec)), meta)
+            liar.commit(r, put_blob(liar.store, seal(inner, meta, settings.readers, b"x" * 32)))
         node.step()
     return fed, node, reader
 
@@ -91,3 +99,16 @@ def test_dp_project_reports_epsilon_per_update(world: Any) -> None:
         assert c.accepted and 0 < float(c.metadata["dp_epsilon"]) <= 4.0
         held = len(fed.trainers[c.index].data)
         assert c.num_samples == 2 ** (held.bit_length() - 1) != held  # bucketed, not exact
+
+
+def test_an_update_without_its_epsilon_is_rejected_with_the_reason_in_the_report(
+    world: Any,
+) -> None:
+    fed, _node, _ = _project(world, rounds=1, cheat=True, dp_epsilon=4.0, local_steps=4)
+    from marketplace.nodes.chainview import round_commit
+
+    onchain = round_commit(world.market, fed.project_id, 1, 4)
+    assert onchain is not None and onchain.report_cid is not None
+    assert onchain.rejected_mask == [False, False, False, True]
+    report = get_report(fed.store, onchain.report_cid)
+    assert report.rejected[3].startswith("privacy: no dp_epsilon reported")
