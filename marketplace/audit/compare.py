@@ -27,6 +27,7 @@ class RoundAudit:
     round: int
     checks: dict[str, bool | None]
     problems: list[str] = field(default_factory=list)
+    encrypted: int = 0  # updates sealed to readers whose key the auditor lacks
 
     @property
     def ok(self) -> bool:
@@ -38,6 +39,7 @@ class RoundAudit:
             "ok": self.ok,
             "checks": self.checks,
             "problems": self.problems,
+            "encrypted": self.encrypted,
         }
 
 
@@ -53,10 +55,17 @@ class AuditReport:
     def ok(self) -> bool:
         return all(r.ok for r in self.rounds)
 
+    @property
+    def encrypted(self) -> int:
+        """Updates the auditor could not open (no reader key): their rounds' masks, models
+        and scores are unverified, neither matched nor mismatched."""
+        return sum(r.encrypted for r in self.rounds)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "project_id": self.project_id,
             "ok": self.ok,
+            "encrypted": self.encrypted,
             "rounds": [r.to_dict() for r in self.rounds],
             "notes": self.notes,
         }

@@ -33,6 +33,7 @@ from marketplace.nodes.chainview import (
     update_commits,
 )
 from marketplace.nodes.zkround import open_sketches
+from marketplace.privacy.keys import ReaderKey
 from marketplace.rounds.codec import (
     KIND_ANCHOR,
     KIND_MODEL,
@@ -85,7 +86,9 @@ class _Replay:
         resolver: StoreResolver,
         validation: Dataset | None,
         start_block: int,
+        reader: ReaderKey | None = None,
     ) -> None:
+        self.reader = reader
         self.market = market
         self.project_id = project_id
         self.store = store
@@ -122,7 +125,9 @@ class _Replay:
             except Exception as exc:  # an unreachable trainer is a rejection, as for the node
                 log.warning("no store for trainer %d: %s", i, exc)
                 source = None
-            checked[i] = fetch_update(source, i, c.cid, self.spec, self.project_id, round_)
+            checked[i] = fetch_update(
+                source, i, c.cid, self.spec, self.project_id, round_, self.reader
+            )
         if config.zk is not None:
             checked, openings = open_sketches(checked, commits, config.zk)
             sketches = {i: o.sketch for i, o in openings.items()}
@@ -209,6 +214,13 @@ class _Replay:
         subs, weights, commits, sketches = self.submissions(round_, config)
         n = len(subs)
         cids = {i: c.cid for i, c in commits.items()}
+        sealed = sum(isinstance(s, str) and s.startswith("encrypted:") for s in subs)
+        if sealed:
+            # sealed to readers whose key the auditor lacks: the replay cannot see the
+            # updates, so it checks what is public (the report's CIDs) and stops here
+            extra = self.report_problems(report, round_, cids, commit)
+            checks = dict.fromkeys(("mask", "rejected", "model", "scores"), None)
+            return RoundAudit(round_, {**checks, "report": not extra}, extra, sealed), False
         seed, seed_problem = self.derived_seed(round_, report)
         published = self.published_anchor(report) if self.validation is None else None
         self.used_published_anchor |= published is not None
@@ -301,14 +313,17 @@ def audit_project(
     validation: Dataset | None,
     *,
     start_block: int = 0,
+    reader: ReaderKey | None = None,
 ) -> AuditReport:
     """Replay every committed round of ``project_id`` and compare (module docstring).
 
     ``store`` holds the aggregator's blobs (model spec, reports, models: its gateway or a
     copy); ``resolver`` maps a trainer address to the store its updates come from.
     Round seeds are derived from the on-chain reveal fold, never taken from a report.
+    ``reader`` opens updates sealed to the project's readers; without it a round with
+    sealed updates is reported as unverifiable (``encrypted``), not as a mismatch.
     """
-    replay = _Replay(market, project_id, store, resolver, validation, start_block)
+    replay = _Replay(market, project_id, store, resolver, validation, start_block, reader)
     notes: list[str] = []
     committed_validation = replay.info.validation_commitment
     if validation is None:
@@ -324,6 +339,11 @@ def audit_project(
         audit, go_on = replay.round(r)
         rounds.append(audit)
         if not go_on:
+            if audit.encrypted:
+                notes.append(
+                    f"cannot verify {audit.encrypted} updates: encrypted (sealed to the "
+                    "project's readers; pass --reader-key to replay them)"
+                )
             notes.append(f"replay stopped at round {r}")
             break
     if replay.used_published_anchor:

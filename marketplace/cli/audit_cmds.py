@@ -1,7 +1,9 @@
 """``ledgerlearn audit``: replay a project's rounds and compare them with the chain.
 
 Exit code 0 when every committed round replays to the committed mask, global model
-CID and scores; 1 on any mismatch (the JSON output says which).
+CID and scores; 1 on any mismatch (the JSON output says which); 3 when there is no
+mismatch but some updates are sealed to the project's readers and no ``--reader-key``
+opens them ("cannot verify N updates: encrypted").
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from rich.table import Table
 
 from marketplace.cli.common import DEFAULT_URL, JsonOut, ProjectId, RpcUrl, console, emit_json
 from marketplace.storage import ContentStore
+
+#: Exit code of an audit that found no mismatch but could not open sealed updates.
+EXIT_ENCRYPTED = 3
 
 
 def _mark(value: bool | None) -> str:
@@ -40,6 +45,15 @@ def audit(
             "(instead of fetching from gateways)."
         ),
     ] = None,
+    reader_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="LEDGERLEARN_READER_KEY",
+            help="A reader's private X25519 key (hex; `aggregator reader-key` prints it) "
+            "to open updates sealed to the project's readers.",
+            show_default=False,
+        ),
+    ] = None,
     rpc_url: RpcUrl = DEFAULT_URL,
     json_out: JsonOut = False,
 ) -> None:
@@ -51,9 +65,11 @@ def audit(
     from marketplace.errors import ConfigError
     from marketplace.learning import load_local
     from marketplace.nodes.aggregator import GatewayResolver
+    from marketplace.privacy.keys import ReaderKey
     from marketplace.rounds.codec import get_spec
     from marketplace.storage import GatewayReader, LocalStore, cid_from_digest
 
+    reader = None if reader_key is None else ReaderKey.from_hex(reader_key)
     if (aggregator_gateway is None) == (store is None):
         raise ConfigError("pass exactly one of --aggregator-gateway URL or --store DIR")
     chain = connect(rpc_url)
@@ -84,6 +100,7 @@ def audit(
         resolver,
         data,
         start_block=manifest.contracts["ContributionMarket"].block,
+        reader=reader,
     )
     if json_out:
         emit_json(report.to_dict())
@@ -104,9 +121,13 @@ def audit(
         for note in report.notes:
             console.print(f"note: {note}", highlight=False)
         verdict = "[green]all rounds replay exactly[/]" if report.ok else "[red]MISMATCH[/]"
+        if report.ok and report.encrypted:
+            verdict = f"[yellow]cannot verify {report.encrypted} updates: encrypted[/]"
         console.print(f"project {project}: {verdict}")
     if not report.ok:
         raise typer.Exit(1)
+    if report.encrypted:
+        raise typer.Exit(EXIT_ENCRYPTED)
 
 
 def register(app: typer.Typer) -> None:

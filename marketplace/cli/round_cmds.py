@@ -32,6 +32,8 @@ from marketplace.cli.common import (
 from marketplace.errors import ConfigError, StorageError
 
 if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
     from marketplace.rounds.scoring import ContributionConfig
 
 aggregator_app = typer.Typer(
@@ -282,6 +284,37 @@ def aggregator_run(
         server.stop()
 
 
+def _signer(rpc_url: str, key: str | None, account: int | None) -> LocalAccount:
+    """The account of --key (no chain needed) or dev account --account of the node."""
+    from marketplace.chain.accounts import account_from_key, resolve_account
+    from marketplace.chain.connection import connect
+
+    if key is not None:
+        return account_from_key(key)
+    return resolve_account(connect(rpc_url), None, account)
+
+
+@aggregator_app.command("reader-key")
+def aggregator_reader_key(
+    key: Key = None,
+    account: AccountIndex = None,
+    rpc_url: RpcUrl = DEFAULT_URL,
+    json_out: JsonOut = False,
+) -> None:
+    """Print the aggregator's X25519 reader key, derived from its signing key: the public
+    half goes in the model spec, the private half opens sealed updates (give it to an
+    auditor you trust with the updates: `ledgerlearn audit --reader-key`)."""
+    from marketplace.privacy.keys import ReaderKey
+
+    if key is None and account is None:
+        raise ConfigError("pass the aggregator's --key or --account")
+    reader = ReaderKey.from_eth_key(_signer(rpc_url, key, account).key)
+    if json_out:
+        emit_json({"public": reader.public_hex, "private": reader.private_hex})
+        return
+    console.print(f"public  {reader.public_hex}\nprivate {reader.private_hex}", highlight=False)
+
+
 @aggregator_app.command("spec")
 def aggregator_spec(
     out: Annotated[Path, typer.Option(help="Where to write the model spec JSON.")],
@@ -304,6 +337,29 @@ def aggregator_spec(
     rule_param: Annotated[
         list[str] | None, typer.Option(help="Pinned rule parameter KEY=VALUE (repeatable).")
     ] = None,
+    key: Key = None,
+    account: AccountIndex = None,
+    reader: Annotated[
+        list[str] | None, typer.Option(help="Another reader's X25519 public key (hex, repeatable).")
+    ] = None,
+    public_updates: Annotated[
+        bool, typer.Option(help="Publish updates in clear (opt-in; requires --dp-epsilon).")
+    ] = False,
+    dp_epsilon: Annotated[
+        float | None, typer.Option(min=0.0, help="DP budget of each trainer over all rounds.")
+    ] = None,
+    rounds: Annotated[int | None, typer.Option(min=1, help="The project's rounds (for DP).")] = (
+        None
+    ),
+    local_steps: Annotated[
+        int | None, typer.Option(min=1, help="Local SGD steps per update (default with DP: 16).")
+    ] = None,
+    dp_clip: Annotated[float, typer.Option(min=0.0, help="Per-sample clip norm (DP).")] = 1.0,
+    dp_sample_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Poisson sampling rate per step (DP).")
+    ] = 0.1,
+    min_samples: Annotated[int, typer.Option(min=1, help="Smallest shard a trainer may use.")] = 32,
+    rpc_url: RpcUrl = DEFAULT_URL,
     json_out: JsonOut = False,
 ) -> None:
     """Write a model spec and print its CID (pass it to `project create --model-spec-cid`).
@@ -312,9 +368,13 @@ def aggregator_spec(
     others take their defaults): trainers follow it unless told otherwise, and the
     aggregator's trust anchor trains with it. --rule and --rule-param pin the robust
     rule: the aggregator refuses another, and `ledgerlearn audit` flags a round that
-    used another."""
+    used another. Updates are sealed to the aggregator (sign with its --key or
+    --account: its reader key is derived from it) and any --reader; --public-updates
+    publishes them in clear instead, only with --dp-epsilon."""
     from marketplace.learning import ModelSpec, load_dataset
     from marketplace.nodes.trainer import local_recipe
+    from marketplace.privacy.declare import project_privacy
+    from marketplace.privacy.keys import ReaderKey
     from marketplace.rounds.codec import spec_cid
 
     if dataset is not None:
@@ -341,7 +401,27 @@ def aggregator_spec(
             raise ConfigError(f"--rule-param {item!r}: write KEY=VALUE, e.g. f=1")
         pinned[name.strip()] = value.strip()
     pin = PinnedRule(rule=rule, params=rule_params_from(pinned))
-    spec = ModelSpec.for_data(kind, shape, num_classes, seed=seed, aggregation=pin)
+    readers = list(reader or [])
+    if not public_updates:
+        if key is None and account is None and not readers:
+            raise ConfigError(
+                "updates are sealed to the aggregator's reader key: pass the aggregator's "
+                "--key or --account (or --reader HEX), or --public-updates with --dp-epsilon"
+            )
+        if key is not None or account is not None:
+            signer = _signer(rpc_url, key, account)
+            readers.insert(0, ReaderKey.from_eth_key(signer.key).public_hex)
+    privacy = project_privacy(
+        readers,
+        public_updates=public_updates,
+        dp_epsilon=dp_epsilon,
+        rounds=rounds,
+        local_steps=local_steps,
+        sample_rate=dp_sample_rate,
+        clip_norm=dp_clip,
+        min_samples=min_samples,
+    )
+    spec = ModelSpec.for_data(kind, shape, num_classes, seed=seed, aggregation=pin, privacy=privacy)
     declared = (train_epochs, train_lr, train_momentum, train_batch_size)
     if any(v is not None for v in declared):
         recipe = local_recipe(
@@ -532,9 +612,23 @@ def simulate_cmd(
             "trainers' windows). self_deal, grind, rule_switch: not simulated yet."
         ),
     ] = None,
+    dp_epsilon: Annotated[
+        float | None, typer.Option(min=0.0, help="Trainers' DP budget over all rounds.")
+    ] = None,
+    dp_clip: Annotated[float, typer.Option(min=0.0, help="Per-sample clip norm (DP).")] = 1.0,
+    dp_sample_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Poisson sampling rate per step (DP).")
+    ] = 0.1,
+    local_steps: Annotated[
+        int | None, typer.Option(min=1, help="Local SGD steps per update (default with DP: 16).")
+    ] = None,
+    public_updates: Annotated[
+        bool, typer.Option(help="Updates in clear, not sealed to the aggregator (needs DP).")
+    ] = False,
     json_out: JsonOut = False,
 ) -> None:
-    """Run a whole project in one process on the embedded chain, with real training."""
+    """Run a whole project in one process on the embedded chain, with real training.
+    Updates are sealed to the aggregator; --dp-epsilon adds DP-SGD on the trainers."""
     from marketplace.cli.zk_cmds import parse_shape
     from marketplace.nodes.simulate import SimulationConfig
 
@@ -557,6 +651,11 @@ def simulate_cmd(
         contribution=_contribution_config(contribution).method,
         zk_shape=parse_shape(zk_shape) if zk else None,
         aggregator_attack=aggregator_attack,  # type: ignore[arg-type]
+        dp_epsilon=dp_epsilon,
+        dp_clip=dp_clip,
+        dp_sample_rate=dp_sample_rate,
+        local_steps=local_steps,
+        public_updates=public_updates,
     )
     _run_simulation(config, json_out, plot, contributions_plot, zk_keys)
 

@@ -33,6 +33,7 @@ from torch import Tensor, nn
 
 from marketplace.errors import ConfigError
 from marketplace.learning.rule_pin import PinnedRule
+from marketplace.privacy.settings import PrivacySettings
 
 ModelKind = Literal["logreg", "mlp", "cnn", "cnn1d"]
 MODEL_KINDS: tuple[str, ...] = ("logreg", "mlp", "cnn", "cnn1d")
@@ -66,7 +67,10 @@ class ModelSpec(BaseModel):
     default (mlp ``(64,)``, cnn ``(16, 32)``, logreg ``()``), so two specs that build the
     same network compare equal and serialise to the same bytes. ``training`` is the
     declared local-training recipe (None: not declared; then it is left out of the JSON, so
-    specs written before the field existed keep their CIDs).
+    specs written before the field existed keep their CIDs). ``privacy`` is the project's
+    privacy declaration (:class:`~marketplace.privacy.PrivacySettings`: readers, DP,
+    metadata); None only in specs written before it existed, whose updates are published
+    in clear as they always were (``aggregator spec`` always declares it).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -78,6 +82,7 @@ class ModelSpec(BaseModel):
     seed: int = Field(default=0, ge=0, lt=2**63)
     training: TrainingRecipe | None = None
     aggregation: PinnedRule | None = None  # the pinned robust rule (learning/rule_pin.py)
+    privacy: PrivacySettings | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -119,6 +124,7 @@ class ModelSpec(BaseModel):
         seed: int = 0,
         training: TrainingRecipe | None = None,
         aggregation: PinnedRule | None = None,
+        privacy: PrivacySettings | None = None,
     ) -> ModelSpec:
         """Build a spec with :class:`ConfigError` (not a pydantic error) on bad input."""
         fields = {
@@ -129,6 +135,7 @@ class ModelSpec(BaseModel):
             "seed": seed,
             "training": training,
             "aggregation": aggregation,
+            "privacy": privacy,
         }
         try:
             return cls.model_validate(fields)

@@ -36,7 +36,10 @@ class TrainConfig(BaseModel):
     """Hyper-parameters of one local training (plain SGD, as in FedAvg).
 
     ``clip_norm`` bounds the L2 norm of every mini-batch gradient (``None``: no clipping);
-    ``seed`` drives the batch order.
+    ``seed`` drives the batch order (and the DP noise). ``steps``: run exactly this many
+    mini-batch steps (cycling through shuffled epochs) instead of ``epochs`` passes, so the
+    work done does not depend on the shard size. ``dp_noise`` (with ``dp_clip`` and
+    ``sample_rate``) switches to DP-SGD (:func:`dp_local_train`).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -48,6 +51,10 @@ class TrainConfig(BaseModel):
     weight_decay: float = Field(default=0.0, ge=0)
     clip_norm: float | None = Field(default=None, gt=0)
     seed: int = Field(default=0, ge=0, lt=2**63)
+    steps: int | None = Field(default=None, ge=1)
+    dp_noise: float | None = Field(default=None, gt=0)
+    dp_clip: float = Field(default=1.0, gt=0)
+    sample_rate: float = Field(default=0.1, gt=0, le=1)
 
 
 @contextmanager
@@ -86,9 +93,12 @@ def local_train(spec: ModelSpec, global_params: Tensor, data: Dataset, cfg: Trai
 
     Mini-batch SGD (McMahan et al. 2017, "Communication-Efficient Learning of Deep
     Networks from Decentralized Data", FedAvg's ClientUpdate) with a fresh optimiser per
-    call. The result is a float32 vector of length ``num_params(spec)``.
+    call. The result is a float32 vector of length ``num_params(spec)``. With
+    ``cfg.dp_noise`` set it runs :func:`dp_local_train` instead.
     """
     _check_data(spec, data)
+    if cfg.dp_noise is not None:
+        return dp_local_train(spec, global_params, data, cfg)
     start = global_params.detach().to(torch.float32).reshape(-1).clone()
     with single_thread():
         model = build_model(spec)
@@ -101,16 +111,84 @@ def local_train(spec: ModelSpec, global_params: Tensor, data: Dataset, cfg: Trai
             weight_decay=cfg.weight_decay,
         )
         gen = torch.Generator().manual_seed(cfg.seed)
-        for _ in range(cfg.epochs):
-            order = torch.randperm(len(data), generator=gen)
-            for batch in order.split(cfg.batch_size):
-                optimiser.zero_grad(set_to_none=True)
-                loss = F.cross_entropy(model(data.x[batch]), data.y[batch])
-                loss.backward()
-                if cfg.clip_norm is not None:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
-                optimiser.step()
+        for batch in _batches(len(data), cfg, gen):
+            optimiser.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(model(data.x[batch]), data.y[batch])
+            loss.backward()
+            if cfg.clip_norm is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
+            optimiser.step()
         return get_flat_params(model) - start
+
+
+def _batches(n: int, cfg: TrainConfig, gen: torch.Generator) -> Iterator[Tensor]:
+    """Mini-batch indices: ``cfg.epochs`` shuffled passes, or exactly ``cfg.steps`` batches
+    drawn from as many shuffled passes as they need."""
+    done, epoch = 0, 0
+
+    def more() -> bool:
+        return epoch < cfg.epochs if cfg.steps is None else done < cfg.steps
+
+    while more():
+        for batch in torch.randperm(n, generator=gen).split(cfg.batch_size):
+            if cfg.steps is not None and done >= cfg.steps:
+                return
+            done += 1
+            yield batch
+        epoch += 1
+
+
+def dp_local_train(
+    spec: ModelSpec, global_params: Tensor, data: Dataset, cfg: TrainConfig
+) -> Tensor:
+    """DP-SGD (Abadi et al. 2016, "Deep Learning with Differential Privacy"), FedAvg-style.
+
+    ``cfg.steps`` steps (default: ``epochs / sample_rate``); each samples every example with
+    probability ``cfg.sample_rate`` (Poisson sampling, what the accountant assumes), clips
+    each example's gradient to L2 norm ``cfg.dp_clip``, adds Gaussian noise of standard
+    deviation ``cfg.dp_noise * cfg.dp_clip`` to the sum, divides by the expected batch size
+    and takes an SGD step. Per-example gradients come from ``torch.func.vmap(grad)``. The
+    batch draws and the noise come from ``cfg.seed``: keep that seed private.
+    """
+    from torch.func import grad
+
+    _check_data(spec, data)
+    assert cfg.dp_noise is not None
+    start = global_params.detach().to(torch.float32).reshape(-1).clone()
+    steps = cfg.steps or max(1, round(cfg.epochs / cfg.sample_rate))
+    expected = cfg.sample_rate * len(data)
+    with single_thread():
+        model = build_model(spec)
+        set_flat_params(model, start)
+        names = [name for name, _ in model.named_parameters()]
+        params = {name: p.detach().clone() for name, p in model.named_parameters()}
+        velocity = {name: torch.zeros_like(p) for name, p in params.items()}
+
+        def sample_loss(weights: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
+            logits = functional_call(model, weights, (x.unsqueeze(0),))
+            return F.cross_entropy(logits, y.unsqueeze(0))
+
+        per_sample = vmap(grad(sample_loss), in_dims=(None, 0, 0))
+        gen = torch.Generator().manual_seed(cfg.seed)
+        for _ in range(steps):
+            chosen = torch.nonzero(torch.rand(len(data), generator=gen) < cfg.sample_rate)[:, 0]
+            total = {name: torch.zeros_like(p) for name, p in params.items()}
+            if len(chosen) > 0:
+                grads = per_sample(params, data.x[chosen], data.y[chosen])
+                norms = torch.sqrt(
+                    sum(g.reshape(len(chosen), -1).pow(2).sum(dim=1) for g in grads.values())
+                )
+                scale = (cfg.dp_clip / (norms + 1e-12)).clamp(max=1.0)
+                for name in names:
+                    g = grads[name]
+                    total[name] = (g * scale.reshape(-1, *[1] * (g.dim() - 1))).sum(dim=0)
+            for name in names:
+                noise = torch.randn(total[name].shape, generator=gen) * (cfg.dp_noise * cfg.dp_clip)
+                step = (total[name] + noise) / expected + cfg.weight_decay * params[name]
+                velocity[name] = cfg.momentum * velocity[name] + step
+                params[name] = params[name] - cfg.lr * velocity[name]
+        flat = torch.cat([params[name].reshape(-1) for name in names]).to(torch.float32)
+        return flat - start
 
 
 def _stack(params: Tensor | Sequence[Tensor], expected: int) -> Tensor:

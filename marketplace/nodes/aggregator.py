@@ -44,6 +44,7 @@ from marketplace.nodes.chainview import (
     round_commit,
     update_commits,
 )
+from marketplace.privacy.keys import ReaderKey
 from marketplace.rounds.codec import (
     KIND_ANCHOR,
     KIND_MODEL,
@@ -185,6 +186,9 @@ class AggregatorNode:
         # (round, its published updates): the next round's copy-check input, kept so a
         # running node does not fetch them twice; a restarted node fetches them again
         self._published: tuple[int, dict[int, Tensor]] | None = None
+        # the key sealed updates are opened with (marketplace.privacy): derived from the
+        # aggregator's signing key, as `aggregator spec` declared it
+        self.reader = ReaderKey.from_eth_key(market.sender.account.key)
 
     def _scan_from(self, committed_round: int) -> int:
         if self._last_commit is not None and self._last_commit[0] == committed_round:
@@ -298,7 +302,7 @@ class AggregatorNode:
             except Exception as exc:  # resolving reads the chain; never crash the round
                 log.warning("no store for trainer %d: %s", c.index, exc)
                 store = None
-            return fetch_update(store, c.index, c.cid, spec, self.project_id, round_)
+            return fetch_update(store, c.index, c.cid, spec, self.project_id, round_, self.reader)
 
         if isinstance(self.resolver, GatewayResolver):
             self.resolver.refresh()

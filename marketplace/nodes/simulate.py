@@ -65,6 +65,8 @@ from marketplace.learning.rule_pin import PinnedRule
 from marketplace.nodes.aggregator import AggregatorNode, RoundSummary
 from marketplace.nodes.chainview import round_commit
 from marketplace.nodes.trainer import TrainerNode
+from marketplace.privacy.declare import project_privacy
+from marketplace.privacy.keys import ReaderKey
 from marketplace.rounds.codec import put_spec, validation_commitment
 from marketplace.rounds.pipeline import RoundConfig, ScoreFn
 from marketplace.rounds.scoring import ContributionConfig, Method
@@ -100,6 +102,14 @@ class SimulationConfig(BaseModel):
     """``(n_max, dim)`` of the filter circuit that proves every round; None: no proofs."""
     aggregator_attack: Literal["empty_rounds"] | None = None
     """A cheating aggregator's attempt (see the module docstring); None: honest."""
+    public_updates: bool = False
+    """Publish updates in clear (requires ``dp_epsilon``); default: sealed to the aggregator."""
+    dp_epsilon: float | None = Field(default=None, gt=0)
+    """The project's DP budget over all its rounds (None: no DP)."""
+    dp_clip: float = Field(default=1.0, gt=0)
+    dp_sample_rate: float = Field(default=0.1, gt=0, le=1)
+    local_steps: int | None = Field(default=None, ge=1)
+    min_samples: int = Field(default=32, ge=1)
 
 
 @dataclass(frozen=True)
@@ -198,6 +208,17 @@ def simulate(
     train, validation = load_dataset(config.dataset, config.seed, num_samples=config.samples)
     # the project declares its trainers' recipe, so the trust anchor trains the same way
     recipe = TrainingRecipe(epochs=config.epochs, lr=config.lr, batch_size=config.batch_size)
+    reader = ReaderKey.from_eth_key(aggregator_account.key)  # the aggregator opens updates
+    privacy = project_privacy(
+        [] if config.public_updates else [reader.public_hex],
+        public_updates=config.public_updates,
+        dp_epsilon=config.dp_epsilon,
+        rounds=config.rounds,
+        local_steps=config.local_steps,
+        sample_rate=config.dp_sample_rate,
+        clip_norm=config.dp_clip,
+        min_samples=config.min_samples,
+    )
     spec = ModelSpec.for_data(
         config.model,
         train.input_shape,
@@ -205,6 +226,7 @@ def simulate(
         seed=config.seed,
         training=recipe,
         aggregation=PinnedRule(rule=config.rule, params=dict(config.rule_params)),
+        privacy=privacy,
     )
     aggregator_store = MemoryStore()
     spec_cid = put_spec(aggregator_store, spec)

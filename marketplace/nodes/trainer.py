@@ -23,9 +23,11 @@ can), so its gateway URL is given to the trainer out of band (``--aggregator-gat
 like the RPC URL. Round 1 starts from ``init_params(spec)``, which needs no transfer.
 
 A node is restartable: training is deterministic (the batch-order seed derives from
-project, round and trainer index), so a node killed between committing and revealing
-trains again to the same CID and opens the commitment it made; one that already revealed
-this round just waits.
+project, round, trainer index and the trainer's private secret), so a node killed
+between committing and revealing trains again to the same CID and opens the
+commitment it made; one that already revealed this round just waits. What it publishes
+follows the project's privacy settings (:mod:`marketplace.privacy.updates`: sealed to
+the readers, DP, bucketed sample count).
 """
 
 from __future__ import annotations
@@ -57,8 +59,9 @@ from marketplace.learning import (
     init_params,
     local_train,
 )
+from marketplace.privacy.keys import trainer_secret
+from marketplace.privacy.updates import encode_update, private_train_config, update_metadata
 from marketplace.rounds.codec import KIND_MODEL, KIND_UPDATE, encode_params, get_params, get_spec
-from marketplace.rounds.seeds import derive_seed
 from marketplace.rounds.sketches import SketchOpening, make_opening, project_sketch_spec
 from marketplace.storage import ContentStore, MemoryStore, cid_from_digest, digest_of, put_blob
 from zk.sketch import SketchSpec, make_salt
@@ -229,10 +232,23 @@ class TrainerNode:
             raise StorageError(f"{cid} is not a global model (kind {meta.get('kind')!r})")
         return params
 
+    @property
+    def secret(self) -> bytes:
+        """This node's private secret (derived from its signing key)."""
+        assert self.market.sender is not None
+        return trainer_secret(self.market.sender.account.key)
+
     def train(self, round_: int, global_params: Tensor) -> Tensor:
-        """This trainer's honest update for ``round_`` (deterministic)."""
-        seed = derive_seed("train", self.project_id, round_, self.index, self.train_config.seed)
-        cfg = self.train_config.model_copy(update={"seed": seed})
+        """This trainer's honest update for ``round_`` (deterministic, privately seeded)."""
+        cfg = private_train_config(
+            self.spec(),
+            self.train_config,
+            self.secret,
+            self.project_id,
+            round_,
+            self.index,
+            len(self.data),
+        )
         return local_train(self.spec(), global_params, self.data, cfg)
 
     def publish(self, round_: int, update: Tensor, opening: SketchOpening | None = None) -> str:
@@ -241,14 +257,16 @@ class TrainerNode:
         ``opening`` defaults to the update's own (tests pass another to play a trainer
         that lies about its sketch)."""
         opening = opening or self.opening(round_, update)
-        meta = {
+        base = {
             "kind": KIND_UPDATE,
             "project": str(self.project_id),
             "round": str(round_),
-            "num_samples": str(len(self.data)),
             **opening.metadata(),
         }
-        blob = encode_params(self.spec(), update, meta)
+        spec = self.spec()
+        meta = update_metadata(spec, base, round_, len(self.data))
+        inner = encode_params(spec, update, meta)
+        blob = encode_update(spec, inner, meta, self.secret)
         cid = put_blob(MemoryStore(), blob)
         self._staged[cid] = blob
         self._openings[cid] = opening

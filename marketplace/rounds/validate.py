@@ -21,6 +21,12 @@ kind            meaning
 ``metadata``    not an update for this round, or a bad sample count
 ``sketch``      (verifiable projects) the published sketch does not open the
                 on-chain commitment or is not the update's sketch
+``encrypted``   sealed to the project's readers, and this party holds no
+                reader key for it (an auditor's "cannot verify", not a fault)
+``sealed``      a malformed or unauthenticated envelope, or its public
+                metadata differs from the sealed update's
+``privacy``     in clear where the spec requires sealing, or a missing,
+                wrong or over-budget DP epsilon (:mod:`marketplace.privacy`)
 ==============  ==========================================================
 
 Architecture step 4 ("fetches each update by CID and verifies it; rejects malformed
@@ -44,6 +50,8 @@ from marketplace.errors import (
     UpdateRejected,
 )
 from marketplace.learning import ModelSpec
+from marketplace.privacy.keys import ReaderKey
+from marketplace.privacy.updates import open_blob, privacy_problem
 from marketplace.rounds.codec import KIND_UPDATE, decode_params, max_blob_bytes
 from marketplace.storage import ContentStore, get_blob
 
@@ -97,10 +105,18 @@ def _storage_kind(exc: StorageError) -> str:
 
 
 def check_bytes(
-    index: int, cid: str, data: bytes, spec: ModelSpec, project_id: int, round_: int
+    index: int,
+    cid: str,
+    data: bytes,
+    spec: ModelSpec,
+    project_id: int,
+    round_: int,
+    reader: ReaderKey | None = None,
 ) -> CheckedUpdate:
-    """Validate already-fetched (and CID-verified) bytes as ``round_``'s update."""
+    """Validate already-fetched (and CID-verified) bytes as ``round_``'s update, opening a
+    sealed one with ``reader`` (:mod:`marketplace.privacy.updates`)."""
     try:
+        data, public = open_blob(spec, data, reader)
         vector, meta = decode_params(spec, data)
     except UpdateRejected as exc:
         match = _REASON.match(str(exc))
@@ -120,6 +136,9 @@ def check_bytes(
     samples = meta.get("num_samples", "1")
     if not samples.isdigit() or not 1 <= int(samples) <= MAX_CLAIMED_SAMPLES:
         return _rejected(index, cid, "metadata", f"num_samples {samples!r} is not in 1..1e9")
+    problem = privacy_problem(spec, meta, public, round_)
+    if problem is not None:
+        return _rejected(index, cid, *problem)
     return CheckedUpdate(
         index=index, cid=cid, vector=vector, num_samples=int(samples), metadata=dict(meta)
     )
@@ -132,8 +151,10 @@ def fetch_update(
     spec: ModelSpec,
     project_id: int,
     round_: int,
+    reader: ReaderKey | None = None,
 ) -> CheckedUpdate:
-    """Fetch ``cid`` from ``store`` (a trainer's gateway) and validate it.
+    """Fetch ``cid`` from ``store`` (a trainer's gateway) and validate it (``reader``
+    opens sealed updates).
 
     ``store`` None means the trainer announced no endpoint. Never raises for anything the
     trainer controls; returns a rejected :class:`CheckedUpdate` instead.
@@ -146,4 +167,4 @@ def fetch_update(
         return _rejected(index, cid, _storage_kind(exc), str(exc))
     except Exception as exc:  # a hostile gateway must not crash the round
         return _rejected(index, cid, "unreachable", f"{type(exc).__name__}: {exc}")
-    return check_bytes(index, cid, data, spec, project_id, round_)
+    return check_bytes(index, cid, data, spec, project_id, round_, reader)

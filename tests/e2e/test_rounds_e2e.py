@@ -70,6 +70,8 @@ def test_three_rounds_with_trainer_processes(tmp_path: Path) -> None:
                 "digits",
                 "--out",
                 str(spec_file),
+                "--account",
+                "1",
                 "--json",
                 env=env,
             )
@@ -174,24 +176,33 @@ def test_three_rounds_with_trainer_processes(tmp_path: Path) -> None:
             assert commit.inlier_mask == [True] * TRAINERS
         assert "round 3/3" in logs["aggregator.log"]
 
-        # an auditor who collected the published blocks replays every round through the CLI
+        # an auditor who collected the published blocks replays every round through the CLI:
+        # updates are sealed to the aggregator, so without its reader key the audit can only
+        # say so (exit 3), and with it the audit replays everything
         merged = tmp_path / "audit-store"
         for store_dir in [tmp_path / "aggregator", *(tmp_path.glob("trainer*/store"))]:
             shutil.copytree(store_dir / "blocks", merged / "blocks", dirs_exist_ok=True)
-        audit = json.loads(
-            _cli(
-                "audit",
-                "--project",
-                str(project),
-                "--validation",
-                str(owner_dir / "validation.npz"),
-                "--store",
-                str(merged),
-                "--json",
-                env=env,
-                timeout=300,
-            )
+        audit_args = [
+            "audit",
+            "--project",
+            str(project),
+            "--validation",
+            str(owner_dir / "validation.npz"),
+            "--store",
+            str(merged),
+            "--json",
+        ]
+        outsider = subprocess.run(
+            [sys.executable, "-m", "marketplace.cli.main", *audit_args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
+        assert outsider.returncode == 3, outsider.stderr
+        assert json.loads(outsider.stdout)["encrypted"] == TRAINERS
+        key = json.loads(_cli("aggregator", "reader-key", "--account", "1", "--json", env=env))
+        audit = json.loads(_cli(*audit_args, "--reader-key", key["private"], env=env, timeout=300))
         assert audit["ok"], audit
         assert audit["notes"] == []  # the validation file matches the on-chain commitment
         assert [r["round"] for r in audit["rounds"]] == list(range(1, ROUNDS + 1))
