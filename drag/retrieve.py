@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import ssl
 import time
 from collections.abc import Sequence
@@ -43,11 +44,20 @@ from drag.receipts import (
     verify_receipt,
 )
 from drag.registry import SourceRecord
-from marketplace.errors import ConfigError, DragError
+from marketplace.errors import ConfigError, DragError, FetchRefused
+from marketplace.untrusted.parse import loads
+from marketplace.untrusted.reader import Fetched, ReadLimits, aread
 
 log = logging.getLogger(__name__)
 
-FailureKind = Literal["timeout", "unreachable", "http_status", "bad_response", "bad_receipt"]
+FailureKind = Literal[
+    "timeout", "unreachable", "http_status", "bad_response", "bad_receipt", "refused"
+]
+#: Largest ``/retrieve`` answer read from a source (k passages of a few KB each, plus the
+#: receipt); the rest of a bigger answer is never read.
+MAX_ANSWER_BYTES = 4 << 20
+#: Largest passage score accepted (similarities are in [-1, 1]; rerankers give logits).
+MAX_SCORE = 1e6
 
 
 @dataclass(frozen=True)
@@ -121,14 +131,15 @@ def parse_response(
         claimed = str(item.get("passage_hash", ""))
         if claimed and claimed.removeprefix("0x").lower() != digest.hex():
             raise DragError("a passage_hash does not match its text")
-        try:
-            score = float(item.get("score", 0.0))
-        except (TypeError, ValueError) as exc:
-            raise DragError("a passage score is not a number") from exc
+        score = item.get("score", 0.0)
+        if isinstance(score, bool) or not isinstance(score, int | float):
+            raise DragError("a passage score is not a number")
+        if not math.isfinite(score) or abs(score) > MAX_SCORE:
+            raise DragError(f"a passage score is not a finite number within +-{MAX_SCORE:g}")
         passages.append(
             RetrievedPassage(
                 text=text,
-                score=score,
+                score=float(score),
                 passage_hash=digest,
                 doc_id=str(item.get("doc_id", "")),
                 chunk_id=str(item.get("chunk_id", "")),
@@ -178,27 +189,31 @@ async def query_source(
             source.source_id, source.endpoint, kind, detail, time.perf_counter() - start
         )
 
-    async def post(content: bytes) -> httpx.Response:
+    async def post(content: bytes) -> Fetched:
         left = timeout_s - (time.perf_counter() - start)
         if left <= 0:
             raise TimeoutError
-        return await asyncio.wait_for(
-            client.post(url, content=content, headers=headers, timeout=left), timeout=left
-        )
+        limits = ReadLimits(MAX_ANSWER_BYTES, left, ("application/json",), read_timeout_s=left)
+        return await aread(client, "POST", url, limits, headers=headers, content=content)
 
     try:
         response = await post(body)
-        if response.status_code == 422 and embedding is not None and "embedding" in response.text:
+        if response.status == 422 and embedding is not None and b"embedding" in response.body:
             log.info("source %d refused the query embedding; asking without it", source.source_id)
             response = await post(request_body(query, k, query_id))
+    except FetchRefused as exc:
+        if exc.kind == "timeout":
+            return failure("timeout", f"no complete answer within {timeout_s:.3g} s")
+        return failure("refused", str(exc))
     except (TimeoutError, httpx.TimeoutException):
         return failure("timeout", f"no answer within {timeout_s:.3g} s")
     except httpx.HTTPError as exc:
         return failure("unreachable", f"{type(exc).__name__}: {exc}")
-    if response.status_code != 200:
-        return failure("http_status", f"HTTP {response.status_code}: {response.text[:200]}")
+    if response.status != 200:
+        return failure("http_status", f"HTTP {response.status}: {response.text}")
     try:
-        passages, receipt = parse_response(response.json(), source, domain, query_id, k)
+        payload = loads(response.body, max_bytes=MAX_ANSWER_BYTES, what="the answer")
+        passages, receipt = parse_response(payload, source, domain, query_id, k)
     except (ValueError, DragError) as exc:
         return failure("bad_response", str(exc))
     # parse_response hashed every passage text received; the receipt must sign exactly those

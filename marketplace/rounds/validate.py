@@ -9,7 +9,10 @@ crash the round:
 kind            meaning
 ==============  ==========================================================
 ``missing``     the trainer's gateway does not have the CID (or no endpoint)
-``unreachable`` the gateway did not answer
+``endpoint``    the announced endpoint may not be fetched (private address on a
+                public chain, userinfo, path tricks: :mod:`marketplace.untrusted.endpoints`)
+``unreachable`` the gateway did not answer, or not within the fetch deadline, or
+                answered a redirect or the wrong content type
 ``cid``         bytes do not hash to the committed CID (or manifest is bad)
 ``too large``   the blob is over the model's size limit (refused unread)
 ``truncated``   the safetensors data is cut short
@@ -39,13 +42,17 @@ from marketplace.errors import (
     BlobTooLarge,
     BlockNotFound,
     CidMismatch,
+    EndpointRefused,
+    FetchRefused,
     InvalidCid,
+    MalformedInput,
     StorageError,
     UpdateRejected,
 )
 from marketplace.learning import ModelSpec
 from marketplace.rounds.codec import KIND_UPDATE, decode_params, max_blob_bytes
 from marketplace.storage import ContentStore, get_blob
+from marketplace.untrusted.parse import parse_int
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +91,12 @@ def _rejected(index: int, cid: str, kind: str, detail: str) -> CheckedUpdate:
 
 
 def _storage_kind(exc: StorageError) -> str:
+    if isinstance(exc, EndpointRefused):
+        return "endpoint"
     if isinstance(exc, BlobTooLarge):
         return "too large"
+    if isinstance(exc, FetchRefused):
+        return "unreachable"
     if isinstance(exc, BlockNotFound):
         return "missing"
     if isinstance(exc, CidMismatch | InvalidCid):
@@ -117,11 +128,12 @@ def check_bytes(
             f"made for project {meta.get('project')} round {meta.get('round')}, "
             f"not project {project_id} round {round_}",
         )
-    samples = meta.get("num_samples", "1")
-    if not samples.isdigit() or not 1 <= int(samples) <= MAX_CLAIMED_SAMPLES:
-        return _rejected(index, cid, "metadata", f"num_samples {samples!r} is not in 1..1e9")
+    try:
+        samples = parse_int(meta.get("num_samples", "1"), "num_samples", 1, MAX_CLAIMED_SAMPLES)
+    except MalformedInput as exc:
+        return _rejected(index, cid, "metadata", str(exc))
     return CheckedUpdate(
-        index=index, cid=cid, vector=vector, num_samples=int(samples), metadata=dict(meta)
+        index=index, cid=cid, vector=vector, num_samples=samples, metadata=dict(meta)
     )
 
 

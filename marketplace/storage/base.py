@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
-from marketplace.errors import BlobTooLarge, StorageError
+from marketplace.errors import BlobTooLarge, MalformedInput, StorageError
 from marketplace.storage.cid import cid_for, parse_cid, verify
+from marketplace.untrusted.parse import loads
 
 logger = logging.getLogger(__name__)
 
@@ -126,10 +127,12 @@ class BlobManifest:
     def from_bytes(cls, data: bytes, cid: str = "blob") -> BlobManifest:
         """Parse and strictly validate a manifest block (canonical form required)."""
         hint = f"{cid} is not a {MANIFEST_KIND} manifest; pass a CID returned by put_blob"
+        if not bytes(data).isascii():
+            raise StorageError(f"{hint} (not ASCII)")
         try:
-            doc = json.loads(data.decode("ascii"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise StorageError(f"{hint} (not JSON)") from exc
+            doc = loads(data, max_bytes=MAX_BLOCK_SIZE, max_depth=2, what="manifest")
+        except MalformedInput as exc:
+            raise StorageError(f"{hint} ({exc})") from None
         if not isinstance(doc, dict) or set(doc) != {"kind", "size", "chunks"}:
             raise StorageError(f"{hint} (wrong fields)")
         if doc["kind"] != MANIFEST_KIND:
