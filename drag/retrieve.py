@@ -44,7 +44,8 @@ from drag.receipts import (
     verify_receipt,
 )
 from drag.registry import SourceRecord
-from marketplace.errors import ConfigError, DragError, FetchRefused
+from marketplace.errors import ConfigError, DragError, EndpointRefused, FetchRefused
+from marketplace.untrusted.endpoints import check_endpoint, private_allowed
 from marketplace.untrusted.parse import loads
 from marketplace.untrusted.reader import Fetched, ReadLimits, aread
 
@@ -169,16 +170,17 @@ async def query_source(
     timeout_s: float,
     embedding: list[float] | None = None,
     body: bytes | None = None,
+    allow_private: bool = True,
 ) -> SourceResponse | SourceFailure:
     """One source's verified answer, or the reason there is none (never raises).
 
     ``embedding`` (a JSON-ready list, see :func:`embedding_payload`) is sent along; if the
     source refuses it, the query is sent once more without it, within the same deadline.
     ``body``: the request already encoded by :func:`request_body` with the same arguments
-    (a fan-out encodes it once for all sources).
+    (a fan-out encodes it once for all sources). ``allow_private``: whether a source on a
+    loopback or private address is asked (see :mod:`marketplace.untrusted.endpoints`).
     """
     start = time.perf_counter()
-    url = source.endpoint.rstrip("/") + "/retrieve"
     if body is None:
         body = request_body(query, k, query_id, embedding)
     headers = {"content-type": "application/json"}
@@ -188,6 +190,12 @@ async def query_source(
         return SourceFailure(
             source.source_id, source.endpoint, kind, detail, time.perf_counter() - start
         )
+
+    try:
+        what = f"source {source.source_id}'s endpoint"
+        url = check_endpoint(source.endpoint, allow_private, what) + "/retrieve"
+    except EndpointRefused as exc:
+        return failure("refused", str(exc))
 
     async def post(content: bytes) -> Fetched:
         left = timeout_s - (time.perf_counter() - start)
@@ -271,12 +279,17 @@ async def fan_out(
     timeout_s: float = 5.0,
     client: httpx.AsyncClient | None = None,
     embedding: np.ndarray | Sequence[float] | None = None,
+    allow_private: bool | None = None,
 ) -> FanOutResult:
     """Query all ``sources`` concurrently, each with its own ``timeout_s`` deadline.
 
     ``embedding``: the query's unit-norm vector from the sources' model, computed once by
     the caller and sent to every source so none embeds the query again.
+    ``allow_private``: ask sources on loopback or private addresses; by default only on a
+    local development chain (the receipt domain's chain id).
     """
+    if allow_private is None:
+        allow_private = private_allowed(domain.chain_id)
     if k < 1:
         raise ConfigError(f"k={k}; ask each source for at least one passage")
     if timeout_s <= 0:
@@ -289,7 +302,7 @@ async def fan_out(
     try:
         outcomes = await asyncio.gather(
             *(
-                query_source(http, s, domain, query, k, qid, timeout_s, vector, body)
+                query_source(http, s, domain, query, k, qid, timeout_s, vector, body, allow_private)
                 for s in sources
             )
         )

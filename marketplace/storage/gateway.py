@@ -27,6 +27,8 @@ from marketplace.errors import (
     BlobTooLarge,
     BlockNotFound,
     CidMismatch,
+    ConfigError,
+    EndpointRefused,
     InvalidCid,
     ReadOnlyStore,
     StorageError,
@@ -139,6 +141,40 @@ class GatewayReader(ContentStore):
             )
 
 
+class RefusedGateway(ContentStore):
+    """Stands in for an announced endpoint that may not be fetched: every read raises the
+    :class:`EndpointRefused` that says why, so the update is rejected with that reason."""
+
+    def __init__(self, error: EndpointRefused) -> None:
+        self.error = error
+
+    def __repr__(self) -> str:
+        return f"RefusedGateway({str(self.error)!r})"
+
+    def _get_unverified(self, cid: str) -> bytes:
+        raise self.error
+
+    def _has(self, cid: str) -> bool:
+        raise self.error
+
+    def _put(self, cid: str, data: bytes) -> None:
+        raise self.error
+
+    def _pin(self, cid: str) -> None:
+        raise self.error
+
+
+def open_gateway(
+    url: str, timeout: float, allow_private: bool, what: str = "gateway"
+) -> GatewayReader | RefusedGateway:
+    """A bounded reader of an endpoint a party announced, or a :class:`RefusedGateway`
+    when :func:`~marketplace.untrusted.endpoints.check_endpoint` refuses the URL."""
+    try:
+        return GatewayReader(url, timeout=timeout, allow_private=allow_private, what=what)
+    except EndpointRefused as exc:
+        return RefusedGateway(exc)
+
+
 def _wants_other_format(accept: str | None) -> bool:
     """True when the client asks only for IPLD formats other than raw (CAR, dag-json)."""
     if not accept:
@@ -198,6 +234,33 @@ def make_gateway_app(store: ContentStore) -> FastAPI:
     return app
 
 
+def bind_listener(host: str, port: int, option: str = "--port") -> socket.socket:
+    """A TCP socket bound to ``host:port`` (0 picks a free port), or one clear line.
+
+    ``proto`` must say TCP: asyncio only sets TCP_NODELAY on accepted sockets whose proto
+    is IPPROTO_TCP, and without it every response stalls ~40 ms (Nagle against delayed
+    ACK, since h11 writes headers and body separately).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}); another process uses "
+            f"the port: pass another {option} (0 picks a free one) or stop that process"
+        ) from None
+    return sock
+
+
+def check_port_free(host: str, port: int, option: str = "--port") -> None:
+    """Fail with one line, before any slow work, if ``host:port`` cannot be listened on."""
+    if port != 0:
+        bind_listener(host, port, option).close()
+
+
 class BackgroundServer:
     """Runs an ASGI app with uvicorn in a daemon thread, on a socket bound up front.
 
@@ -208,13 +271,7 @@ class BackgroundServer:
     def __init__(
         self, app: FastAPI, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning"
     ) -> None:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        # proto must say TCP: asyncio only sets TCP_NODELAY on accepted sockets whose
-        # proto is IPPROTO_TCP, and without it every response stalls ~40 ms (Nagle
-        # against delayed ACK, since h11 writes headers and body separately).
-        self._socket = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind((host, port))
+        self._socket = bind_listener(host, port)
         self.host = host
         self.port: int = self._socket.getsockname()[1]
         config = uvicorn.Config(app, host=host, port=self.port, log_level=log_level, lifespan="off")

@@ -15,10 +15,10 @@ the operator's router, a cloud metadata service, a database port on localhost.
   is resolved once and every address it gives must be public.
 
 Private addresses are allowed on a local development chain (the embedded chain, anvil's
-31337, 1337: everything runs on one machine there) or when the operator passes
-``--allow-private-endpoints``. The resolution check is a guard, not a pin: a name that
-resolves differently later (DNS rebinding) is out of its reach; an operator who fears it
-runs the node without access to private networks.
+31337, 1337: everything runs on one machine there, see :data:`DEV_CHAIN_IDS`) or when the
+operator passes ``--allow-private-endpoints``. The resolution check is a guard, not a
+pin: a name that resolves differently later (DNS rebinding) is out of its reach; an
+operator who fears it runs the node without access to private networks.
 """
 
 from __future__ import annotations
@@ -30,8 +30,9 @@ from urllib.parse import urlsplit
 
 from marketplace.errors import EndpointRefused
 
-#: Chain ids of local development chains (anvil/hardhat, ganache/geth --dev).
-DEV_CHAIN_IDS = frozenset({31337, 1337})
+#: Chain ids of local development chains: anvil/hardhat, ganache/geth --dev, and
+#: eth-tester's default (the embedded chain; a dRAG client knows only the chain id).
+DEV_CHAIN_IDS = frozenset({31337, 1337, 131277322940537})
 #: Longest endpoint URL accepted (the contract stores it; 2 KiB is generous).
 MAX_ENDPOINT_CHARS = 2048
 

@@ -8,7 +8,8 @@ goes through :func:`loads`, and every integer that arrives as text through
   eth-keys, so by every node) raises the interpreter's recursion limit to 100,000 on import,
   so 200,000 nested ``[`` overflow the C stack: SIGSEGV, not an exception. :func:`loads`
   measures the nesting depth before decoding (:func:`json_depth`, no recursion) and
-  refuses anything deeper than ``max_depth``. :mod:`marketplace` also restores the recursion limit py_ecc raises.
+  refuses anything deeper than ``max_depth``. :mod:`marketplace` also restores the
+  recursion limit py_ecc raises.
 * **Size.** The caller states how many bytes the document may have; bigger is refused
   before any parsing.
 * **Strictness.** The bytes must be UTF-8 (``json.loads`` would also guess UTF-16/32), and
@@ -44,7 +45,6 @@ MAX_INT_CHARS = 80
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _ASCII_INT = re.compile(r"0|[1-9][0-9]*", re.ASCII)
-_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?", re.ASCII)
 _TO_PARENS = bytes.maketrans(b"[{]}", b"(())")
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
@@ -174,6 +174,17 @@ def parse_int(value: object, what: str, lo: int = 0, hi: int | None = None) -> i
     return number
 
 
-def is_json_number(text: str) -> bool:
-    """Whether ``text`` is one JSON number token in ASCII (used for numeric text fields)."""
-    return len(text) <= MAX_NUMBER_CHARS and _NUMBER.fullmatch(text) is not None
+def utf8_text(value: str, what: str) -> str:
+    """``value`` if it is valid Unicode text, else :class:`MalformedInput`.
+
+    Python turns bytes that are not UTF-8 on the command line into lone surrogates
+    (``\\udcff``); they pass every ``str`` check and then break the first ``.encode()``,
+    deep inside a tokenizer or an HTTP client, with a traceback.
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise MalformedInput(
+            f"{what} is not valid UTF-8 text (bad byte at character {exc.start}); pass it as UTF-8"
+        ) from None
+    return value
