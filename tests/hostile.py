@@ -88,9 +88,7 @@ def _read_request(conn: socket.socket) -> bytes:
     return head
 
 
-def respond(
-    status: str, body: bytes, content_type: str, extra: str = ""
-) -> Handler:
+def respond(status: str, body: bytes, content_type: str, extra: str = "") -> Handler:
     """A handler answering once with ``body``."""
 
     def handler(conn: socket.socket) -> None:
@@ -108,8 +106,7 @@ def drip_body(content_type: str, length: int = 10_000, every_s: float = 0.05) ->
 
     def handler(conn: socket.socket) -> None:
         head = (
-            f"HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\n"
-            f"Content-Length: {length}\r\n\r\n"
+            f"HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {length}\r\n\r\n"
         )
         conn.sendall(head.encode())
         for _ in range(length):
@@ -136,8 +133,7 @@ def endless_body(content_type: str, total: int = 200 * 2**20, chunk: int = 1 << 
 
     def handler(conn: socket.socket) -> None:
         head = (
-            f"HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\n"
-            "Transfer-Encoding: chunked\r\n\r\n"
+            f"HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nTransfer-Encoding: chunked\r\n\r\n"
         )
         conn.sendall(head.encode())
         piece = b"%x\r\n" % chunk + b'"' + b"a" * (chunk - 2) + b'"' + b"\r\n"

@@ -70,7 +70,9 @@ def test_paired_surrogates_and_duplicate_keys() -> None:
         loads(b'{"a":1,"a":2}', max_bytes=100, unique_keys=True)
 
 
-@pytest.mark.parametrize("text", ["²", "٣", "１", " 7", "7 ", "+5", "-5", "1_000", "007", "", "1e3"])
+@pytest.mark.parametrize(
+    "text", ["²", "٣", "１", " 7", "7 ", "+5", "-5", "1_000", "007", "", "1e3"]
+)
 def test_only_ascii_digits_are_integers(text: str) -> None:
     assert not text.isascii() or not text.isdigit() or text.startswith("0")
     with pytest.raises(MalformedInput):
