@@ -59,6 +59,9 @@ log = logging.getLogger(__name__)
 _REASON = re.compile(r"update rejected \(([^)]+)\)")
 #: Largest sample count a trainer may claim (a weight, capped again by the robust rule).
 MAX_CLAIMED_SAMPLES = 10**9
+#: Longest an update's whole fetch may take (the largest update, 64 MiB, at ~5 Mbit/s);
+#: each block also has its reader's own deadline.
+UPDATE_DEADLINE_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -153,7 +156,7 @@ def fetch_update(
     if store is None:
         return _rejected(index, cid, "missing", "the trainer announced no gateway endpoint")
     try:
-        data = get_blob(store, cid, max_blob_bytes(spec))
+        data = get_blob(store, cid, max_blob_bytes(spec), UPDATE_DEADLINE_S)
     except StorageError as exc:
         return _rejected(index, cid, _storage_kind(exc), str(exc))
     except Exception as exc:  # a hostile gateway must not crash the round

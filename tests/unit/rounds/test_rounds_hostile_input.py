@@ -7,11 +7,12 @@ import json
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 import torch
 
-from marketplace.errors import ConfigError, UpdateRejected
+from marketplace.errors import ConfigError, FetchRefused, UpdateRejected
 from marketplace.learning import ModelSpec, num_params
 from marketplace.rounds.codec import (
     KIND_UPDATE,
@@ -23,7 +24,7 @@ from marketplace.rounds.codec import (
 )
 from marketplace.rounds.sketches import check_opening, decode_opening, project_sketch_spec
 from marketplace.rounds.validate import check_bytes, fetch_update
-from marketplace.storage import MemoryStore, put_blob
+from marketplace.storage import MemoryStore, get_blob, put_blob
 from marketplace.storage import serialize as serialize_module
 
 SPEC = ModelSpec.for_data("logreg", (4,), 3, seed=1)
@@ -142,3 +143,19 @@ def test_declared_shapes_are_checked_before_any_tensor_is_allocated(monkeypatch)
     assert checked.kind == "shape" and calls == []
     good = encode_params(SPEC, torch.zeros(num_params(SPEC)), _meta())
     assert check_bytes(0, "cid", good, SPEC, PROJECT, ROUND).accepted and len(calls) == 1
+
+
+def test_a_many_chunk_blob_cannot_stretch_past_the_blob_deadline() -> None:
+    class SlowStore(MemoryStore):
+        """Each block arrives just within any per-block deadline (a unit-test fake)."""
+
+        def _get_unverified(self, cid: str) -> bytes:
+            time.sleep(0.05)
+            return super()._get_unverified(cid)
+
+    store = SlowStore()
+    cid = put_blob(store, b"x" * 100, chunk_size=10)
+    with pytest.raises(FetchRefused, match="within 0.1 s") as info:
+        get_blob(store, cid, 1000, deadline_s=0.1)
+    assert info.value.kind == "timeout"
+    assert get_blob(store, cid, 1000, deadline_s=5.0) == b"x" * 100
