@@ -129,7 +129,7 @@ class KuboStore(ContentStore):
         limits = ReadLimits(MAX_RPC_ANSWER_BYTES, self._timeout, read_timeout_s=self._timeout)
         try:
             response = read(self._client, "POST", f"/{command}", limits, params=params, files=files)
-        except (httpx.TimeoutException, FetchRefused) as exc:
+        except httpx.TimeoutException as exc:
             raise StorageError(
                 f"kubo at {self.api_url} timed out on {command}; raise the timeout"
             ) from exc
