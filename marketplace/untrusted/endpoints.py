@@ -64,7 +64,8 @@ def _resolve(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv
 
 
 def check_endpoint(url: str, allow_private: bool, what: str = "endpoint") -> str:
-    """``url`` without a trailing ``/`` if a node may fetch it, else :class:`EndpointRefused`.
+    """``url`` (scheme in lower case, no trailing ``/``) if a node may fetch it, else
+    :class:`EndpointRefused`.
 
     ``what`` names the URL in the error (``"trainer 0x12..'s gateway"``).
     """
@@ -109,7 +110,7 @@ def check_endpoint(url: str, allow_private: bool, what: str = "endpoint") -> str
         addresses = [literal] if literal is not None else _resolve(host, port)
         if any(not _is_public(a) for a in addresses):
             raise refuse(_PRIVATE_HINT)
-    return url.rstrip("/")
+    return f"{parts.scheme}://{parts.netloc}{path}"
 
 
 _PRIVATE_HINT = (
