@@ -29,6 +29,7 @@ from drag.rerank import RankedPassage, rerank
 from drag.retrieve import FanOutResult, fan_out, new_http_client
 from drag.sampling import Strategy, choose_sources
 from marketplace.errors import ConfigError
+from marketplace.untrusted.parse import utf8_text
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +163,7 @@ class DragClient:
         Inside ``async with client:`` the fan-out reuses the client's connections; outside,
         each call opens its own (one ``ledgerlearn drag query`` process asks once).
         """
-        if not question.strip():
+        if not utf8_text(question, "the question").strip():
             raise ConfigError("question is empty; ask something")
         cfg = self.config
         sources = self.directory.list_sources()

@@ -47,6 +47,7 @@ from eth_keys.exceptions import BadSignature, ValidationError
 from eth_utils import keccak, to_canonical_address, to_checksum_address
 
 from marketplace.errors import ConfigError, DragError
+from marketplace.untrusted.parse import parse_int
 
 DOMAIN_NAME = "LedgerLearn SourceRegistry"
 DOMAIN_VERSION = "1"
@@ -126,8 +127,8 @@ class Receipt:
         """Parse :meth:`to_json` output; raise :class:`DragError` on malformed fields."""
         try:
             return cls(
-                source_id=int(data["source_id"]),
-                nonce=_parse_nonce(data["nonce"]),
+                source_id=parse_int(data["source_id"], "source_id", 0, MAX_UINT256),
+                nonce=parse_int(data["nonce"], "nonce", 1, MAX_NONCE),
                 query_id=parse_bytes32(str(data["query_id"]), "query_id"),
                 passages_hash=parse_bytes32(str(data["passages_hash"]), "passages_hash"),
                 signature=_parse_hex(str(data["signature"]), 65, "signature"),
@@ -137,13 +138,6 @@ class Receipt:
                 f"malformed receipt ({exc}); a receipt needs source_id, nonce, query_id, "
                 "passages_hash and a 65-byte signature"
             ) from exc
-
-
-def _parse_nonce(value: Any) -> int:
-    nonce = int(value)
-    if not 1 <= nonce <= MAX_NONCE:
-        raise ValueError(f"nonce {nonce} is outside 1..2^64-1")
-    return nonce
 
 
 def _parse_hex(value: str, length: int, what: str) -> bytes:

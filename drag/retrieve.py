@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import ssl
 import time
 from collections.abc import Sequence
@@ -43,11 +44,21 @@ from drag.receipts import (
     verify_receipt,
 )
 from drag.registry import SourceRecord
-from marketplace.errors import ConfigError, DragError
+from marketplace.errors import ConfigError, DragError, EndpointRefused, FetchRefused
+from marketplace.untrusted.endpoints import check_endpoint, private_allowed
+from marketplace.untrusted.parse import loads
+from marketplace.untrusted.reader import Fetched, ReadLimits, aread
 
 log = logging.getLogger(__name__)
 
-FailureKind = Literal["timeout", "unreachable", "http_status", "bad_response", "bad_receipt"]
+FailureKind = Literal[
+    "timeout", "unreachable", "http_status", "bad_response", "bad_receipt", "refused"
+]
+#: Largest ``/retrieve`` answer read from a source (k passages of a few KB each, plus the
+#: receipt); the rest of a bigger answer is never read.
+MAX_ANSWER_BYTES = 4 << 20
+#: Largest passage score accepted (similarities are in [-1, 1]; rerankers give logits).
+MAX_SCORE = 1e6
 
 
 @dataclass(frozen=True)
@@ -121,14 +132,15 @@ def parse_response(
         claimed = str(item.get("passage_hash", ""))
         if claimed and claimed.removeprefix("0x").lower() != digest.hex():
             raise DragError("a passage_hash does not match its text")
-        try:
-            score = float(item.get("score", 0.0))
-        except (TypeError, ValueError) as exc:
-            raise DragError("a passage score is not a number") from exc
+        score = item.get("score", 0.0)
+        if isinstance(score, bool) or not isinstance(score, int | float):
+            raise DragError("a passage score is not a number")
+        if not math.isfinite(score) or abs(score) > MAX_SCORE:
+            raise DragError(f"a passage score is not a finite number within +-{MAX_SCORE:g}")
         passages.append(
             RetrievedPassage(
                 text=text,
-                score=score,
+                score=float(score),
                 passage_hash=digest,
                 doc_id=str(item.get("doc_id", "")),
                 chunk_id=str(item.get("chunk_id", "")),
@@ -158,16 +170,17 @@ async def query_source(
     timeout_s: float,
     embedding: list[float] | None = None,
     body: bytes | None = None,
+    allow_private: bool = True,
 ) -> SourceResponse | SourceFailure:
     """One source's verified answer, or the reason there is none (never raises).
 
     ``embedding`` (a JSON-ready list, see :func:`embedding_payload`) is sent along; if the
     source refuses it, the query is sent once more without it, within the same deadline.
     ``body``: the request already encoded by :func:`request_body` with the same arguments
-    (a fan-out encodes it once for all sources).
+    (a fan-out encodes it once for all sources). ``allow_private``: whether a source on a
+    loopback or private address is asked (see :mod:`marketplace.untrusted.endpoints`).
     """
     start = time.perf_counter()
-    url = source.endpoint.rstrip("/") + "/retrieve"
     if body is None:
         body = request_body(query, k, query_id, embedding)
     headers = {"content-type": "application/json"}
@@ -178,27 +191,37 @@ async def query_source(
             source.source_id, source.endpoint, kind, detail, time.perf_counter() - start
         )
 
-    async def post(content: bytes) -> httpx.Response:
+    try:
+        what = f"source {source.source_id}'s endpoint"
+        url = check_endpoint(source.endpoint, allow_private, what) + "/retrieve"
+    except EndpointRefused as exc:
+        return failure("refused", str(exc))
+
+    async def post(content: bytes) -> Fetched:
         left = timeout_s - (time.perf_counter() - start)
         if left <= 0:
             raise TimeoutError
-        return await asyncio.wait_for(
-            client.post(url, content=content, headers=headers, timeout=left), timeout=left
-        )
+        limits = ReadLimits(MAX_ANSWER_BYTES, left, ("application/json",), read_timeout_s=left)
+        return await aread(client, "POST", url, limits, headers=headers, content=content)
 
     try:
         response = await post(body)
-        if response.status_code == 422 and embedding is not None and "embedding" in response.text:
+        if response.status == 422 and embedding is not None and b"embedding" in response.body:
             log.info("source %d refused the query embedding; asking without it", source.source_id)
             response = await post(request_body(query, k, query_id))
+    except FetchRefused as exc:
+        if exc.kind == "timeout":
+            return failure("timeout", f"no complete answer within {timeout_s:.3g} s")
+        return failure("refused", str(exc))
     except (TimeoutError, httpx.TimeoutException):
         return failure("timeout", f"no answer within {timeout_s:.3g} s")
     except httpx.HTTPError as exc:
         return failure("unreachable", f"{type(exc).__name__}: {exc}")
-    if response.status_code != 200:
-        return failure("http_status", f"HTTP {response.status_code}: {response.text[:200]}")
+    if response.status != 200:
+        return failure("http_status", f"HTTP {response.status}: {response.text}")
     try:
-        passages, receipt = parse_response(response.json(), source, domain, query_id, k)
+        payload = loads(response.body, max_bytes=MAX_ANSWER_BYTES, what="the answer")
+        passages, receipt = parse_response(payload, source, domain, query_id, k)
     except (ValueError, DragError) as exc:
         return failure("bad_response", str(exc))
     # parse_response hashed every passage text received; the receipt must sign exactly those
@@ -256,12 +279,17 @@ async def fan_out(
     timeout_s: float = 5.0,
     client: httpx.AsyncClient | None = None,
     embedding: np.ndarray | Sequence[float] | None = None,
+    allow_private: bool | None = None,
 ) -> FanOutResult:
     """Query all ``sources`` concurrently, each with its own ``timeout_s`` deadline.
 
     ``embedding``: the query's unit-norm vector from the sources' model, computed once by
     the caller and sent to every source so none embeds the query again.
+    ``allow_private``: ask sources on loopback or private addresses; by default only on a
+    local development chain (the receipt domain's chain id).
     """
+    if allow_private is None:
+        allow_private = private_allowed(domain.chain_id)
     if k < 1:
         raise ConfigError(f"k={k}; ask each source for at least one passage")
     if timeout_s <= 0:
@@ -274,7 +302,7 @@ async def fan_out(
     try:
         outcomes = await asyncio.gather(
             *(
-                query_source(http, s, domain, query, k, qid, timeout_s, vector, body)
+                query_source(http, s, domain, query, k, qid, timeout_s, vector, body, allow_private)
                 for s in sources
             )
         )

@@ -88,3 +88,30 @@ class DatasetError(LedgerLearnError):
 
 class QueryIdReused(DragError):
     """A source was asked to sign a second receipt for a query id it already answered."""
+
+
+class MalformedInput(LedgerLearnError, ValueError):
+    """Bytes from another party failed the bounded parser (too deep, too big, not strict
+    JSON, not an ASCII integer). A ``ValueError`` too, so a caller that already refused
+    malformed values with ``except ValueError`` refuses these the same way."""
+
+
+class FetchRefused(StorageError):
+    """A fetch from an untrusted endpoint was cut off by the bounded reader (deadline,
+    redirect, content type); ``kind`` names which limit, for reports and traces."""
+
+    def __init__(self, message: str, kind: str = "refused") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class ResponseTooLarge(FetchRefused, BlobTooLarge):
+    """An answer grew past the reader's size cap; the rest was never read."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "too large")
+
+
+class EndpointRefused(StorageError, ConfigError):
+    """An endpoint URL (announced by a party, or passed by the operator) is not one a node
+    may fetch: bad scheme, userinfo, path tricks, or a private address on a public chain."""

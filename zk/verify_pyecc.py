@@ -15,7 +15,9 @@ verifier also rejects). It is slow (seconds) and meant for audits and tests.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from py_ecc import optimized_bn128 as bn
@@ -28,6 +30,20 @@ log = logging.getLogger(__name__)
 
 PyG1 = tuple[Any, Any, Any]
 PyG2 = tuple[Any, Any, Any]
+#: py_ecc exponentiates recursively (the final exponentiation recurses ~2,800 deep); it
+#: raises the process-wide limit to 100,000 on import, which :mod:`marketplace` undoes.
+PY_ECC_RECURSION = 10_000
+
+
+@contextmanager
+def _py_ecc_recursion() -> Iterator[None]:
+    """Raise the recursion limit for py_ecc's arithmetic only, and restore it after."""
+    before = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(before, PY_ECC_RECURSION))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(before)
 
 
 def _coord(v: int, what: str) -> int:
@@ -71,6 +87,10 @@ class PyEccVerifier:
     """Verifies Groth16 proofs against one verifying key (points checked once, here)."""
 
     def __init__(self, vk: VerifyingKeyData) -> None:
+        with _py_ecc_recursion():
+            self._setup(vk)
+
+    def _setup(self, vk: VerifyingKeyData) -> None:
         self._alpha = g1_point(vk.alpha, "vk.alpha")
         self._beta = g2_point(vk.beta, "vk.beta")
         self._gamma = g2_point(vk.gamma, "vk.gamma")
@@ -82,7 +102,8 @@ class PyEccVerifier:
     def verify(self, proof: Groth16Proof, public_inputs: Sequence[int]) -> bool:
         """True iff the proof is valid; malformed points or inputs give False (logged)."""
         try:
-            return self._verify(proof, public_inputs)
+            with _py_ecc_recursion():
+                return self._verify(proof, public_inputs)
         except ZkError as exc:
             log.info("py_ecc verifier rejected the proof: %s", exc)
             return False

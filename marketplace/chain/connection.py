@@ -15,7 +15,9 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import EthereumTesterProvider, HTTPProvider, Web3
 
+from marketplace.chain.outage import DEFAULT_MAX_OUTAGE_S, RetryingHTTPProvider
 from marketplace.errors import ChainUnreachable, ConfigError
+from marketplace.untrusted.endpoints import private_allowed
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,12 @@ class Chain:
     @property
     def embedded(self) -> bool:
         return self.tester is not None
+
+    @property
+    def development(self) -> bool:
+        """A local development chain (embedded, anvil 31337, 1337): everything on one
+        machine, so private and loopback endpoints are fetched."""
+        return private_allowed(self.chain_id, self.embedded)
 
     def dev_account(self, index: int) -> LocalAccount:
         """Funded development account ``index`` of this chain (embedded chain or anvil)."""
@@ -112,16 +120,24 @@ def connect_embedded(accounts: int = ANVIL_DEV_ACCOUNTS) -> Chain:
     return Chain(w3=w3, url=EMBEDDED, chain_id=int(w3.eth.chain_id), dev_keys=keys, tester=tester)
 
 
-def connect(url: str = DEFAULT_RPC_URL, timeout: float = 10.0) -> Chain:
-    """Connect to ``url`` (``embedded`` or a JSON-RPC URL), failing with one clear line."""
+def connect(
+    url: str = DEFAULT_RPC_URL, timeout: float = 10.0, max_outage_s: float = DEFAULT_MAX_OUTAGE_S
+) -> Chain:
+    """Connect to ``url`` (``embedded`` or a JSON-RPC URL), failing with one clear line.
+
+    The first request fails at once if no node answers (a wrong URL should not hang);
+    once connected, requests ride out an outage of up to ``max_outage_s`` seconds
+    (:class:`~marketplace.chain.outage.RetryingHTTPProvider`).
+    """
     if url == EMBEDDED:
         return connect_embedded()
     if not url.startswith(("http://", "https://")):
         raise ConfigError(f"invalid RPC URL {url!r}: use http(s)://host:port or 'embedded'")
-    w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": timeout}))
     try:
-        chain_id = int(w3.eth.chain_id)
+        chain_id = int(Web3(HTTPProvider(url, request_kwargs={"timeout": timeout})).eth.chain_id)
     except Exception as exc:  # requests/aiohttp errors differ by transport
         raise ChainUnreachable(f"no Ethereum node answers at {url}: {NODE_HINT}") from exc
+    provider = RetryingHTTPProvider(url, {"timeout": timeout}, max_outage_s=max_outage_s)
+    w3 = Web3(provider)
     keys = _anvil_dev_keys() if chain_id == ANVIL_CHAIN_ID else []
     return Chain(w3=w3, url=url, chain_id=chain_id, dev_keys=keys)

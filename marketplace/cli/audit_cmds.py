@@ -54,6 +54,13 @@ def audit(
             show_default=False,
         ),
     ] = None,
+    allow_private_endpoints: Annotated[
+        bool,
+        typer.Option(
+            "--allow-private-endpoints",
+            help="Fetch gateways on loopback or private addresses even on a public chain.",
+        ),
+    ] = False,
     rpc_url: RpcUrl = DEFAULT_URL,
     json_out: JsonOut = False,
 ) -> None:
@@ -88,8 +95,11 @@ def audit(
         resolver = from_local
     else:
         assert aggregator_gateway is not None
-        blobs = GatewayReader(aggregator_gateway)
-        resolver = GatewayResolver(market, project)
+        allow_private = chain.development or allow_private_endpoints
+        blobs = GatewayReader(
+            aggregator_gateway, allow_private=allow_private, what="--aggregator-gateway"
+        )
+        resolver = GatewayResolver(market, project, allow_private=allow_private)
     info = market.project(project)
     spec = get_spec(blobs, cid_from_digest(info.model_spec_cid))
     data = None if validation is None else load_local(validation, num_classes=spec.num_classes)

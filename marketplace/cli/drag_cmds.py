@@ -100,7 +100,9 @@ def source_serve(
 ) -> None:
     """Serve signed top-k retrieval over DOCS (the key signs the source's receipts)."""
     from drag.server import SourceConfig, SourceNode, serve
+    from marketplace.storage.gateway import check_port_free
 
+    check_port_free(host, port)  # before indexing the folder and loading the model
     session = open_session(rpc_url, key, account)
     sid = _find_source_id(session.registry.all_scores(), session.account.address, source_id)
     config = SourceConfig(

@@ -51,6 +51,14 @@ Contribution = Annotated[
         "exact, tmc, loo or equal.",
     ),
 ]
+AllowPrivate = Annotated[
+    bool,
+    typer.Option(
+        "--allow-private-endpoints",
+        help="Fetch gateways on loopback or private addresses even on a public chain "
+        "(always allowed on a local development chain: embedded, 31337, 1337).",
+    ),
+]
 DataDir = Annotated[
     Path | None,
     typer.Option(help="Directory of this node's content store (default under LEDGERLEARN_HOME)."),
@@ -133,6 +141,7 @@ def trainer_run(
     wait: Annotated[
         float, typer.Option(help="Seconds to wait for the aggregator's gateway to answer.")
     ] = 120.0,
+    allow_private_endpoints: AllowPrivate = False,
     rpc_url: RpcUrl = DEFAULT_URL,
     key: Key = None,
     account: AccountIndex = None,
@@ -146,10 +155,16 @@ def trainer_run(
         local_recipe,
     )
     from marketplace.storage import GatewayReader, LocalStore, start_gateway
+    from marketplace.storage.gateway import check_port_free
 
+    check_port_free(host, port)
     session = open_session(rpc_url, key, account)
     store = LocalStore(_node_dir(data_dir, "trainer", session.account.address, project))
-    source = GatewayReader(aggregator_gateway)
+    source = GatewayReader(
+        aggregator_gateway,
+        allow_private=session.chain.development or allow_private_endpoints,
+        what="--aggregator-gateway",
+    )
     info = session.market.project(project)
     deadline = time.monotonic() + wait
     while True:  # the aggregator's gateway may still be starting
@@ -224,6 +239,7 @@ def aggregator_run(
     host: Host = "127.0.0.1",
     port: Port = 0,
     poll: Poll = 0.5,
+    allow_private_endpoints: AllowPrivate = False,
     rpc_url: RpcUrl = DEFAULT_URL,
     key: Key = None,
     account: AccountIndex = None,
@@ -231,10 +247,12 @@ def aggregator_run(
     """Aggregate every round of a project and commit each in one transaction."""
     from marketplace.chain.deploy import load_manifest
     from marketplace.learning import ModelSpec, load_local
-    from marketplace.nodes.aggregator import AggregatorNode, RoundSummary
+    from marketplace.nodes.aggregator import AggregatorNode, GatewayResolver, RoundSummary
     from marketplace.rounds.pipeline import RoundConfig, rule_params_from
     from marketplace.storage import LocalStore, start_gateway
+    from marketplace.storage.gateway import check_port_free
 
+    check_port_free(host, port)
     params: dict[str, str] = {}
     for item in rule_param or []:
         name, eq, value = item.partition("=")
@@ -252,6 +270,9 @@ def aggregator_run(
             rule=rule,
             rule_params=rule_params_from(params),
             contribution=_contribution_config(contribution),
+        ),
+        resolver=GatewayResolver(
+            session.market, project, allow_private=allow_private_endpoints or None
         ),
         min_trainers=min_trainers,
         start_block=load_manifest(session.chain).contracts["ContributionMarket"].block,

@@ -66,7 +66,8 @@ from marketplace.rounds.report import RoundReport, build_report, get_report, put
 from marketplace.rounds.seeds import round_seed
 from marketplace.rounds.state import RoundState, get_rule_state, put_rule_state
 from marketplace.rounds.validate import CheckedUpdate, fetch_update
-from marketplace.storage import ContentStore, GatewayReader, cid_from_digest, digest_of
+from marketplace.storage import ContentStore, cid_from_digest, digest_of
+from marketplace.storage.gateway import open_gateway
 
 if TYPE_CHECKING:
     from marketplace.nodes.zkround import ZkProject
@@ -116,13 +117,23 @@ class RoundSummary:
 
 
 class GatewayResolver:
-    """Resolves trainers to :class:`GatewayReader` s of their announced endpoints."""
+    """Resolves trainers to bounded readers of their announced endpoints; an endpoint that
+    :func:`~marketplace.untrusted.endpoints.check_endpoint` refuses (private addresses
+    unless ``allow_private``, by default only on a development chain) rejects the update
+    with the reason."""
 
-    def __init__(self, market: MarketClient, project_id: int, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        market: MarketClient,
+        project_id: int,
+        timeout: float = 10.0,
+        allow_private: bool | None = None,
+    ) -> None:
         self.market = market
         self.project_id = project_id
         self.timeout = timeout
-        self._readers: dict[str, GatewayReader] = {}
+        self.allow_private = market.chain.development if allow_private is None else allow_private
+        self._readers: dict[str, ContentStore] = {}
         self._endpoints: dict[str, str] = {}
 
     def refresh(self) -> None:
@@ -133,11 +144,13 @@ class GatewayResolver:
         if url is None:
             self.refresh()
             url = self._endpoints.get(trainer)
-        if url is None or not url.startswith(("http://", "https://")):
+        if url is None:
             return None
         reader = self._readers.get(url)
         if reader is None:
-            reader = self._readers[url] = GatewayReader(url, timeout=self.timeout)
+            what = f"trainer {trainer}'s announced gateway"
+            reader = open_gateway(url, self.timeout, self.allow_private, what)
+            self._readers[url] = reader
         return reader
 
     def close(self) -> None:

@@ -32,8 +32,9 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
-from marketplace.errors import UpdateRejected
+from marketplace.errors import MalformedInput, UpdateRejected
 from marketplace.privacy.keys import ReaderKey, _raw_public, hkdf
+from marketplace.untrusted.parse import loads as bounded_json
 
 MAGIC = b"LLSEAL\x00\x01"
 VERSION = 1
@@ -131,9 +132,14 @@ def parse(data: bytes) -> Envelope:
     if size > MAX_HEADER_BYTES or start + size > len(data):
         raise _reject("sealed", f"envelope header of {size} bytes is too large or cut short")
     try:
-        header = json.loads(data[start : start + size].decode("ascii"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        raise _reject("sealed", "envelope header is not ASCII JSON") from None
+        header = bounded_json(
+            data[start : start + size],
+            max_bytes=MAX_HEADER_BYTES,
+            what="envelope header",
+            unique_keys=True,
+        )
+    except MalformedInput as exc:
+        raise _reject("sealed", str(exc)) from None
     if not isinstance(header, dict) or header.get("v") != VERSION:
         raise _reject("sealed", "envelope header is not a version-1 object")
     if header.get("aead") != "chacha20poly1305":

@@ -21,10 +21,11 @@ from functools import lru_cache
 import torch
 from torch import Tensor
 
-from marketplace.errors import UpdateRejected
+from marketplace.errors import ConfigError, MalformedInput, UpdateRejected
 from marketplace.learning import Dataset, ModelSpec, build_model
 from marketplace.storage import ContentStore, cid_for, digest_of, get_blob, put_blob
 from marketplace.storage.serialize import decode_tensors, encode_tensors
+from marketplace.untrusted.parse import loads
 
 KIND_MODEL = "model"
 KIND_UPDATE = "update"
@@ -33,11 +34,32 @@ KIND_ANCHOR = "anchor"
 HEADER_ALLOWANCE = 64 * 1024
 #: A model spec is a few hundred bytes of JSON.
 MAX_SPEC_BYTES = 64 * 1024
+#: Most parameters a project's model may have: 2^24, so a model or an update is at most
+#: 64 MiB of float32. A spec that names more is refused before anything is allocated
+#: (every trainer, the aggregator and auditors would otherwise allocate it).
+MAX_MODEL_PARAMS = 1 << 24
 
 
 @lru_cache(maxsize=32)
 def _layout(spec: ModelSpec) -> tuple[tuple[str, tuple[int, ...]], ...]:
-    return tuple((name, tuple(p.shape)) for name, p in build_model(spec).named_parameters())
+    """Names and shapes of the spec's parameters, from a model built on the ``meta``
+    device (shapes only, no memory), checked against :data:`MAX_MODEL_PARAMS`."""
+    with torch.device("meta"):
+        model = build_model(spec)
+    layout = tuple((name, tuple(p.shape)) for name, p in model.named_parameters())
+    total = sum(math.prod(shape) for _, shape in layout)
+    if total > MAX_MODEL_PARAMS:
+        raise ConfigError(
+            f"the model spec names a {spec.kind} of {total:,} parameters, over the limit of "
+            f"{MAX_MODEL_PARAMS:,}; use smaller layers or input shape"
+        )
+    return layout
+
+
+def check_spec_size(spec: ModelSpec) -> ModelSpec:
+    """``spec`` if its model is within :data:`MAX_MODEL_PARAMS`, else :class:`ConfigError`."""
+    _layout(spec)
+    return spec
 
 
 def param_shapes(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
@@ -117,8 +139,14 @@ def put_spec(store: ContentStore, spec: ModelSpec) -> str:
 
 
 def get_spec(store: ContentStore, cid: str) -> ModelSpec:
-    """Fetch (verified against ``cid``) and parse a published model spec."""
-    return ModelSpec.from_json(get_blob(store, cid, MAX_SPEC_BYTES))
+    """Fetch (verified against ``cid``, at most :data:`MAX_SPEC_BYTES`), parse a published
+    model spec and check its size (:data:`MAX_MODEL_PARAMS`) before anyone allocates it."""
+    data = get_blob(store, cid, MAX_SPEC_BYTES)
+    try:
+        loads(data, max_bytes=MAX_SPEC_BYTES, what="model spec")
+    except MalformedInput as exc:
+        raise ConfigError(f"model spec {cid}: {exc}") from None
+    return check_spec_size(ModelSpec.from_json(data))
 
 
 def spec_cid(spec: ModelSpec) -> str:

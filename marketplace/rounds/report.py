@@ -17,10 +17,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from marketplace.errors import StorageError
+from marketplace.errors import MalformedInput, StorageError
 from marketplace.rounds.hyper import ServerHyper
 from marketplace.rounds.pipeline import RoundConfig, RoundOutcome
 from marketplace.storage import ContentStore, get_blob, put_blob
+from marketplace.untrusted.parse import loads
 
 REPORT_VERSION = "ledgerlearn-round-report/v1"
 MAX_REPORT_BYTES = 16 * 2**20
@@ -59,6 +60,12 @@ class RoundReport(BaseModel):
 
     @classmethod
     def from_json(cls, data: bytes) -> RoundReport:
+        """Parse a report fetched from the aggregator's gateway: the bounded parser first
+        (depth, size, strict JSON), then the model's validation."""
+        try:
+            loads(data, max_bytes=MAX_REPORT_BYTES, what="round report")
+        except MalformedInput as exc:
+            raise StorageError(f"{exc}; it was not written by a LedgerLearn aggregator") from None
         try:
             return cls.model_validate_json(data)
         except ValidationError as exc:

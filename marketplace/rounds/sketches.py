@@ -36,9 +36,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from marketplace.errors import LedgerLearnError, UpdateRejected
+from marketplace.errors import LedgerLearnError, MalformedInput, UpdateRejected
 from marketplace.learning.train import single_thread
 from marketplace.rounds.seeds import derive_seed
+from marketplace.untrusted.parse import parse_int
 from zk.field import FIELD_MODULUS
 from zk.sketch import SketchSpec, sketch_commitment, sketch_update
 
@@ -105,13 +106,23 @@ def decode_opening(metadata: Mapping[str, str]) -> SketchOpening:
     text, salt = metadata.get(META_SKETCH), metadata.get(META_SALT)
     if text is None or salt is None:
         raise UpdateRejected("the update carries no sketch opening (sketch, sketch_salt metadata)")
-    if len(text) > MAX_SKETCH_CHARS or not salt.isdigit() or len(salt) > 80:
-        raise UpdateRejected("the update's sketch opening is malformed")
+    if len(text) > MAX_SKETCH_CHARS:
+        raise UpdateRejected("the update's sketch opening is malformed (sketch too long)")
     try:
-        values = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise UpdateRejected("the update's sketch is not a list of integers") from None
-    return SketchOpening(values, int(salt))
+        salt_value = parse_int(salt, "the sketch salt", 0, FIELD_MODULUS - 1)
+        values = tuple(_parse_coordinate(v) for v in text.split(","))
+    except MalformedInput as exc:
+        raise UpdateRejected(f"the update's sketch opening is malformed: {exc}") from None
+    return SketchOpening(values, salt_value)
+
+
+def _parse_coordinate(text: str) -> int:
+    """One signed sketch coordinate in ASCII digits (``-`` allowed, as ``str(int)`` writes)."""
+    return (
+        -parse_int(text[1:], "a sketch value")
+        if text.startswith("-")
+        else parse_int(text, "a sketch value")
+    )
 
 
 def check_opening(

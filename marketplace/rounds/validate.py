@@ -9,7 +9,10 @@ crash the round:
 kind            meaning
 ==============  ==========================================================
 ``missing``     the trainer's gateway does not have the CID (or no endpoint)
-``unreachable`` the gateway did not answer
+``endpoint``    the announced endpoint may not be fetched (private address on a
+                public chain, userinfo, path tricks: :mod:`marketplace.untrusted.endpoints`)
+``unreachable`` the gateway did not answer, or not within the fetch deadline, or
+                answered a redirect or the wrong content type
 ``cid``         bytes do not hash to the committed CID (or manifest is bad)
 ``too large``   the blob is over the model's size limit (refused unread)
 ``truncated``   the safetensors data is cut short
@@ -45,7 +48,10 @@ from marketplace.errors import (
     BlobTooLarge,
     BlockNotFound,
     CidMismatch,
+    EndpointRefused,
+    FetchRefused,
     InvalidCid,
+    MalformedInput,
     StorageError,
     UpdateRejected,
 )
@@ -54,12 +60,16 @@ from marketplace.privacy.keys import ReaderKey
 from marketplace.privacy.updates import open_blob, privacy_problem
 from marketplace.rounds.codec import KIND_UPDATE, decode_params, max_blob_bytes
 from marketplace.storage import ContentStore, get_blob
+from marketplace.untrusted.parse import parse_int
 
 log = logging.getLogger(__name__)
 
 _REASON = re.compile(r"update rejected \(([^)]+)\)")
 #: Largest sample count a trainer may claim (a weight, capped again by the robust rule).
 MAX_CLAIMED_SAMPLES = 10**9
+#: Longest an update's whole fetch may take (the largest update, 64 MiB, at ~5 Mbit/s);
+#: each block also has its reader's own deadline.
+UPDATE_DEADLINE_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -92,8 +102,12 @@ def _rejected(index: int, cid: str, kind: str, detail: str) -> CheckedUpdate:
 
 
 def _storage_kind(exc: StorageError) -> str:
+    if isinstance(exc, EndpointRefused):
+        return "endpoint"
     if isinstance(exc, BlobTooLarge):
         return "too large"
+    if isinstance(exc, FetchRefused):
+        return "unreachable"
     if isinstance(exc, BlockNotFound):
         return "missing"
     if isinstance(exc, CidMismatch | InvalidCid):
@@ -133,14 +147,15 @@ def check_bytes(
             f"made for project {meta.get('project')} round {meta.get('round')}, "
             f"not project {project_id} round {round_}",
         )
-    samples = meta.get("num_samples", "1")
-    if not samples.isdigit() or not 1 <= int(samples) <= MAX_CLAIMED_SAMPLES:
-        return _rejected(index, cid, "metadata", f"num_samples {samples!r} is not in 1..1e9")
+    try:
+        samples = parse_int(meta.get("num_samples", "1"), "num_samples", 1, MAX_CLAIMED_SAMPLES)
+    except MalformedInput as exc:
+        return _rejected(index, cid, "metadata", str(exc))
     problem = privacy_problem(spec, meta, public, round_)
     if problem is not None:
         return _rejected(index, cid, *problem)
     return CheckedUpdate(
-        index=index, cid=cid, vector=vector, num_samples=int(samples), metadata=dict(meta)
+        index=index, cid=cid, vector=vector, num_samples=samples, metadata=dict(meta)
     )
 
 
@@ -162,7 +177,7 @@ def fetch_update(
     if store is None:
         return _rejected(index, cid, "missing", "the trainer announced no gateway endpoint")
     try:
-        data = get_blob(store, cid, max_blob_bytes(spec))
+        data = get_blob(store, cid, max_blob_bytes(spec), UPDATE_DEADLINE_S)
     except StorageError as exc:
         return _rejected(index, cid, _storage_kind(exc), str(exc))
     except Exception as exc:  # a hostile gateway must not crash the round

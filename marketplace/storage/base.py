@@ -21,13 +21,15 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
-from marketplace.errors import BlobTooLarge, StorageError
+from marketplace.errors import BlobTooLarge, FetchRefused, MalformedInput, StorageError
 from marketplace.storage.cid import cid_for, parse_cid, verify
+from marketplace.untrusted.parse import loads
 
 logger = logging.getLogger(__name__)
 
@@ -126,10 +128,12 @@ class BlobManifest:
     def from_bytes(cls, data: bytes, cid: str = "blob") -> BlobManifest:
         """Parse and strictly validate a manifest block (canonical form required)."""
         hint = f"{cid} is not a {MANIFEST_KIND} manifest; pass a CID returned by put_blob"
+        if not bytes(data).isascii():
+            raise StorageError(f"{hint} (not ASCII)")
         try:
-            doc = json.loads(data.decode("ascii"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise StorageError(f"{hint} (not JSON)") from exc
+            doc = loads(data, max_bytes=MAX_BLOCK_SIZE, max_depth=2, what="manifest")
+        except MalformedInput as exc:
+            raise StorageError(f"{hint} ({exc})") from None
         if not isinstance(doc, dict) or set(doc) != {"kind", "size", "chunks"}:
             raise StorageError(f"{hint} (wrong fields)")
         if doc["kind"] != MANIFEST_KIND:
@@ -182,13 +186,17 @@ def put_blob(
     return cid
 
 
-def get_blob(store: ContentStore, cid: str, max_size: int) -> bytes:
+def get_blob(
+    store: ContentStore, cid: str, max_size: int, deadline_s: float | None = None
+) -> bytes:
     """Fetch and verify the blob ``cid``, refusing it if it is over ``max_size`` bytes.
 
     The size comes from the manifest, so an oversized blob is refused after reading one
     block, and a manifest that lies about its size is caught as soon as the chunks
-    exceed it.
+    exceed it. ``deadline_s`` bounds the whole blob (each block fetch has its own
+    deadline too), so a peer cannot stretch a many-chunk blob to many deadlines.
     """
+    start = time.monotonic()
     manifest = BlobManifest.from_bytes(store.get(cid), cid)
     if manifest.size > max_size:
         raise BlobTooLarge(
@@ -198,6 +206,10 @@ def get_blob(store: ContentStore, cid: str, max_size: int) -> bytes:
     parts: list[bytes] = []
     total = 0
     for chunk_cid in manifest.chunks:
+        if deadline_s is not None and time.monotonic() - start > deadline_s:
+            raise FetchRefused(
+                f"blob {cid} was not fetched within {deadline_s:g} s; giving up", "timeout"
+            )
         chunk = store.get(chunk_cid)
         total += len(chunk)
         if not chunk or total > manifest.size:

@@ -27,12 +27,16 @@ from marketplace.errors import (
     BlobTooLarge,
     BlockNotFound,
     CidMismatch,
+    ConfigError,
+    EndpointRefused,
     InvalidCid,
     ReadOnlyStore,
     StorageError,
 )
 from marketplace.storage.base import MAX_BLOCK_SIZE, ContentStore
 from marketplace.storage.cid import parse_cid
+from marketplace.untrusted.endpoints import check_endpoint
+from marketplace.untrusted.reader import Fetched, ReadLimits, new_client, read
 
 logger = logging.getLogger(__name__)
 
@@ -40,14 +44,29 @@ RAW_MEDIA_TYPE = "application/vnd.ipld.raw"
 
 
 class GatewayReader(ContentStore):
-    """Read-only store over HTTP: fetches raw blocks from a trustless gateway."""
+    """Read-only store over HTTP: fetches raw blocks from a trustless gateway.
+
+    Every request goes through the bounded reader (:mod:`marketplace.untrusted.reader`):
+    ``timeout`` is the total deadline of one block's fetch, a block is cut off at
+    ``max_block_size``, redirects are refused and a 200 must be ``application/vnd.ipld.raw``.
+    ``base_url`` is checked by :func:`~marketplace.untrusted.endpoints.check_endpoint`;
+    ``allow_private=False`` (an endpoint a party announced on a public chain) also refuses
+    loopback and private addresses.
+    """
 
     def __init__(
-        self, base_url: str, timeout: float = 30.0, max_block_size: int = MAX_BLOCK_SIZE
+        self,
+        base_url: str,
+        timeout: float = 30.0,
+        max_block_size: int = MAX_BLOCK_SIZE,
+        *,
+        allow_private: bool = True,
+        what: str = "gateway",
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        self.base_url = check_endpoint(base_url, allow_private, what)
         self.max_block_size = max_block_size
-        self._client = httpx.Client(base_url=self.base_url, timeout=timeout, follow_redirects=True)
+        self.timeout = timeout
+        self._client = new_client(self.base_url, timeout=min(timeout, 10.0))
 
     def __repr__(self) -> str:
         return f"GatewayReader({self.base_url!r})"
@@ -65,31 +84,35 @@ class GatewayReader(ContentStore):
             "check the URL and that the node serving it is running"
         )
 
-    def _get_unverified(self, cid: str) -> bytes:
+    def _fetch(self, method: str, cid: str, max_bytes: int) -> Fetched:
+        limits = ReadLimits(
+            max_bytes, self.timeout, (RAW_MEDIA_TYPE,), read_timeout_s=min(self.timeout, 10.0)
+        )
         try:
-            with self._client.stream(
-                "GET", f"/ipfs/{cid}", params={"format": "raw"}, headers={"Accept": RAW_MEDIA_TYPE}
-            ) as response:
-                self._check_status(cid, response)
-                declared = response.headers.get("content-length")
-                if declared is not None and declared.isdigit():
-                    self._check_size(cid, int(declared))
-                body = bytearray()
-                for part in response.iter_bytes():
-                    body += part
-                    self._check_size(cid, len(body))
-                return bytes(body)
+            return read(
+                self._client,
+                method,
+                f"/ipfs/{cid}",
+                limits,
+                params={"format": "raw"},
+                headers={"Accept": RAW_MEDIA_TYPE},
+            )
+        except BlobTooLarge as exc:
+            raise BlobTooLarge(
+                f"gateway {self.base_url} sent more than {max_bytes} bytes for block {cid}; "
+                "refusing it (raw blocks are never that large)"
+            ) from exc
         except httpx.HTTPError as exc:
             raise self._request_failed(cid, exc) from exc
 
+    def _get_unverified(self, cid: str) -> bytes:
+        response = self._fetch("GET", cid, self.max_block_size)
+        self._check_status(cid, response)
+        return response.body
+
     def _has(self, cid: str) -> bool:
-        try:
-            response = self._client.head(
-                f"/ipfs/{cid}", params={"format": "raw"}, headers={"Accept": RAW_MEDIA_TYPE}
-            )
-        except httpx.HTTPError as exc:
-            raise self._request_failed(cid, exc) from exc
-        if response.status_code in (404, 410):
+        response = self._fetch("HEAD", cid, self.max_block_size)
+        if response.status in (404, 410):
             return False
         self._check_status(cid, response)
         return True
@@ -106,23 +129,50 @@ class GatewayReader(ContentStore):
             "fetch it and put it into your own store instead"
         )
 
-    def _check_status(self, cid: str, response: httpx.Response) -> None:
-        if response.status_code in (404, 410):
+    def _check_status(self, cid: str, response: Fetched) -> None:
+        if response.status in (404, 410):
             raise BlockNotFound(
                 f"gateway {self.base_url} does not have {cid}; ask the publisher to serve it"
             )
-        if response.status_code != 200:
+        if response.status != 200:
             raise StorageError(
-                f"gateway {self.base_url} answered HTTP {response.status_code} for {cid}; "
+                f"gateway {self.base_url} answered HTTP {response.status} for {cid}; "
                 "check that it supports trustless raw block requests"
             )
 
-    def _check_size(self, cid: str, size: int) -> None:
-        if size > self.max_block_size:
-            raise BlobTooLarge(
-                f"gateway {self.base_url} sent more than {self.max_block_size} bytes for "
-                f"block {cid}; refusing it (raw blocks are never that large)"
-            )
+
+class RefusedGateway(ContentStore):
+    """Stands in for an announced endpoint that may not be fetched: every read raises the
+    :class:`EndpointRefused` that says why, so the update is rejected with that reason."""
+
+    def __init__(self, error: EndpointRefused) -> None:
+        self.error = error
+
+    def __repr__(self) -> str:
+        return f"RefusedGateway({str(self.error)!r})"
+
+    def _get_unverified(self, cid: str) -> bytes:
+        raise self.error
+
+    def _has(self, cid: str) -> bool:
+        raise self.error
+
+    def _put(self, cid: str, data: bytes) -> None:
+        raise self.error
+
+    def _pin(self, cid: str) -> None:
+        raise self.error
+
+
+def open_gateway(
+    url: str, timeout: float, allow_private: bool, what: str = "gateway"
+) -> GatewayReader | RefusedGateway:
+    """A bounded reader of an endpoint a party announced, or a :class:`RefusedGateway`
+    when :func:`~marketplace.untrusted.endpoints.check_endpoint` refuses the URL."""
+    try:
+        return GatewayReader(url, timeout=timeout, allow_private=allow_private, what=what)
+    except EndpointRefused as exc:
+        return RefusedGateway(exc)
 
 
 def _wants_other_format(accept: str | None) -> bool:
@@ -184,6 +234,33 @@ def make_gateway_app(store: ContentStore) -> FastAPI:
     return app
 
 
+def bind_listener(host: str, port: int, option: str = "--port") -> socket.socket:
+    """A TCP socket bound to ``host:port`` (0 picks a free port), or one clear line.
+
+    ``proto`` must say TCP: asyncio only sets TCP_NODELAY on accepted sockets whose proto
+    is IPPROTO_TCP, and without it every response stalls ~40 ms (Nagle against delayed
+    ACK, since h11 writes headers and body separately).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}); another process uses "
+            f"the port: pass another {option} (0 picks a free one) or stop that process"
+        ) from None
+    return sock
+
+
+def check_port_free(host: str, port: int, option: str = "--port") -> None:
+    """Fail with one line, before any slow work, if ``host:port`` cannot be listened on."""
+    if port != 0:
+        bind_listener(host, port, option).close()
+
+
 class BackgroundServer:
     """Runs an ASGI app with uvicorn in a daemon thread, on a socket bound up front.
 
@@ -194,13 +271,7 @@ class BackgroundServer:
     def __init__(
         self, app: FastAPI, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning"
     ) -> None:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        # proto must say TCP: asyncio only sets TCP_NODELAY on accepted sockets whose
-        # proto is IPPROTO_TCP, and without it every response stalls ~40 ms (Nagle
-        # against delayed ACK, since h11 writes headers and body separately).
-        self._socket = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind((host, port))
+        self._socket = bind_listener(host, port)
         self.host = host
         self.port: int = self._socket.getsockname()[1]
         config = uvicorn.Config(app, host=host, port=self.port, log_level=log_level, lifespan="off")

@@ -16,12 +16,23 @@ from typing import Any
 
 import httpx
 
-from marketplace.errors import BlobTooLarge, BlockNotFound, CidMismatch, StorageError
+from marketplace.errors import (
+    BlobTooLarge,
+    BlockNotFound,
+    CidMismatch,
+    FetchRefused,
+    MalformedInput,
+    StorageError,
+)
 from marketplace.storage.base import MAX_BLOCK_SIZE, ContentStore
+from marketplace.untrusted.parse import loads
+from marketplace.untrusted.reader import Fetched, ReadLimits, new_client, read
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_API_URL = "http://127.0.0.1:5001"
+#: Largest answer read from a kubo RPC call other than ``block/get`` (small JSON objects).
+MAX_RPC_ANSWER_BYTES = 1 << 20
 
 
 class KuboStore(ContentStore):
@@ -43,7 +54,7 @@ class KuboStore(ContentStore):
         self.offline = offline
         self.max_block_size = max_block_size
         self._timeout = timeout
-        self._client = httpx.Client(base_url=f"{self.api_url}/api/v0", timeout=timeout)
+        self._client = new_client(f"{self.api_url}/api/v0", timeout=timeout)
 
     def __repr__(self) -> str:
         return f"KuboStore({self.api_url!r})"
@@ -64,20 +75,21 @@ class KuboStore(ContentStore):
 
     def _get_unverified(self, cid: str) -> bytes:
         params = self._params(cid, offline=self.offline)
+        limits = ReadLimits(self.max_block_size, self._timeout, read_timeout_s=self._timeout)
         try:
-            with self._client.stream("POST", "/block/get", params=params) as response:
-                if response.status_code != 200:
-                    response.read()
-                    self._raise_for(response, "block/get", cid)
-                body = bytearray()
-                for part in response.iter_bytes():
-                    body += part
-                    if len(body) > self.max_block_size:
-                        raise BlobTooLarge(
-                            f"kubo at {self.api_url} sent more than {self.max_block_size} "
-                            f"bytes for block {cid}; refusing it"
-                        )
-                return bytes(body)
+            response = read(self._client, "POST", "/block/get", limits, params=params)
+        except BlobTooLarge as exc:
+            raise BlobTooLarge(
+                f"kubo at {self.api_url} sent more than {self.max_block_size} "
+                f"bytes for block {cid}; refusing it"
+            ) from exc
+        except FetchRefused as exc:
+            if exc.kind != "timeout":
+                raise
+            raise BlockNotFound(
+                f"kubo at {self.api_url} did not find {cid} within {self._timeout:g} s; "
+                "check that a peer provides it or raise the timeout"
+            ) from exc
         except httpx.TimeoutException as exc:
             raise BlockNotFound(
                 f"kubo at {self.api_url} did not find {cid} within {self._timeout:g} s; "
@@ -85,6 +97,9 @@ class KuboStore(ContentStore):
             ) from exc
         except httpx.HTTPError as exc:
             raise self._unreachable(exc) from exc
+        if response.status != 200:
+            self._raise_for(response, "block/get", cid)
+        return response.body
 
     def _has(self, cid: str) -> bool:
         try:
@@ -110,35 +125,37 @@ class KuboStore(ContentStore):
 
     def _call(
         self, command: str, params: dict[str, str], files: dict[str, Any] | None = None
-    ) -> httpx.Response:
+    ) -> Fetched:
+        limits = ReadLimits(MAX_RPC_ANSWER_BYTES, self._timeout, read_timeout_s=self._timeout)
         try:
-            response = self._client.post(f"/{command}", params=params, files=files)
+            response = read(self._client, "POST", f"/{command}", limits, params=params, files=files)
         except httpx.TimeoutException as exc:
             raise StorageError(
                 f"kubo at {self.api_url} timed out on {command}; raise the timeout"
             ) from exc
         except httpx.HTTPError as exc:
             raise self._unreachable(exc) from exc
-        if response.status_code != 200:
+        if response.status != 200:
             self._raise_for(response, command, params.get("arg"))
         return response
 
-    def _raise_for(self, response: httpx.Response, command: str, cid: str | None) -> None:
+    def _raise_for(self, response: Fetched, command: str, cid: str | None) -> None:
         try:
-            message = str(response.json().get("Message", ""))
-        except ValueError:
-            message = response.text[:200]
+            doc = loads(response.body, max_bytes=MAX_RPC_ANSWER_BYTES, what="kubo error")
+            message = str(doc.get("Message", "")) if isinstance(doc, dict) else response.text
+        except MalformedInput:
+            message = response.text
         if cid is not None and "not found" in message.lower():
             raise BlockNotFound(f"kubo at {self.api_url} does not have {cid}: {message}")
         raise StorageError(
-            f"kubo at {self.api_url} failed {command} (HTTP {response.status_code}: "
+            f"kubo at {self.api_url} failed {command} (HTTP {response.status}: "
             f"{message or 'no message'}); check the daemon's log"
         )
 
-    def _json(self, response: httpx.Response, command: str) -> dict[str, Any]:
+    def _json(self, response: Fetched, command: str) -> dict[str, Any]:
         try:
-            reply = response.json()
-        except ValueError as exc:
+            reply = loads(response.body, max_bytes=MAX_RPC_ANSWER_BYTES, what=f"kubo {command}")
+        except MalformedInput as exc:
             raise StorageError(
                 f"kubo at {self.api_url} answered {command} with non-JSON; is it a kubo API?"
             ) from exc

@@ -28,10 +28,14 @@ from safetensors import SafetensorError
 from safetensors.torch import load as _st_load
 from safetensors.torch import save as _st_save
 
-from marketplace.errors import UpdateRejected
+from marketplace.errors import MalformedInput, UpdateRejected
+from marketplace.untrusted.parse import loads, parse_int
 
-#: safetensors itself refuses headers above 100 MB; ours are a few KB.
-MAX_HEADER_BYTES = 100_000_000
+#: Largest safetensors header read from another party (safetensors itself allows 100 MB;
+#: ours are ~100 bytes per tensor plus metadata, a few KB).
+MAX_HEADER_BYTES = 1 << 20
+#: Most dimensions a tensor in a header may declare.
+MAX_TENSOR_DIMS = 8
 _METADATA_KEY = "__metadata__"
 
 
@@ -79,29 +83,47 @@ def _reject(reason: str, detail: str) -> UpdateRejected:
     return UpdateRejected(f"update rejected ({reason}): {detail}")
 
 
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [k for k, _ in pairs]
-    if len(keys) != len(set(keys)):
-        raise _reject("malformed", "safetensors header repeats a tensor name")
-    return dict(pairs)
-
-
 def _read_header(data: bytes) -> dict[str, Any]:
     """Parse the JSON header, refusing what a lenient reader would let through."""
     if len(data) < 8:
         raise _reject("truncated", f"{len(data)} bytes cannot hold a safetensors header")
     header_len = int.from_bytes(data[:8], "little")
-    if header_len > min(MAX_HEADER_BYTES, len(data) - 8):
+    if header_len > len(data) - 8:
         raise _reject(
             "truncated", f"header claims {header_len} bytes but only {len(data) - 8} follow"
         )
+    if header_len > MAX_HEADER_BYTES:
+        raise _reject(
+            "malformed", f"header claims {header_len} bytes, over the limit of {MAX_HEADER_BYTES}"
+        )
     try:
-        header = json.loads(data[8 : 8 + header_len], object_pairs_hook=_no_duplicate_keys)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _reject("malformed", f"safetensors header is not JSON ({exc})") from exc
+        header = loads(
+            data[8 : 8 + header_len],
+            max_bytes=MAX_HEADER_BYTES,
+            what="safetensors header",
+            unique_keys=True,
+        )
+    except MalformedInput as exc:
+        raise _reject("malformed", str(exc)) from None
     if not isinstance(header, dict):
         raise _reject("malformed", "safetensors header is not a JSON object")
     return header
+
+
+def _header_shapes(header: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
+    """Name -> declared shape of every tensor entry, read from the header alone."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for name, entry in header.items():
+        if name == _METADATA_KEY:
+            continue
+        shape = entry.get("shape") if isinstance(entry, dict) else None
+        if not isinstance(shape, list) or len(shape) > MAX_TENSOR_DIMS:
+            raise _reject("malformed", f"tensor {name[:64]!r} has no shape of 0..8 dimensions")
+        try:
+            shapes[name] = tuple(parse_int(d, f"a dimension of {name[:64]!r}") for d in shape)
+        except MalformedInput as exc:
+            raise _reject("malformed", str(exc)) from None
+    return shapes
 
 
 def _check_data_length(header: Mapping[str, Any], available: int) -> None:
@@ -128,10 +150,12 @@ def decode_tensors(
 ) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Validate and decode safetensors bytes from an untrusted source.
 
-    Checks, in order: size (before parsing anything), header, byte ranges (safetensors
-    requires them to tile the data exactly, so truncation and padding both fail),
-    tensor names and shapes against ``expected_shapes`` when given, and finiteness of
-    every floating-point value. Returns ``(tensors, metadata)``.
+    Checks, in order: size (before parsing anything), header (with the bounded parser of
+    :mod:`marketplace.untrusted.parse`), tensor names and shapes against
+    ``expected_shapes`` when given (from the header, so a blob declaring more parameters
+    than the spec is refused before anything is allocated), byte ranges (safetensors
+    requires them to tile the data exactly, so truncation and padding both fail), and
+    finiteness of every floating-point value. Returns ``(tensors, metadata)``.
     """
     if len(data) > max_bytes:
         raise _reject("too large", f"{len(data)} bytes exceed the limit of {max_bytes}")
@@ -142,12 +166,15 @@ def decode_tensors(
     ):
         raise _reject("malformed", "safetensors metadata must map strings to strings")
     _check_data_length(header, len(data) - 8 - int.from_bytes(data[:8], "little"))
+    declared = _header_shapes(header)
+    if expected_shapes is not None:
+        # Names, shapes and so the number of parameters are checked before any tensor
+        # is allocated.
+        _check_shapes(declared, expected_shapes)
     try:
         tensors = _st_load(bytes(data))
     except (SafetensorError, ValueError, TypeError, RuntimeError) as exc:
         raise _reject("malformed", f"not valid safetensors ({exc})") from exc
-    if expected_shapes is not None:
-        _check_shapes(tensors, expected_shapes)
     for name in sorted(tensors):
         tensor = tensors[name]
         if (tensor.is_floating_point() or tensor.is_complex()) and not bool(
@@ -159,15 +186,15 @@ def decode_tensors(
 
 
 def _check_shapes(
-    tensors: Mapping[str, torch.Tensor], expected: Mapping[str, Sequence[int]]
+    declared: Mapping[str, tuple[int, ...]], expected: Mapping[str, Sequence[int]]
 ) -> None:
-    missing = sorted(set(expected) - set(tensors))
-    extra = sorted(set(tensors) - set(expected))
+    missing = sorted(set(expected) - set(declared))
+    extra = sorted(set(declared) - set(expected))
     if missing or extra:
-        raise _reject("names", f"missing tensors {missing}, unexpected tensors {extra}")
+        raise _reject("names", f"missing tensors {missing}, unexpected tensors {extra[:8]}")
     for name in sorted(expected):
         want = tuple(int(d) for d in expected[name])
-        got = tuple(tensors[name].shape)
+        got = declared[name]
         if got != want:
             raise _reject("shape", f"tensor {name} has shape {got}, expected {want}")
 
