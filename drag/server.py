@@ -41,6 +41,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, create_model, field_validator
+from pydantic.json_schema import JsonDict
 
 from drag.index import PassageIndex
 from drag.ingest import ChunkConfig
@@ -283,9 +284,9 @@ def request_model(node: SourceNode) -> type[RetrieveRequest]:
     """
     config = node.config
     dim = node.index.embedder.dim
-    k_range = {"minimum": 1, "maximum": config.max_k}
-    query_len = {"minLength": 1, "maxLength": config.max_query_chars}
-    vector = {"minItems": dim, "maxItems": dim}
+    k_range: JsonDict = {"minimum": 1, "maximum": config.max_k}
+    query_len: JsonDict = {"minLength": 1, "maxLength": config.max_query_chars}
+    vector: JsonDict = {"minItems": dim, "maxItems": dim}
     return create_model(
         "RetrieveRequest",
         __base__=RetrieveRequest,

@@ -92,8 +92,10 @@ def check_json_body(body: bytes, max_depth: int) -> tuple[int, str] | None:
         return 422, f"invalid request: body nests deeper than {max_depth} levels"
     try:
         value = json.loads(text)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         return 422, f"invalid request: body is not JSON ({exc.msg} at char {exc.pos})"
+    except ValueError:  # e.g. an integer longer than Python's 4,300-digit conversion limit
+        return 422, "invalid request: body holds a number too long to read"
     except RecursionError:
         return 422, f"invalid request: body nests deeper than {max_depth} levels"
     where = unencodable_string(value)
