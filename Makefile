@@ -55,7 +55,7 @@ $(SOLHINT_STAMP): $(SOLHINT_DIR)/package.json $(SOLHINT_DIR)/package-lock.json
 	touch $@
 
 analyze: $(JS_STAMP) $(SLITHER_STAMP) $(SOLHINT_STAMP)
-	cd contracts && tools/solhint/node_modules/.bin/solhint -c .solhint.json 'src/**/*.sol'
+	cd contracts && tools/solhint/node_modules/.bin/solhint --disc -c .solhint.json 'src/**/*.sol'
 	$(PYTHON) scripts/analyze_contracts.py --slither $(SLITHER_VENV)/bin/slither
 
 contracts: setup

@@ -56,7 +56,7 @@ def main() -> int:
     parser.add_argument("--slither", type=Path, default=ROOT / ".venv-slither" / "bin" / "slither")
     args = parser.parse_args()
     start = time.monotonic()
-    findings = run_slither(args.slither)
+    findings = run_slither(args.slither.resolve())
     triage = json.loads(TRIAGE.read_text())["triaged"]
     used = [False] * len(triage)
     blocking = []
