@@ -1,9 +1,10 @@
 """Shared pieces of the HTTP fuzz suite: hostile strategies, the property, case counting.
 
-Every target runs one hypothesis property with a fixed budget (``FAST`` in the default
-run, ``LONG`` in the ``slow`` run) and prints how many cases it ran. The property is the
-same for every HTTP API: no input may give a 5xx or crash the app, and a refusal of ours
-is one line.
+Every target runs one hypothesis property with a fixed budget (``FAST``, 120 cases, in the
+default run; ``LONG``, 5,000, in the ``slow`` run; ``LEDGERLEARN_FUZZ_EXAMPLES`` and
+``LEDGERLEARN_FUZZ_LONG_EXAMPLES`` change them) and prints how many cases it ran. The
+property is the same for every HTTP API: no input may give a 5xx or crash the app, and a
+refusal of ours is one line.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import os
 import socket
 import string
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -20,8 +22,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-FAST = int(os.environ.get("LEDGERLEARN_FUZZ_CASES", "120"))
-LONG = 5000
+FAST = int(os.environ.get("LEDGERLEARN_FUZZ_EXAMPLES", "120"))
+LONG = int(os.environ.get("LEDGERLEARN_FUZZ_LONG_EXAMPLES", "5000"))
+
+try:  # the parser fuzz suite's per-target counter (tests/fuzzing.py), summed up per session
+    from fuzzing import COUNTS  # type: ignore[import-not-found]
+except ImportError:  # that suite is not on this tree: the counts are printed below anyway
+    COUNTS: Counter[str] = Counter()
 
 surrogates = st.integers(0xD800, 0xDFFF).map(chr)
 hostile_text = st.lists(
@@ -107,6 +114,7 @@ def run_target(
         check(case)
 
     prop()
+    COUNTS[name] += count
     record_property(f"fuzz_cases[{name}]", count)
     with capsys.disabled():
         print(f"\nfuzz {name}: {count} cases, no 5xx")
