@@ -70,6 +70,9 @@ class SourceConfig(BaseModel):
     # per client address; an honest client sends one request per query to each source
     rate_per_s: float = Field(default=10.0, gt=0, description="sustained requests/s per client")
     burst: int = Field(default=20, ge=1, description="requests a client may send at once")
+    # one query costs up to an embedding of 2,000 characters: two at a time per client, so
+    # a flood of costly queries cannot take every worker (bench_hostile.py)
+    max_in_flight: int = Field(default=2, ge=1, description="a client's requests at once")
     read_timeout_s: float = Field(default=10.0, gt=0, description="to receive a whole request")
 
     def server_limits(self) -> ServerLimits:
@@ -78,6 +81,7 @@ class SourceConfig(BaseModel):
             max_body_bytes=self.max_body_bytes,
             rate_per_s=self.rate_per_s,
             burst=self.burst,
+            max_in_flight_per_client=self.max_in_flight,
             read_timeout_s=self.read_timeout_s,
         )
 

@@ -10,12 +10,17 @@ at a time:
   they can open with half-sent heads, dripping a header line a second and reopening what
   the server cuts;
 - ``flood``: an attacker process at another address sends requests as fast as 8 threads
-  can, on keep-alive connections.
+  can, on keep-alive connections (to the source node: 1,800-character queries with fresh
+  query ids and k = 50, the costliest request the limits allow).
+
+The unloaded figure pools requests before and after the attacks. Each phase starts 4 s
+after its attack, so the flood's burst allowance is spent.
 
 Goal: p50 under attack within 2x of unloaded. Then the node's resident memory idle vs
 its peak while 8 threads send huge bodies (declared 256 MiB, and chunked) over and over
-(goal: under 2x idle). Attackers are separate processes, so their CPU use competes with
-the node as on a real machine, but not with the measuring client's interpreter.
+(goal: under 2x idle). Attackers are separate processes at the lowest CPU priority
+(``nice 19``): on a network their CPU would be elsewhere; here they still use every cycle
+the node and the client leave idle.
 
     python scripts/bench_hostile.py            # ~2 min; writes benchmarks/results/hostile.json
 """
@@ -271,6 +276,14 @@ def honest_latency(url: str, make: Callable[[int], dict[str, Any]], n: int) -> d
     }
 
 
+def _niced(attack: Callable[..., None], *args: Any) -> None:
+    """Run ``attack`` at the lowest CPU priority: on a real network the attacker's own CPU
+    is on another machine; here it must not take the node's and the client's cores just to
+    write its requests. It still uses every cycle they leave idle."""
+    os.nice(19)
+    attack(*args)
+
+
 def under_attack(
     url: str,
     make: Callable[[int], dict[str, Any]],
@@ -280,9 +293,9 @@ def under_attack(
 ) -> dict[str, Any]:
     ctx = mp.get_context("fork")
     stop, out = ctx.Event(), ctx.Queue()
-    proc = ctx.Process(target=attack, args=(*args, stop, out))
+    proc = ctx.Process(target=_niced, args=(attack, *args, stop, out))
     proc.start()
-    time.sleep(2.0)  # let the attack reach its steady state
+    time.sleep(4.0)  # steady state: the flood's burst is spent, the slowloris sockets open
     result = honest_latency(url, make, n)
     stop.set()
     result["attack"] = out.get(timeout=60)
@@ -294,7 +307,7 @@ def memory_under_body_attack(pid: int, url: str, path: str, seconds: float) -> d
     ctx = mp.get_context("fork")
     stop, out = ctx.Event(), ctx.Queue()
     idle = rss_kb(pid)
-    proc = ctx.Process(target=big_bodies, args=(url, path, stop, out))
+    proc = ctx.Process(target=_niced, args=(big_bodies, url, path, stop, out))
     proc.start()
     peak = idle
     end = time.monotonic() + seconds
@@ -326,22 +339,31 @@ def bench_server(
     try:
         for i in range(5):
             honest_latency(url, lambda j, i=i: make(10_000 + 10 * i + j), 2)  # warm-up
-        unloaded = honest_latency(url, make, n)
+        before = honest_latency(url, make, n // 2)
         loris = under_attack(
             url, lambda i: make(1000 + i), n, slowloris, (url, SLOWLORIS_ADDRESSES, 40)
         )
         flooded = under_attack(url, lambda i: make(2000 + i), n, flood, (url, flood_request, 8))
         memory = memory_under_body_attack(proc.pid, url, body_path, seconds=6.0)
-        after = honest_latency(url, lambda i: make(3000 + i), 10)
+        after = honest_latency(url, lambda i: make(3000 + i), n - n // 2)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+    # unloaded: half the samples before the attacks, half after (the machine's own load
+    # drifts over minutes); their p50s are also kept
+    unloaded = {
+        "p50_ms": round(statistics.median([before["p50_ms"], after["p50_ms"]]), 2),
+        "p90_ms": max(before["p90_ms"], after["p90_ms"]),
+        "before_p50_ms": before["p50_ms"],
+        "after_p50_ms": after["p50_ms"],
+        "n": before["n"] + after["n"],
+    }
     return {
         "unloaded": unloaded,
         "slowloris": {**loris, "p50_ratio": round(loris["p50_ms"] / unloaded["p50_ms"], 2)},
         "flood": {**flooded, "p50_ratio": round(flooded["p50_ms"] / unloaded["p50_ms"], 2)},
         "big_bodies": memory,
-        "served_after_attacks": after["ok"] == 10,
+        "served_after_attacks": after["ok"] == after["n"],
         "startup_s": round(started_s, 1),
         "seconds": round(time.monotonic() - began, 1),
     }

@@ -35,6 +35,12 @@ class ServerLimits(BaseModel):
         default=20.0, gt=0, description="sustained requests per second per client address"
     )
     burst: int = Field(default=40, ge=1, description="requests a client may send at once")
+    max_in_flight_per_client: int = Field(
+        default=4,
+        ge=1,
+        description="requests of one client address being answered at once; more get 429 "
+        "(a rate alone lets a few costly requests at a time hold every worker)",
+    )
     max_connections_per_client: int = Field(
         default=32, ge=1, description="concurrent connections per client address"
     )

@@ -1,11 +1,12 @@
 """ASGI middleware in front of every LedgerLearn HTTP app: rate limit, body cap, JSON guard.
 
-Order matters and is cheapest first: the rate limit costs a dict lookup and refuses a
-flood before any byte of its body is read; the body cap refuses a declared
-``Content-Length`` over the limit at once, and counts the bytes of a chunked body, reading
-at most ``max_body_bytes + 1`` of them; the JSON guard then looks at the (small, bounded)
-body once, so the app behind it only ever sees UTF-8 JSON of bounded depth whose strings
-are all encodable. Every refusal is ``{"error": "<one line>", "detail": null}`` with a 4xx.
+Order matters and is cheapest first: the rate limit and the cap on a client's requests in
+flight cost a dict lookup each and refuse a flood before any byte of its body is read;
+the body cap refuses a declared ``Content-Length`` over the limit at once, and counts the
+bytes of a chunked body, reading at most ``max_body_bytes + 1`` of them; the JSON guard
+then looks at the (small, bounded) body once, so the app behind it only ever sees UTF-8
+JSON of bounded depth whose strings are all encodable. Every refusal is
+``{"error": "<one line>", "detail": null}`` with a 4xx.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import logging
 import math
 import re
+from collections import Counter
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -113,7 +115,7 @@ def _is_json(headers: dict[bytes, bytes]) -> bool:
 
 
 class GuardMiddleware:
-    """Per-client rate limit (429), body cap (413) and JSON guard (422) for one app."""
+    """Per-client rate limit and in-flight cap (429), body cap (413), JSON guard (422)."""
 
     def __init__(self, app: ASGIApp, limits: ServerLimits | None = None) -> None:
         self.app = app
@@ -121,6 +123,7 @@ class GuardMiddleware:
         self.buckets = TokenBuckets(
             self.limits.rate_per_s, self.limits.burst, self.limits.tracked_clients
         )
+        self.in_flight: Counter[str] = Counter()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -138,6 +141,23 @@ class GuardMiddleware:
                 {"Retry-After": str(retry)},
             )  # fmt: skip
             return
+        if self.in_flight[who] >= self.limits.max_in_flight_per_client:
+            await self._refuse(
+                scope, receive, send, 429,
+                f"too many requests in flight from {who}: the limit is "
+                f"{self.limits.max_in_flight_per_client}; wait for an answer first",
+                {"Retry-After": "1"},
+            )  # fmt: skip
+            return
+        self.in_flight[who] += 1
+        try:
+            await self._admitted(scope, receive, send)
+        finally:
+            self.in_flight[who] -= 1
+            if self.in_flight[who] <= 0:
+                del self.in_flight[who]
+
+    async def _admitted(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = dict(scope.get("headers") or [])
         limit = self.limits.max_body_bytes
         declared = headers.get(b"content-length")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
+import httpx
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
@@ -112,3 +114,33 @@ def test_guard_rate_limit_says_when_to_retry(guarded: TestClient) -> None:
     r = guarded.post("/echo", json={})
     assert r.status_code == 429 and r.headers["retry-after"] == "1"
     assert "too many requests from testclient" in r.json()["error"]
+
+
+def test_guard_caps_a_clients_requests_in_flight() -> None:
+    """A few costly requests at a time could hold every worker within any rate: 429 past 2."""
+    release = asyncio.Event()
+    app = FastAPI()
+
+    @app.get("/slow")
+    async def slow() -> dict[str, bool]:
+        await release.wait()
+        return {"done": True}
+
+    guarded = GuardMiddleware(app, ServerLimits(max_in_flight_per_client=2))
+
+    async def scenario() -> list[int]:
+        async def get(client: str) -> int:
+            transport = httpx.ASGITransport(app=guarded, client=(client, 1234))
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+                return (await c.get("/slow")).status_code
+
+        first = [asyncio.create_task(get("10.0.0.1")) for _ in range(2)]
+        await asyncio.sleep(0.05)
+        third = await get("10.0.0.1")  # refused at once, while two are in flight
+        other = asyncio.create_task(get("10.0.0.2"))  # another client is not affected
+        await asyncio.sleep(0.05)
+        release.set()
+        return [third, *[await t for t in first], await other]
+
+    assert asyncio.run(scenario()) == [429, 200, 200, 200]
+    assert guarded.in_flight == {}
