@@ -43,7 +43,11 @@ RAW_MEDIA_TYPE = "application/vnd.ipld.raw"
 # fetching every trainer's update, an auditor replaying a whole project from one node
 # (a burst of 200 blocks, then 20 a second; bench_hostile.py: a reader fetching 256 KiB
 # blocks at 100/s doubled a well-behaved reader's p50, at 20/s it does not).
-GATEWAY_LIMITS = ServerLimits(max_body_bytes=1024, rate_per_s=20.0, burst=200)
+# Blocks are cheap to serve, and many trainers may share one address (a NAT, one test
+# machine): up to 32 of one address's requests at once, as many as its connections.
+GATEWAY_LIMITS = ServerLimits(
+    max_body_bytes=1024, rate_per_s=20.0, burst=200, max_in_flight_per_client=32
+)
 
 
 class GatewayReader(ContentStore):
