@@ -37,8 +37,10 @@ _BRACKET = re.compile(r"[\[\]{}]")
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
-    """The one error body of our servers, ASCII-escaped so that it can always be encoded."""
-    body = json.dumps({"error": message, "detail": None}, ensure_ascii=True)
+    """The one error body of our servers: one line (line breaks escaped), ASCII-escaped so
+    that it can always be encoded, whatever a client's field names held."""
+    line = message.replace("\r", "\\r").replace("\n", "\\n")
+    body = json.dumps({"error": line, "detail": None}, ensure_ascii=True)
     return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
@@ -78,7 +80,8 @@ def unencodable_string(value: Any, path: str = "body") -> str | None:
                     key.encode("utf-8")
                 except UnicodeEncodeError:
                     return f"{where} (a key)"
-                stack.append((child, f"{where}.{key}" if where != "body" else key))
+                name = key if key.isidentifier() else json.dumps(key)
+                stack.append((child, f"{where}.{name}" if where != "body" else name))
         elif isinstance(item, list):
             stack.extend((child, f"{where}[{i}]") for i, child in enumerate(item))
     return None

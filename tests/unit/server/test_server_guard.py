@@ -10,7 +10,7 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 
-from marketplace.server import GuardMiddleware, ServerLimits, TokenBuckets
+from marketplace.server import GuardMiddleware, ServerLimits, TokenBuckets, error_response
 from marketplace.server.middleware import (
     check_json_body,
     json_depth_exceeds,
@@ -64,6 +64,7 @@ def test_unencodable_string_names_the_field() -> None:
     assert unencodable_string({"q": "fine", "list": ["ok", {"x": "\ud800"}]}) == "list[1].x"
     assert unencodable_string({"\udc00": 1}) == "body (a key)"
     assert unencodable_string({"q": "caf\u00e9 \U0001f600"}) is None
+    assert unencodable_string({"id": {"\n": "\ud800"}}) == 'id."\\n"'  # found by the fuzz suite
 
 
 @pytest.mark.parametrize(
@@ -80,6 +81,11 @@ def test_check_json_body_refuses_with_one_line(body: bytes, fragment: str) -> No
     problem = check_json_body(body, 32)
     assert problem is not None and problem[0] == 422
     assert fragment in problem[1] and "\n" not in problem[1]
+
+
+def test_error_response_is_always_one_line() -> None:
+    body = json.loads(error_response(422, "bad field 'a\nb\r'").body)
+    assert body == {"error": "bad field 'a\\nb\\r'", "detail": None}
 
 
 def test_check_json_body_accepts_unicode() -> None:
