@@ -73,6 +73,9 @@ class SourceConfig(BaseModel):
     # one query costs up to an embedding of 2,000 characters: two at a time per client, so
     # a flood of costly queries cannot take every worker (bench_hostile.py)
     max_in_flight: int = Field(default=2, ge=1, description="a client's requests at once")
+    # ... and a quarter of one worker's time: 1,800-character queries that the node must
+    # embed held its embedding lock most of the time, even at one admitted a second
+    work_share: float = Field(default=0.25, gt=0, description="handler seconds/s per client")
     read_timeout_s: float = Field(default=10.0, gt=0, description="to receive a whole request")
 
     def server_limits(self) -> ServerLimits:
@@ -82,6 +85,8 @@ class SourceConfig(BaseModel):
             rate_per_s=self.rate_per_s,
             burst=self.burst,
             max_in_flight_per_client=self.max_in_flight,
+            work_share=self.work_share,
+            work_burst_s=5.0,
             read_timeout_s=self.read_timeout_s,
         )
 

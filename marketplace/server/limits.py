@@ -44,6 +44,15 @@ class ServerLimits(BaseModel):
     max_connections_per_client: int = Field(
         default=32, ge=1, description="concurrent connections per client address"
     )
+    work_share: float = Field(
+        default=1.0,
+        gt=0,
+        description="seconds of handler time one client address may use per second, "
+        "measured after each request; a client in debt gets 429 until it is paid back",
+    )
+    work_burst_s: float = Field(
+        default=10.0, gt=0, description="handler seconds a client may use at once"
+    )
     max_json_depth: int = Field(
         default=32, ge=1, description="deepest nesting of arrays/objects in a JSON body"
     )

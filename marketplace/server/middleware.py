@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import re
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -127,6 +128,9 @@ class GuardMiddleware:
             self.limits.rate_per_s, self.limits.burst, self.limits.tracked_clients
         )
         self.in_flight: Counter[str] = Counter()
+        self.work = TokenBuckets(
+            self.limits.work_share, self.limits.work_burst_s, self.limits.tracked_clients
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -144,6 +148,16 @@ class GuardMiddleware:
                 {"Retry-After": str(retry)},
             )  # fmt: skip
             return
+        debt = self.work.take(who, cost=0.0)
+        if debt > 0:
+            retry = max(1, math.ceil(debt))
+            await self._refuse(
+                scope, receive, send, 429,
+                f"too much work asked by {who}: the limit is {self.limits.work_share:g} s of "
+                f"handling per second; retry after {retry} s",
+                {"Retry-After": str(retry)},
+            )  # fmt: skip
+            return
         if self.in_flight[who] >= self.limits.max_in_flight_per_client:
             await self._refuse(
                 scope, receive, send, 429,
@@ -154,13 +168,13 @@ class GuardMiddleware:
             return
         self.in_flight[who] += 1
         try:
-            await self._admitted(scope, receive, send)
+            await self._admitted(scope, receive, send, who)
         finally:
             self.in_flight[who] -= 1
             if self.in_flight[who] <= 0:
                 del self.in_flight[who]
 
-    async def _admitted(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _admitted(self, scope: Scope, receive: Receive, send: Send, who: str) -> None:
         headers = dict(scope.get("headers") or [])
         limit = self.limits.max_body_bytes
         declared = headers.get(b"content-length")
@@ -195,7 +209,12 @@ class GuardMiddleware:
                 return {"type": "http.request", "body": body, "more_body": False}
             return await receive()
 
-        await self.app(scope, replay, send)
+        started = time.monotonic()
+        try:
+            await self.app(scope, replay, send)
+        finally:  # a client pays for the handler time it used, so a few costly requests
+            # cannot take a whole worker whatever their rate (e.g. long queries to embed)
+            self.work.charge(who, time.monotonic() - started)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         limit = self.limits.max_body_bytes

@@ -51,7 +51,8 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> SourceNode:
     config = SourceConfig(
         source_id=1, private_key="0x" + "5a" * 32, chain_id=31337,
         registry_address="0x" + "ab" * 20, max_k=10, max_query_chars=300,
-        rate_per_s=1e9, burst=10**9,  # the rate limit has its own tests; fuzz everything else
+        # the per-client limits have their own tests; fuzz everything else
+        rate_per_s=1e9, burst=10**9, work_share=1e9,
     )  # fmt: skip
     return SourceNode.from_dirs(root / "docs", root / "idx", config)
 

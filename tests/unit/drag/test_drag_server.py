@@ -38,6 +38,7 @@ def node(tmp_path_factory, facts) -> SourceNode:
         # has its own tests (tests/unit/server), so keep it out of these
         rate_per_s=1e6,
         burst=10**6,
+        work_share=1e6,
     )
     return SourceNode.from_dirs(root / "docs", root / "idx", config)
 

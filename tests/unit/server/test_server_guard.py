@@ -39,6 +39,17 @@ def test_token_bucket_allows_a_burst_then_the_rate() -> None:
     assert [buckets.take("a") for _ in range(4)].count(0.0) == 3
 
 
+def test_work_buckets_charge_after_the_fact_and_refuse_while_in_debt() -> None:
+    clock = Clock()
+    work = TokenBuckets(rate=0.25, burst=1.0, clock=clock)
+    assert work.take("a", cost=0.0) == 0.0
+    work.charge("a", 1.5)  # a costly request: half a second of debt
+    assert work.take("a", cost=0.0) == pytest.approx(2.0)  # paid back at 0.25 s/s
+    assert work.take("b", cost=0.0) == 0.0
+    clock.now += 2.0
+    assert work.take("a", cost=0.0) == 0.0
+
+
 def test_token_buckets_keep_only_the_most_recent_clients() -> None:
     buckets = TokenBuckets(rate=1.0, burst=1, max_clients=100, clock=Clock())
     for i in range(1000):
@@ -150,3 +161,20 @@ def test_guard_caps_a_clients_requests_in_flight() -> None:
 
     assert asyncio.run(scenario()) == [429, 200, 200, 200]
     assert guarded.in_flight == {}
+
+
+def test_guard_charges_handler_time() -> None:
+    """Requests that each take a long time are refused once a client used its share."""
+    app = FastAPI()
+
+    @app.get("/costly")
+    async def costly() -> dict[str, bool]:
+        await asyncio.sleep(0.3)
+        return {"done": True}
+
+    limits = ServerLimits(work_share=0.01, work_burst_s=0.5)
+    client = TestClient(GuardMiddleware(app, limits))
+    codes = [client.get("/costly").status_code for _ in range(3)]
+    assert codes == [200, 200, 429]  # 0.6 s used of a 0.5 s allowance
+    r = client.get("/costly")
+    assert r.status_code == 429 and "too much work asked by testclient" in r.json()["error"]
