@@ -44,9 +44,15 @@ RAW_MEDIA_TYPE = "application/vnd.ipld.raw"
 # (a burst of 200 blocks, then 20 a second; bench_hostile.py: a reader fetching 256 KiB
 # blocks at 100/s doubled a well-behaved reader's p50, at 20/s it does not).
 # Blocks are cheap to serve, and many trainers may share one address (a NAT, one test
-# machine): up to 32 of one address's requests at once, as many as its connections.
+# machine): up to 32 of one address's requests at once, as many as its connections; a
+# quarter of a worker's time per address (a 1 MiB block is a few ms to read and verify).
 GATEWAY_LIMITS = ServerLimits(
-    max_body_bytes=1024, rate_per_s=20.0, burst=200, max_in_flight_per_client=32
+    max_body_bytes=1024,
+    rate_per_s=20.0,
+    burst=200,
+    max_in_flight_per_client=32,
+    work_share=0.25,
+    work_burst_s=5.0,
 )
 
 
