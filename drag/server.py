@@ -77,6 +77,7 @@ class SourceConfig(BaseModel):
     # embed held its embedding lock most of the time, even at one admitted a second
     work_share: float = Field(default=0.25, gt=0, description="handler seconds/s per client")
     read_timeout_s: float = Field(default=10.0, gt=0, description="to receive a whole request")
+    tarpit_s: float = Field(default=1.0, ge=0, description="delay of a 429 for over-rate clients")
 
     def server_limits(self) -> ServerLimits:
         """The HTTP limits (:mod:`marketplace.server`) this node runs with."""
@@ -88,6 +89,7 @@ class SourceConfig(BaseModel):
             work_share=self.work_share,
             work_burst_s=5.0,
             read_timeout_s=self.read_timeout_s,
+            tarpit_s=self.tarpit_s,
         )
 
 

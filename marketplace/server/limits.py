@@ -35,6 +35,12 @@ class ServerLimits(BaseModel):
         default=20.0, gt=0, description="sustained requests per second per client address"
     )
     burst: int = Field(default=40, ge=1, description="requests a client may send at once")
+    tarpit_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="a client over its rate or share waits this long for its 429, so a flood "
+        "costs the server a sleeping task per connection instead of a busy loop",
+    )
     max_in_flight_per_client: int = Field(
         default=4,
         ge=1,

@@ -1,7 +1,9 @@
 """ASGI middleware in front of every LedgerLearn HTTP app: rate limit, body cap, JSON guard.
 
 Order matters and is cheapest first: the rate limit and the cap on a client's requests in
-flight cost a dict lookup each and refuse a flood before any byte of its body is read;
+flight cost a dict lookup each and refuse a flood before any byte of its body is read
+(after a tarpit delay: a flooding connection then sends one request per delay, not
+hundreds a second of 429s for the event loop to answer);
 the body cap refuses a declared ``Content-Length`` over the limit at once, and counts the
 bytes of a chunked body, reading at most ``max_body_bytes + 1`` of them; the JSON guard
 then looks at the (small, bounded) body once, so the app behind it only ever sees UTF-8
@@ -11,6 +13,7 @@ JSON of bounded depth whose strings are all encodable. Every refusal is
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
@@ -141,6 +144,7 @@ class GuardMiddleware:
         wait = self.buckets.take(who)
         if wait > 0:
             retry = max(1, math.ceil(wait))
+            await asyncio.sleep(self.limits.tarpit_s)
             await self._refuse(
                 scope, receive, send, 429,
                 f"too many requests from {who}: the limit is {self.limits.rate_per_s:g}/s "
@@ -151,6 +155,7 @@ class GuardMiddleware:
         debt = self.work.take(who, cost=0.0)
         if debt > 0:
             retry = max(1, math.ceil(debt))
+            await asyncio.sleep(self.limits.tarpit_s)
             await self._refuse(
                 scope, receive, send, 429,
                 f"too much work asked by {who}: the limit is {self.limits.work_share:g} s of "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import httpx
 import pytest
@@ -112,7 +113,8 @@ def guarded() -> TestClient:
         return {"bytes": len(await request.body())}
 
     app.add_middleware(
-        GuardMiddleware, limits=ServerLimits(max_body_bytes=100, rate_per_s=1.0, burst=5)
+        GuardMiddleware,
+        limits=ServerLimits(max_body_bytes=100, rate_per_s=1.0, burst=5, tarpit_s=0.0),
     )
     return TestClient(app)
 
@@ -172,9 +174,24 @@ def test_guard_charges_handler_time() -> None:
         await asyncio.sleep(0.3)
         return {"done": True}
 
-    limits = ServerLimits(work_share=0.01, work_burst_s=0.5)
+    limits = ServerLimits(work_share=0.01, work_burst_s=0.5, tarpit_s=0.0)
     client = TestClient(GuardMiddleware(app, limits))
     codes = [client.get("/costly").status_code for _ in range(3)]
     assert codes == [200, 200, 429]  # 0.6 s used of a 0.5 s allowance
     r = client.get("/costly")
     assert r.status_code == 429 and "too much work asked by testclient" in r.json()["error"]
+
+
+def test_a_429_waits_out_the_tarpit() -> None:
+    """A flooding connection gets one answer per tarpit delay, not a busy loop of 429s."""
+    app = FastAPI()
+
+    @app.get("/")
+    async def root() -> dict[str, bool]:
+        return {"ok": True}
+
+    client = TestClient(GuardMiddleware(app, ServerLimits(rate_per_s=0.1, burst=1, tarpit_s=0.3)))
+    assert client.get("/").status_code == 200
+    start = time.monotonic()
+    assert client.get("/").status_code == 429
+    assert time.monotonic() - start >= 0.3
