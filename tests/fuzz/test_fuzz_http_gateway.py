@@ -37,7 +37,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisWar
 BLOCKS = [b"", b"x", bytes(range(256)) * 8]
 
 
-LIMITS = ServerLimits(max_body_bytes=1024, rate_per_s=1e9, burst=10**9)
+LIMITS = ServerLimits(max_body_bytes=1024, rate_per_s=1e9, burst=10**9, work_share=1e9)
 
 
 @pytest.fixture(scope="module")
