@@ -7,7 +7,15 @@ BIN := $(VENV)/bin
 PY_STAMP := $(VENV)/.installed
 JS_STAMP := node_modules/.installed
 
-.PHONY: setup test test-slow test-e2e demo lint bench-gas contracts clean
+# Static analysis of the contracts: slither in its own venv (it pins web3 < 8) and solhint
+# in its own npm folder, both pinned, both installed by `make analyze` itself.
+SLITHER_VENV := .venv-slither
+SLITHER_STAMP := $(SLITHER_VENV)/.installed
+SLITHER_REQS := contracts/tools/slither-requirements.txt
+SOLHINT_DIR := contracts/tools/solhint
+SOLHINT_STAMP := $(SOLHINT_DIR)/node_modules/.installed
+
+.PHONY: setup test test-slow test-e2e demo lint analyze bench-gas contracts clean
 
 setup: $(PY_STAMP) $(JS_STAMP)
 
@@ -37,6 +45,19 @@ lint: setup
 	$(BIN)/ruff check marketplace drag zk tests scripts
 	$(BIN)/mypy marketplace drag zk
 
+$(SLITHER_STAMP): $(SLITHER_REQS)
+	test -x $(SLITHER_VENV)/bin/python || $(PYTHON) -m venv $(SLITHER_VENV)
+	$(SLITHER_VENV)/bin/python -m pip install --quiet -r $(SLITHER_REQS)
+	touch $@
+
+$(SOLHINT_STAMP): $(SOLHINT_DIR)/package.json $(SOLHINT_DIR)/package-lock.json
+	npm ci --prefix $(SOLHINT_DIR) --no-audit --no-fund --loglevel=error
+	touch $@
+
+analyze: $(JS_STAMP) $(SLITHER_STAMP) $(SOLHINT_STAMP)
+	cd contracts && tools/solhint/node_modules/.bin/solhint --disc -c .solhint.json 'src/**/*.sol'
+	$(PYTHON) scripts/analyze_contracts.py --slither $(SLITHER_VENV)/bin/slither
+
 contracts: setup
 	$(BIN)/ledgerlearn contracts build
 
@@ -44,4 +65,4 @@ bench-gas: setup
 	$(BIN)/python scripts/bench_gas.py
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .hypothesis
+	rm -rf $(VENV) $(SLITHER_VENV) node_modules $(SOLHINT_DIR)/node_modules .pytest_cache .hypothesis

@@ -7,9 +7,12 @@ registered key; a query id the node already answered is refused with 409. ``GET 
 and ``GET /info`` let clients and operators check the node. FastAPI generates the OpenAPI
 schema (``/openapi.json``, ``/docs``).
 
-Bad input is refused with a 4xx whose body is ``{"error": "<one line>", "detail": ...}``:
-a body over ``max_body_bytes`` is 413 before it is parsed, a ``k`` outside ``1..max_k``, an
-empty or too long query, a malformed query id, or a bad ``embedding`` is 422.
+Bad input is refused with a 4xx whose body is ``{"error": "<one line>", "detail": null}``
+and never echoes the input: a body over ``max_body_bytes`` is 413 before it is read whole,
+a body that is not UTF-8 JSON of bounded depth, a string with an unpaired surrogate, a
+``k`` outside ``1..max_k``, an empty or too long query, a malformed query id, or a bad
+``embedding`` is 422; a client over its rate is 429. The shared server guard
+(:mod:`marketplace.server`) enforces the HTTP limits; the OpenAPI schema states them.
 
 The request may carry the query's ``embedding`` (unit-norm, the index's dimension), computed
 once by the client with the same model (:mod:`drag.embed`) and sent to every source, so a
@@ -22,29 +25,30 @@ fan-out to n sources embeds the query once instead of n times. See
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, field_validator
+from fastapi.responses import Response
+from pydantic import BaseModel, Field, create_model, field_validator
+from pydantic.json_schema import JsonDict
 
 from drag.index import PassageIndex
 from drag.ingest import ChunkConfig
 from drag.nonces import NonceLedger
 from drag.receipts import ReceiptDomain, ReceiptSigner, passage_hash
 from marketplace.errors import DragError, LedgerLearnError, QueryIdReused
+from marketplace.server import GuardMiddleware, ServerLimits, error_response, uvicorn_config
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +67,30 @@ class SourceConfig(BaseModel):
     max_query_chars: int = Field(default=2000, ge=1)
     # 32 KiB: a 2,000-character query plus a 384-float embedding (~4-8 KB of JSON)
     max_body_bytes: int = Field(default=32_768, ge=256)
+    # per client address; an honest client sends one request per query to each source
+    rate_per_s: float = Field(default=10.0, gt=0, description="sustained requests/s per client")
+    burst: int = Field(default=20, ge=1, description="requests a client may send at once")
+    # one query costs up to an embedding of 2,000 characters: two at a time per client, so
+    # a flood of costly queries cannot take every worker (bench_hostile.py)
+    max_in_flight: int = Field(default=2, ge=1, description="a client's requests at once")
+    # ... and a quarter of one worker's time: 1,800-character queries that the node must
+    # embed held its embedding lock most of the time, even at one admitted a second
+    work_share: float = Field(default=0.25, gt=0, description="handler seconds/s per client")
+    read_timeout_s: float = Field(default=10.0, gt=0, description="to receive a whole request")
+    tarpit_s: float = Field(default=1.0, ge=0, description="delay of a 429 for over-rate clients")
+
+    def server_limits(self) -> ServerLimits:
+        """The HTTP limits (:mod:`marketplace.server`) this node runs with."""
+        return ServerLimits(
+            max_body_bytes=self.max_body_bytes,
+            rate_per_s=self.rate_per_s,
+            burst=self.burst,
+            max_in_flight_per_client=self.max_in_flight,
+            work_share=self.work_share,
+            work_burst_s=5.0,
+            read_timeout_s=self.read_timeout_s,
+            tarpit_s=self.tarpit_s,
+        )
 
 
 class RetrieveRequest(BaseModel):
@@ -70,7 +98,10 @@ class RetrieveRequest(BaseModel):
 
     query: str = Field(description="natural-language query")
     k: int = Field(default=5, description="number of passages wanted")
-    query_id: str = Field(description="32-byte query id, 0x + 64 hex digits")
+    query_id: str = Field(
+        description="32-byte query id, 0x + 64 hex digits",
+        json_schema_extra={"pattern": QUERY_ID_RE.pattern},
+    )
     embedding: list[float] | None = Field(
         default=None,
         max_length=4096,
@@ -156,6 +187,14 @@ class SourceNode:
             raise DragError(f"k={k} is out of range; ask for 1..{self.config.max_k} passages")
         if not query.strip():
             raise DragError("query is empty; send a non-empty query")
+        if not query.isascii():
+            try:
+                query.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise DragError(
+                    f"query has an unpaired surrogate at character {exc.start}; "
+                    "send valid Unicode text"
+                ) from None
         if len(query) > self.config.max_query_chars:
             raise DragError(
                 f"query has {len(query)} characters; the limit is {self.config.max_query_chars}"
@@ -247,71 +286,47 @@ def check_embedding(embedding: Sequence[float], dim: int) -> np.ndarray:
     return vec.astype(np.float32).reshape(1, dim)
 
 
-def _error(status: int, message: str, detail: Any = None) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"error": message, "detail": detail})
+def request_model(node: SourceNode) -> type[RetrieveRequest]:
+    """:class:`RetrieveRequest` whose OpenAPI schema states ``node``'s limits.
 
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-
-class BodySizeLimit:
-    """ASGI middleware: refuse request bodies over ``limit`` bytes with 413.
-
-    It checks ``Content-Length`` first and also counts the bytes of chunked bodies, reading
-    at most ``limit + 1`` bytes before it refuses, then replays the body to the app.
+    The limits are enforced by :meth:`SourceNode.check` and :func:`check_embedding` (whose
+    messages say how to fix the request); the schema only publishes them so that clients
+    and the fuzz suite see the same contract.
     """
+    config = node.config
+    dim = node.index.embedder.dim
+    k_range: JsonDict = {"minimum": 1, "maximum": config.max_k}
+    query_len: JsonDict = {"minLength": 1, "maxLength": config.max_query_chars}
+    vector: JsonDict = {"minItems": dim, "maxItems": dim}
+    return create_model(
+        "RetrieveRequest",
+        __base__=RetrieveRequest,
+        query=(str, Field(description="natural-language query", json_schema_extra=query_len)),
+        k=(int, Field(default=5, description="passages wanted", json_schema_extra=k_range)),
+        embedding=(
+            Annotated[list[float] | None, Field(max_length=max(dim, 1))],
+            Field(
+                default=None,
+                description="optional unit-norm query vector from the index's model",
+                json_schema_extra=vector,
+            ),
+        ),
+    )
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
-        self.limit = limit
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope.get("headers") or [])
-        declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await self._refuse(scope, receive, send)
-            return
-        chunks: list[bytes] = []
-        size = 0
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                break
-            chunks.append(message.get("body", b""))
-            size += len(chunks[-1])
-            more = bool(message.get("more_body", False))
-            if size > self.limit:
-                await self._refuse(scope, receive, send)
-                return
-        body = b"".join(chunks)
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
-
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = _error(
-            413, f"request body is larger than {self.limit} bytes; send a shorter query"
-        )
-        await response(scope, receive, send)
+def _reason(exc: RequestValidationError) -> str:
+    """One line naming the first invalid field; the input itself is never echoed back."""
+    errors = exc.errors()
+    first = errors[0] if errors else {}
+    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+    return f"invalid request: {where or 'body'}: {first.get('msg', 'malformed')}"
 
 
 def create_app(node: SourceNode) -> FastAPI:
-    """FastAPI app serving ``node``; ``serve`` runs it under uvicorn."""
+    """FastAPI app serving ``node`` behind the shared server guard (see :mod:`marketplace.server`).
+
+    ``serve`` runs it under uvicorn with the node's :meth:`SourceConfig.server_limits`.
+    """
     app = FastAPI(
         title="LedgerLearn dRAG source node",
         version="1",
@@ -320,16 +335,12 @@ def create_app(node: SourceNode) -> FastAPI:
     app.state.node = node
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = exc.errors()
-        first = errors[0] if errors else {}
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-        message = f"invalid request: {where or 'body'}: {first.get('msg', 'malformed')}"
-        return _error(422, message, json.loads(json.dumps(errors, default=str)))
+    async def _validation(_: Request, exc: RequestValidationError) -> Response:
+        return error_response(422, _reason(exc))
 
     @app.exception_handler(LedgerLearnError)
-    async def _user_error(_: Request, exc: LedgerLearnError) -> JSONResponse:
-        return _error(409 if isinstance(exc, QueryIdReused) else 422, str(exc))
+    async def _user_error(_: Request, exc: LedgerLearnError) -> Response:
+        return error_response(409 if isinstance(exc, QueryIdReused) else 422, str(exc))
 
     @app.get("/health")
     def health() -> dict[str, Any]:
@@ -339,15 +350,6 @@ def create_app(node: SourceNode) -> FastAPI:
     def info() -> InfoResponse:
         return node.info()
 
-    @app.post(
-        "/retrieve",
-        response_model=RetrieveResponse,
-        responses={
-            409: {"description": "query id already answered"},
-            413: {"description": "body too large"},
-            422: {"description": "bad input"},
-        },
-    )
     async def retrieve(request: RetrieveRequest) -> RetrieveResponse:
         query_id = bytes.fromhex(request.query_id[2:])
         if request.embedding is None:
@@ -357,7 +359,20 @@ def create_app(node: SourceNode) -> FastAPI:
         # under a millisecond for a flat index: a thread hop would cost more than it does
         return node.retrieve(request.query, request.k, query_id, request.embedding)
 
-    app.add_middleware(BodySizeLimit, limit=node.config.max_body_bytes)
+    # the body model is made per node (its schema states this node's limits), so the
+    # annotation is set here: a string annotation naming a local could not be resolved
+    retrieve.__annotations__["request"] = request_model(node)
+    app.post(
+        "/retrieve",
+        response_model=RetrieveResponse,
+        responses={
+            409: {"description": "query id already answered"},
+            413: {"description": "body too large"},
+            422: {"description": "bad input"},
+            429: {"description": "too many requests from this client; see Retry-After"},
+        },
+    )(retrieve)
+    app.add_middleware(GuardMiddleware, limits=node.config.server_limits())
     return app
 
 
@@ -378,17 +393,26 @@ def serve(
         host,
         port,
     )
-    uvicorn.run(create_app(node), host=host, port=port, log_level=log_level)
+    config = uvicorn_config(
+        create_app(node), node.config.server_limits(), host=host, port=port, log_level=log_level
+    )
+    uvicorn.Server(config).run()
 
 
 class BackgroundServer:
     """A uvicorn server for one app on a background thread (simulations, demos, tests).
 
     Binds ``host:port`` (port 0 picks a free port) before starting, so :attr:`url` is
-    known at once; :meth:`stop` asks uvicorn to exit and joins the thread.
+    known at once; :meth:`stop` asks uvicorn to exit and joins the thread. The server
+    enforces ``limits`` (default: those of the source node the app serves, if any).
     """
 
-    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, app: Any, host: str = "127.0.0.1", port: int = 0, limits: ServerLimits | None = None
+    ) -> None:
+        node = getattr(getattr(app, "state", None), "node", None)
+        if limits is None and isinstance(node, SourceNode):
+            limits = node.config.server_limits()
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         # accepted sockets inherit this; asyncio only sets it itself for sockets it creates,
@@ -397,9 +421,7 @@ class BackgroundServer:
         self._sock.bind((host, port))
         self.host = host
         self.port = int(self._sock.getsockname()[1])
-        config = uvicorn.Config(
-            app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1
-        )
+        config = uvicorn_config(app, limits, timeout_graceful_shutdown=1)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True

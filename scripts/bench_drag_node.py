@@ -96,6 +96,7 @@ def retrieval_latency(
     config = SourceConfig(
         source_id=1, private_key=KEY, chain_id=DOMAIN.chain_id,
         registry_address=DOMAIN.verifying_contract,
+        rate_per_s=1e6, burst=10**6, work_share=1e6,  # one client measures latency, no flood
     )  # fmt: skip
     node = SourceNode(reopened, config)
     questions = [f.question for f in facts[:n_queries]]

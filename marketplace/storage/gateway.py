@@ -33,6 +33,7 @@ from marketplace.errors import (
     ReadOnlyStore,
     StorageError,
 )
+from marketplace.server import GuardMiddleware, ServerLimits, uvicorn_config
 from marketplace.storage.base import MAX_BLOCK_SIZE, ContentStore
 from marketplace.storage.cid import parse_cid
 from marketplace.untrusted.endpoints import check_endpoint
@@ -41,6 +42,22 @@ from marketplace.untrusted.reader import Fetched, ReadLimits, new_client, read
 logger = logging.getLogger(__name__)
 
 RAW_MEDIA_TYPE = "application/vnd.ipld.raw"
+
+# A gateway takes no request bodies, and its honest readers come in bursts: an aggregator
+# fetching every trainer's update, an auditor replaying a whole project from one node
+# (a burst of 200 blocks, then 20 a second; bench_hostile.py: a reader fetching 256 KiB
+# blocks at 100/s doubled a well-behaved reader's p50, at 20/s it does not).
+# Blocks are cheap to serve, and many trainers may share one address (a NAT, one test
+# machine): up to 32 of one address's requests at once, as many as its connections; a
+# quarter of a worker's time per address (a 1 MiB block is a few ms to read and verify).
+GATEWAY_LIMITS = ServerLimits(
+    max_body_bytes=1024,
+    rate_per_s=20.0,
+    burst=200,
+    max_in_flight_per_client=32,
+    work_share=0.25,
+    work_burst_s=5.0,
+)
 
 
 class GatewayReader(ContentStore):
@@ -184,12 +201,13 @@ def _wants_other_format(accept: str | None) -> bool:
     return bool(ipld) and RAW_MEDIA_TYPE not in kinds and "*/*" not in kinds
 
 
-def make_gateway_app(store: ContentStore) -> FastAPI:
+def make_gateway_app(store: ContentStore, limits: ServerLimits = GATEWAY_LIMITS) -> FastAPI:
     """A FastAPI app serving ``GET``/``HEAD /ipfs/{cid}`` raw blocks from ``store``.
 
     Answers 400 for a malformed CID or an unsupported ``format``, 404 for an unknown
     block, 406 when the client accepts only other IPLD formats, and never serves a
-    block whose bytes fail verification (500).
+    block whose bytes fail verification (500). The shared server guard
+    (:mod:`marketplace.server`) answers 413 for a body and 429 for a client over its rate.
     """
     app = FastAPI(
         title="LedgerLearn trustless gateway", docs_url=None, redoc_url=None, openapi_url=None
@@ -231,6 +249,7 @@ def make_gateway_app(store: ContentStore) -> FastAPI:
             return Response(b"", media_type=RAW_MEDIA_TYPE, headers=headers)
         return Response(data, media_type=RAW_MEDIA_TYPE, headers=headers)
 
+    app.add_middleware(GuardMiddleware, limits=limits)
     return app
 
 
@@ -269,12 +288,17 @@ class BackgroundServer:
     """
 
     def __init__(
-        self, app: FastAPI, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning"
+        self,
+        app: FastAPI,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        log_level: str = "warning",
+        limits: ServerLimits = GATEWAY_LIMITS,
     ) -> None:
         self._socket = bind_listener(host, port)
         self.host = host
         self.port: int = self._socket.getsockname()[1]
-        config = uvicorn.Config(app, host=host, port=self.port, log_level=log_level, lifespan="off")
+        config = uvicorn_config(app, limits, host=host, port=self.port, log_level=log_level)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run,
@@ -327,4 +351,5 @@ def serve_gateway(
 ) -> None:
     """Serve ``store`` as a trustless gateway in the foreground until interrupted."""
     logger.info("serving %r as a trustless gateway on http://%s:%d", store, host, port)
-    uvicorn.run(make_gateway_app(store), host=host, port=port, log_level=log_level)
+    app = make_gateway_app(store, GATEWAY_LIMITS)
+    uvicorn.Server(uvicorn_config(app, GATEWAY_LIMITS, host, port, log_level)).run()
