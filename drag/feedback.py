@@ -252,10 +252,18 @@ class FeedbackQueue:
         self._items: list[tuple[float, FeedbackDelta]] = self._read()
 
     def _read(self) -> list[tuple[float, FeedbackDelta]]:
-        if not self.path.is_file():
+        items = self.read_other(self.path)
+        if items:
+            log.info("recovered %d pending feedback deltas from %s", len(items), self.path)
+        return items
+
+    @staticmethod
+    def read_other(path: Path) -> list[tuple[float, FeedbackDelta]]:
+        """The (time, delta) records of a queue file (unreadable lines skipped, logged)."""
+        if not path.is_file():
             return []
         items = []
-        with self.path.open(encoding="utf-8") as f:
+        with path.open(encoding="utf-8") as f:
             for line_no, line in enumerate(f, start=1):
                 if not line.strip():
                     continue
@@ -263,10 +271,25 @@ class FeedbackQueue:
                     record = json.loads(line)
                     items.append((float(record["t"]), FeedbackDelta.from_json(record["delta"])))
                 except (ValueError, KeyError, TypeError, DragError) as exc:
-                    log.warning("skipping unreadable line %d of %s (%s)", line_no, self.path, exc)
-        if items:
-            log.info("recovered %d pending feedback deltas from %s", len(items), self.path)
+                    log.warning("skipping unreadable line %d of %s (%s)", line_no, path, exc)
         return items
+
+    def adopt(self, other: Path) -> int:
+        """Move the deltas of another queue file (the old queue shared by all accounts)
+        into this one: appended durably here first, then the other file is removed.
+        Returns how many were adopted."""
+        items = self.read_other(other)
+        if items:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as f:
+                f.writelines(self._line(t, d) for t, d in items)
+                f.flush()
+                os.fsync(f.fileno())
+            self._items.extend(items)
+            log.info("adopted %d feedback deltas from %s", len(items), other)
+        if other.is_file():
+            other.unlink()
+        return len(items)
 
     @staticmethod
     def _line(t: float, delta: FeedbackDelta) -> str:
@@ -334,15 +357,20 @@ class FeedbackQueue:
         while self._items:
             batch = self._items[: self.max_batch]
             outcome = self.flush_fn([d for _, d in batch])
-            if isinstance(outcome, FlushOutcome):
-                self._record_drops(outcome.dropped)
-                last = {"tx": outcome.tx, "applied": outcome.applied}
-            else:
-                last = {"tx": outcome if isinstance(outcome, str) else None, "applied": len(batch)}
+            if not isinstance(outcome, FlushOutcome):  # a plain callback: all applied
+                outcome = FlushOutcome(outcome if isinstance(outcome, str) else None, len(batch))
+            self._record_drops(outcome.dropped)
             self._items = self._items[len(batch) :]
             self._rewrite()
             sent += len(batch)
-            self._write_last({"t": self.clock(), **last, "dropped": len(batch) - last["applied"]})
+            self._write_last(
+                {
+                    "t": self.clock(),
+                    "tx": outcome.tx,
+                    "applied": outcome.applied,
+                    "dropped": len(outcome.dropped),
+                }
+            )
         return sent
 
     def _record_drops(self, dropped: Sequence[Dropped]) -> None:

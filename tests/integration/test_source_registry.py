@@ -316,9 +316,13 @@ def test_receipt_digest_matches_the_eip712_typed_data(world):
 
 def skips(world: RegistryWorld, receipt) -> list[tuple[int, int, int]]:
     """(source id, nonce, reason) of every update the transaction skipped."""
-    return [
-        (s.head.source_id, s.head.nonce, s.reason) for s in world.admin.skipped(receipt)
-    ]
+    return [(s.head.source_id, s.head.nonce, s.reason) for s in world.admin.skipped(receipt)]
+
+
+def applied_events(world: RegistryWorld, receipt) -> list:
+    return list(
+        world.admin.contract.events.FeedbackApplied().process_receipt(receipt, errors=DISCARD)
+    )
 
 
 def test_replayed_receipt_is_applied_once_in_the_same_batch_and_across_batches(world):
@@ -326,12 +330,16 @@ def test_replayed_receipt_is_applied_once_in_the_same_batch_and_across_batches(w
     other = world.update(2, rel=CAP)
     receipt = world.evaluator.apply_feedback([u, other, u])
     assert skips(world, receipt) == [(u.source_id, u.nonce, reg.SKIP_USED)]
-    (applied,) = world.admin.contract.events.FeedbackApplied().process_receipt(receipt, errors=DISCARD)
+    (applied,) = world.admin.contract.events.FeedbackApplied().process_receipt(
+        receipt, errors=DISCARD
+    )
     assert applied["args"]["heads"] == [u.head, other.head]
     assert world.admin.source(world.ids[1]).alpha == CAP
     receipt = world.evaluator.apply_feedback([u])
     assert skips(world, receipt) == [(u.source_id, u.nonce, reg.SKIP_USED)]
-    assert not world.admin.contract.events.FeedbackApplied().process_receipt(receipt, errors=DISCARD)
+    assert not world.admin.contract.events.FeedbackApplied().process_receipt(
+        receipt, errors=DISCARD
+    )
     # the same receipt with other deltas is still the same (source, nonce)
     world.evaluator.apply_feedback([replace(u, reliability_delta=-CAP)])
     assert world.admin.source(world.ids[1]).scores == Scores(CAP, 0, reg.INITIAL_USEFULNESS + CAP)
@@ -363,7 +371,9 @@ def test_receipts_may_arrive_out_of_order_within_the_lane_window(world):
     late = [world.update(0, use=-1000, nonce=n) for n in (5, 2, 96)]
     world.evaluator.apply_feedback([world.update(0, use=-1000, nonce=100)])
     world.evaluator.apply_feedback(late[:1])  # 95 below the lane's highest: last usable slot
-    assert not world.admin.receipt_usable(sid, 5, me) and not world.admin.receipt_usable(sid, 100, me)
+    assert not world.admin.receipt_usable(sid, 5, me) and not world.admin.receipt_usable(
+        sid, 100, me
+    )
     assert world.admin.receipt_usable(sid, 96, me) and world.admin.receipt_usable(sid, 101, me)
     assert world.admin.receipt_status(sid, 4, me) == reg.SKIP_EXPIRED
     receipt = world.evaluator.apply_feedback(late[1:])
@@ -436,7 +446,9 @@ def test_scores_move_by_the_rule(world):
 def test_feedback_event_lists_every_update(world):
     batch = [world.update(i % N_SOURCES, rel=-(i + 1), use=i) for i in range(8)]
     receipt = world.evaluator.apply_feedback(batch)
-    (event,) = world.admin.contract.events.FeedbackApplied().process_receipt(receipt, errors=DISCARD)
+    (event,) = world.admin.contract.events.FeedbackApplied().process_receipt(
+        receipt, errors=DISCARD
+    )
     assert event["args"]["evaluator"] == world.evaluator.sender.address
     decoded = [unpack_head(h) for h in event["args"]["heads"]]
     assert decoded == [
@@ -614,7 +626,9 @@ def test_another_evaluators_nonce_jump_cannot_expire_my_receipts(world):
     receipt = world.evaluator.apply_feedback([mine[1]])
     assert skips(world, receipt) == []
     assert world.admin.source(sid).scores.beta == 3 * CAP
-    assert world.admin.lane(sid, me)[0] == 3 and world.admin.lane(sid, other.sender.address)[0] == 5000
+    assert (
+        world.admin.lane(sid, me)[0] == 3 and world.admin.lane(sid, other.sender.address)[0] == 5000
+    )
 
 
 def test_concurrent_batches_skip_lost_races_instead_of_reverting(world):
@@ -683,7 +697,7 @@ def test_a_thousand_sybil_sources_are_listed_page_by_page():
     rows = world.admin.all_scores()
     assert [r.source_id for r in rows] == list(range(1, total + 1))
     assert rows[-1].endpoint.startswith("http://s") and len(rows[-1].endpoint) == 256
-    assert rows[: N_SOURCES] == initial_scores(world)
+    assert rows[:N_SOURCES] == initial_scores(world)
     fn = world.admin.contract.functions.scores
     assert len(fn(500, reg.MAX_PAGE).call({"gas": 30_000_000})) == reg.MAX_PAGE
     with reverts("PageTooLarge"):
