@@ -42,7 +42,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from drag.index import PassageIndex
 from drag.ingest import ChunkConfig
-from drag.nonces import NonceLedger
+from drag.nonces import NonceBoundReached, NonceLedger
 from drag.receipts import ReceiptDomain, ReceiptSigner, passage_hash
 from marketplace.errors import DragError, LedgerLearnError, QueryIdReused
 
@@ -329,6 +329,8 @@ def create_app(node: SourceNode) -> FastAPI:
 
     @app.exception_handler(LedgerLearnError)
     async def _user_error(_: Request, exc: LedgerLearnError) -> JSONResponse:
+        if isinstance(exc, NonceBoundReached):  # a state of the source, not a bad request
+            return _error(503, str(exc))
         return _error(409 if isinstance(exc, QueryIdReused) else 422, str(exc))
 
     @app.get("/health")

@@ -22,7 +22,7 @@ import typer
 from rich.table import Table
 
 from marketplace.chain.accounts import parse_address
-from marketplace.chain.registry import SourceInfo
+from marketplace.chain.registry import MAX_NONCE_STEP, SourceInfo
 from marketplace.cli.common import (
     DEFAULT_URL,
     AccountIndex,
@@ -121,6 +121,8 @@ def source_serve(
     index_dir = index_dir or default_index_dir(docs)
     console.print(f"indexing {docs} into {index_dir} ...")
     node = SourceNode.from_dirs(docs, index_dir, config)
+    registry = session.registry  # nonces stay within the registry's step bound
+    node.ledger.set_ceiling(lambda: registry.source(sid).last_nonce + MAX_NONCE_STEP)
     console.print(
         f"source [bold]{sid}[/] ({node.address}) serves {len(node.index)} passages on "
         f"http://{host}:{port} (last nonce {node.ledger.last})"
