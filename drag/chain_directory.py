@@ -13,12 +13,13 @@ another source; the same receipt twice in the batch; a receipt signed by neither
 source's current key nor a former key valid for its nonce (a rotated key still signs valid
 receipts for the nonces it could have issued, so rotation drops nothing); the nonce is
 already applied or expired in this account's lane, or beyond the registry's step bound.
-Two *different* receipts of one source with one nonce are an equivocation: the directory
-reports it on-chain (``reportEquivocation``: the source loses its stake and is deactivated
-for good) and drops the second. Deactivated sources are not skipped: their feedback lands.
-Updates the chain itself skips (a nonce race with the account's own concurrent flush) come
-back as ``FeedbackSkipped`` events and are reported the same way. Deltas are clipped to the
-per-query cap.
+Two *different* receipts of one source with one nonce are an equivocation, whether both
+sit in the batch or the other was applied by this account before (read back from that
+transaction's calldata): the directory reports it on-chain (``reportEquivocation``: the
+source loses its stake and is deactivated for good) and drops the second. Deactivated
+sources are not skipped: their feedback lands. Updates the chain itself skips (a nonce
+race with the account's own concurrent flush) come back as ``FeedbackSkipped`` events and
+are reported the same way. Deltas are clipped to the per-query cap.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from marketplace.chain.registry import (
     MAX_DELTA_PER_QUERY,
     SCALE,
     SKIP_REASONS,
+    SKIP_USED,
     FeedbackUpdate,
     FormerSigner,
     RegistryClient,
@@ -92,6 +94,13 @@ class _Screen:
     kept: list[tuple[FeedbackDelta, FeedbackUpdate]]
     dropped: list[Dropped]
     equivocations: list[tuple[FeedbackUpdate, FeedbackUpdate]]
+
+
+def _equivocation(delta: FeedbackDelta) -> str:
+    return (
+        f"source {delta.source_id} signed two receipts with nonce {delta.receipt.nonce} "
+        "(equivocation, reported on-chain)"
+    )
 
 
 class ChainDirectory:
@@ -152,7 +161,7 @@ class ChainDirectory:
         out = _Screen([], [], [])
         seen: dict[tuple[int, int], FeedbackUpdate] = {}
         for delta in batch:
-            why, update = self._check(delta, sources, formers)
+            why, update = self._check(delta, sources, formers, out.equivocations)
             if update is not None:
                 key = (delta.source_id, delta.receipt.nonce)
                 first = seen.get(key)
@@ -167,10 +176,7 @@ class ChainDirectory:
                 if same:
                     why = "the same receipt appears twice in the batch"
                 else:
-                    why = (
-                        f"source {delta.source_id} signed two receipts with nonce "
-                        f"{delta.receipt.nonce} (equivocation, reported on-chain)"
-                    )
+                    why = _equivocation(delta)
                     out.equivocations.append((first, update))
             out.dropped.append(Dropped(delta, why or "unknown"))
         return out
@@ -180,8 +186,12 @@ class ChainDirectory:
         delta: FeedbackDelta,
         sources: dict[int, SourceInfo],
         formers: dict[int, list[FormerSigner]],
+        equivocations: list[tuple[FeedbackUpdate, FeedbackUpdate]],
     ) -> tuple[str | None, FeedbackUpdate | None]:
-        """(None, update) if the contract would apply the delta now, else (reason, None)."""
+        """(None, update) if the contract would apply the delta now, else (reason, None).
+
+        A nonce this account already applied with a *different* receipt is an equivocation
+        of the source: the pair is added to ``equivocations`` (reported on-chain)."""
         info = sources.get(delta.source_id)
         if info is None:
             return f"source {delta.source_id} is not registered", None
@@ -196,10 +206,19 @@ class ChainDirectory:
                 "receipt is signed by neither the source's key nor a former key valid "
                 f"for nonce {delta.receipt.nonce}"
             ), None
+        update = to_update(delta, key_index)
         status = self.registry.receipt_status(delta.source_id, delta.receipt.nonce)
+        if status == SKIP_USED:
+            applied = self.registry.applied_update(delta.source_id, delta.receipt.nonce)
+            if applied is not None and (applied.query_id, applied.passages_hash) != (
+                update.query_id,
+                update.passages_hash,
+            ):
+                equivocations.append((applied, update))
+                return _equivocation(delta), None
         if status != 0:
             return SKIP_REASONS.get(status, f"registry status {status}"), None
-        return None, to_update(delta, key_index)
+        return None, update
 
     def usable_updates(self, batch: Sequence[FeedbackDelta]) -> list[FeedbackUpdate]:
         """The updates of ``batch`` the contract would apply (see module doc); the others

@@ -441,6 +441,37 @@ class RegistryClient(ContractClient):
         events = self.contract.events.FeedbackSkipped().process_receipt(receipt, errors=DISCARD)
         return [Skipped(int(e["args"]["head"]), int(e["args"]["reason"])) for e in events]
 
+    def applied_update(
+        self, source_id: int, nonce: int, evaluator: str | None = None
+    ) -> FeedbackUpdate | None:
+        """The update ``evaluator`` (default: this client's account) applied for this
+        source and nonce, read back from the calldata of its ``applyFeedback`` transaction
+        (found through the ``FeedbackApplied`` logs), or None. Used to tell a resend of
+        one's own receipt from a second receipt the source signed with the same nonce."""
+        logs = self.contract.events.FeedbackApplied().get_logs(
+            argument_filters={"evaluator": self._evaluator(evaluator)}, from_block=0
+        )
+        for log in logs:
+            heads = [unpack_head(int(h)) for h in log["args"]["heads"]]
+            if not any(h.source_id == source_id and h.nonce == nonce for h in heads):
+                continue
+            tx = self.chain.w3.eth.get_transaction(log["transactionHash"])
+            _, args = self.contract.decode_function_input(tx["input"])
+            for u in args["updates"]:  # web3 decodes each struct as a dict
+                h = unpack_head(int(u["head"]))
+                if h.source_id == source_id and h.nonce == nonce:
+                    return FeedbackUpdate(
+                        source_id,
+                        nonce,
+                        bytes(u["queryId"]),
+                        bytes(u["passagesHash"]),
+                        h.reliability_delta,
+                        h.usefulness_delta,
+                        bytes(u["r"]) + bytes(u["vs"]),
+                        h.key_index,
+                    )
+        return None
+
     def report_equivocation(self, a: FeedbackUpdate, b: FeedbackUpdate) -> TxReceipt:
         """Prove that a source signed two different receipts with one nonce (needs
         EVALUATOR_ROLE): the source is deactivated for good and its stake forfeited."""

@@ -176,3 +176,21 @@ def test_a_non_evaluator_cannot_queue_feedback_it_could_never_send(tmp_path) -> 
     with pytest.raises(ConfigError, match="grant-evaluator"):
         queue.put([world.delta(1, 1.0)])
     assert len(queue) == 0 and not (tmp_path / "q.jsonl").exists()
+
+
+def test_a_nonce_reused_across_batches_is_proven_from_the_applied_calldata() -> None:
+    """The source answers this account twice under one nonce, and the first verdict was
+    already sent: the second is not just 'already applied', the pair is an equivocation,
+    proven with the first receipt read back from the earlier transaction."""
+    world = fresh_world()
+    first = world.delta(2, 1.0)
+    assert world.directory.submit([first]).applied == 1
+    resend = world.directory.submit([first])  # our own receipt again: a plain resend
+    assert [d.reason for d in resend.dropped] == [
+        "receipt already applied in this evaluator's lane"
+    ]
+    assert not world.admin.is_slashed(2)
+    receipt = sign_receipt(KEYS[1], world.directory.domain, 2, 1, b"\x09" * 32, ["other"])
+    outcome = world.directory.submit([FeedbackDelta(2, receipt, -1.0, 0.0)])
+    assert outcome.applied == 0 and "equivocation" in outcome.dropped[0].reason
+    assert world.admin.is_slashed(2) and world.admin.stake_of(2)[0] == 0
