@@ -36,6 +36,7 @@ from drag.registry import SourceRecord
 from marketplace.chain.registry import (
     MAX_DELTA_PER_QUERY,
     SCALE,
+    SKIP_EXPIRED,
     SKIP_REASONS,
     SKIP_USED,
     FeedbackUpdate,
@@ -208,7 +209,7 @@ class ChainDirectory:
             ), None
         update = to_update(delta, key_index)
         status = self.registry.receipt_status(delta.source_id, delta.receipt.nonce)
-        if status == SKIP_USED:
+        if status in (SKIP_USED, SKIP_EXPIRED):  # applied before by us, with another receipt?
             applied = self.registry.applied_update(delta.source_id, delta.receipt.nonce)
             if applied is not None and (applied.query_id, applied.passages_hash) != (
                 update.query_id,
