@@ -31,10 +31,20 @@ Every delta carries the source's receipt for the query, which the registry requi
 :class:`FeedbackQueue` appends each delta to a JSONL file (fsync'ed) before acknowledging
 it and hands batches to a callback (one transaction per batch) when ``max_batch`` deltas
 are pending or the oldest is ``max_age_s`` old. The file is rewritten only after the
-callback returns, so a crash loses nothing; at worst a batch is sent twice. The registry
-would revert a whole batch holding a receipt it already accepted (same source and nonce),
-so the directory drops used receipts before it submits
-(:meth:`drag.chain_directory.ChainDirectory.submit_feedback`): a resend never fails.
+callback returns, so a crash loses nothing; at worst a batch is sent twice; the registry
+skips a receipt it already applied (and the directory filters it out before sending), so a
+resend never fails.
+
+Nothing is dropped in silence. A callback that returns a :class:`FlushOutcome` (what
+:meth:`drag.chain_directory.ChainDirectory.submit` does) lists every delta it did not apply
+with its reason (source unknown, receipt signed by no key of the source, already applied,
+expired, beyond the registry's nonce step, ...); the queue appends each to a durable log
+beside the queue (``<queue>.dropped.jsonl``) and logs a warning, and
+:meth:`FeedbackQueue.status` summarises pending deltas, drops by reason and the last flush.
+Queues are per account (:func:`queue_path`): the evaluator lane a receipt lands in is the
+flushing account's, and one account's verdicts must never be sent by another. A ``check``
+callable (the directory's evaluator check) refuses deltas from an account that could never
+flush them, instead of queueing them silently.
 """
 
 from __future__ import annotations
@@ -105,6 +115,60 @@ class FeedbackDelta:
         return round(self.reliability_delta * scale), round(self.usefulness_delta * scale)
 
 
+@dataclass(frozen=True)
+class Dropped:
+    """A delta that was not applied on-chain, and why (never dropped silently)."""
+
+    delta: FeedbackDelta
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"reason": self.reason, "delta": self.delta.to_json()}
+
+
+@dataclass(frozen=True)
+class FlushOutcome:
+    """What one batch came to: the transaction (if any was sent), how many deltas it
+    applied, and every delta dropped before or by the chain with its reason."""
+
+    tx: str | None
+    applied: int
+    dropped: tuple[Dropped, ...] = ()
+
+
+@dataclass(frozen=True)
+class QueueStatus:
+    """A queue as ``ledgerlearn drag feedback-status`` shows it."""
+
+    path: Path
+    pending: int
+    oldest_age_s: float | None
+    pending_by_source: dict[int, int]
+    dropped: int
+    dropped_by_reason: dict[str, int]
+    last_flush: dict[str, Any] | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "queue": str(self.path),
+            "pending": self.pending,
+            "oldest_age_s": self.oldest_age_s,
+            "pending_by_source": {str(k): v for k, v in sorted(self.pending_by_source.items())},
+            "dropped": self.dropped,
+            "dropped_by_reason": self.dropped_by_reason,
+            "last_flush": self.last_flush,
+        }
+
+
+def queue_path(home: Path, chain_id: int, registry: str, account: str) -> Path:
+    """The persistent feedback queue of one account on one registry (under ``home``).
+
+    One file per account: deltas land in the flushing account's evaluator lane, and a
+    queue shared between accounts let one account send (or strand) another's verdicts.
+    """
+    return home / "drag" / f"feedback-{chain_id}-{registry.lower()}-{account.lower()}.jsonl"
+
+
 def _clip(x: float, bound: float) -> float:
     return max(-bound, min(bound, x))
 
@@ -155,7 +219,13 @@ FlushFn = Callable[[list[FeedbackDelta]], object]
 
 
 class FeedbackQueue:
-    """Durable queue of deltas flushed in batches through ``flush_fn`` (see module doc)."""
+    """Durable queue of deltas flushed in batches through ``flush_fn`` (see module doc).
+
+    ``flush_fn`` returns a :class:`FlushOutcome` (drops recorded with their reasons) or
+    anything else (the batch counts as applied whole). ``check`` runs once before the
+    first delta is queued and raises when they could never be flushed (e.g. the account
+    lacks EVALUATOR_ROLE).
+    """
 
     def __init__(
         self,
@@ -164,23 +234,36 @@ class FeedbackQueue:
         max_batch: int = 20,
         max_age_s: float = 300.0,
         clock: Callable[[], float] = time.time,
+        check: Callable[[], None] | None = None,
     ) -> None:
         if max_batch < 1:
             raise ConfigError(f"max_batch={max_batch}; use a positive batch size")
         if max_age_s < 0:
             raise ConfigError(f"max_age_s={max_age_s}; use a non-negative age")
         self.path = Path(path)
+        self.dropped_path = self.path.with_name(self.path.name + ".dropped.jsonl")
+        self.last_path = self.path.with_name(self.path.name + ".last.json")
         self.flush_fn = flush_fn
         self.max_batch = max_batch
         self.max_age_s = max_age_s
         self.clock = clock
+        self._check = check
+        self.dropped: list[Dropped] = []  # drops recorded by this process
         self._items: list[tuple[float, FeedbackDelta]] = self._read()
 
     def _read(self) -> list[tuple[float, FeedbackDelta]]:
-        if not self.path.is_file():
+        items = self.read_other(self.path)
+        if items:
+            log.info("recovered %d pending feedback deltas from %s", len(items), self.path)
+        return items
+
+    @staticmethod
+    def read_other(path: Path) -> list[tuple[float, FeedbackDelta]]:
+        """The (time, delta) records of a queue file (unreadable lines skipped, logged)."""
+        if not path.is_file():
             return []
         items = []
-        with self.path.open(encoding="utf-8") as f:
+        with path.open(encoding="utf-8") as f:
             for line_no, line in enumerate(f, start=1):
                 if not line.strip():
                     continue
@@ -188,10 +271,25 @@ class FeedbackQueue:
                     record = json.loads(line)
                     items.append((float(record["t"]), FeedbackDelta.from_json(record["delta"])))
                 except (ValueError, KeyError, TypeError, DragError) as exc:
-                    log.warning("skipping unreadable line %d of %s (%s)", line_no, self.path, exc)
-        if items:
-            log.info("recovered %d pending feedback deltas from %s", len(items), self.path)
+                    log.warning("skipping unreadable line %d of %s (%s)", line_no, path, exc)
         return items
+
+    def adopt(self, other: Path) -> int:
+        """Move the deltas of another queue file (the old queue shared by all accounts)
+        into this one: appended durably here first, then the other file is removed.
+        Returns how many were adopted."""
+        items = self.read_other(other)
+        if items:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as f:
+                f.writelines(self._line(t, d) for t, d in items)
+                f.flush()
+                os.fsync(f.fileno())
+            self._items.extend(items)
+            log.info("adopted %d feedback deltas from %s", len(items), other)
+        if other.is_file():
+            other.unlink()
+        return len(items)
 
     @staticmethod
     def _line(t: float, delta: FeedbackDelta) -> str:
@@ -224,9 +322,13 @@ class FeedbackQueue:
         """Persist ``deltas``, then flush if due; returns how many deltas were flushed.
 
         A failing ``flush_fn`` is logged and the deltas stay queued for the next attempt.
+        Raises what ``check`` raises (nothing is queued then).
         """
         now = self.clock()
         new = [(now, d) for d in deltas]
+        if new and self._check is not None:
+            self._check()
+            self._check = None  # once per queue: the role does not change per delta
         if new:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("a", encoding="utf-8") as f:
@@ -244,15 +346,85 @@ class FeedbackQueue:
             return self.flush()
         except Exception as exc:  # the callback is user/chain code; keep the deltas
             log.warning("feedback flush failed, %d deltas kept (%s)", len(self._items), exc)
+            self._write_last({"t": self.clock(), "error": str(exc), "pending": len(self)})
             return 0
 
     def flush(self) -> int:
-        """Send all pending deltas in batches of ``max_batch``; raises what ``flush_fn`` raises."""
+        """Send all pending deltas in batches of ``max_batch``; raises what ``flush_fn`` raises.
+
+        Returns how many deltas left the queue (applied or dropped with a reason)."""
         sent = 0
         while self._items:
             batch = self._items[: self.max_batch]
-            self.flush_fn([d for _, d in batch])
+            outcome = self.flush_fn([d for _, d in batch])
+            if not isinstance(outcome, FlushOutcome):  # a plain callback: all applied
+                outcome = FlushOutcome(outcome if isinstance(outcome, str) else None, len(batch))
+            self._record_drops(outcome.dropped)
             self._items = self._items[len(batch) :]
             self._rewrite()
             sent += len(batch)
+            self._write_last(
+                {
+                    "t": self.clock(),
+                    "tx": outcome.tx,
+                    "applied": outcome.applied,
+                    "dropped": len(outcome.dropped),
+                }
+            )
         return sent
+
+    def _record_drops(self, dropped: Sequence[Dropped]) -> None:
+        """Append each drop to the durable drop log (fsync'ed) and warn about it."""
+        if not dropped:
+            return
+        now = self.clock()
+        self.dropped_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.dropped_path.open("a", encoding="utf-8") as f:
+            f.writelines(json.dumps({"t": now, **d.to_json()}) + "\n" for d in dropped)
+            f.flush()
+            os.fsync(f.fileno())
+        for d in dropped:
+            log.warning(
+                "feedback for source %d (nonce %d) dropped: %s",
+                d.delta.source_id,
+                d.delta.receipt.nonce,
+                d.reason,
+            )
+        self.dropped.extend(dropped)
+
+    def _write_last(self, record: dict[str, Any]) -> None:
+        self.last_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.last_path.with_name(self.last_path.name + ".tmp")
+        tmp.write_text(json.dumps(record) + "\n", encoding="utf-8")
+        os.replace(tmp, self.last_path)
+
+    def dropped_log(self) -> list[dict[str, Any]]:
+        """Every drop recorded for this queue (oldest first): ``{"t", "reason", "delta"}``."""
+        if not self.dropped_path.is_file():
+            return []
+        out = []
+        for line in self.dropped_path.read_text(encoding="utf-8").splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                log.warning("skipping an unreadable line of %s", self.dropped_path)
+        return out
+
+    def status(self) -> QueueStatus:
+        """Pending deltas (by source, oldest age), drops by reason, and the last flush."""
+        by_source: dict[int, int] = {}
+        for _, d in self._items:
+            by_source[d.source_id] = by_source.get(d.source_id, 0) + 1
+        reasons: dict[str, int] = {}
+        drops = self.dropped_log()
+        for record in drops:
+            reason = str(record.get("reason", "?"))
+            reasons[reason] = reasons.get(reason, 0) + 1
+        last = None
+        if self.last_path.is_file():
+            try:
+                last = json.loads(self.last_path.read_text(encoding="utf-8"))
+            except ValueError:
+                log.warning("unreadable %s", self.last_path)
+        oldest = self.clock() - self._items[0][0] if self._items else None
+        return QueueStatus(self.path, len(self), oldest, by_source, len(drops), reasons, last)

@@ -1,7 +1,16 @@
 """A source node's receipt counter: one nonce per answered query, never reused.
 
-The ``SourceRegistry`` accepts each ``(sourceId, nonce)`` once and keeps only the highest
-nonce and a 96-nonce window (see :mod:`drag.receipts`), so a source must
+The ``SourceRegistry`` accepts each receipt once per evaluator lane (its highest nonce and a
+96-nonce window below it), and only nonces at most ``MAX_NONCE_STEP`` (2^20) above the
+highest nonce of the source applied so far (see the contract's notes), so a source must
+
+- issue nonces strictly increasing and within that bound: a receipt beyond it is refused
+  by the registry, so signing one would only look like dodging feedback. When the
+  ledger has a ``ceiling`` (``source serve`` gives it one read from the chain: the
+  source's highest applied nonce + ``MAX_NONCE_STEP``) it refuses to issue past it with
+  :class:`NonceBoundReached` (HTTP 503), after re-reading the ceiling once: the bound
+  moves up as feedback lands, so it is read again only when the cached value is reached
+  (once per ~a million queries), never per query;
 
 - never hand out the same nonce twice, even across restarts and crashes (two receipts with
   one nonce: only one could ever be used, and which one would be a race);
@@ -23,8 +32,8 @@ the reservation, the ledger reserves the next ``block`` nonces and ``fsync``s th
 reservation (and the log). A crash then can only lose nonces that were reserved and never
 handed out; on restart the counter continues above the reservation, which is safe because
 the contract needs nonces unique and increasing, not dense. ``block`` defaults to 64, below
-the contract's 96-nonce window (``SourceRegistry.WINDOW``), so the jump a crash causes
-leaves receipts signed just before it inside the window. A clean :meth:`close` gives the
+the contract's 96-nonce lane window (``SourceRegistry.WINDOW``), so the jump a crash causes
+leaves receipts signed just before it inside an evaluator's window. A clean :meth:`close` gives the
 unused rest of the block back. An ``fsync`` per query cost about as much as the rest of the
 request (0.1 ms on a quiet disk, milliseconds under load) and serialised the node on the
 disk.
@@ -48,6 +57,7 @@ import fcntl
 import logging
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from marketplace.errors import ConfigError, DragError, QueryIdReused
@@ -62,11 +72,17 @@ RESERVE_BLOCK = 64
 KEEP_QUERY_IDS = 100_000
 
 
+class NonceBoundReached(DragError):
+    """The next nonce would pass the registry's step bound: the registry would refuse the
+    receipt, so the node stops signing until feedback lands (or the bound is re-read)."""
+
+
 class NonceLedger:
     """Durable, thread-safe issuer of receipt nonces for one source (see module doc).
 
     ``fsync=False`` skips every ``fsync`` (tests and simulations on throw-away folders).
-    ``keep`` is how many recent query ids are remembered (module doc).
+    ``keep`` is how many recent query ids are remembered (module doc). ``ceiling``, when
+    given, returns the highest nonce the registry accepts now (module doc).
     """
 
     def __init__(
@@ -75,6 +91,7 @@ class NonceLedger:
         fsync: bool = True,
         block: int = RESERVE_BLOCK,
         keep: int = KEEP_QUERY_IDS,
+        ceiling: Callable[[], int] | None = None,
     ) -> None:
         if block < 1:
             raise ConfigError(f"block={block}; reserve at least one nonce at a time")
@@ -86,6 +103,8 @@ class NonceLedger:
         self.block = block
         self.keep = keep
         self._lock = threading.Lock()
+        self._ceiling_fn = ceiling
+        self._ceiling: int | None = None
         self._seen: dict[bytes, int] = {}  # query id -> nonce, oldest first
         self._last = 0
         self._fd = self._reserved_fd = -1
@@ -134,6 +153,23 @@ class NonceLedger:
                 self.path,
                 whole // RECORD_SIZE,
                 self._last + 1,
+            )
+
+    def set_ceiling(self, ceiling: Callable[[], int] | None) -> None:
+        """Bound issued nonces by ``ceiling()`` (re-read only when the cached bound is hit)."""
+        with self._lock:
+            self._ceiling_fn = ceiling
+            self._ceiling = None
+
+    def _check_ceiling(self, nonce: int) -> None:
+        if self._ceiling_fn is None or (self._ceiling is not None and nonce <= self._ceiling):
+            return
+        self._ceiling = int(self._ceiling_fn())
+        if nonce > self._ceiling:
+            raise NonceBoundReached(
+                f"nonce {nonce} would pass the registry's bound {self._ceiling} (the source's "
+                "highest applied nonce + MAX_NONCE_STEP): the registry would refuse its "
+                "receipt; answering resumes once feedback for this source lands"
             )
 
     @property
@@ -189,6 +225,7 @@ class NonceLedger:
             if self._last >= MAX_NONCE:
                 raise DragError("receipt nonces are exhausted; register a new source id")
             nonce = self._last + 1
+            self._check_ceiling(nonce)
             if nonce > self._reserved:
                 self._write_reserved(min(self._reserved + self.block, MAX_NONCE))
             os.write(self._fd, nonce.to_bytes(8, "big") + query_id)

@@ -3,10 +3,11 @@
 A receipt binds a source's registered key to ``(sourceId, nonce, queryId, passagesHash)``.
 The ``SourceRegistry`` contract accepts a reliability/usefulness delta for a source only with
 that source's receipt for the query, so a client cannot invent queries, and a source cannot
-later deny what it served. The source numbers its receipts with its own nonce (1, 2, 3, ...;
-see :mod:`drag.nonces`): the contract accepts each ``(sourceId, nonce)`` once, within a window
-of 96 nonces below the highest it has seen, which keeps replay protection inside one storage
-slot. The typed data follows EIP-712 (https://eips.ethereum.org/EIPS/eip-712):
+later deny what it served. The source numbers its receipts with its own strictly increasing
+nonce (1, 2, 3, ...; see :mod:`drag.nonces`): the contract accepts a receipt at most
+``MAX_NONCE_STEP`` above the source's highest applied nonce, once per evaluator lane (one
+slot per source and evaluator: the lane's highest nonce and a 96-nonce window below it).
+The typed data follows EIP-712 (https://eips.ethereum.org/EIPS/eip-712):
 
 - domain: ``name="LedgerLearn SourceRegistry"``, ``version="1"``, ``chainId``,
   ``verifyingContract`` (the registry address);

@@ -1,10 +1,11 @@
 """What the dRAG client needs from the SourceRegistry, behind a small interface.
 
-The client reads every source's record in one call (step 1 of the dRAG query in
-ARCHITECTURE.md) and submits batches of feedback deltas (step 6). The chain-backed
-implementation is :class:`drag.chain_directory.ChainDirectory`; :class:`StaticDirectory`
-is an in-process one for simulations and tests that applies deltas the way the contract
-does (reliability as Beta-reputation counts, usefulness as a bounded running score).
+The client reads every source's record (step 1 of the dRAG query in ARCHITECTURE.md;
+paged on a chain, one call per 500 sources) and submits batches of feedback deltas
+(step 6). The chain-backed implementation is :class:`drag.chain_directory.ChainDirectory`;
+:class:`StaticDirectory` is an in-process one for simulations and tests that applies
+deltas the way the contract does (reliability as Beta-reputation counts, usefulness as a
+bounded running score).
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ class SourceDirectory(Protocol):
         ...
 
     def list_sources(self) -> list[SourceRecord]:
-        """All registered sources with their current scores (one chain call)."""
+        """All registered sources with their current scores (paged on a chain)."""
         ...
 
     def submit_feedback(self, batch: Sequence[FeedbackDelta]) -> str | None:

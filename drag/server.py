@@ -45,7 +45,7 @@ from pydantic.json_schema import JsonDict
 
 from drag.index import PassageIndex
 from drag.ingest import ChunkConfig
-from drag.nonces import NonceLedger
+from drag.nonces import NonceBoundReached, NonceLedger
 from drag.receipts import ReceiptDomain, ReceiptSigner, passage_hash
 from marketplace.errors import DragError, LedgerLearnError, QueryIdReused
 from marketplace.server import GuardMiddleware, ServerLimits, error_response, uvicorn_config
@@ -340,6 +340,8 @@ def create_app(node: SourceNode) -> FastAPI:
 
     @app.exception_handler(LedgerLearnError)
     async def _user_error(_: Request, exc: LedgerLearnError) -> Response:
+        if isinstance(exc, NonceBoundReached):  # a state of the source, not a bad request
+            return error_response(503, str(exc))
         return error_response(409 if isinstance(exc, QueryIdReused) else 422, str(exc))
 
     @app.get("/health")

@@ -1,19 +1,25 @@
 """Typed client of ``SourceRegistry``: the only Python that encodes its calls.
 
 The registry holds decentralized-RAG sources and their reputation (ARCHITECTURE.md, "The
-dRAG query", steps 1 and 6). Scores are fixed point with :data:`SCALE` = 1e6 = 1.0:
-reliability as Beta-reputation evidence ``alpha``/``beta`` (Josang & Ismail 2002), halved
-together whenever their sum would pass :data:`MAX_EVIDENCE`, and usefulness (Reliable-dRAG,
-Lu et al. 2025, arXiv:2511.07577) saturating in ``[0, MAX_USEFULNESS]``.
+dRAG query", steps 1 and 6). Listing is paged: :meth:`RegistryClient.all_scores` reads
+``scores(offset, limit)`` pages of at most :data:`MAX_PAGE` sources, since one call over all
+sources passed the 30M eth_call gas cap at ~900 sources. Scores are fixed point with
+:data:`SCALE` = 1e6 = 1.0: reliability as Beta-reputation evidence ``alpha``/``beta``
+(Josang & Ismail 2002), halved together whenever their sum would pass
+:data:`MAX_EVIDENCE`, and usefulness (Reliable-dRAG, Lu et al. 2025, arXiv:2511.07577)
+saturating in ``[0, MAX_USEFULNESS]``.
 
 Every feedback update carries the source's EIP-712 receipt (https://eips.ethereum.org/EIPS/
 eip-712) over :data:`RECEIPT_TYPE` under the domain ``("LedgerLearn SourceRegistry", "1",
-chainId, registry address)``. A source numbers its receipts with its own nonce; the contract
-accepts each ``(sourceId, nonce)`` once and within a window of :data:`WINDOW` nonces below the
-highest it has seen, so replay protection costs no fresh storage per query. Signatures travel
-as EIP-2098 compact ``(r, vs)`` pairs (https://eips.ethereum.org/EIPS/eip-2098). The
-typed data itself is defined once, in :mod:`drag.receipts` (what source nodes sign), and
-re-exported here.
+chainId, registry address)``. A source numbers its receipts with one strictly increasing
+nonce. The contract (see its notes for why) accepts a receipt only within
+:data:`MAX_NONCE_STEP` of the source's highest applied nonce, and once per *lane* (source,
+evaluator): each lane keeps its highest nonce and a :data:`WINDOW`-nonce bitmap below it, so
+no evaluator's submissions can expire or use up receipts another evaluator holds. Updates
+that lose a nonce race are skipped with a reason (:data:`SKIP_REASONS`), not reverted.
+Signatures travel as EIP-2098 compact ``(r, vs)`` pairs
+(https://eips.ethereum.org/EIPS/eip-2098). The typed data itself is defined once, in
+:mod:`drag.receipts` (what source nodes sign), and re-exported here.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth_utils import keccak
+from web3.logs import DISCARD
 from web3.types import TxReceipt
 
 from drag.receipts import DOMAIN_NAME as DOMAIN_NAME
@@ -43,6 +50,17 @@ MAX_EVIDENCE = 1000 * 10**6
 MAX_USEFULNESS = 1000 * 10**6
 INITIAL_USEFULNESS = 10**6
 WINDOW = 96
+MAX_NONCE_STEP = 2**20
+"""How far above a source's highest applied nonce a receipt may be (``MAX_NONCE_STEP``)."""
+MAX_PAGE = 500
+"""Most sources one ``scores(offset, limit)`` call returns (``SourceRegistry.MAX_PAGE``)."""
+SKIP_USED, SKIP_EXPIRED, SKIP_TOO_FAR = 1, 2, 3
+SKIP_REASONS = {
+    SKIP_USED: "receipt already applied in this evaluator's lane",
+    SKIP_EXPIRED: f"nonce is {WINDOW} or more below this evaluator's newest for the source",
+    SKIP_TOO_FAR: f"nonce is 0 or more than {MAX_NONCE_STEP} above the source's highest applied",
+}
+"""``FeedbackSkipped`` reason codes and what they mean (``SourceRegistry.SKIP_*``)."""
 STAKE_LOCK = 7 * 24 * 3600
 """Seconds a deactivated source's stake stays locked (``SourceRegistry.STAKE_LOCK``)."""
 EVALUATOR_ROLE = keccak(text="EVALUATOR_ROLE")
@@ -91,6 +109,8 @@ class FeedbackUpdate:
 
     Deltas are fixed point (``round(delta * SCALE)``), each within ``MAX_DELTA_PER_QUERY``.
     ``signature`` is the source's 65-byte (r, s, v) or 64-byte EIP-2098 receipt signature.
+    ``key_index`` names the key that signed it: 0 for the source's current signer, k for
+    its k-th former signer (valid for nonces up to that key's ``until``).
     """
 
     source_id: int
@@ -100,11 +120,18 @@ class FeedbackUpdate:
     reliability_delta: int
     usefulness_delta: int
     signature: bytes
+    key_index: int = 0
 
     @property
     def head(self) -> int:
         """The packed first word of ``SourceRegistry.Update`` (see :func:`pack_head`)."""
-        return pack_head(self.source_id, self.nonce, self.reliability_delta, self.usefulness_delta)
+        return pack_head(
+            self.source_id,
+            self.nonce,
+            self.reliability_delta,
+            self.usefulness_delta,
+            self.key_index,
+        )
 
     def as_tuple(self) -> tuple[int, bytes, bytes, bytes, bytes]:
         """The ``SourceRegistry.Update`` struct as web3 encodes it."""
@@ -120,6 +147,32 @@ class Head:
     nonce: int
     reliability_delta: int
     usefulness_delta: int
+    key_index: int = 0
+
+
+@dataclass(frozen=True)
+class FormerSigner:
+    """A key a source rotated away from; it still signs valid receipts up to ``until``."""
+
+    key_index: int
+    signer: str
+    until: int
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An update ``applyFeedback`` skipped (``FeedbackSkipped``), with its reason code."""
+
+    word: int
+    reason: int
+
+    @property
+    def head(self) -> Head:
+        return unpack_head(self.word)
+
+    @property
+    def why(self) -> str:
+        return SKIP_REASONS.get(self.reason, f"unknown skip reason {self.reason}")
 
 
 def _int32(value: int, what: str) -> int:
@@ -128,19 +181,25 @@ def _int32(value: int, what: str) -> int:
     return value & 0xFFFFFFFF
 
 
-def pack_head(source_id: int, nonce: int, reliability_delta: int, usefulness_delta: int) -> int:
-    """``sourceId | nonce << 64 | reliabilityDelta << 128 | usefulnessDelta << 160``.
+def pack_head(
+    source_id: int, nonce: int, reliability_delta: int, usefulness_delta: int, key_index: int = 0
+) -> int:
+    """``sourceId | nonce << 64 | reliabilityDelta << 128 | usefulnessDelta << 160 |
+    keyIndex << 192``.
 
     Packing the small fields into one word saves the ABI's zero padding (and the 0xff
     sign extension of negative deltas) in calldata, which costs 4-16 gas per byte.
     """
     if not 0 <= source_id < 2**64 or not 0 <= nonce < 2**64:
         raise ConfigError(f"source id {source_id} and nonce {nonce} must fit uint64")
+    if not 0 <= key_index < 2**32:
+        raise ConfigError(f"key index {key_index} must fit uint32 (0 = current signer)")
     return (
         source_id
         | nonce << 64
         | _int32(reliability_delta, "reliability_delta") << 128
         | _int32(usefulness_delta, "usefulness_delta") << 160
+        | key_index << 192
     )
 
 
@@ -155,6 +214,7 @@ def unpack_head(head: int) -> Head:
         nonce=(head >> 64) & (2**64 - 1),
         reliability_delta=signed((head >> 128) & 0xFFFFFFFF),
         usefulness_delta=signed((head >> 160) & 0xFFFFFFFF),
+        key_index=(head >> 192) & 0xFFFFFFFF,
     )
 
 
@@ -250,18 +310,55 @@ class RegistryClient(ContractClient):
         raw = self._call(self.contract.functions.getSource(source_id), f"source {source_id}")
         return self._info(raw)
 
-    def all_scores(self) -> list[SourceInfo]:
-        """Every source with its scores, in id order, from one ``eth_call``."""
-        return [self._info(r) for r in self.contract.functions.allScores().call()]
+    def all_scores(self, page: int = MAX_PAGE) -> list[SourceInfo]:
+        """Every source with its scores, in id order, one ``scores`` call per ``page``
+        sources (each call stays far under the 30M eth_call gas cap, whatever the count)."""
+        if not 1 <= page <= MAX_PAGE:
+            raise ConfigError(f"page={page}; use 1..{MAX_PAGE} sources per call")
+        count = self.source_count()
+        out: list[SourceInfo] = []
+        for offset in range(0, count, page):
+            out.extend(self.scores(offset, page))
+        return out
 
     def scores(self, offset: int, limit: int) -> list[SourceInfo]:
-        """Sources ``offset + 1 .. offset + limit`` (for registries too big for one call)."""
-        return [self._info(r) for r in self.contract.functions.scores(offset, limit).call()]
+        """Sources ``offset + 1 .. offset + limit`` (``limit`` <= :data:`MAX_PAGE`)."""
+        fn = self.contract.functions.scores(offset, limit)
+        return [self._info(r) for r in self._call(fn, f"scores({offset}, {limit})")]
 
-    def receipt_usable(self, source_id: int, nonce: int) -> bool:
-        """Whether the registry would still accept this source's receipt ``nonce``."""
-        fn = self.contract.functions.receiptUsable(source_id, nonce)
-        return bool(self._call(fn, "receiptUsable"))
+    def _evaluator(self, evaluator: str | None) -> str:
+        if evaluator is not None:
+            return evaluator
+        if self.sender is None:
+            raise ConfigError("no account: pass the evaluator whose lane to read")
+        return str(self.sender.address)
+
+    def receipt_status(self, source_id: int, nonce: int, evaluator: str | None = None) -> int:
+        """0 if ``evaluator`` (default: this client's account) could apply this source's
+        receipt ``nonce`` now, else the ``SKIP_*`` code it would be skipped with."""
+        fn = self.contract.functions.receiptStatus(source_id, self._evaluator(evaluator), nonce)
+        return int(self._call(fn, "receiptStatus"))
+
+    def receipt_usable(self, source_id: int, nonce: int, evaluator: str | None = None) -> bool:
+        """Whether the registry would accept this source's receipt ``nonce`` from
+        ``evaluator`` (default: this client's account) now."""
+        return self.receipt_status(source_id, nonce, evaluator) == 0
+
+    def lane(self, source_id: int, evaluator: str | None = None) -> tuple[int, int]:
+        """(highest nonce ``evaluator`` applied for the source, window bitmap below it)."""
+        fn = self.contract.functions.laneOf(source_id, self._evaluator(evaluator))
+        last, window = self._call(fn, f"lane of source {source_id}")
+        return int(last), int(window)
+
+    def former_signers(self, source_id: int) -> list[FormerSigner]:
+        """Keys the source rotated away from, oldest first (key index 1, 2, ...)."""
+        fn = self.contract.functions.formerSigners(source_id)
+        rows = self._call(fn, f"former signers of source {source_id}")
+        return [FormerSigner(i, str(r[0]), int(r[1])) for i, r in enumerate(rows, start=1)]
+
+    def is_slashed(self, source_id: int) -> bool:
+        """Whether the source was proven to have signed two receipts with one nonce."""
+        return bool(self._call(self.contract.functions.isSlashed(source_id), "isSlashed"))
 
     def receipt_digest(
         self, source_id: int, nonce: int, query_id: bytes, passages_hash: bytes
@@ -331,11 +428,55 @@ class RegistryClient(ContractClient):
     ) -> TxReceipt:
         """Submit a batch of updates in one transaction (needs EVALUATOR_ROLE).
 
-        All or nothing: an invalid update reverts the batch with an error naming its source
-        and nonce (``ReceiptAlreadyUsed``, ``ReceiptExpired``, ``InvalidReceipt``, ...).
+        An update that lost a nonce race (used or expired in this account's lane, beyond
+        the step bound) is skipped, not reverted (:meth:`skipped` lists them); any other
+        invalid update reverts the batch with an error naming its source and nonce
+        (``InvalidReceipt``, ``DeltaOverCap``, ``UnknownSource``, ...).
         """
         batch = [u.as_tuple() for u in updates]
         return self._tx(self.contract.functions.applyFeedback(batch), gas=gas)
+
+    def skipped(self, receipt: TxReceipt) -> list[Skipped]:
+        """The updates an ``applyFeedback`` transaction skipped, with their reasons."""
+        events = self.contract.events.FeedbackSkipped().process_receipt(receipt, errors=DISCARD)
+        return [Skipped(int(e["args"]["head"]), int(e["args"]["reason"])) for e in events]
+
+    def applied_update(
+        self, source_id: int, nonce: int, evaluator: str | None = None
+    ) -> FeedbackUpdate | None:
+        """The update ``evaluator`` (default: this client's account) applied for this
+        source and nonce, read back from the calldata of its ``applyFeedback`` transaction
+        (found through the ``FeedbackApplied`` logs), or None. Used to tell a resend of
+        one's own receipt from a second receipt the source signed with the same nonce."""
+        logs = self.contract.events.FeedbackApplied().get_logs(
+            argument_filters={"evaluator": self._evaluator(evaluator)}, from_block=0
+        )
+        for log in logs:
+            heads = [unpack_head(int(h)) for h in log["args"]["heads"]]
+            if not any(h.source_id == source_id and h.nonce == nonce for h in heads):
+                continue
+            tx = self.chain.w3.eth.get_transaction(log["transactionHash"])
+            _, args = self.contract.decode_function_input(tx["input"])
+            for u in args["updates"]:  # web3 decodes each struct as a dict
+                h = unpack_head(int(u["head"]))
+                if h.source_id == source_id and h.nonce == nonce:
+                    return FeedbackUpdate(
+                        source_id,
+                        nonce,
+                        bytes(u["queryId"]),
+                        bytes(u["passagesHash"]),
+                        h.reliability_delta,
+                        h.usefulness_delta,
+                        bytes(u["r"]) + bytes(u["vs"]),
+                        h.key_index,
+                    )
+        return None
+
+    def report_equivocation(self, a: FeedbackUpdate, b: FeedbackUpdate) -> TxReceipt:
+        """Prove that a source signed two different receipts with one nonce (needs
+        EVALUATOR_ROLE): the source is deactivated for good and its stake forfeited."""
+        fn = self.contract.functions.reportEquivocation(a.as_tuple(), b.as_tuple())
+        return self._tx(fn, action="reportEquivocation")
 
     def sign_receipt(
         self,

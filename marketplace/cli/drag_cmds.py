@@ -1,5 +1,5 @@
-"""dRAG commands: ``source serve|register|list``, ``drag query|flush``, ``registry
-grant-evaluator|revoke-evaluator``.
+"""dRAG commands: ``source serve|register|list``, ``drag query|flush|feedback-status``,
+``registry grant-evaluator|revoke-evaluator``.
 
 A data owner registers a source (``source register``, the signing account becomes its
 owner) and serves its documents (``source serve``); a user asks questions (``drag query``)
@@ -22,7 +22,7 @@ import typer
 from rich.table import Table
 
 from marketplace.chain.accounts import parse_address
-from marketplace.chain.registry import SourceInfo
+from marketplace.chain.registry import MAX_NONCE_STEP, SourceInfo
 from marketplace.cli.common import (
     DEFAULT_URL,
     AccountIndex,
@@ -51,8 +51,16 @@ def default_index_dir(docs: Path) -> Path:
     return ledgerlearn_home() / "drag" / "index" / digest
 
 
-def feedback_queue_path(chain_id: int, registry: str) -> Path:
-    """The persistent feedback queue of one registry under ``$LEDGERLEARN_HOME``."""
+def feedback_queue_path(chain_id: int, registry: str, account: str) -> Path:
+    """The persistent feedback queue of one account on one registry under
+    ``$LEDGERLEARN_HOME`` (:func:`drag.feedback.queue_path`)."""
+    from drag.feedback import queue_path
+
+    return queue_path(ledgerlearn_home(), chain_id, registry, account)
+
+
+def legacy_queue_path(chain_id: int, registry: str) -> Path:
+    """Where the queue shared by every account lived before queues were per account."""
     return ledgerlearn_home() / "drag" / f"feedback-{chain_id}-{registry.lower()}.jsonl"
 
 
@@ -115,6 +123,8 @@ def source_serve(
     index_dir = index_dir or default_index_dir(docs)
     console.print(f"indexing {docs} into {index_dir} ...")
     node = SourceNode.from_dirs(docs, index_dir, config)
+    registry = session.registry  # nonces stay within the registry's step bound
+    node.ledger.set_ceiling(lambda: registry.source(sid).last_nonce + MAX_NONCE_STEP)
     console.print(
         f"source [bold]{sid}[/] ({node.address}) serves {len(node.index)} passages on "
         f"http://{host}:{port} (last nonce {node.ledger.last})"
@@ -263,8 +273,10 @@ def _queue(session: Session, batch: int, max_age: float) -> tuple[Any, Any]:
     from drag.feedback import FeedbackQueue
 
     directory = ChainDirectory(session.registry)
-    path = feedback_queue_path(session.chain.chain_id, session.registry.address)
-    return directory, FeedbackQueue(path, directory.submit_feedback, batch, max_age)
+    chain_id, registry = session.chain.chain_id, session.registry.address
+    path = feedback_queue_path(chain_id, registry, session.account.address)
+    queue = FeedbackQueue(path, directory.submit, batch, max_age, check=directory.check_evaluator)
+    return directory, queue
 
 
 Batch = Annotated[int, typer.Option("--batch", help="Flush when this many deltas wait.", min=1)]
@@ -314,8 +326,8 @@ def drag_query(
         raise ConfigError(f"unknown sampler {sampler!r}; use thompson or usefulness")
     session = open_session(rpc_url, key, account)
     directory, queue = _queue(session, batch, max_age)
-    if flush:
-        directory.check_evaluator()
+    if flush or correct or wrong or truth is not None:
+        directory.check_evaluator()  # refuse before querying, not after: nothing queued
     config = ClientConfig(
         n_sources=sources,
         k=k,
@@ -420,21 +432,68 @@ def drag_flush(
     session = open_session(rpc_url, key, account)
     directory, queue = _queue(session, batch, 0.0)
     directory.check_evaluator()
+    legacy = legacy_queue_path(session.chain.chain_id, session.registry.address)
+    adopted = queue.adopt(legacy)
     pending = len(queue)
     sent = queue.flush()
+    reasons: dict[str, int] = {}
+    for d in queue.dropped:
+        reasons[d.reason] = reasons.get(d.reason, 0) + 1
     out = {
         "pending": pending,
-        "sent": sent - directory.dropped,
-        "dropped": directory.dropped,
+        "sent": sent - len(queue.dropped),
+        "dropped": len(queue.dropped),
+        "dropped_by_reason": reasons,
+        "adopted_from_shared_queue": adopted,
         "tx": _tx_hash(directory),
     }
     if json_out:
         emit_json(out)
         return
     console.print(
-        f"{out['sent']} feedback updates applied, {out['dropped']} dropped (already used or "
-        f"stale)" + (f"; last tx {out['tx']}" if out["tx"] else "")
+        f"{out['sent']} feedback updates applied, {out['dropped']} dropped"
+        + (f"; last tx {out['tx']}" if out["tx"] else "")
     )
+    for reason, n in reasons.items():
+        console.print(f"  dropped {n}: {reason}")
+
+
+@drag_app.command("feedback-status")
+def drag_feedback_status(
+    rpc_url: RpcUrl = DEFAULT_URL,
+    key: Key = None,
+    account: AccountIndex = None,
+    json_out: JsonOut = False,
+) -> None:
+    """This account's feedback queue: pending deltas, drops by reason, the last flush."""
+    session = open_session(rpc_url, key, account)
+    directory, queue = _queue(session, 20, 300.0)
+    out = queue.status().to_json()
+    out["account"] = session.account.address
+    out["evaluator"] = session.registry.is_evaluator(session.account.address)
+    legacy = legacy_queue_path(session.chain.chain_id, session.registry.address)
+    out["shared_queue_pending"] = len(queue.read_other(legacy)) if legacy.is_file() else 0
+    if json_out:
+        emit_json(out)
+        return
+    role = "evaluator" if out["evaluator"] else "NOT an evaluator (cannot flush)"
+    console.print(f"account {out['account']} ({role}), queue {out['queue']}")
+    age = out["oldest_age_s"]
+    console.print(
+        f"{out['pending']} pending" + (f", oldest {age:.0f} s old" if age is not None else "")
+    )
+    for sid, n in out["pending_by_source"].items():
+        console.print(f"  source {sid}: {n} pending")
+    console.print(f"{out['dropped']} dropped so far")
+    for reason, n in out["dropped_by_reason"].items():
+        console.print(f"  {n}: {reason}")
+    if out["last_flush"]:
+        console.print(f"last flush: {out['last_flush']}")
+    if out["shared_queue_pending"]:
+        console.print(
+            f"{out['shared_queue_pending']} deltas wait in the old shared queue {legacy}; "
+            "`ledgerlearn drag flush` by an evaluator adopts and sends them"
+        )
 
 
 # ------------------------------------------------------------------ registry

@@ -39,8 +39,9 @@ def test_state_lives_under_home_not_in_the_docs(tmp_path: Path) -> None:
     docs = tmp_path / "docs"
     assert default_index_dir(docs) == default_index_dir(tmp_path / "x" / ".." / "docs")
     assert docs not in default_index_dir(docs).parents
-    path = feedback_queue_path(31337, "0xAbC")
-    assert path.name == "feedback-31337-0xabc.jsonl" and "drag" in path.parts
+    path = feedback_queue_path(31337, "0xAbC", ME)
+    assert path.name == f"feedback-31337-0xabc-{ME}.jsonl" and "drag" in path.parts
+    assert feedback_queue_path(31337, "0xAbC", OTHER) != path  # one queue per account
 
 
 class _Counting:

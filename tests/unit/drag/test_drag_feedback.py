@@ -9,7 +9,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from drag.feedback import FeedbackDelta, FeedbackPolicy, FeedbackQueue, compute_deltas
+from drag.feedback import (
+    Dropped,
+    FeedbackDelta,
+    FeedbackPolicy,
+    FeedbackQueue,
+    FlushOutcome,
+    compute_deltas,
+    queue_path,
+)
 from drag.receipts import Receipt
 from marketplace.errors import ConfigError
 
@@ -108,3 +116,38 @@ def test_queue_survives_a_crash_and_a_failing_flush(tmp_path: Path) -> None:
     assert len(FeedbackQueue(path, received.append)) == 0
     with pytest.raises(ConfigError):
         FeedbackQueue(path, received.append, max_batch=0)
+
+
+def test_drops_are_logged_with_reasons_and_status_counts_them(tmp_path: Path) -> None:
+    clock = Clock()
+    deltas = [FeedbackDelta(i, _receipt(i), -1.0, 0.0) for i in (1, 2, 2)]
+
+    def chain(batch: list[FeedbackDelta]) -> FlushOutcome:
+        return FlushOutcome("0xabc", 1, (Dropped(batch[1], "stale"), Dropped(batch[2], "stale")))
+
+    q = FeedbackQueue(tmp_path / "q.jsonl", chain, max_batch=5, clock=clock)
+    q.put(deltas)
+    clock.t += 30
+    status = q.status()
+    assert (status.pending, status.oldest_age_s, status.pending_by_source) == (
+        3,
+        30.0,
+        {1: 1, 2: 2},
+    )
+    assert q.flush() == 3 and [d.delta for d in q.dropped] == deltas[1:]
+    status = FeedbackQueue(tmp_path / "q.jsonl", chain).status()  # read back from disk
+    assert status.pending == 0 and status.dropped_by_reason == {"stale": 2}
+    assert status.last_flush == {"t": 1030.0, "tx": "0xabc", "applied": 1, "dropped": 2}
+
+
+def test_per_account_queues_and_adopting_the_old_shared_queue(tmp_path: Path) -> None:
+    me, other = "0x" + "aB" * 20, "0x" + "cd" * 20
+    mine = queue_path(tmp_path, 1, "0xReg", me)
+    assert mine == tmp_path / "drag" / f"feedback-1-0xreg-{me.lower()}.jsonl"
+    assert mine != queue_path(tmp_path, 1, "0xReg", other)
+    shared = tmp_path / "shared.jsonl"
+    FeedbackQueue(shared, lambda b: None).put([FeedbackDelta(5, _receipt(5), 1.0, 0.0)])
+    q = FeedbackQueue(mine, lambda b: None)
+    assert q.adopt(shared) == 1 and not shared.exists()
+    assert len(FeedbackQueue(mine, lambda b: None)) == 1  # durable
+    assert q.adopt(shared) == 0

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from drag.nonces import LEDGER_FILE, RECORD_SIZE, RESERVED_FILE, NonceLedger
+from drag.nonces import LEDGER_FILE, RECORD_SIZE, RESERVED_FILE, NonceBoundReached, NonceLedger
 from marketplace.errors import ConfigError, DragError, QueryIdReused
 
 
@@ -142,3 +142,23 @@ def test_an_oversized_log_is_compacted_on_open(tmp_path: Path) -> None:
     assert smaller.issue(_qid(0)) == 9
     with pytest.raises(ConfigError, match="keep=0"):
         NonceLedger(tmp_path / "other", keep=0)
+
+
+def test_nonces_stay_within_the_registrys_step_bound(tmp_path: Path) -> None:
+    """Issued nonces are strictly increasing and never beyond the ceiling (the source's
+    highest applied nonce + MAX_NONCE_STEP), which is re-read only when it is reached."""
+    reads: list[int] = []
+    bound = {"value": 3}
+
+    def ceiling() -> int:
+        reads.append(bound["value"])
+        return bound["value"]
+
+    ledger = NonceLedger(tmp_path, fsync=False, ceiling=ceiling)
+    assert [ledger.issue(_qid(i)) for i in range(3)] == [1, 2, 3]
+    assert reads == [3]  # read once, cached while the nonces stay below it
+    with pytest.raises(NonceBoundReached, match="MAX_NONCE_STEP"):
+        ledger.issue(_qid(3))
+    assert ledger.last == 3 and _qid(3) not in ledger  # nothing issued, nothing recorded
+    bound["value"] = 10  # feedback landed: the bound moved up
+    assert ledger.issue(_qid(3)) == 4 and reads == [3, 3, 10]

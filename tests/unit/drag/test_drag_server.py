@@ -213,3 +213,16 @@ def test_bad_embedding_is_422_naming_the_field(
     # the refused query id was not burnt: the same id without the vector is answered
     ok = roomy.post("/retrieve", json={"query": "anything", "k": 2, "query_id": qid})
     assert ok.status_code == 200, ok.text
+
+
+def test_a_node_at_the_registrys_nonce_bound_answers_503(
+    node: SourceNode, tmp_path_factory, facts
+) -> None:
+    """A receipt beyond the registry's step bound would be refused on-chain; the node says
+    so (503, retry later) instead of signing it."""
+    ledger = NonceLedger(tmp_path_factory.mktemp("bounded"), fsync=False, ceiling=lambda: 1)
+    bounded = TestClient(create_app(SourceNode(node.index, node.config, ledger)))
+    body = {"query": facts[0].question, "k": 1}
+    assert bounded.post("/retrieve", json={**body, "query_id": _qid(1)}).status_code == 200
+    r = bounded.post("/retrieve", json={**body, "query_id": _qid(2)})
+    assert r.status_code == 503 and "MAX_NONCE_STEP" in r.json()["error"]
