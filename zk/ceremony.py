@@ -84,6 +84,7 @@ class CeremonyState:
     contributions: list[Contribution] = field(default_factory=list)
     vk_sha256: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    circuit: str = ""  # what the R1CS is, for people and the CLI (e.g. "4x2x32")
 
     def latest(self, phase: int) -> str:
         """File name of the newest file of ``phase``."""
@@ -179,6 +180,7 @@ def init(
     power: int,
     ptau: Path | None = None,
     entropy: str | None = None,
+    circuit: str = "",
 ) -> CeremonyState:
     """Start a ceremony for ``r1cs`` in the empty ``folder``: phase 1 at ``2^power`` with
     ``name``'s contribution, or (``ptau``) an imported phase-1 file to contribute on."""
@@ -198,6 +200,7 @@ def init(
         snarkjs("powersoftau", "verify", first.name, cwd=folder)  # a valid transcript
     cid = hashlib.sha256((_sha256(folder / R1CS_FILE) + _sha256(first)).encode()).hexdigest()
     state = CeremonyState(cid[:16], _sha256(folder / R1CS_FILE), power, 1, ptau is not None)
+    state.circuit = circuit
     state.timings["init_s"] = time.perf_counter() - start
     state.save(folder)
     contribute(folder, name, entropy=entropy)
