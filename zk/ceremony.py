@@ -198,8 +198,12 @@ def init(
         first = folder / "phase1_imported_0000.ptau"
         shutil.copyfile(ptau, first)
         snarkjs("powersoftau", "verify", first.name, cwd=folder)  # a valid transcript
-    cid = hashlib.sha256((_sha256(folder / R1CS_FILE) + _sha256(first)).encode()).hexdigest()
-    state = CeremonyState(cid[:16], _sha256(folder / R1CS_FILE), power, 1, ptau is not None)
+    # `powersoftau new` is deterministic: a nonce keeps two ceremonies of one circuit apart
+    # (each party's record of its shares is keyed by this id)
+    nonce = secrets.token_hex(16)
+    cid = hashlib.sha256(f"{_sha256(folder / R1CS_FILE)}:{_sha256(first)}:{nonce}".encode())
+    cid_hex = cid.hexdigest()
+    state = CeremonyState(cid_hex[:16], _sha256(folder / R1CS_FILE), power, 1, ptau is not None)
     state.circuit = circuit
     state.timings["init_s"] = time.perf_counter() - start
     state.save(folder)

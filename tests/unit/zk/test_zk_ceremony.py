@@ -146,3 +146,12 @@ def test_a_key_swapped_for_a_single_party_one_is_refused(
     with pytest.raises(ZkError, match="phase-2 contribution"):
         ceremony.verify(folder, r1cs)
     assert ceremony.verified_setup(forged.vk_sha256) is None
+
+
+def test_two_ceremonies_of_one_circuit_have_different_ids(
+    tmp_path: Path, r1cs: Path, finished: tuple[Path, Path]
+) -> None:
+    """`powersoftau new` is deterministic; a party's shares are recorded per ceremony id, so
+    a second ceremony of the same circuit must not expect the first one's shares."""
+    again = ceremony.init(tmp_path / "c2", r1cs, "owner", power=4)
+    assert again.ceremony_id != ceremony.CeremonyState.load(finished[0]).ceremony_id
