@@ -19,9 +19,13 @@ All gas figures are receipts' ``gasUsed`` (21,000 intrinsic and calldata include
   storage write, paid by the trainer) and without; the hidden ``commitUpdate`` before it
   costs the same with or without a verifier (``bench_gas.py``).
 
-snarkjs rows are not measured here: its phase-2 preparation of the powers of tau takes 33
-min at 2^16 and 88 min at 2^18 on this machine (ARCHITECTURE.md); its proving times are in
-ARCHITECTURE.md.
+``--ceremony-shapes`` (default 4x2, the smallest filter circuit) times the multi-party setup
+(``zk.ceremony``: owner and three trainers in both phases, the phase-2 preparation, the
+import for groth16py, one party's full verification) and reports its file sizes.
+
+snarkjs rows are measured only for ``--snarkjs-shapes``: the phase-2 preparation of the
+powers of tau takes 350 s at 2^14, 33 min at 2^16 and 88 min at 2^18 on this machine
+(ARCHITECTURE.md); rows not rerun keep the previous run's figures with a ``stale`` note.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import json
 import logging
 import os
 import random
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -235,6 +240,56 @@ def bench_snarkjs(shape: Any, repeats: int) -> dict[str, Any]:
     }
 
 
+def bench_ceremony(shape: Any, contributors: int, folder: Path) -> dict[str, Any]:
+    """The multi-party setup (``zk.ceremony``) of ``shape`` on this machine: the owner and
+    ``contributors`` trainers contribute to both phases (all on one machine, one after the
+    other, as the CLI would run them on theirs), then one party verifies. Times in seconds,
+    sizes in bytes."""
+    from zk import ceremony
+    from zk.build import build_dir, compile_circuit, prepare_sources
+
+    compiled = compile_circuit(shape)
+    power = ceremony.required_power(compiled.info.n_constraints)
+    if folder.exists():
+        shutil.rmtree(folder)
+    names = [f"trainer{i + 1}" for i in range(contributors)]
+    start = time.perf_counter()
+    state = ceremony.init(folder, compiled.r1cs, "owner", power=power)
+    init_s = time.perf_counter() - start
+    p1 = [ceremony.contribute(folder, n) for n in names]
+    prep = ceremony.prepare(folder)
+    p2 = [ceremony.contribute(folder, n) for n in ["owner", *names]]
+    main = prepare_sources(shape, build_dir(shape))
+    start = time.perf_counter()
+    state = ceremony.finalize(folder, main, [main.parent / "circomlib"])
+    finalize_s = time.perf_counter() - start
+    report = ceremony.verify(folder, compiled.r1cs)
+    t = state.timings
+    p1_s = [t[f"contribute_p1_{c.index}_s"] for c in p1]
+    p2_s = [t[f"contribute_p2_{c.index}_s"] for c in p2]
+    size = {
+        "phase1_file_bytes": (folder / state.latest(1)).stat().st_size,
+        "prepared_ptau_bytes": (folder / ceremony.PREPARED_PTAU).stat().st_size,
+        "zkey_bytes": (folder / ceremony.FINAL_ZKEY).stat().st_size,
+    }
+    return {
+        "backend": "ceremony",
+        "n": shape.n_max,
+        "d": shape.dim,
+        "constraints": compiled.info.n_constraints,
+        "power": power,
+        "contributors": contributors + 1,
+        "init_s": round(init_s, 1),
+        "phase1_contribute_s": round(sum(p1_s) / len(p1_s), 1),
+        "prepare_phase2_s": round(prep.timings["prepare_phase2_s"], 1),
+        "groth16_setup_s": round(prep.timings["groth16_setup_s"], 1),
+        "phase2_contribute_s": round(sum(p2_s) / len(p2_s), 1),
+        "finalize_s": round(finalize_s, 1),
+        "verify_s": round(report.verify_s, 1),
+        **size,
+    }
+
+
 def main() -> None:
     from zk.shape import CircuitShape
 
@@ -243,8 +298,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
         "--snarkjs-shapes",
-        default="10x16",
-        help="shapes also measured with snarkjs ('' for none; 2^16 ptau prep takes ~33 min)",
+        default="",
+        help="shapes also measured with snarkjs (e.g. 10x16: its 2^15 ptau prep takes ~15 min "
+        "here; rows not measured keep the previous run's figures, marked stale)",
+    )
+    parser.add_argument(
+        "--ceremony-shapes",
+        default="4x2",
+        help="shapes whose multi-party setup is timed (owner + 3 trainers; '' for none)",
     )
     parser.add_argument("--home", type=Path, help="LEDGERLEARN_HOME for the key cache")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/zk.json"))
@@ -269,6 +330,20 @@ def main() -> None:
         rows.append(bench_snarkjs(shape, args.repeats))
         measured.add((shape.n_max, shape.dim))
         log.info("%s", rows[-1])
+    for shape in shapes(args.ceremony_shapes):
+        home = Path(os.environ.get("LEDGERLEARN_HOME", Path.home() / ".ledgerlearn"))
+        rows.append(bench_ceremony(shape, 3, home / "bench-ceremony" / shape.name))
+        log.info("%s", rows[-1])
+    previous = json.loads(args.out.read_text()) if args.out.is_file() else []
+    for old in previous:
+        if old.get("backend") == "snarkjs" and old.get("prove_s") is not None:
+            if (old["n"], old["d"]) not in measured:
+                note = (
+                    old.get("stale")
+                    or f"not rerun: measured on the circuit of {old['constraints']:,} constraints"
+                )
+                rows.append({**old, "stale": note})
+                measured.add((old["n"], old["d"]))
     for row in list(rows):
         if row["backend"] == "groth16py" and (row["n"], row["d"]) not in measured:
             rows.append(
@@ -306,6 +381,16 @@ def main() -> None:
         if row["backend"] == "snarkjs":
             snark.add_row(*(str(row.get(c)) for c in snark_cols))
     console.print(snark)
+    cer = Table(title="Multi-party setup (owner + 3 trainers, both phases; seconds, bytes)")
+    cer_cols = ["n", "d", "constraints", "power", "init_s", "phase1_contribute_s"]
+    cer_cols += ["prepare_phase2_s", "groth16_setup_s", "phase2_contribute_s", "finalize_s"]
+    cer_cols += ["verify_s", "prepared_ptau_bytes", "zkey_bytes"]
+    for col in cer_cols:
+        cer.add_column(col, justify="right")
+    for row in rows:
+        if row["backend"] == "ceremony":
+            cer.add_row(*(str(row.get(c)) for c in cer_cols))
+    console.print(cer)
 
 
 if __name__ == "__main__":

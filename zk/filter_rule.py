@@ -72,6 +72,17 @@ def lower_median(values: Sequence[int]) -> int:
     return sorted(values)[(len(values) - 1) // 2]
 
 
+def check_offsets(
+    offsets: Sequence[Sequence[int]], live: Sequence[int], shape: CircuitShape
+) -> None:
+    """Raise unless every live row has ``dim`` values in ``[0, 2^B)`` (the circuit's
+    ``Num2Bits(B)`` on every value accepts exactly these)."""
+    bound = 1 << shape.value_bits
+    for i in live:
+        if len(offsets[i]) != shape.dim or not all(0 <= u < bound for u in offsets[i]):
+            raise ZkError(f"slot {i} is not a {shape.dim}-dim sketch in offset form [0, 2^B)")
+
+
 def apply_rule(
     offsets: Sequence[Sequence[int]],
     active: Sequence[int],
@@ -84,10 +95,7 @@ def apply_rule(
     live = [i for i, a in enumerate(active) if a]
     if not live:
         raise AssumptionViolated("no active trainer in the round; the median needs k >= 1")
-    bound = 1 << shape.value_bits
-    for i in live:
-        if len(offsets[i]) != shape.dim or not all(0 <= u < bound for u in offsets[i]):
-            raise ZkError(f"slot {i} is not a {shape.dim}-dim sketch in offset form [0, 2^B)")
+    check_offsets(offsets, live, shape)
     median = tuple(lower_median([offsets[i][j] for i in live]) for j in range(shape.dim))
     distances = tuple(
         sum(abs(u - m) for u, m in zip(offsets[i], median, strict=True)) if active[i] else 0

@@ -371,6 +371,46 @@ def check_verifier_code(market: MarketClient, address: str) -> VerifierConfig:
     return config
 
 
+DEV_UNSAFE_FLAG = "--dev-unsafe-setup"
+
+
+def check_verifier_setup(
+    market: MarketClient, address: str, *, allow_dev_unsafe: bool = False
+) -> VerifierConfig:
+    """The pre-stake check: :func:`check_verifier_code`, and a key no single party can
+    forge with.
+
+    The project pins its verifying key at creation (the verifier address is in the
+    project, and the key is in ``Groth16Verifier``'s immutables); code checks cannot tell
+    where that key came from, and whoever knows a key's secrets can prove any mask. So the
+    key's hash (:func:`zk.ceremony.vk_sha256`) must be one this machine verified with
+    ``ledgerlearn zk ceremony verify`` (the whole transcript, against a circuit compiled
+    here, with this party's own shares in it). ``allow_dev_unsafe`` accepts any key, for
+    development and demos with a single-party setup (``zk setup``), with a warning.
+    """
+    from zk.ceremony import verified_setup, vk_sha256
+
+    config = check_verifier_code(market, address)
+    digest = vk_sha256(config.vk)
+    if verified_setup(digest) is not None:
+        return config
+    if allow_dev_unsafe:
+        log.warning(
+            "verifier %s: key %s is from no ceremony verified here; whoever made it can "
+            "forge rounds (accepted: %s)",
+            address,
+            digest[:16],
+            DEV_UNSAFE_FLAG,
+        )
+        return config
+    raise ZkError(
+        f"verifier {address}'s verifying key (sha256 {digest[:16]}...) is not from a ceremony "
+        "verified on this machine, so whoever made it may forge any round: run `ledgerlearn zk "
+        f"ceremony verify --dir <ceremony folder>` first, or pass {DEV_UNSAFE_FLAG} "
+        "(development only)"
+    )
+
+
 def _verifier_contract(market: MarketClient, address: str) -> Any:
     from marketplace.chain.artifacts import load_artifact
 

@@ -2,9 +2,10 @@
 
 Keys come from :func:`setup`, a SINGLE-PARTY setup: whoever runs it knows the toxic waste
 and could forge proofs. It is labelled UNSAFE and fine for development, tests and demos;
-real funds need keys from a multi-party ceremony (snarkjs ``.zkey``, importable with
-``groth16py.import_zkey``). Keys are cached in the circuit's build folder (``zk.build``) and
-loaded, never regenerated, on later runs: the verifier contract is tied to one key.
+real funds need keys from a multi-party ceremony (:mod:`zk.ceremony`, ``ledgerlearn zk
+ceremony``), and trainers refuse any other key unless told ``--dev-unsafe-setup``. Keys
+are cached in the circuit's build folder (``zk.build``) and loaded, never regenerated, on
+later runs: the verifier contract is tied to one key.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 
 UNSAFE_SETUP_NOTICE = (
     "UNSAFE single-party Groth16 setup: the party that ran it can forge proofs; "
-    "use ceremony keys for real funds"
+    "use `ledgerlearn zk ceremony` keys for real funds"
 )
 
 

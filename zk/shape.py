@@ -50,7 +50,8 @@ class CircuitShape:
 
     @property
     def lane_bits(self) -> int:
-        """Commitment lane width: ``w = u + 2^B`` lies in ``[0, 3 * 2^B)``."""
+        """Commitment lane width: ``w = u + 2^B`` lies in ``[2^B, 2^(B+1))`` (every ``u`` is
+        range checked); the two spare bits keep the format commitments always had."""
         return self.value_bits + 2
 
     @property

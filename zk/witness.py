@@ -88,6 +88,7 @@ def build_round(
             raise ZkError(f"{len(commitments)} commitments for {n} sketches; give one per slot")
         given = [*commitments, *([0] * pad)]
         commits = [given[i] or own[i] for i in range(shape.n_max)]
+    check_distinct(commits, active)
     committed = [i for i in range(shape.n_max) if commits[i] != 0 or active[i]]
     order = list(arrival) if arrival is not None else committed
     if sorted(order) != committed:
@@ -136,6 +137,39 @@ def build_round(
         public_hash,
     )
     return inputs, statement
+
+
+def duplicate_commitments(
+    commitments: Sequence[int], active: Sequence[int]
+) -> list[tuple[int, int]]:
+    """``(original, copy)`` slot pairs: an active slot whose commitment an earlier active
+    slot already carries.
+
+    The circuit refuses two active slots with one commitment: a commitment opens with the
+    sketch and salt it was made from, so a trainer that copied another's commitment (and,
+    once published, its opening) would be a second inlier for free.
+    """
+    first: dict[int, int] = {}
+    pairs = []
+    for i, (c, a) in enumerate(zip(commitments, active, strict=False)):
+        if not a:
+            continue
+        if c in first:
+            pairs.append((first[c], i))
+        else:
+            first[c] = i
+    return pairs
+
+
+def check_distinct(commitments: Sequence[int], active: Sequence[int]) -> None:
+    """Raise naming the first active slot that repeats an earlier slot's commitment."""
+    pairs = duplicate_commitments(commitments, active)
+    if pairs:
+        j, i = pairs[0]
+        raise ZkError(
+            f"trainers {j} and {i} committed the same sketch commitment; reject the copy "
+            "(the later committer) and prove again"
+        )
 
 
 def rule_outputs(

@@ -33,18 +33,30 @@ def register(
     stake: Annotated[
         str | None, typer.Option(help="Stake to lock (default: the project's minimum).")
     ] = None,
+    dev_unsafe_setup: Annotated[
+        bool,
+        typer.Option(
+            "--dev-unsafe-setup",
+            help="Development only: accept a verifier whose key is from no ceremony verified "
+            "here (its maker can forge rounds).",
+        ),
+    ] = False,
     rpc_url: RpcUrl = DEFAULT_URL,
     key: Key = None,
     account: AccountIndex = None,
     json_out: JsonOut = False,
 ) -> None:
-    """Register as a trainer of a project, locking a stake."""
+    """Register as a trainer of a project, locking a stake.
+
+    A project with a round verifier is joined only when its code is LedgerLearn's and its
+    key is from a ceremony this machine verified (`zk ceremony verify`)."""
     session = open_session(rpc_url, key, account)
     info = session.market.project(project)
     if info.verifier != ZERO_ADDRESS:
-        from zk.onchain import check_verifier_code
+        from zk.onchain import check_verifier_setup
 
-        check_verifier_code(session.market, info.verifier)  # before any stake moves
+        # before any stake moves
+        check_verifier_setup(session.market, info.verifier, allow_dev_unsafe=dev_unsafe_setup)
     amount = parse_amount(stake, "stake") if stake is not None else info.min_stake
     if amount < info.min_stake:
         raise ConfigError(

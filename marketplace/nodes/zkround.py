@@ -113,6 +113,14 @@ def open_sketches(
         else:
             out[i] = c
             openings[i] = opened
+    # a commitment another trainer committed first is a copy: the circuit refuses two
+    # active slots with one commitment, so the later committer is rejected
+    first: dict[bytes, int] = {}
+    for i in sorted(openings, key=lambda i: commits[i].arrival):
+        original = first.setdefault(commits[i].sketch_commitment, i)
+        if original != i:
+            out[i] = out[i].rejected("sketch", f"copies trainer {original}'s commitment")
+            del openings[i]
     return out, openings
 
 

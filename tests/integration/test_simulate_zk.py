@@ -21,7 +21,7 @@ from marketplace.audit import audit_project
 from marketplace.chain.tx import TxSender
 from marketplace.learning import ModelSpec, TrainConfig, load_dataset, partition
 from marketplace.nodes.aggregator import AggregatorNode, RoundSummary
-from marketplace.nodes.chainview import round_commit
+from marketplace.nodes.chainview import round_commit, update_commits
 from marketplace.nodes.simulate import SimulationConfig, simulate
 from marketplace.nodes.trainer import TrainerNode
 from marketplace.rounds import RoundConfig, equal_scores, get_report, run_round
@@ -114,6 +114,13 @@ def test_trainer_whose_sketch_does_not_open_is_rejected_and_the_round_proves(
         )
     for t in trainers[:3]:
         assert t.step().status == "committed"
+    # trainer 5 copies trainer 0's committed CID and sketch commitment (a copycat): the
+    # opening checks out (it is trainer 0's), but two active slots may not share one
+    copycat = world.as_(world.trainers[5])
+    copycat.register(project_id, 10**15)
+    [first] = [c for c in update_commits(world.market, project_id, 1).values() if c.index == 0]
+    copycat.commit_update(project_id, 1, digest_of(first.cid), first.sketch_commitment)
+    stores[world.trainers[5].address] = stores[world.trainers[0].address]
     info = world.market.project(project_id)
     # trainer 3 commits a commitment its published sketch and salt do not open
     wrong_salt, params = trainers[3], trainers[3].global_params(info)
@@ -144,13 +151,14 @@ def test_trainer_whose_sketch_does_not_open_is_rejected_and_the_round_proves(
     )
     summary = node.step()
     assert isinstance(summary, RoundSummary)
-    assert set(summary.rejected) == {3, 4}
+    assert set(summary.rejected) == {3, 4, 5}
+    assert summary.rejected[5] == "sketch: copies trainer 0's commitment"
     assert "do not open the on-chain commitment" in summary.rejected[3]
     assert "not the sketch of the published update" in summary.rejected[4]
     assert all(summary.rejected[i].startswith("sketch:") for i in (3, 4))
-    onchain = round_commit(world.market, project_id, 1, 5)
+    onchain = round_commit(world.market, project_id, 1, 6)
     assert onchain is not None
-    assert onchain.rejected_mask == [False, False, False, True, True]
+    assert onchain.rejected_mask == [False, False, False, True, True, True]
     assert sum(onchain.inlier_mask[:3]) >= 2 and not any(onchain.inlier_mask[3:])
     report = get_report(agg_store, onchain.report_cid)
     assert report.config.zk is not None and report.rejected[3] == summary.rejected[3]

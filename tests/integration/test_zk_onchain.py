@@ -34,7 +34,7 @@ from zk.onchain import (
     load_verifying_key,
 )
 from zk.poseidon import poseidon
-from zk.proof import Groth16Proof
+from zk.proof import Groth16Proof, VerifyingKeyData
 from zk.public_hash import flags_word, fold, outputs_digest
 from zk.shape import CircuitShape
 from zk.sketch import sketch_commitment
@@ -486,3 +486,87 @@ def test_trainers_can_check_the_verifier_stack_before_staking(world, stack, keys
         check_verifier_code(world.market, elsewhere.address)
     with pytest.raises(ZkError, match="does not answer as a round verifier"):
         check_verifier_code(world.market, stack.poseidon)
+
+
+def _key_with_known_secrets(seed: int) -> tuple[VerifyingKeyData, dict[str, int]]:
+    """A one-input Groth16 verifying key whose secrets (alpha, beta, gamma, delta and the
+    IC discrete logs) the caller knows: what whoever ran a single-party setup holds."""
+    from py_ecc.bn128 import G1, G2, curve_order, multiply
+
+    rng = random.Random(seed)
+    s = {
+        k: rng.randrange(1, curve_order) for k in ("alpha", "beta", "gamma", "delta", "ic0", "ic1")
+    }
+
+    def g1(k: int) -> tuple[int, int]:
+        p = multiply(G1, k)
+        return (int(p[0].n), int(p[1].n))
+
+    def g2(k: int) -> tuple[tuple[int, int], tuple[int, int]]:
+        p = multiply(G2, k)
+        return (
+            (int(p[0].coeffs[0]), int(p[0].coeffs[1])),
+            (int(p[1].coeffs[0]), int(p[1].coeffs[1])),
+        )
+
+    vk = VerifyingKeyData(
+        g1(s["alpha"]), g2(s["beta"]), g2(s["gamma"]), g2(s["delta"]), (g1(s["ic0"]), g1(s["ic1"]))
+    )
+    return vk, s
+
+
+def _forge(secrets: dict[str, int], public_input: int) -> Groth16Proof:
+    """A proof for any public input: pick A = aG1, B = bG2, and solve the pairing equation
+    a*b = alpha*beta + (ic0 + x*ic1)*gamma + c*delta for c."""
+    from py_ecc.bn128 import G1, G2, curve_order, multiply
+
+    a, b = 5, 7
+    s = secrets
+    vx = (s["ic0"] + public_input * s["ic1"]) % curve_order
+    c = (a * b - s["alpha"] * s["beta"] - vx * s["gamma"]) * pow(s["delta"], -1, curve_order)
+    pa, pb, pc = multiply(G1, a), multiply(G2, b), multiply(G1, c % curve_order)
+    return Groth16Proof(
+        (int(pa[0].n), int(pa[1].n)),
+        (
+            (int(pb[0].coeffs[0]), int(pb[0].coeffs[1])),
+            (int(pb[1].coeffs[0]), int(pb[1].coeffs[1])),
+        ),
+        (int(pc[0].n), int(pc[1].n)),
+    )
+
+
+def test_a_key_whose_secrets_are_known_forges_rounds_and_is_refused_before_staking(world):
+    """Issue #17.2: with a single-party key, an arbitrary mask (only the colluder paid) is
+    accepted on-chain, and the code check alone passes; the pre-stake check refuses any key
+    that is not from a ceremony this machine verified (unless --dev-unsafe-setup)."""
+    from marketplace.chain.artifacts import load_artifact
+    from zk import ceremony
+    from zk.onchain import check_verifier_code, check_verifier_setup
+
+    vk, secrets = _key_with_known_secrets(17)
+    sender = TxSender(world.chain, world.owner)
+    forged_stack = deploy_round_verifier(sender, world.market.address, SHAPE, RULE, vk=vk)
+    assert check_verifier_code(world.market, forged_stack.address).vk == vk  # passes today
+    with pytest.raises(ZkError, match="not from a ceremony verified on this machine"):
+        check_verifier_setup(world.market, forged_stack.address)
+    assert check_verifier_setup(world.market, forged_stack.address, allow_dev_unsafe=True).vk == vk
+
+    sketches, salts = sketches_for(3)
+    pid, r = open_round(world, forged_stack.address, sketches, salts)
+    mask = [False] * (N - 1) + [True]  # only the colluder, who committed like everyone
+    outputs = 12345
+    contract = world.chain.w3.eth.contract(
+        address=forged_stack.address, abi=load_artifact("FilterRoundVerifier").abi
+    )
+    fits, h = contract.functions.publicHash(
+        pid, r, [(1 << N) - 1], [1 << (N - 1)], [0], outputs
+    ).call()
+    assert fits
+    proof = RoundProofPayload(_forge(secrets, h), outputs).to_bytes()
+    commit(world, pid, r, mask, proof)  # accepted: the key's maker proved a mask of its choice
+    assert world.market.project(pid).rounds_committed == 1
+
+    # a key this machine verified in a ceremony passes without the flag (the record is what
+    # `zk ceremony verify` writes; tests/unit/zk/test_zk_ceremony.py checks how it is earned)
+    ceremony._remember("verified", ceremony.vk_sha256(vk), {"ceremony": "test"})
+    assert check_verifier_setup(world.market, forged_stack.address).vk == vk

@@ -20,11 +20,23 @@ pragma circom 2.1.0;
 // A lower median m of k values is pinned by counting: #{< m} <= floor((k-1)/2) and
 // #{> m} <= floor(k/2); exactly one value satisfies both, so the prover cannot choose it.
 //
-// Soundness of the comparisons without a range check per sketch value: median[j] is range
-// checked to B bits, and LessThan(B)(u, median) decomposes u + 2^B - median into B+1 bits,
-// which forces u into the window [median - 2^B, median + 2^B). Hence w = u + 2^B lies in
-// [0, 3 * 2^B) and packing w in lanes of B+2 bits is injective: the commitment binds every
-// value, and every comparison is exact.
+// Range checks: every sketch value (all N slots) is decomposed with Num2Bits(B), so the
+// circuit accepts exactly the values the Python reference accepts (u in [0, 2^B)); then
+// w = u + 2^B lies in [2^B, 2^(B+1)) and packing w in lanes of B+2 bits is injective, so the
+// commitment binds every value, and LessThan(B) on two B-bit values is an exact comparison.
+// The median needs no range check of its own: the counting constraints force at least one
+// active value to equal it (#eq >= k - floor((k-1)/2) - floor(k/2) = 1).
+//
+// chainSeed is private and unconstrained, and that is harmless (docs/zk.md, "chainSeed"):
+// acc[N] enters the public hash and must equal the contract's chain, which starts from
+// (projectId, round); by Poseidon's collision resistance the proof's used steps are then a
+// suffix of the contract's chain, and every active slot is picked on one of them with its
+// own commitment. A seed other than the contract's can only skip a prefix of steps that no
+// active slot is picked on, i.e. leave out commitments that are not in the rule anyway.
+//
+// Distinct commitments: two active slots may not carry the same commitment (a copied
+// commitment opens with the copied sketch and salt, so a copycat would be a second inlier
+// for free). The aggregator rejects the copy (zk/onchain.py, duplicate_commitments).
 
 include "poseidon.circom";
 include "comparators.circom";
@@ -123,12 +135,26 @@ template SketchFilter(N, D, B) {
         }
         active[i] * (commitment[i] - commitHash[i].out) === 0;
     }
+    // ---- no two active slots carry the same commitment: (c_i - c_j) * inv = a_i * a_j
+    signal bothActive[N][N];
+    signal diffInv[N][N];
+    for (var i = 0; i < N; i++) {
+        for (var j = i + 1; j < N; j++) {
+            bothActive[i][j] <== active[i] * active[j];
+            diffInv[i][j] <-- bothActive[i][j] * (commitment[i] - commitment[j]) != 0
+                ? 1 / (commitment[i] - commitment[j]) : 0;
+            (commitment[i] - commitment[j]) * diffInv[i][j] === bothActive[i][j];
+        }
+    }
 
     // ---- coordinate-wise lower median of the active sketches, and L1 distances to it
-    component medianBits[D];
-    for (var j = 0; j < D; j++) {
-        medianBits[j] = Num2Bits(B);
-        medianBits[j].in <== median[j];
+    // every value in [0, 2^B), on every slot (the prover fills empty slots with 0)
+    component valueBits[N][D];
+    for (var i = 0; i < N; i++) {
+        for (var j = 0; j < D; j++) {
+            valueBits[i][j] = Num2Bits(B);
+            valueBits[i][j].in <== sketch[i][j];
+        }
     }
     component lt[N][D];
     component eq[N][D];

@@ -229,3 +229,79 @@ def test_odd_count_with_an_excluded_committed_trainer(prover: Groth16pyProver) -
     assert prover.verify(prover.prove(inputs2), [st2.public_hash])
     with pytest.raises(ZkError, match="permutation"):
         build_round(SHAPE, project_id=2, round_index=9, sketches=sketches, salts=salts, arrival=[0])
+
+
+def test_out_of_range_value_fails(prover: Groth16pyProver, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A committed value of 2^32 + 5 (offset form) is refused by the circuit, as by the
+    Python reference: before every value had its own Num2Bits(B), only the window around
+    the median was checked and this round proved."""
+    import zk.filter_rule
+    import zk.sketch
+    import zk.witness
+
+    rng = random.Random(3)
+    sketches = [[rng.randint(-50_000, 50_000) for _ in range(SHAPE.dim)] for _ in range(6)]
+    wide = (1 << 32) + 5 - SHAPE.value_offset  # u = v + 2^31 = 2^32 + 5
+    sketches[2][7] = wide
+    salts = [rng.randrange(FIELD_MODULUS) for _ in sketches]
+    with pytest.raises(Exception, match="outside"):
+        build_round(SHAPE, project_id=1, round_index=1, sketches=sketches, salts=salts)
+    # a prover that skips the reference's check gets a consistent witness for that value
+    monkeypatch.setattr(zk.witness, "check_sketch", lambda *_: None)
+    monkeypatch.setattr(zk.sketch, "check_sketch", lambda *_: None)
+    monkeypatch.setattr(zk.filter_rule, "check_offsets", lambda *_: None)
+    inputs, _ = build_round(SHAPE, project_id=1, round_index=1, sketches=sketches, salts=salts)
+    assert inputs["sketch"][2][7] == (1 << 32) + 5  # type: ignore[index]
+    _fails(prover, inputs)
+
+
+def test_two_active_slots_with_one_commitment_fail(
+    prover: Groth16pyProver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A copycat that commits another trainer's commitment (same sketch, same salt) is not
+    a second inlier: the reference and the circuit both refuse the round."""
+    import zk.witness
+
+    rng = random.Random(5)
+    sketches = [[rng.randint(-9_000, 9_000) for _ in range(SHAPE.dim)] for _ in range(5)]
+    salts = [rng.randrange(FIELD_MODULUS) for _ in sketches]
+    sketches.append(list(sketches[1]))
+    salts.append(salts[1])
+    with pytest.raises(ZkError, match="trainers 1 and 5 committed the same"):
+        build_round(SHAPE, project_id=1, round_index=2, sketches=sketches, salts=salts)
+    monkeypatch.setattr(zk.witness, "check_distinct", lambda *_: None)
+    inputs, st = build_round(SHAPE, project_id=1, round_index=2, sketches=sketches, salts=salts)
+    assert st.commitments[1] == st.commitments[5] and st.active[5] == 1
+    _fails(prover, inputs)
+    # rejecting the copy (its commitment stays in the chain) proves
+    sketches[5] = None
+    inputs, st = build_round(
+        SHAPE,
+        project_id=1,
+        round_index=2,
+        sketches=sketches,
+        salts=salts,
+        commitments=[0, 0, 0, 0, 0, st.commitments[1]],
+    )
+    assert prover.verify(prover.prove(inputs), [st.public_hash])
+
+
+def test_chain_seed_other_than_the_contracts_only_skips_inactive_steps(
+    prover: Groth16pyProver,
+) -> None:
+    """chainSeed is private: a prover may start the chain at an intermediate accumulator,
+    but then every step before it is left out, which is only possible for slots that are
+    not active (docs/zk.md). Starting after an active slot's step fails."""
+    from zk.poseidon import poseidon
+    from zk.public_hash import chain_element, chain_seed
+
+    inputs, st = _round()
+    first = st.arrival[0]  # an active slot
+    seed = poseidon(
+        [chain_seed(st.project_id, st.round_index), chain_element(st.commitments[first], first)]
+    )
+    element = list(inputs["element"])[1:] + [0]  # type: ignore[call-overload]
+    used = list(inputs["used"])[1:] + [0]  # type: ignore[call-overload]
+    pick = [list(r) for r in inputs["pick"]][1:] + [[0] * SHAPE.n_max]  # type: ignore[attr-defined]
+    skipped = {**inputs, "chainSeed": seed, "element": element, "used": used, "pick": pick}
+    _fails(prover, skipped)  # slot `first` is no longer picked
