@@ -468,7 +468,11 @@ def _centre_stage(
     """Stage 6: distance (and, without the trust anchor, cosine) to the coordinate-wise
     median of the kept rows, with one-sided robust thresholds (the distance at
     ``anchored_distance_z`` MADs with the anchor); returns every row's distance (the
-    rule's scores)."""
+    rule's scores). When earlier stages kept nobody there is no median to test against:
+    distances are to the median of all rows and nothing more is dropped (the caller
+    then refuses the round with the reason)."""
+    if not bool(keep.any()):
+        return row_norms(clipped - coordinate_median(clipped))
     reference = coordinate_median(clipped[keep])
     dist = row_norms(clipped - reference)
     cos = cosines_to(clipped, reference)

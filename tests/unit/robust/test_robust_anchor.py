@@ -191,3 +191,13 @@ def test_trainer_options_override_the_declared_recipe_one_value_at_a_time() -> N
     )
     with pytest.raises(ConfigError, match="training recipe: momentum"):
         local_recipe(spec, momentum=1.5)
+
+
+def test_an_anchor_that_rejects_every_update_is_a_named_refusal_not_a_crash() -> None:
+    """Every row points away from the anchor: stage 4b keeps nobody, and the filter must
+    say so (AssumptionViolated naming the anchor) instead of taking the median of an
+    empty set (seen with DP-SGD at a too-large learning rate)."""
+    updates = torch.randn(6, 40, generator=torch.Generator().manual_seed(3)).abs()
+    reference = -torch.ones(40)
+    with pytest.raises(AssumptionViolated, match="excluded every update"):
+        default_filter(updates, reference=reference)
