@@ -27,11 +27,20 @@ class UpdateCommit:
     sketch_commitment: bytes
     block: int
     log_index: int = 0
+    committed_at: tuple[int, int] | None = None
+    """(block, log index) of the trainer's hidden commitment: who bound itself first
+    (the copy checks' order; the reveal order is anyone's choice once the window closes)."""
 
     @property
     def arrival(self) -> tuple[int, int]:
-        """Sort key of the reveal order the market saw."""
+        """Sort key of the reveal order the market saw (the zk chain's fold order)."""
         return (self.block, self.log_index)
+
+    @property
+    def commit_arrival(self) -> tuple[int, int]:
+        """Sort key of the commit order (the reveal order when the commitment's event
+        is out of the scanned range)."""
+        return self.committed_at if self.committed_at is not None else self.arrival
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,13 @@ def update_commits(
     logs = market.contract.events.UpdateRevealed().get_logs(
         from_block=from_block, argument_filters={"projectId": project_id, "round": round_}
     )
+    committed_at: dict[int, tuple[int, int]] = {}
+    if logs:
+        for log in market.contract.events.UpdateCommitted().get_logs(
+            from_block=from_block, argument_filters={"projectId": project_id, "round": round_}
+        ):
+            key = (int(log["blockNumber"]), int(log["logIndex"]))
+            committed_at.setdefault(int(log["args"]["index"]), key)
     active: list[bool] | None = None
     if active_only and logs:
         active = market.round_masks(project_id, round_).revealed
@@ -80,6 +96,7 @@ def update_commits(
             sketch_commitment=bytes(args["sketchCommitment"]),
             block=int(log["blockNumber"]),
             log_index=int(log["logIndex"]),
+            committed_at=committed_at.get(index),
         )
     return dict(sorted(out.items()))
 

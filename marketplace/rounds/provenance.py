@@ -22,13 +22,14 @@ class Committed(Protocol):
     def index(self) -> int: ...
 
     @property
-    def arrival(self) -> tuple[int, int]: ...
+    def commit_arrival(self) -> tuple[int, int]: ...
 
 
 def commit_order(commits: Iterable[Committed], n: int) -> list[int]:
     """Position of each of the ``n`` trainers in the round's commit order (block, log
-    index); trainers without a commitment come last, by index."""
-    ranked = sorted(commits, key=lambda c: (c.arrival, c.index))
+    index of the hidden commitment, not of the reveal: a copier that reveals first is
+    still the later committer); trainers without a commitment come last, by index."""
+    ranked = sorted(commits, key=lambda c: (c.commit_arrival, c.index))
     position = {c.index: k for k, c in enumerate(ranked)}
     return [position.get(i, len(ranked) + i) for i in range(n)]
 
