@@ -123,8 +123,20 @@ def chunk_sentences(text: str, size: int, overlap: int) -> list[str]:
     return chunks
 
 
+def docs_root(docs: Path) -> Path:
+    """The folder document ids are relative to: ``docs`` itself, or a single file's folder."""
+    return docs.parent if docs.is_file() else docs
+
+
 def list_documents(docs_dir: Path) -> list[Path]:
-    """All supported files under ``docs_dir`` (recursively), in a stable sorted order."""
+    """All supported files under ``docs_dir`` (recursively), in a stable sorted order; a
+    single supported file (e.g. one ``docs.jsonl``) is a corpus of its own."""
+    if docs_dir.is_file():
+        if docs_dir.suffix.lower() not in SUPPORTED_SUFFIXES:
+            raise ConfigError(
+                f"{docs_dir} is not a .txt, .md or .jsonl file; give one or a folder of them"
+            )
+        return [docs_dir]
     if not docs_dir.is_dir():
         raise ConfigError(f"documents folder {docs_dir} does not exist; create it or fix the path")
     return sorted(
@@ -176,7 +188,8 @@ def ingest_file(path: Path, docs_dir: Path, config: ChunkConfig) -> list[Passage
     """All passages of one file, in document order."""
     passages: list[Passage] = []
     for doc_id, text in read_documents(path, docs_dir):
-        sections = [text] if path.suffix.lower() == ".jsonl" else split_sections(text)
+        whole = path.suffix.lower() == ".jsonl" or config.by == "words"
+        sections = [text] if whole else split_sections(text)
         for section in sections:
             for p in chunk_document(doc_id, section, config):
                 n = len([q for q in passages if q.doc_id == doc_id])
@@ -223,6 +236,6 @@ def ingest_dir(docs_dir: Path, config: ChunkConfig | None = None) -> list[Passag
     config = config or ChunkConfig()
     passages: list[Passage] = []
     for path in list_documents(docs_dir):
-        passages.extend(ingest_file(path, docs_dir, config))
+        passages.extend(ingest_file(path, docs_root(docs_dir), config))
     log.debug("ingested %d passages from %s", len(passages), docs_dir)
     return passages

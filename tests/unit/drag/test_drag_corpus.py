@@ -91,3 +91,31 @@ def test_written_source_and_loader(tmp_path: Path) -> None:
     qa.write_text('{"question": "Q?"}\n', encoding="utf-8")
     with pytest.raises(ConfigError, match="answer"):
         load_qa_jsonl(qa)
+
+
+def test_real_documents_are_polluted_with_same_kind_answers() -> None:
+    from drag.corpus import QAExample, split_documents_over_sources
+
+    docs = {
+        "Peru": "Peru is a country. Its capital is Lima.",
+        "Chile": "Chile is a country. Its capital is Santiago.",
+        "Iron": "Iron has symbol Fe.",
+        "Zinc": "Zinc is a metal.",  # gold for no question: never polluted
+    }
+    examples = [
+        QAExample("What is the capital of Peru?", ("Lima",), ("Peru",), "capital-PE"),
+        QAExample("What is the capital of Chile?", ("Santiago",), ("Chile",), "capital-CL"),
+        QAExample("What is the symbol of iron?", ("Fe",), ("Iron",), "symbol-Fe"),
+    ]
+    clean, half, full = split_documents_over_sources(docs, examples, [0.0, 0.5, 1.0], seed=3)
+    assert {d["id"]: d["text"] for d in clean.documents} == docs and not clean.polluted
+    assert len(half.polluted) == 2 and len(full.polluted) == 3
+    lying = {d["id"]: d["text"] for d in full.documents}
+    assert lying["Peru"] == "Peru is a country. Its capital is Santiago."
+    assert lying["Chile"] == "Chile is a country. Its capital is Lima."
+    assert lying["Zinc"] == docs["Zinc"]
+    assert lying["Iron"] == docs["Iron"]  # a family of one answer has no wrong answer to use
+    doc_mode = split_documents_over_sources(docs, examples, [1.0], seed=3, mode="document")[0]
+    texts = {d["id"]: d["text"] for d in doc_mode.documents}
+    assert texts["Peru"].startswith("Peru is a country. Its capital is Santiago. ")
+    assert len(texts["Peru"]) > len(lying["Peru"])
