@@ -26,7 +26,6 @@ given to mix cosine similarity into the sentence score.
 from __future__ import annotations
 
 import logging
-import re
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field

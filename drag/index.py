@@ -220,9 +220,9 @@ class PassageIndex:
         """Bring the index in line with ``docs_dir``; embed only new or changed files."""
         docs_dir = Path(docs_dir)
         report = SyncReport()
-        files = list_documents(docs_dir)
+        found = list_documents(docs_dir)
         docs_dir = docs_root(docs_dir)
-        current = {p.relative_to(docs_dir).as_posix(): p for p in files}
+        current = {p.relative_to(docs_dir).as_posix(): p for p in found}
         hashes = {name: _sha256_file(path) for name, path in current.items()}
         report.removed = sorted(set(self._files) - set(current))
 

@@ -39,7 +39,9 @@ def normalize(text: str) -> str:
     text = text.replace("'", "").replace("\u2019", "")  # "John's" -> "johns", not "john s"
     words: list[str] = []
     for token in text.split():
-        parts = [w.replace(_DECIMAL_MARK, ".") for w in re.findall(r"[^\W_]+(?:\u2024[^\W_]+)*", token)]
+        parts = [
+            w.replace(_DECIMAL_MARK, ".") for w in re.findall(r"[^\W_]+(?:\u2024[^\W_]+)*", token)
+        ]
         words.extend(parts)
     return " ".join(w for w in words if w not in ARTICLES)
 

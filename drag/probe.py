@@ -100,6 +100,8 @@ async def aprobe(
     return report
 
 
-def probe(client: DragClient, probes: Sequence[QAExample], min_evidence: float = 3.0) -> ProbeReport:
+def probe(
+    client: DragClient, probes: Sequence[QAExample], min_evidence: float = 3.0
+) -> ProbeReport:
     """:func:`aprobe` for callers without an event loop."""
     return asyncio.run(aprobe(client, probes, min_evidence))

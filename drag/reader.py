@@ -40,9 +40,7 @@ _WH_WORDS = frozenset("what which who whom whose when where why how".split())
 _CONNECTORS = frozenset(
     "of de del della di da dos das du la le los las von van der den y and upon on-the".split()
 )
-_MONTHS = (
-    "January|February|March|April|May|June|July|August|September|October|November|December"
-)
+_MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
 _DATE_RE = re.compile(
     rf"\b(?:\d{{1,2}}\s+(?:{_MONTHS})\s+\d{{3,4}}|(?:{_MONTHS})\s+\d{{1,2}},?\s+\d{{3,4}}"
     rf"|(?:{_MONTHS})\s+\d{{3,4}}|\d{{3,4}}\s*(?:BC|BCE|AD|CE)\b|\d{{4}})\b"
@@ -70,7 +68,8 @@ _NUMBER_Q = re.compile(
     r"|\bwhat number\b"
 )
 _YEAR_Q = re.compile(
-    r"\b(?:what|which|in what|in which) (?:year|decade|century|date)\b|^when\b|\bwhen (?:was|did|were|is)\b"
+    r"\b(?:what|which|in what|in which) (?:year|decade|century|date)\b"
+    r"|^when\b|\bwhen (?:was|did|were|is)\b"
 )
 _PLACE_Q = re.compile(
     r"^where\b|\bwhere (?:is|was|are|were|does|did)\b|\b(?:which|what|in which|in what)\s+"
@@ -161,7 +160,8 @@ def question_type(question: str) -> AnswerType:
 
 
 _TYPE_NOUN_RE = re.compile(
-    r"^(?:in |on |of |from |to |at )?(?:which|what)\s+(?!(?:is|was|are|were|does|did|do|has|have|had)\b)"
+    r"^(?:in |on |of |from |to |at )?(?:which|what)\s+"
+    r"(?!(?:is|was|are|were|does|did|do|has|have|had)\b)"
     r"((?:[a-z-]+\s+){0,2}?[a-z-]+)\s+"
     r"(?:is|was|are|were|has|have|had|does|did|do|of|in|on)\b"
 )
@@ -180,7 +180,9 @@ def analyse_question(question: str) -> QuestionInfo:
     """Content words, mentioned names and answer type of ``question``."""
     toks = tokens(question)
     names = frozenset(
-        stem(t) for i, t in enumerate(toks) if t[:1].isupper() and (i > 0 or t not in _FUNCTION_CAPS)
+        stem(t)
+        for i, t in enumerate(toks)
+        if t[:1].isupper() and (i > 0 or t not in _FUNCTION_CAPS)
     ) - {stem(w) for w in _WH_WORDS}
     content = frozenset(stem(t) for t in toks if t.lower() not in STOPWORDS) | names
     content = (content - type_nouns(question)) or content
@@ -208,7 +210,9 @@ def resolve_references(context: str) -> list[str]:
             s = re.sub(r"^(?:Its|Their)\b", f"{subject}'s", s)
             s = re.sub(r"^(?:It|They)\b", subject, s)
             for kind in kinds:
-                s = re.sub(rf"^The {kind}\b(['\u2019]s)?", lambda m: subject + (m.group(1) or ""), s)
+                s = re.sub(
+                    rf"^The {kind}\b(['\u2019]s)?", lambda m: subject + (m.group(1) or ""), s
+                )
         for kind in kinds | ({"nation"} if "country" in kinds else set()):
             s = re.sub(rf"\bthe {kind}['\u2019]s\b", f"{subject}'s", s)
         s = re.sub(r"([;,]\s+|\band\s+)its\b", rf"\g<1>{subject}'s", s)
@@ -337,7 +341,9 @@ def _distance(stems: list[str], anchor: int, span: _Span) -> int:
     if span.start <= anchor < span.end:
         return 10_000
     lo, hi = (anchor + 1, span.start) if anchor < span.start else (span.end, anchor)
-    between = [w for w in stems[lo:hi] if w not in STOPWORDS and w not in _FILLERS and w[0].isalnum()]
+    between = [
+        w for w in stems[lo:hi] if w not in STOPWORDS and w not in _FILLERS and w[0].isalnum()
+    ]
     return len(between) + 1
 
 

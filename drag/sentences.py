@@ -24,7 +24,9 @@ ABBREVIATIONS = frozenset(
 SENTENCE_STARTERS = frozenset(
     "The It Its This These That Those He She His Her They Their In On At As A An".split()
 )
-_BOUNDARY_RE = re.compile(r"([.!?]+[\"')\]\u201d\u2019]*)(\s+)(?=[\"'(\[\u201c\u2018]?[A-Z0-9\u00c0-\u024f])")
+_BOUNDARY_RE = re.compile(
+    r"([.!?]+[\"')\]\u201d\u2019]*)(\s+)(?=[\"'(\[\u201c\u2018]?[A-Z0-9\u00c0-\u024f])"
+)
 _ACRONYM_RE = re.compile(r"(?:\b[A-Za-z]\.){2,}$")
 
 

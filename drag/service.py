@@ -70,7 +70,9 @@ def read_batch(path: Path) -> Iterator[BatchItem]:
             if not isinstance(truth, list) or not isinstance(aliases, list):
                 raise ConfigError(f'{path}:{line_no} "answer" and "aliases" must be strings')
             items = [str(t) for t in [*truth, *aliases]]
-            yield BatchItem(check_question(row["question"]), tuple(items), str(row.get("id", line_no)))
+            yield BatchItem(
+                check_question(row["question"]), tuple(items), str(row.get("id", line_no))
+            )
 
 
 def result_payload(

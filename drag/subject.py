@@ -18,9 +18,7 @@ from drag.sentences import split_sentences
 MAX_SUBJECT_WORDS = 8
 _HEADING_RE = re.compile(r"^\s*#+\s*(.+?)\s*#*\s*$", re.MULTILINE)
 _BRACKET_RE = re.compile(r"^\(([^()]{1,120})\)\s+")
-_STOP_RE = re.compile(
-    r",|;|\s\(|\s(?:is|was|are|were|has|had|refers|became|may|can|means|lies)\b"
-)
+_STOP_RE = re.compile(r",|;|\s\(|\s(?:is|was|are|were|has|had|refers|became|may|can|means|lies)\b")
 
 
 def document_subject(text: str) -> str | None:

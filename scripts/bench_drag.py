@@ -254,9 +254,7 @@ def gold_context_accuracy(
     dataset: Dataset, generator: ExtractiveGenerator, examples: Sequence[QAExample]
 ) -> float:
     """The generator given only each question's gold documents: its ceiling."""
-    correct = sum(
-        judged(generator, ex, [dataset.docs[d] for d in ex.documents]) for ex in examples
-    )
+    correct = sum(judged(generator, ex, [dataset.docs[d] for d in ex.documents]) for ex in examples)
     return 100.0 * correct / len(examples)
 
 
@@ -329,7 +327,7 @@ def drag_run(
         for r in directory.list_sources()
     }
     first = warm_hits[:FIRST_QUERIES]
-    out = {
+    out: dict[str, Any] = {
         "cold_accuracy": round(cold, 2),
         "first_50_accuracy": round(100.0 * sum(first) / len(first), 2) if first else None,
         "warmup_accuracy": round(100.0 * sum(warm_hits) / len(warmup), 2),
@@ -654,7 +652,10 @@ def _goal(value: float, op: str, target: float, key: str = "points") -> dict[str
 
 def goals(result: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    above, below = GOALS["points_above_centralized_polluted"], GOALS["points_below_centralized_clean"]
+    above, below = (
+        GOALS["points_above_centralized_polluted"],
+        GOALS["points_below_centralized_clean"],
+    )
     for mode, acc in result.get("accuracy", {}).items():
         ours = acc["drag_thompson"]["accuracy"]
         polluted = acc["centralized_polluted"]

@@ -86,7 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     cache = home / "cache" / "drag-client-bench" / args.docs.parent.name
     folder = cache / "docs"
     folder.mkdir(parents=True, exist_ok=True)
-    lines = "".join(json.dumps({"id": k, "text": v}, ensure_ascii=False) + "\n" for k, v in docs.items())
+    lines = "".join(
+        json.dumps({"id": k, "text": v}, ensure_ascii=False) + "\n" for k, v in docs.items()
+    )
     if not (folder / "docs.jsonl").is_file() or (folder / "docs.jsonl").read_text("utf-8") != lines:
         (folder / "docs.jsonl").write_text(lines, encoding="utf-8")
     index = PassageIndex(cache / "idx", embedder=CachedEmbedder(), chunk=ChunkConfig())

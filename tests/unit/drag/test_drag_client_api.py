@@ -77,7 +77,9 @@ def test_probes_give_new_sources_a_prior(servers, facts, tmp_path: Path) -> None
     scores = {s.source_id: s for s in client.directory.list_sources()}
     assert scores[1].reliability() > 0.8 > 0.2 > scores[2].reliability()
     # with the prior, Thompson sampling picks the clean source for the first questions
-    picks = [client.query(f.question, seed=i).chosen[0].source_id for i, f in enumerate(facts[4:12])]
+    picks = [
+        client.query(f.question, seed=i).chosen[0].source_id for i, f in enumerate(facts[4:12])
+    ]
     assert picks.count(1) >= 7
     # an already judged source is not probed again
     assert asyncio.run(aprobe(client, probes, min_evidence=3.0)).asked == {}

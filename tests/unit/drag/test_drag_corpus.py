@@ -85,7 +85,9 @@ def test_written_source_and_loader(tmp_path: Path) -> None:
     docs.write_text('{"id": "d1", "text": "one"}\n', encoding="utf-8")
     with pytest.raises(ConfigError, match=r"names documents \['2'\]"):
         load_qa_jsonl(qa, load_docs_jsonl(docs))
-    docs.write_text('{"id": "d1", "text": "one"}\n{"id": "d1", "text": "again"}\n', encoding="utf-8")
+    docs.write_text(
+        '{"id": "d1", "text": "one"}\n{"id": "d1", "text": "again"}\n', encoding="utf-8"
+    )
     with pytest.raises(ConfigError, match="repeats document id"):
         load_docs_jsonl(docs)
     qa.write_text('{"question": "Q?"}\n', encoding="utf-8")

@@ -73,9 +73,11 @@ def test_bad_jsonl_and_settings_are_refused(tmp_path: Path) -> None:
 def test_sentence_chunks_stay_within_documents_and_carry_the_subject(tmp_path: Path) -> None:
     from drag.ingest import chunk_sentences
 
-    text = "Peru is a country in South America. " + " ".join(
-        f"Fact number {i} about it is long enough." for i in range(12)
-    ) + " Its capital is Lima."
+    text = (
+        "Peru is a country in South America. "
+        + " ".join(f"Fact number {i} about it is long enough." for i in range(12))
+        + " Its capital is Lima."
+    )
     chunks = chunk_sentences(text, size=30, overlap=8)
     assert all(len(c.split()) <= 30 for c in chunks) and len(chunks) > 2
     assert all(c.endswith(".") for c in chunks)  # whole sentences only
