@@ -71,6 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     home = ledgerlearn_home()
     parser.add_argument("--docs", type=Path, default=home / "corpora" / "countries" / "docs.jsonl")
     parser.add_argument("--qa", type=Path, default=home / "corpora" / "countries" / "qa.jsonl")
+    parser.add_argument(
+        "--unanswerable-qa",
+        type=Path,
+        default=home / "corpora" / "elements" / "qa.jsonl",
+        help="questions the sources cannot answer (another corpus): should abstain",
+    )
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
@@ -125,6 +131,11 @@ def main(argv: list[str] | None = None) -> int:
     total: list[float] = []
     gen: list[float] = []
     right = 0
+    judged: list[tuple[float, bool]] = []  # (confidence, right) of answered questions
+    abstained_answerable = 0
+    unanswerable = []
+    if args.unanswerable_qa.is_file():
+        unanswerable = load_qa_jsonl(args.unanswerable_qa)[: args.queries // 2]
     load_start = os.getloadavg()
     try:
         with httpx.Client(base_url=api.url, timeout=30.0) as http:
@@ -141,7 +152,17 @@ def main(argv: list[str] | None = None) -> int:
                 if i >= args.warmup:
                     total.append(elapsed)
                     gen.append(g_elapsed)
-                    right += is_correct(out["answer"], ex.answers, ex.aliases)
+                    ok = is_correct(out["answer"], ex.answers, ex.aliases)
+                    right += ok
+                    if out["abstained"]:
+                        abstained_answerable += 1
+                    else:
+                        judged.append((float(out["confidence"]), ok))
+            wrongly_answered: list[float] = []
+            for i, ex in enumerate(unanswerable):
+                out = http.post("/query", json={"question": ex.question, "seed": i}).json()
+                if not out["abstained"]:
+                    wrongly_answered.append(float(out["confidence"]))
     finally:
         api.stop()
         for s in servers:
@@ -156,6 +177,16 @@ def main(argv: list[str] | None = None) -> int:
         "end_to_end": percentiles(total),
         "generation_alone": percentiles(gen),
         "accuracy_clean_sources": round(100.0 * right / len(total), 2),
+        "calibration": calibration(judged),
+        "abstained_on_answerable": abstained_answerable,
+        "unanswerable": {
+            "questions": len(unanswerable),
+            "source": str(args.unanswerable_qa),
+            "abstained": len(unanswerable) - len(wrongly_answered),
+            "answered_mean_confidence": round(float(np.mean(wrongly_answered)), 3)
+            if wrongly_answered
+            else None,
+        },
         "includes": (
             "HTTP POST /query to the serve-client app and back: choose sources, embed the "
             "question once, fan out to 3 of 6 in-process source servers over keep-alive "
@@ -177,6 +208,24 @@ def main(argv: list[str] | None = None) -> int:
     )
     console.print(f"wrote {args.out}")
     return 0
+
+
+def calibration(judged: list[tuple[float, bool]]) -> list[dict[str, Any]]:
+    """Accuracy per confidence bin: a calibrated score has accuracy near its mean."""
+    bins = [(0.0, 0.5), (0.5, 0.8), (0.8, 0.95), (0.95, 1.01)]
+    out = []
+    for lo, hi in bins:
+        inside = [(c, ok) for c, ok in judged if lo <= c < hi]
+        if inside:
+            out.append(
+                {
+                    "confidence": f"[{lo}, {min(hi, 1.0)})",
+                    "n": len(inside),
+                    "mean_confidence": round(float(np.mean([c for c, _ in inside])), 3),
+                    "accuracy": round(float(np.mean([ok for _, ok in inside])), 3),
+                }
+            )
+    return out
 
 
 def _ledger(path: Path) -> Any:
