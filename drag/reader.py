@@ -365,6 +365,7 @@ def read_context(
     if not info.content:
         return None
     subject = passage_subject(context)
+    about = {stem(t) for t in tokens(subject)} if subject else set()
     resolved = resolve_references(context)
     originals = split_sentences(strip_subject_prefix(context))
     best: Nominee | None = None
@@ -374,6 +375,10 @@ def read_context(
         stems = [stem(t) for t in toks]
         present = info.content & set(stems)
         coverage = _weight(present, info) / _weight(info.content, info)
+        if info.names and not (present | about) & info.names:
+            # neither the sentence nor its document names what the question asks about:
+            # "The oldest university of Zafok ..." does not answer for Stiogredrath
+            coverage *= 0.5
         if coverage == 0.0:
             continue
         sim = coverage
