@@ -6,12 +6,12 @@
   the span of the type the question asks for (a number for "how many", a year for
   "when", a name for "who", a place for "where"/"which city", a short code for "what
   symbol"), nearest to the question's own words ("symbol Fe", "capital ... is Lima").
-  Every context nominates one answer; nominees within ``margin`` of the best coverage vote
-  with weight ``coverage * 0.9**rank``: agreement between sources decides, the reranker's
-  order breaks ties, and removing a context can change the answer, which is what
-  leave-one-out and Shapley measure. When no context covers at least ``min_coverage`` of
-  the question's words with a span of the asked type, it abstains (empty text) and says
-  how confident it was.
+  Every context nominates one answer; nominees within ``margin`` of the best fit vote
+  with weight ``exp((fit - best) / temperature) * 0.9**rank``: agreement between sources
+  decides, the reranker's order breaks ties, and removing a context can change the
+  answer, which is what leave-one-out and Shapley measure. When no context covers at
+  least ``min_coverage`` of the question's words with a span of the asked type, it
+  abstains (empty text) and says how confident it was.
 - :class:`OpenAICompatibleGenerator`: any ``/v1/chat/completions`` server (vLLM, Ollama,
   llama.cpp server, ...).
 - :class:`TransformersGenerator`: a local causal LM folder, loaded lazily.
@@ -122,6 +122,7 @@ class ExtractiveGenerator:
         rank_discount: float = 0.9,
         min_coverage: float = 0.34,
         cache_size: int = 4096,
+        temperature: float = 0.1,
     ) -> None:
         if answer_style not in ("auto", "sentence", "span"):
             raise ConfigError(f"answer_style={answer_style!r}; use auto, sentence or span")
@@ -134,6 +135,9 @@ class ExtractiveGenerator:
         self.margin = margin
         self.rank_discount = rank_discount
         self.min_coverage = min_coverage
+        if temperature <= 0:
+            raise ConfigError(f"temperature={temperature}; use a positive value")
+        self.temperature = temperature
         self._cache: OrderedDict[tuple[str, str], Nominee | None] = OrderedDict()
         self._cache_size = cache_size
 
@@ -182,7 +186,10 @@ class ExtractiveGenerator:
             if self.answer_style == "auto" and not n.typed:
                 text = n.text
             key = normalize(text) or text
-            votes[key] = votes.get(key, 0.0) + max(n.score, 1e-6) * self.rank_discount**ci
+            # a soft-max over fit: equally good contexts (copies of one fact) vote as
+            # equals, a context that fits the question worse counts for little
+            weight = float(np.exp((n.score - top) / self.temperature))
+            votes[key] = votes.get(key, 0.0) + weight * self.rank_discount**ci
             surface.setdefault(key, text)
             support.setdefault(key, []).append(ci)
         return votes, surface, support, best_coverage

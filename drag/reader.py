@@ -223,8 +223,8 @@ def resolve_references(context: str) -> list[str]:
 
 _ASIDE_RE = re.compile(
     r"\s*\([^()]*\)|\s*\[[^\[\]]*\]|,\s+(?:officially|formerly|previously|also|or|known|"
-    r"commonly|historically|natively|locally|abbreviated|romanized|nicknamed|from)\b"
-    r"(?:(?!\b(?:is|was|are|were)\b)[^,;]){0,60}(?=,)"
+    r"commonly|historically|natively|locally|abbreviated|romanized|nicknamed|from|until|"
+    r"formally|colloquially|and)\b(?:(?!\b(?:is|was|are|were)\b)[^,;]){0,80}(?=,)"
 )
 
 
@@ -347,6 +347,17 @@ def _distance(stems: list[str], anchor: int, span: _Span) -> int:
     return len(between) + 1
 
 
+def _complete_names(words: set[str] | frozenset[str], info: QuestionInfo) -> set[str]:
+    """``words`` without the parts of a name the question gives whole: "Guinea" alone is
+    not "Papua New Guinea"."""
+    out = set(words)
+    for phrase in info.phrases:
+        parts = set(phrase.split()) - STOPWORDS
+        if len(parts) > 1 and not parts <= out:
+            out -= parts
+    return out
+
+
 def _weight(words: frozenset[str], info: QuestionInfo) -> float:
     """The names of a question weigh 1 together, each other word 2: every sentence of a
     document mentions its subject (after reference resolution), few mention "capital"."""
@@ -373,9 +384,9 @@ def read_context(
         sentence = strip_asides(full)
         toks = tokens(sentence, punct=True)
         stems = [stem(t) for t in toks]
-        present = info.content & set(stems)
+        present = _complete_names(info.content & set(stems), info)
         coverage = _weight(present, info) / _weight(info.content, info)
-        if info.names and not (present | about) & info.names:
+        if info.names and not _complete_names(present | about, info) & info.names:
             # neither the sentence nor its document names what the question asks about:
             # "The oldest university of Zafok ..." does not answer for Stiogredrath
             coverage *= 0.5
@@ -414,6 +425,10 @@ def read_context(
                 fit += 0.3  # the subject of "Moscow, the ..., is the capital of Russia"
             if span.part:
                 fit -= 0.15
+            if span.start > 0 and stems[span.start - 1] in ("as", "called", "named"):
+                fit -= 0.3  # "locally known as Yẽn": another name, not the thing asked
+            if words & (info.content - info.names) and not in_question:
+                fit -= 0.5  # "Federal Capital Territory" restates the question's "capital"
             if in_question:
                 fit -= 2.0  # only when nothing else of the type is there
             elif names_of_question:

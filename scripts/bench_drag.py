@@ -762,6 +762,9 @@ def run_corpora(args: argparse.Namespace, embedder: CachedEmbedder) -> int:
         "quick": args.quick,
         "corpora": {},
     }
+    if args.keep_other_corpora and args.out.is_file():
+        # corpora run by separate invocations (in parallel) share one results file
+        result["corpora"] = json.loads(args.out.read_text()).get("corpora", {})
     for docs_path, qa_path in zip(args.docs, args.qa, strict=True):
         dataset = corpus_dataset(docs_path, qa_path)
         start = time.perf_counter()
@@ -779,6 +782,9 @@ def run_corpora(args: argparse.Namespace, embedder: CachedEmbedder) -> int:
         console.rule(f"corpus {dataset.name}")
         print_tables(section)
     result["machine"]["load_avg_end"] = os.getloadavg()
+    if args.keep_other_corpora and args.out.is_file():
+        others = json.loads(args.out.read_text()).get("corpora", {})
+        result["corpora"] = {**others, **result["corpora"]}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1, default=str) + "\n")
     console.print(f"wrote {args.out}")
@@ -834,6 +840,11 @@ def main(argv: list[str] | None = None) -> int:
         "--probes", type=int, default=0,
         help="probe questions (taken from the warm-up set) that give new sources a prior",
     )  # fmt: skip
+    parser.add_argument(
+        "--keep-other-corpora",
+        action="store_true",
+        help="update --out with these corpora, keeping the sections of others",
+    )
     args = parser.parse_args(argv)
     if len(args.docs) != len(args.qa):
         parser.error("give one --qa per --docs")
