@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,7 +143,12 @@ class QueryService:
         judge it and queue feedback."""
         question = check_question(question)
         seed = secrets.randbits(32) if seed is None else seed
-        result = await self.client.aquery(question, seed)
+        start = time.perf_counter()
+        got = await self.client.aretrieve(question, seed)
+        retrieved = time.perf_counter()
+        answer = self.client.generator.generate(question, [r.text for r in got.ranked])
+        generated = time.perf_counter()
+        result = QueryResult(question, got.chosen, got.fanout, got.ranked, answer)
         deltas: list[FeedbackDelta] = []
         if truth or user_correct is not None:
             deltas = self.client.feedback(
@@ -153,6 +159,11 @@ class QueryService:
             )
         self.answered += 1
         out = result_payload(result, self.client, deltas, seed)
+        out["timing_ms"] = {
+            "retrieve": round(1000 * (retrieved - start), 2),
+            "embed": round(1000 * got.embed_s, 2),
+            "generate": round(1000 * (generated - retrieved), 2),
+        }
         if truth:
             out["correct"] = is_correct(result.answer.text, list(truth))
         return out

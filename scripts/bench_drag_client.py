@@ -130,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     picked = [rng.choice(examples) for _ in range(args.queries + args.warmup)]
     total: list[float] = []
     gen: list[float] = []
+    inside: dict[str, list[float]] = {"retrieve": [], "embed": [], "generate": []}
     right = 0
     judged: list[tuple[float, bool]] = []  # (confidence, right) of answered questions
     abstained_answerable = 0
@@ -152,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
                 if i >= args.warmup:
                     total.append(elapsed)
                     gen.append(g_elapsed)
+                    for part, ms in out["timing_ms"].items():
+                        inside[part].append(ms / 1000)
                     ok = is_correct(out["answer"], ex.answers, ex.aliases)
                     right += ok
                     if out["abstained"]:
@@ -176,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         "top_n": 5,
         "end_to_end": percentiles(total),
         "generation_alone": percentiles(gen),
+        "inside_the_client": {part: percentiles(v) for part, v in inside.items()},
         "accuracy_clean_sources": round(100.0 * right / len(total), 2),
         "calibration": calibration(judged),
         "abstained_on_answerable": abstained_answerable,
