@@ -1,13 +1,13 @@
 """Benchmark the long-running dRAG client: per-query latency end to end over its HTTP API.
 
-Six source nodes (in-process uvicorn servers, real MiniLM index of a real-fact corpus from
+Six source nodes (one process each, real MiniLM index of a real-fact corpus from
 ``scripts/build_drag_corpora.py``, real EIP-712 receipts) and one ``drag serve-client``
 app (:func:`drag.client_api.create_client_app` over a :class:`drag.service.QueryService`,
 default extractive generator, 3 sources per query, k = 10, top 5) on 127.0.0.1; a
 separate HTTP client POSTs each question to ``/query`` over a keep-alive connection and
 times the round trip: choose sources, embed, fan out, verify receipts, rerank, generate,
-serialize. Everything shares this machine's cores, so the sources' work is inside the
-figure. The generator is also timed alone on the same contexts (its share of the total).
+serialize. Everything shares this machine's cores, so the sources' work competes with the
+client's for them. The generator is also timed alone on the same contexts (its share of the total).
 
 Run: ``.venv/bin/python scripts/bench_drag_client.py [--queries 200]``; writes
 ``benchmarks/results/drag_client.json``.
@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import random
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ from drag.ingest import ChunkConfig
 from drag.judge import is_correct
 from drag.receipts import ReceiptDomain
 from drag.registry import SourceRecord, StaticDirectory
-from drag.server import BackgroundServer, SourceConfig, SourceNode, create_app
+from drag.server import BackgroundServer
 from drag.service import QueryService
 from marketplace.paths import ledgerlearn_home
 
@@ -101,23 +102,30 @@ def main(argv: list[str] | None = None) -> int:
     index.sync(folder)
 
     chain_id, registry = 31337, "0x" + "cd" * 20
-    servers = [
-        BackgroundServer(
-            create_app(
-                SourceNode(
-                    index,
-                    SourceConfig(source_id=i + 1, private_key=source_key(i), chain_id=chain_id,
-                                 registry_address=registry),
-                    # each node keeps its own nonce ledger
-                    ledger=None if i == 0 else _ledger(cache / f"nonces{i}"),
-                )
-            )
-        ).start()
-        for i in range(N_SOURCES)
-    ]  # fmt: skip
+    # one process per source, each with its own copy of the index and its own nonce ledger,
+    # as source nodes run (scripts/bench_drag.py's latency section does the same)
+    import multiprocessing
+
+    from bench_drag import _serve_source, _wait_healthy, preallocated_servers
+
+    urls = preallocated_servers(N_SOURCES)
+    ctx = multiprocessing.get_context("spawn")
+    procs = []
+    for i, url in enumerate(urls):
+        copy = cache / f"idx{i}"
+        if not (copy / "manifest.json").is_file():
+            shutil.copytree(cache / "idx", copy, ignore=shutil.ignore_patterns("receipts*"))
+        config = {"source_id": i + 1, "private_key": source_key(i), "chain_id": chain_id,
+                  "registry_address": registry}  # fmt: skip
+        proc = ctx.Process(
+            target=_serve_source, args=(str(copy), config, int(url.rsplit(":", 1)[1]), 1)
+        )
+        proc.start()
+        procs.append(proc)
+    _wait_healthy(urls)
     records = [
-        SourceRecord(i + 1, Account.from_key(source_key(i)).address, s.url)
-        for i, s in enumerate(servers)
+        SourceRecord(i + 1, Account.from_key(source_key(i)).address, url)
+        for i, url in enumerate(urls)
     ]
     directory = StaticDirectory(ReceiptDomain(chain_id, registry), records)
     generator = ExtractiveGenerator()
@@ -168,8 +176,9 @@ def main(argv: list[str] | None = None) -> int:
                     wrongly_answered.append(float(out["confidence"]))
     finally:
         api.stop()
-        for s in servers:
-            s.stop()
+        for proc in procs:
+            proc.terminate()
+            proc.join(10)
     result: dict[str, Any] = {
         "corpus": str(args.docs),
         "passages_per_source": len(index),
@@ -193,8 +202,8 @@ def main(argv: list[str] | None = None) -> int:
         },
         "includes": (
             "HTTP POST /query to the serve-client app and back: choose sources, embed the "
-            "question once, fan out to 3 of 6 in-process source servers over keep-alive "
-            "connections, verify every EIP-712 receipt, rerank (with lexical fusion), "
+            "question once, fan out to 3 of 6 source processes (1 torch thread each) over "
+            "keep-alive connections, verify every EIP-712 receipt, rerank (with lexical fusion), "
             "extractive generation, JSON response"
         ),
         "goal_p50_ms": GOAL_P50_MS,
@@ -230,13 +239,6 @@ def calibration(judged: list[tuple[float, bool]]) -> list[dict[str, Any]]:
                 }
             )
     return out
-
-
-def _ledger(path: Path) -> Any:
-    from drag.nonces import NonceLedger
-
-    path.mkdir(parents=True, exist_ok=True)
-    return NonceLedger(path)
 
 
 if __name__ == "__main__":
