@@ -358,7 +358,7 @@ def _complete_names(words: set[str] | frozenset[str], info: QuestionInfo) -> set
     return out
 
 
-def _weight(words: frozenset[str], info: QuestionInfo) -> float:
+def _weight(words: set[str] | frozenset[str], info: QuestionInfo) -> float:
     """The names of a question weigh 1 together, each other word 2: every sentence of a
     document mentions its subject (after reference resolution), few mention "capital"."""
     n_names = max(len(info.names), 1)
