@@ -318,6 +318,10 @@ def _queue(session: Session, batch: int, max_age: float) -> tuple[Any, Any]:
 
 
 Batch = Annotated[int, typer.Option("--batch", help="Flush when this many deltas wait.", min=1)]
+# `drag query --batch FILE` takes a file of questions; its queue threshold is --flush-batch
+FlushBatch = Annotated[
+    int, typer.Option("--flush-batch", help="Flush when this many deltas wait.", min=1)
+]
 MaxAge = Annotated[
     float, typer.Option("--max-age", help="Flush when the oldest delta is this many s old.")
 ]
@@ -428,7 +432,7 @@ def drag_query(
         typer.Option(help="The right answer (repeat for aliases); judged after normalization."),
     ] = None,
     flush: Annotated[bool, typer.Option("--flush", help="Send queued feedback now.")] = False,
-    batch: Batch = 20,
+    batch: FlushBatch = 20,
     max_age: MaxAge = 300.0,
     timeout: Annotated[float, typer.Option(help="Per-source timeout in seconds.")] = 5.0,
     seed: Annotated[int | None, typer.Option(help="Seed of the source sampling.")] = None,
@@ -507,7 +511,7 @@ def drag_serve_client(
     llm_url: LlmUrl = None,
     llm_model: LlmModel = None,
     model_path: ModelPath = None,
-    batch: Batch = 20,
+    batch: FlushBatch = 20,
     max_age: MaxAge = 300.0,
     timeout: Annotated[float, typer.Option(help="Per-source timeout in seconds.")] = 5.0,
     rpc_url: RpcUrl = DEFAULT_URL,
