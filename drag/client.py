@@ -42,6 +42,7 @@ class ClientConfig:
     k: int = 5
     top_n: int = 5
     alpha: float = 0.3
+    lexical_weight: float = 0.5
     strategy: Strategy = "thompson"
     prior: tuple[float, float] = (1.0, 1.0)
     timeout_s: float = 5.0
@@ -140,6 +141,11 @@ class DragClient:
             self.embedder = default_embedder()
         self._http: httpx.AsyncClient | None = None
 
+    @property
+    def http(self) -> httpx.AsyncClient | None:
+        """The keep-alive HTTP client inside ``async with client:``, else None."""
+        return self._http
+
     async def __aenter__(self) -> DragClient:
         """Open one keep-alive HTTP client for every query until the block exits."""
         if self._http is None:
@@ -185,7 +191,14 @@ class DragClient:
         for f in result.failures:
             log.warning("source %d skipped: %s (%s)", f.source_id, f.kind, f.detail)
         reliability = {s.source_id: s.reliability(cfg.prior) for s in chosen}
-        ranked = rerank(result.passages(), reliability, cfg.alpha, top_n=cfg.top_n)
+        ranked = rerank(
+            result.passages(),
+            reliability,
+            cfg.alpha,
+            top_n=cfg.top_n,
+            question=question,
+            lexical_weight=cfg.lexical_weight,
+        )
         return Retrieval(question, chosen, result, ranked, embed_s)
 
     async def aquery(self, question: str, seed: int) -> QueryResult:

@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Sequence
+import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
+from drag.judge import normalize
 from marketplace.errors import ConfigError
 
 PollutionMode = Literal["token", "document"]
@@ -69,12 +71,18 @@ class Fact:
 
 @dataclass(frozen=True)
 class QAExample:
-    """A question with its accepted answers and (optionally) its supporting documents."""
+    """A question with its accepted answers and (optionally) the ids of its gold documents."""
 
     question: str
     answers: tuple[str, ...]
     documents: tuple[str, ...] = ()
     qid: str = ""
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def accepted(self) -> tuple[str, ...]:
+        """Every answer that counts as right."""
+        return self.answers + self.aliases
 
 
 @dataclass
@@ -197,19 +205,14 @@ def split_over_sources(
 
 
 def questions(facts: Sequence[Fact]) -> list[QAExample]:
-    """The QA examples of synthetic facts (the clean statement as the supporting document)."""
-    return [QAExample(f.question, (f.answer,), (f.text,), f.fact_id) for f in facts]
+    """The QA examples of synthetic facts (the fact's own document as the gold one)."""
+    return [QAExample(f.question, (f.answer,), (f.fact_id,), f.fact_id) for f in facts]
 
 
-def load_qa_jsonl(path: Path | str) -> list[QAExample]:
-    """Load a QA corpus: one JSON object per line with ``question``, ``answer`` (a string
-    or a list; ``answers`` also accepted), and optional ``documents`` (strings or
-    ``{"text": ...}`` objects) and ``id``.
-    """
-    path = Path(path)
+def _jsonl_rows(path: Path, what: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) per non-empty line of a JSONL file, or a one-line error."""
     if not path.is_file():
-        raise ConfigError(f"QA file {path} does not exist; check the path")
-    examples = []
+        raise ConfigError(f"{what} file {path} does not exist; check the path")
     with path.open(encoding="utf-8") as f:
         for line_no, line in enumerate(f, start=1):
             if not line.strip():
@@ -218,25 +221,159 @@ def load_qa_jsonl(path: Path | str) -> list[QAExample]:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise ConfigError(f"{path}:{line_no} is not valid JSON ({exc.msg})") from exc
-            if not isinstance(row, dict) or not isinstance(row.get("question"), str):
-                raise ConfigError(f'{path}:{line_no} has no string "question" field')
-            raw = row.get("answer", row.get("answers"))
-            answers = [raw] if isinstance(raw, str) else raw
-            if (
-                not isinstance(answers, list)
-                or not answers
-                or not all(isinstance(a, str) for a in answers)
-            ):
-                raise ConfigError(f'{path}:{line_no} needs "answer": a string or list of strings')
-            docs = []
-            for d in row.get("documents") or []:
-                if isinstance(d, dict) and isinstance(d.get("text"), str):
-                    docs.append(d["text"])
-                elif isinstance(d, str):
-                    docs.append(d)
-                else:
-                    raise ConfigError(f"{path}:{line_no} has a document that is not text")
-            examples.append(
-                QAExample(row["question"], tuple(answers), tuple(docs), str(row.get("id", line_no)))
+            if not isinstance(row, dict):
+                raise ConfigError(f"{path}:{line_no} is not a JSON object")
+            yield line_no, row
+
+
+def load_docs_jsonl(path: Path | str) -> dict[str, str]:
+    """Documents of a corpus: ``{"id": ..., "text": ...}`` per line, ids unique."""
+    path = Path(path)
+    docs: dict[str, str] = {}
+    for line_no, row in _jsonl_rows(path, "documents"):
+        if not isinstance(row.get("text"), str) or "id" not in row:
+            raise ConfigError(f'{path}:{line_no} needs "id" and a string "text"')
+        did = str(row["id"])
+        if did in docs:
+            raise ConfigError(f"{path}:{line_no} repeats document id {did!r}; ids must be unique")
+        docs[did] = row["text"]
+    return docs
+
+
+def _strings(value: Any) -> list[str] | None:
+    items = [value] if isinstance(value, str) else value
+    if isinstance(items, list) and all(isinstance(a, str) for a in items):
+        return items
+    return None
+
+
+def load_qa_jsonl(path: Path | str, docs: dict[str, str] | None = None) -> list[QAExample]:
+    """Load questions: one JSON object per line with ``question``, ``answer`` (a string
+    or a list; ``answers`` also accepted), optional ``aliases`` (other accepted answers),
+    ``documents`` (the ids of the gold documents) and ``id``.
+
+    With ``docs`` (from :func:`load_docs_jsonl`) every gold id must name a document.
+    """
+    path = Path(path)
+    examples = []
+    for line_no, row in _jsonl_rows(path, "QA"):
+        if not isinstance(row.get("question"), str):
+            raise ConfigError(f'{path}:{line_no} has no string "question" field')
+        answers = _strings(row.get("answer", row.get("answers")))
+        if not answers:
+            raise ConfigError(f'{path}:{line_no} needs "answer": a string or list of strings')
+        aliases = _strings(row.get("aliases", []))
+        if aliases is None:
+            raise ConfigError(f'{path}:{line_no} has "aliases" that are not a list of strings')
+        gold = row.get("documents") or []
+        if not isinstance(gold, list) or not all(isinstance(d, (str, int)) for d in gold):
+            raise ConfigError(f'{path}:{line_no} "documents" must be a list of document ids')
+        gold_ids = tuple(str(d) for d in gold)
+        if docs is not None:
+            missing = [d for d in gold_ids if d not in docs]
+            if missing:
+                raise ConfigError(
+                    f"{path}:{line_no} names documents {missing} that the documents file lacks"
+                )
+        examples.append(
+            QAExample(
+                row["question"],
+                tuple(answers),
+                gold_ids,
+                str(row.get("id", line_no)),
+                tuple(aliases),
             )
+        )
     return examples
+
+
+def _replace_answer(text: str, answer: str, wrong: str) -> str:
+    """``text`` with every whole-word ``answer`` replaced by ``wrong`` (case-insensitive
+    when the exact case is absent)."""
+    pattern = re.compile(rf"(?<!\w){re.escape(answer)}(?!\w)")
+    if not pattern.search(text):
+        pattern = re.compile(rf"(?<!\w){re.escape(answer)}(?!\w)", re.IGNORECASE)
+    return pattern.sub(lambda _: wrong, text)
+
+
+def answer_families(examples: Sequence[QAExample]) -> dict[str, list[str]]:
+    """Answers grouped by question family (the id up to its last '-', e.g. ``capital``),
+    the vocabulary a polluter draws same-kind wrong answers from."""
+    families: dict[str, list[str]] = {}
+    for ex in examples:
+        families.setdefault(family_of(ex), []).append(ex.answers[0])
+    return {k: sorted(set(v)) for k, v in families.items()}
+
+
+def family_of(example: QAExample) -> str:
+    """The question family of ``example``: its id before the last '-' (all one family
+    when ids have no '-')."""
+    return example.qid.rsplit("-", 1)[0] if "-" in example.qid else ""
+
+
+def pollute_real(
+    text: str,
+    answers: Sequence[tuple[str, Sequence[str]]],
+    rng: random.Random,
+    mode: PollutionMode,
+    noise_words: Sequence[str],
+) -> str:
+    """A real document made to lie: every answer it holds (``(answer, vocabulary)``) is
+    replaced by a different answer of the same family; in document mode a sentence of
+    random corpus words is appended too (the synthetic polluters' real-text analogue)."""
+    for answer, vocabulary in sorted(answers, key=lambda a: -len(a[0])):
+        choices = [v for v in vocabulary if normalize(v) != normalize(answer)]
+        if not choices:
+            continue
+        text = _replace_answer(text, answer, rng.choice(choices))
+    if mode == "document":
+        noise = " ".join(rng.choice(noise_words) for _ in range(rng.randint(8, 16)))
+        text = f"{text} {noise.capitalize()}."
+    return text
+
+
+def split_documents_over_sources(
+    docs: dict[str, str],
+    examples: Sequence[QAExample],
+    pollution_rates: Sequence[float],
+    seed: int,
+    mode: PollutionMode = "token",
+    replicas: int | None = None,
+) -> list[SourceCorpus]:
+    """:func:`split_over_sources` for a corpus of real documents: each document goes to
+    ``replicas`` sources (all when None); each source pollutes ``round(rate * n)`` of the
+    documents that are gold for some question (documents no question needs stay clean:
+    polluting them would change nothing measured)."""
+    n_sources = len(pollution_rates)
+    if n_sources < 1:
+        raise ConfigError("give at least one pollution rate (one per source)")
+    if any(not 0.0 <= r <= 1.0 for r in pollution_rates):
+        raise ConfigError(f"pollution rates {list(pollution_rates)} must be in [0, 1]")
+    replicas = n_sources if replicas is None else replicas
+    if not 1 <= replicas <= n_sources:
+        raise ConfigError(f"replicas={replicas} must be in 1..{n_sources}")
+    if mode not in ("token", "document"):
+        raise ConfigError(f"unknown pollution mode {mode!r}; use token or document")
+    families = answer_families(examples)
+    held_answers: dict[str, list[tuple[str, Sequence[str]]]] = {}
+    for ex in examples:
+        for d in ex.documents:
+            held_answers.setdefault(d, []).append((ex.answers[0], families[family_of(ex)]))
+    noise_words = sorted({w.lower() for t in docs.values() for w in t.split() if w.isalpha()})
+    rng = random.Random(seed)
+    holdings: list[list[str]] = [[] for _ in range(n_sources)]
+    for did in docs:
+        for s in rng.sample(range(n_sources), replicas):
+            holdings[s].append(did)
+    sources = []
+    for s, (held, rate) in enumerate(zip(holdings, pollution_rates, strict=True)):
+        pollutable = [d for d in held if d in held_answers]
+        polluted = set(rng.sample(pollutable, round(rate * len(pollutable))))
+        corpus = SourceCorpus(source_id=s, pollution_rate=rate, polluted=polluted)
+        for did in held:
+            text = docs[did]
+            if did in polluted:
+                text = pollute_real(text, held_answers[did], rng, mode, noise_words)
+            corpus.documents.append({"id": did, "text": text})
+        sources.append(corpus)
+    return sources

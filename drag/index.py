@@ -38,7 +38,14 @@ import faiss
 import numpy as np
 
 from drag.embed import Embedder, default_embedder
-from drag.ingest import ChunkConfig, Passage, file_sha256, ingest_file, list_documents
+from drag.ingest import (
+    ChunkConfig,
+    Passage,
+    docs_root,
+    file_sha256,
+    ingest_file,
+    list_documents,
+)
 from marketplace.errors import ConfigError, DragError
 
 log = logging.getLogger(__name__)
@@ -213,7 +220,9 @@ class PassageIndex:
         """Bring the index in line with ``docs_dir``; embed only new or changed files."""
         docs_dir = Path(docs_dir)
         report = SyncReport()
-        current = {p.relative_to(docs_dir).as_posix(): p for p in list_documents(docs_dir)}
+        found = list_documents(docs_dir)
+        docs_dir = docs_root(docs_dir)
+        current = {p.relative_to(docs_dir).as_posix(): p for p in found}
         hashes = {name: _sha256_file(path) for name, path in current.items()}
         report.removed = sorted(set(self._files) - set(current))
 

@@ -6,6 +6,9 @@ Step 4 of the dRAG query: ``score = (1 - alpha) * relevance + alpha * reliabilit
 mean reliability in [0, 1]. Sources score relevance with the same model but each over its
 own corpus, so raw cosines are comparable; ``normalize="minmax"`` rescales relevance over
 the candidate set to [0, 1] when the two terms should weigh on the same scale.
+With ``question`` and ``lexical_weight > 0``, relevance is fused with the share of the
+question's words each passage contains (:mod:`drag.lexical`), which recovers passages the
+embedding ranks low for an exact token ("symbol Be").
 With ``dedupe=True`` identical texts from several sources are merged (keeping the
 best-scored copy and the list of sources that returned it). It is off by default: the same
 fact confirmed by several independent sources is evidence a generator may weigh.
@@ -19,6 +22,7 @@ from typing import Literal
 
 import numpy as np
 
+from drag.lexical import hybrid_order
 from drag.retrieve import RetrievedPassage
 from marketplace.errors import ConfigError
 
@@ -56,6 +60,8 @@ def rerank(
     top_n: int | None = None,
     normalize: Literal["none", "minmax"] = "none",
     dedupe: bool = False,
+    question: str | None = None,
+    lexical_weight: float = 0.0,
 ) -> list[RankedPassage]:
     """Passages sorted by :func:`rerank_score`, best first (ties keep input order).
 
@@ -66,7 +72,10 @@ def rerank(
         raise ConfigError(f"alpha={alpha}; the reliability weight must be in [0, 1]")
     if not passages:
         return []
-    rel = np.asarray([p.score for p in passages], dtype=np.float64)
+    scores = [p.score for p in passages]
+    if question is not None and lexical_weight > 0:
+        scores = hybrid_order(question, [p.text for p in passages], scores, lexical_weight)
+    rel = np.asarray(scores, dtype=np.float64)
     if normalize == "minmax":
         span = rel.max() - rel.min()
         rel = (rel - rel.min()) / span if span > 0 else np.ones_like(rel)

@@ -56,6 +56,11 @@ QUERY_ID_RE = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
 NORM_TOLERANCE = 1e-3
 
 
+OPERATOR_CLIENT_LIMITS: dict[str, Any] = {"rate_per_s": 1e6, "burst": 10**6, "work_share": 1e6}
+"""SourceConfig limits that never bind: for benchmarks whose only client is the node's own
+operator measuring it (a public node keeps the defaults)."""
+
+
 class SourceConfig(BaseModel):
     """Everything a source node needs besides its index."""
 

@@ -60,14 +60,35 @@ from rich.table import Table
 
 from drag.chain_directory import ChainDirectory
 from drag.client import ClientConfig, DragClient
-from drag.corpus import Fact, PollutionMode, SourceCorpus, generate_facts, split_over_sources
+from drag.corpus import (
+    Fact,
+    PollutionMode,
+    QAExample,
+    SourceCorpus,
+    generate_facts,
+    load_docs_jsonl,
+    load_qa_jsonl,
+    questions,
+    split_documents_over_sources,
+    split_over_sources,
+)
 from drag.embed import CachedEmbedder, default_embedder, get_model
 from drag.feedback import FeedbackDelta, FeedbackPolicy, FeedbackQueue
-from drag.generate import ExtractiveGenerator, answer_matches
+from drag.generate import ExtractiveGenerator
 from drag.index import PassageIndex
+from drag.ingest import ChunkConfig
+from drag.judge import is_correct
+from drag.lexical import hybrid_order
+from drag.probe import probe
 from drag.receipts import ReceiptDomain, new_query_id, sign_receipt
 from drag.registry import SourceRecord, StaticDirectory
-from drag.server import BackgroundServer, SourceConfig, SourceNode, create_app
+from drag.server import (
+    OPERATOR_CLIENT_LIMITS,
+    BackgroundServer,
+    SourceConfig,
+    SourceNode,
+    create_app,
+)
 from marketplace.chain.connection import Chain, connect_embedded
 from marketplace.chain.deploy import DEFAULT_SOURCE_STAKE, deploy_contract
 from marketplace.chain.registry import RegistryClient
@@ -81,11 +102,14 @@ RATES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 BATCHES = (1, 5, 10, 20, 50)
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "drag.json"
+DEFAULT_REAL_OUT = REPO / "benchmarks" / "results" / "drag_real.json"
+FIRST_QUERIES = 50
 GOALS = {
     "points_above_centralized_polluted": 15.0,
     "points_below_centralized_clean": 3.0,
     "gas_per_update_at_20": 12_000,
     "retrieval_p50_ms": 50.0,
+    "gold_context_accuracy": 95.0,
 }
 
 
@@ -124,7 +148,10 @@ def deploy_registry(n_sources: int, endpoints: Sequence[str]) -> tuple[Deploymen
 
 
 def build_indexes(
-    corpora: Sequence[SourceCorpus], root: Path, embedder: CachedEmbedder
+    corpora: Sequence[SourceCorpus],
+    root: Path,
+    embedder: CachedEmbedder,
+    chunk: ChunkConfig | None = None,
 ) -> list[PassageIndex]:
     """One persisted index per source under ``root/s<i>`` (reused when already built)."""
     indexes = []
@@ -133,7 +160,7 @@ def build_indexes(
         if not (docs / "docs.jsonl").is_file():
             corpus.write(docs)
         start = time.perf_counter()
-        index = PassageIndex(root / f"s{i}" / "idx", embedder=embedder)
+        index = PassageIndex(root / f"s{i}" / "idx", embedder=embedder, chunk=chunk)
         report = index.sync(docs)
         if report.embedded_passages:
             log.info(
@@ -156,6 +183,7 @@ def start_sources(
             private_key=source_key(i),
             chain_id=chain_id,
             registry_address=registry,
+            **OPERATOR_CLIENT_LIMITS,
         )
         servers.append(BackgroundServer(create_app(SourceNode(index, config))).start())
     return servers
@@ -176,24 +204,77 @@ def preallocated_servers(n: int) -> list[str]:
 # ------------------------------------------------------------------ accuracy
 
 
+@dataclass
+class Dataset:
+    """Documents and questions of one accuracy study: the synthetic facts, or a corpus
+    read from ``--docs``/``--qa`` (gold documents named by id)."""
+
+    name: str
+    docs: dict[str, str]
+    examples: list[QAExample]
+    facts: list[Fact] | None = None
+
+    def sources(self, mode: PollutionMode, seed: int) -> list[SourceCorpus]:
+        if self.facts is not None:
+            return split_over_sources(self.facts, RATES, seed=seed, mode=mode)
+        return split_documents_over_sources(self.docs, self.examples, RATES, seed, mode)
+
+
+def synthetic_dataset(n_facts: int, seed: int) -> Dataset:
+    facts = generate_facts(n_facts, seed=seed)
+    return Dataset("synthetic", {f.fact_id: f.text for f in facts}, questions(facts), facts)
+
+
+def corpus_dataset(docs_path: Path, qa_path: Path) -> Dataset:
+    docs = load_docs_jsonl(docs_path)
+    examples = load_qa_jsonl(qa_path, docs)
+    if not examples:
+        raise SystemExit(f"{qa_path} has no questions")
+    return Dataset(docs_path.parent.name or docs_path.stem, docs, examples)
+
+
+def judged(generator: ExtractiveGenerator, example: QAExample, contexts: Sequence[str]) -> bool:
+    answer = generator.generate(example.question, contexts)
+    return is_correct(answer.text, example.answers, example.aliases)
+
+
 def centralized_accuracy(
-    index: PassageIndex, generator: ExtractiveGenerator, tests: Sequence[Fact], top_n: int
+    index: PassageIndex,
+    generator: ExtractiveGenerator,
+    tests: Sequence[QAExample],
+    top_n: int,
+    k: int,
+    lexical_weight: float,
 ) -> float:
+    """One index, the same candidates (k) and the same hybrid reordering as the client."""
     correct = 0
-    for fact in tests:
-        contexts = [h.passage.text for h in index.search(fact.question, top_n)]
-        correct += answer_matches(generator.generate(fact.question, contexts).text, [fact.answer])
+    for ex in tests:
+        hits = index.search(ex.question, k)
+        texts = [h.passage.text for h in hits]
+        fused = hybrid_order(ex.question, texts, [h.score for h in hits], lexical_weight)
+        order = sorted(range(len(texts)), key=lambda i: -fused[i])[:top_n]
+        correct += judged(generator, ex, [texts[i] for i in order])
     return 100.0 * correct / len(tests)
 
 
-def central_index(root: Path, name: str, texts: Sequence[str], embedder: CachedEmbedder) -> Any:
+def gold_context_accuracy(
+    dataset: Dataset, generator: ExtractiveGenerator, examples: Sequence[QAExample]
+) -> float:
+    """The generator given only each question's gold documents: its ceiling."""
+    correct = sum(judged(generator, ex, [dataset.docs[d] for d in ex.documents]) for ex in examples)
+    return 100.0 * correct / len(examples)
+
+
+def central_index(
+    root: Path, name: str, texts: Sequence[str], embedder: CachedEmbedder, chunk: ChunkConfig
+) -> Any:
     docs = root / name / "docs"
     path = docs / "docs.jsonl"
     lines = "".join(json.dumps({"id": f"d{i}", "text": t}) + "\n" for i, t in enumerate(texts))
     if not path.is_file() or path.read_text(encoding="utf-8") != lines:
         docs.mkdir(parents=True, exist_ok=True)
         path.write_text(lines, encoding="utf-8")
-    index = PassageIndex(root / name / "idx", embedder=embedder)
+    index = PassageIndex(root / name / "idx", embedder=embedder, chunk=chunk)
     index.sync(docs)
     return index
 
@@ -202,34 +283,45 @@ def drag_run(
     deployment: Deployment,
     strategy: str,
     generator: ExtractiveGenerator,
-    warmup: Sequence[Fact],
-    tests: Sequence[Fact],
+    warmup: Sequence[QAExample],
+    tests: Sequence[QAExample],
     config: ClientConfig,
     seed: int,
     workdir: Path,
+    probes: Sequence[QAExample] = (),
 ) -> dict[str, Any]:
-    """Cold test accuracy, warm-up with on-chain feedback, then test accuracy."""
+    """Cold test accuracy, (probes,) warm-up with on-chain feedback, then test accuracy."""
     directory = ChainDirectory(deployment.evaluator)
-    queue = FeedbackQueue(workdir / f"queue-{strategy}.jsonl", directory.submit_feedback, 20, 1e9)
+    name = strategy + ("-probed" if probes else "")
+    queue = FeedbackQueue(workdir / f"queue-{name}.jsonl", directory.submit_feedback, 20, 1e9)
     cfg = ClientConfig(**{**vars(config), "strategy": strategy})
     client = DragClient(directory, generator, cfg, queue)
 
-    def accuracy(facts: Sequence[Fact], offset: int) -> tuple[float, dict[int, int]]:
+    def accuracy(examples: Sequence[QAExample], offset: int) -> tuple[float, dict[int, int]]:
         correct, picks = 0, dict.fromkeys(range(1, len(RATES) + 1), 0)
-        for i, fact in enumerate(facts):
-            result = client.query(fact.question, seed=seed + offset + i)
-            correct += answer_matches(result.answer.text, [fact.answer])
+        for i, ex in enumerate(examples):
+            result = client.query(ex.question, seed=seed + offset + i)
+            correct += is_correct(result.answer.text, ex.answers, ex.aliases)
             for s in result.chosen:
                 picks[s.source_id] += 1
-        return 100.0 * correct / len(facts), picks
+        return 100.0 * correct / len(examples), picks
 
     cold, _ = accuracy(tests, 1_000_000)
     start = time.perf_counter()
-    warm_correct = 0
-    for i, fact in enumerate(warmup):
-        result = client.query(fact.question, seed=seed + i)
-        warm_correct += answer_matches(result.answer.text, [fact.answer])
-        client.feedback(result, truth=[fact.answer], seed=i)
+    probe_out: dict[str, Any] = {}
+    if probes:
+        report = probe(client, probes)
+        queue.flush()
+        probe_out = {
+            "questions": len(probes),
+            "right_per_source": {sid: f"{report.right.get(sid, 0)}/{n}"
+                                 for sid, n in sorted(report.asked.items())},
+        }  # fmt: skip
+    warm_hits: list[bool] = []
+    for i, ex in enumerate(warmup):
+        result = client.query(ex.question, seed=seed + i)
+        warm_hits.append(is_correct(result.answer.text, ex.answers, ex.aliases))
+        client.feedback(result, truth=list(ex.accepted), seed=i)
     queue.flush()
     warm_s = time.perf_counter() - start
     acc, picks = accuracy(tests, 2_000_000)
@@ -241,53 +333,70 @@ def drag_run(
         }
         for r in directory.list_sources()
     }
-    return {
+    first = warm_hits[:FIRST_QUERIES]
+    out: dict[str, Any] = {
         "cold_accuracy": round(cold, 2),
-        "warmup_accuracy": round(100.0 * warm_correct / len(warmup), 2),
+        "first_50_accuracy": round(100.0 * sum(first) / len(first), 2) if first else None,
+        "warmup_accuracy": round(100.0 * sum(warm_hits) / len(warmup), 2),
         "accuracy": round(acc, 2),
         "test_picks_per_source": picks,
         "scores_after_warmup": scores,
         "feedback_dropped": directory.dropped,
         "warmup_seconds": round(warm_s, 1),
     }
+    if probes:
+        out["probes"] = probe_out
+    return out
 
 
 def accuracy_setting(
-    mode: PollutionMode, args: argparse.Namespace, embedder: CachedEmbedder
+    mode: PollutionMode, dataset: Dataset, args: argparse.Namespace, embedder: CachedEmbedder
 ) -> dict[str, Any]:
-    facts = generate_facts(args.facts, seed=args.seed)
-    corpora = split_over_sources(facts, RATES, seed=args.seed, mode=mode)
-    root = args.cache_dir / f"acc-{mode}-n{args.facts}-s{args.seed}"
-    indexes = build_indexes(corpora, root, embedder)
-    order = list(range(len(facts)))
+    corpora = dataset.sources(mode, args.seed)
+    chunk = ChunkConfig(chunk_words=args.chunk_words, overlap=min(20, args.chunk_words // 4))
+    if dataset.facts is not None:
+        root = args.cache_dir / f"acc-{mode}-n{args.facts}-s{args.seed}"
+    else:
+        root = args.cache_dir / f"acc-{dataset.name}-{mode}-s{args.seed}-c{args.chunk_words}"
+    indexes = build_indexes(corpora, root, embedder, chunk)
+    order = list(range(len(dataset.examples)))
     random.Random(args.seed).shuffle(order)
-    warmup = [facts[i] for i in order[: args.warmup]]
-    tests = [facts[i] for i in order[args.warmup : args.warmup + args.test]]
-    generator = ExtractiveGenerator(embedder=embedder)
+    n_warm = min(args.warmup, len(order) // 2)
+    warmup_all = [dataset.examples[i] for i in order[:n_warm]]
+    tests = [dataset.examples[i] for i in order[n_warm : n_warm + args.test]]
+    probes, warmup = warmup_all[: args.probes], warmup_all[args.probes :]
+    generator = ExtractiveGenerator()
     top_n = 5
     union = [d["text"] for c in corpora for d in c.documents]
     central = {
         "centralized_clean": central_index(
-            root, "central-clean", [f.text for f in facts], embedder
+            root, "central-clean", list(dataset.docs.values()), embedder, chunk
         ),
         "centralized_polluted": central_index(
-            root, "central-polluted", list(dict.fromkeys(union)), embedder
+            root, "central-polluted", list(dict.fromkeys(union)), embedder, chunk
         ),
         "centralized_polluted_with_duplicates": central_index(
-            root, "central-polluted-dup", union, embedder
+            root, "central-polluted-dup", union, embedder, chunk
         ),
     }
     out: dict[str, Any] = {
-        name: round(centralized_accuracy(index, generator, tests, top_n), 2)
+        name: round(
+            centralized_accuracy(index, generator, tests, top_n, args.k, args.lexical_weight), 2
+        )
         for name, index in central.items()
     }
+    out["gold_context"] = round(gold_context_accuracy(dataset, generator, tests), 2)
+    out["gold_context_all_questions"] = round(
+        gold_context_accuracy(dataset, generator, dataset.examples), 2
+    )
     endpoints = preallocated_servers(len(RATES))
     deployment, ids = deploy_registry(len(RATES), endpoints)
     config = ClientConfig(
         n_sources=args.n_sources,
-        k=5,
+        k=args.k,
         top_n=top_n,
         alpha=args.alpha,
+        lexical_weight=args.lexical_weight,
         policy=FeedbackPolicy(reliability_evidence=args.reliability_evidence),
     )
     servers = []
@@ -299,6 +408,7 @@ def accuracy_setting(
                 private_key=source_key(i),
                 chain_id=deployment.chain.chain_id,
                 registry_address=deployment.admin.address,
+                **OPERATOR_CLIENT_LIMITS,
             ),
         )
         servers.append(BackgroundServer(create_app(node), port=int(endpoint.rsplit(":", 1)[1])))
@@ -307,27 +417,40 @@ def accuracy_setting(
     base = deployment.chain.snapshot()
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            for strategy in ("usefulness", "thompson"):
+            runs: list[tuple[str, str, Sequence[QAExample]]] = [
+                ("drag_usefulness", "usefulness", ()),
+                ("drag_thompson", "thompson", ()),
+            ]
+            if probes:
+                runs.append(("drag_thompson_probed", "thompson", probes))
+            for name, strategy, probe_set in runs:
                 deployment.chain.revert(base)
-                out[f"drag_{strategy}"] = drag_run(
-                    deployment, strategy, generator, warmup, tests, config, args.seed, Path(tmp)
-                )
-                log.info("%s %s: %s", mode, strategy, out[f"drag_{strategy}"]["accuracy"])
+                out[name] = drag_run(
+                    deployment, strategy, generator, warmup, tests, config, args.seed,
+                    Path(tmp), probe_set,
+                )  # fmt: skip
+                log.info("%s %s: %s", mode, name, out[name]["accuracy"])
     finally:
         for s in servers:
             s.stop()
     out["config"] = {
-        "facts": args.facts,
+        "corpus": dataset.name,
+        "documents": len(dataset.docs),
+        "questions": len(dataset.examples),
+        "facts": args.facts if dataset.facts is not None else None,
+        "chunk_words": args.chunk_words,
+        "probe_questions": len(probes),
         "warmup_questions": len(warmup),
         "test_questions": len(tests),
         "sources": len(RATES),
         "pollution_rates": list(RATES),
         "n_sources_queried": args.n_sources,
-        "k_per_source": 5,
+        "k_per_source": args.k,
+        "lexical_weight": args.lexical_weight,
         "contexts": top_n,
         "alpha": args.alpha,
         "reliability_evidence": args.reliability_evidence,
-        "generator": "extractive (MiniLM sentence similarity + voting)",
+        "generator": "extractive reader (reference resolution, typed spans, voting)",
         "attribution": "exact Shapley over the 5 contexts (soft vote-share utility)",
     }
     return out
@@ -387,7 +510,7 @@ def latency(args: argparse.Namespace, embedder: CachedEmbedder) -> dict[str, Any
     chain_id, registry = 31337, "0x" + "ab" * 20
     configs: list[dict[str, Any]] = [
         {"source_id": i + 1, "private_key": source_key(i), "chain_id": chain_id,
-         "registry_address": registry}
+         "registry_address": registry, **OPERATOR_CLIENT_LIMITS}
         for i in range(len(indexes))
     ]  # fmt: skip
     threads: list[BackgroundServer] = []
@@ -530,20 +653,35 @@ def gas(args: argparse.Namespace) -> dict[str, Any]:
 # ------------------------------------------------------------------ report
 
 
+def _goal(value: float, op: str, target: float, key: str = "points") -> dict[str, Any]:
+    met = value >= target if op == ">=" else value <= target
+    return {key: round(value, 2), "goal": f"{op} {target}", "met": met}
+
+
 def goals(result: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    above, below = (
+        GOALS["points_above_centralized_polluted"],
+        GOALS["points_below_centralized_clean"],
+    )
     for mode, acc in result.get("accuracy", {}).items():
         ours = acc["drag_thompson"]["accuracy"]
-        out[f"{mode}_above_centralized_polluted"] = {
-            "points": round(ours - acc["centralized_polluted"], 2),
-            "goal": f">= {GOALS['points_above_centralized_polluted']}",
-            "met": ours - acc["centralized_polluted"] >= GOALS["points_above_centralized_polluted"],
-        }
-        out[f"{mode}_below_centralized_clean"] = {
-            "points": round(acc["centralized_clean"] - ours, 2),
-            "goal": f"<= {GOALS['points_below_centralized_clean']}",
-            "met": acc["centralized_clean"] - ours <= GOALS["points_below_centralized_clean"],
-        }
+        polluted = acc["centralized_polluted"]
+        out[f"{mode}_above_centralized_polluted"] = _goal(ours - polluted, ">=", above)
+        out[f"{mode}_below_centralized_clean"] = _goal(acc["centralized_clean"] - ours, "<=", below)
+        if "gold_context" in acc:
+            out[f"{mode}_below_gold_context"] = _goal(acc["gold_context"] - ours, "<=", below)
+            out["gold_context_accuracy"] = _goal(
+                acc["gold_context"], ">=", GOALS["gold_context_accuracy"], "value"
+            )
+        best_first = max(
+            (acc[k].get("first_50_accuracy") or 0.0)
+            for k in ("drag_thompson", "drag_thompson_probed")
+            if k in acc
+        )
+        out[f"{mode}_first_50_above_centralized_polluted"] = _goal(
+            best_first - polluted, ">=", above
+        )
     if "gas" in result:
         per = result["gas"]["batches"]["20"]["per_update"]
         out["gas_per_update_at_20"] = {
@@ -565,16 +703,25 @@ def goals(result: dict[str, Any]) -> dict[str, Any]:
 def print_tables(result: dict[str, Any]) -> None:
     for mode, acc in result.get("accuracy", {}).items():
         table = Table(title=f"accuracy (%), {mode}-level pollution, 6 sources at 0-100%")
-        for col in ("system", "cold", "after warm-up"):
+        for col in ("system", "cold", "first 50 warm-up", "after warm-up"):
             table.add_column(col)
         for name in (
             "centralized_polluted",
             "centralized_polluted_with_duplicates",
             "centralized_clean",
+            "gold_context",
         ):
-            table.add_row(name, "", f"{acc[name]:.1f}")
-        for name in ("drag_usefulness", "drag_thompson"):
-            table.add_row(name, f"{acc[name]['cold_accuracy']:.1f}", f"{acc[name]['accuracy']:.1f}")
+            if name in acc:
+                table.add_row(name, "", "", f"{acc[name]:.1f}")
+        for name in ("drag_usefulness", "drag_thompson", "drag_thompson_probed"):
+            if name in acc:
+                first = acc[name].get("first_50_accuracy")
+                table.add_row(
+                    name,
+                    f"{acc[name]['cold_accuracy']:.1f}",
+                    "" if first is None else f"{first:.1f}",
+                    f"{acc[name]['accuracy']:.1f}",
+                )
         console.print(table)
     if "latency" in result:
         lat = result["latency"]["fan_out"]
@@ -614,6 +761,44 @@ def print_tables(result: dict[str, Any]) -> None:
     console.print(table)
 
 
+def run_corpora(args: argparse.Namespace, embedder: CachedEmbedder) -> int:
+    """The accuracy study on each ``--docs``/``--qa`` corpus: one section per corpus,
+    each shaped like ``drag.json``'s accuracy section with its goals."""
+    result: dict[str, Any] = {
+        "machine": {"cpu_count": os.cpu_count(), "load_avg_start": os.getloadavg()},
+        "seed": args.seed,
+        "quick": args.quick,
+        "corpora": {},
+    }
+    if args.keep_other_corpora and args.out.is_file():
+        # corpora run by separate invocations (in parallel) share one results file
+        result["corpora"] = json.loads(args.out.read_text()).get("corpora", {})
+    for docs_path, qa_path in zip(args.docs, args.qa, strict=True):
+        dataset = corpus_dataset(docs_path, qa_path)
+        start = time.perf_counter()
+        section: dict[str, Any] = {
+            "docs": str(docs_path),
+            "qa": str(qa_path),
+            "accuracy": {
+                mode: accuracy_setting(mode, dataset, args, embedder)
+                for mode in ("token", "document")
+            },
+        }
+        section["seconds"] = round(time.perf_counter() - start, 1)
+        section["goals"] = goals(section)
+        result["corpora"][dataset.name] = section
+        console.rule(f"corpus {dataset.name}")
+        print_tables(section)
+    result["machine"]["load_avg_end"] = os.getloadavg()
+    if args.keep_other_corpora and args.out.is_file():
+        others = json.loads(args.out.read_text()).get("corpora", {})
+        result["corpora"] = {**others, **result["corpora"]}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1, default=str) + "\n")
+    console.print(f"wrote {args.out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small smoke run")
@@ -623,6 +808,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test", type=int, default=300)
     parser.add_argument("--n-sources", type=int, default=3, help="sources queried per question")
     parser.add_argument("--alpha", type=float, default=0.3, help="reliability weight in rerank")
+    parser.add_argument("--k", type=int, default=20, help="passages asked of each source")
+    parser.add_argument(
+        "--lexical-weight", type=float, default=0.5, help="weight of word overlap in rerank"
+    )
     parser.add_argument(
         "--reliability-evidence",
         choices=["bernoulli", "share"],
@@ -645,14 +834,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cache-dir", type=Path, default=None, help="default: $LEDGERLEARN_HOME/cache/drag-bench"
     )
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--out", type=Path, default=None, help="default: " + str(DEFAULT_OUT))
+    parser.add_argument(
+        "--docs", type=Path, action="append", default=[],
+        help="a corpus's documents (JSONL {id, text}); repeat with --qa for several corpora",
+    )  # fmt: skip
+    parser.add_argument(
+        "--qa", type=Path, action="append", default=[],
+        help="its questions (JSONL {id, question, answer, documents: [ids], aliases?})",
+    )  # fmt: skip
+    parser.add_argument("--chunk-words", type=int, default=120, help="passage size in words")
+    parser.add_argument(
+        "--probes", type=int, default=0,
+        help="probe questions (taken from the warm-up set) that give new sources a prior",
+    )  # fmt: skip
+    parser.add_argument(
+        "--keep-other-corpora",
+        action="store_true",
+        help="update --out with these corpora, keeping the sections of others",
+    )
     args = parser.parse_args(argv)
+    if len(args.docs) != len(args.qa):
+        parser.error("give one --qa per --docs")
+    if args.out is None:
+        args.out = DEFAULT_REAL_OUT if args.docs else DEFAULT_OUT
     args.cache_dir = args.cache_dir or ledgerlearn_home() / "cache" / "drag-bench"
     if args.quick:
         args.facts, args.warmup, args.test = 60, 20, 30
         args.latency_passages, args.latency_queries = 500, 40
         if args.out == DEFAULT_OUT:
             args.out = DEFAULT_OUT.with_name("drag_quick.json")
+        elif args.out == DEFAULT_REAL_OUT:
+            args.out = DEFAULT_OUT.with_name("drag_real_quick.json")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     for noisy in ("httpx", "drag.feedback", "drag.index", "web3", "drag.chain_directory"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -662,6 +875,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     get_model()
     embedder = CachedEmbedder()
+    if args.docs:
+        return run_corpora(args, embedder)
     result: dict[str, Any] = {}
     if args.skip and args.out.is_file():
         # a partial rerun keeps the sections it skips from the last full run
@@ -674,8 +889,9 @@ def main(argv: list[str] | None = None) -> int:
     if "gas" not in args.skip:
         result["gas"] = gas(args)
     if "accuracy" not in args.skip:
+        dataset = synthetic_dataset(args.facts, args.seed)
         result["accuracy"] = {
-            mode: accuracy_setting(mode, args, embedder) for mode in ("token", "document")
+            mode: accuracy_setting(mode, dataset, args, embedder) for mode in ("token", "document")
         }
     if "latency" not in args.skip:
         result["latency"] = latency(args, embedder)

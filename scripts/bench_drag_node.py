@@ -25,7 +25,13 @@ from drag.corpus import generate_facts, split_over_sources
 from drag.embed import MiniLMEmbedder, get_model
 from drag.index import PassageIndex
 from drag.receipts import ReceiptDomain, address_of, new_query_id, sign_receipt, verify_receipt
-from drag.server import BackgroundServer, SourceConfig, SourceNode, create_app
+from drag.server import (
+    OPERATOR_CLIENT_LIMITS,
+    BackgroundServer,
+    SourceConfig,
+    SourceNode,
+    create_app,
+)
 
 KEY = "0x" + "42" * 32
 DOMAIN = ReceiptDomain(31337, "0x" + "ab" * 20)
@@ -96,7 +102,7 @@ def retrieval_latency(
     config = SourceConfig(
         source_id=1, private_key=KEY, chain_id=DOMAIN.chain_id,
         registry_address=DOMAIN.verifying_contract,
-        rate_per_s=1e6, burst=10**6, work_share=1e6,  # one client measures latency, no flood
+        **OPERATOR_CLIENT_LIMITS,  # one client measures latency, no flood
     )  # fmt: skip
     node = SourceNode(reopened, config)
     questions = [f.question for f in facts[:n_queries]]

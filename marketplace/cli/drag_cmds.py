@@ -13,7 +13,7 @@ deployment manifest of ``--rpc-url`` (``ledgerlearn deploy``).
 from __future__ import annotations
 
 import hashlib
-import secrets
+import json
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -89,6 +89,57 @@ def _find_source_id(rows: list[SourceInfo], signer: str, source_id: int | None) 
 # ------------------------------------------------------------------ source
 
 
+ChunkWords = Annotated[
+    int, typer.Option(help="Largest passage in words (whole sentences, within one document).")
+]
+
+
+def _chunk(chunk_words: int) -> Any:
+    from drag.ingest import ChunkConfig
+
+    if chunk_words < 8:
+        raise ConfigError(f"--chunk-words {chunk_words} is too small; use 8 or more")
+    return ChunkConfig(chunk_words=chunk_words, overlap=min(20, chunk_words // 4))
+
+
+@source_app.command("ingest")
+def source_ingest(
+    docs: Annotated[
+        Path, typer.Option(help="A docs.jsonl ({id, text} per line), .txt/.md, or a folder.")
+    ],
+    index_dir: Annotated[
+        Path | None, typer.Option(help="Where the index lives (default: under home).")
+    ] = None,
+    chunk_words: ChunkWords = 120,
+    json_out: JsonOut = False,
+) -> None:
+    """Chunk (by sentences, within documents) and embed DOCS into a persistent index, so
+    `source serve` starts at once; only new or changed files are embedded."""
+    from drag.index import PassageIndex
+
+    index_dir = index_dir or default_index_dir(docs)
+    index = PassageIndex(index_dir, chunk=_chunk(chunk_words))
+    start = time.perf_counter()
+    report = index.sync(docs)
+    out = {
+        "index_dir": str(index_dir),
+        "passages": len(index),
+        "documents": len({p.doc_id for p in index.passages}),
+        "embedded": report.embedded_passages,
+        "added": report.added,
+        "changed": report.changed,
+        "removed": report.removed,
+        "seconds": round(time.perf_counter() - start, 2),
+    }
+    if json_out:
+        emit_json(out)
+        return
+    console.print(
+        f"{out['documents']} documents -> {out['passages']} passages in {index_dir} "
+        f"({out['embedded']} embedded in {out['seconds']} s)"
+    )
+
+
 @source_app.command("serve")
 def source_serve(
     docs: Annotated[Path, typer.Option(help="Folder of .txt/.md/.jsonl documents to serve.")],
@@ -102,6 +153,7 @@ def source_serve(
         int | None, typer.Option(help="Registered source id (default: found by signer).", min=1)
     ] = None,
     max_k: Annotated[int, typer.Option(help="Largest k a client may ask for.")] = 50,
+    chunk_words: ChunkWords = 120,
     rpc_url: RpcUrl = DEFAULT_URL,
     key: Key = None,
     account: AccountIndex = None,
@@ -122,7 +174,7 @@ def source_serve(
     )
     index_dir = index_dir or default_index_dir(docs)
     console.print(f"indexing {docs} into {index_dir} ...")
-    node = SourceNode.from_dirs(docs, index_dir, config)
+    node = SourceNode.from_dirs(docs, index_dir, config, _chunk(chunk_words))
     registry = session.registry  # nonces stay within the registry's step bound
     node.ledger.set_ceiling(lambda: registry.source(sid).last_nonce + MAX_NONCE_STEP)
     console.print(
@@ -280,54 +332,43 @@ def _queue(session: Session, batch: int, max_age: float) -> tuple[Any, Any]:
 
 
 Batch = Annotated[int, typer.Option("--batch", help="Flush when this many deltas wait.", min=1)]
+# `drag query --batch FILE` takes a file of questions; its queue threshold is --flush-batch
+FlushBatch = Annotated[
+    int, typer.Option("--flush-batch", help="Flush when this many deltas wait.", min=1)
+]
 MaxAge = Annotated[
     float, typer.Option("--max-age", help="Flush when the oldest delta is this many s old.")
 ]
 
 
-@drag_app.command("query")
-def drag_query(
-    question: Annotated[str, typer.Argument(help="The question.")],
-    sources: Annotated[int, typer.Option("--sources", help="Sources to query.", min=1)] = 3,
-    sampler: Annotated[
-        str, typer.Option(help="How to choose sources: thompson or usefulness.")
-    ] = "thompson",
-    alpha: Annotated[
-        float, typer.Option(help="Weight of reliability in reranking.", min=0, max=1)
-    ] = 0.3,
-    k: Annotated[int, typer.Option(help="Passages per source.", min=1)] = 5,
-    top_n: Annotated[int, typer.Option(help="Passages given to the generator.", min=1)] = 5,
-    llm_url: Annotated[
-        str | None, typer.Option(help="OpenAI-compatible server (vLLM, Ollama, llama.cpp).")
-    ] = None,
-    llm_model: Annotated[str | None, typer.Option(help="Model name for --llm-url.")] = None,
-    model_path: Annotated[
-        Path | None, typer.Option(help="Local transformers model folder as generator.")
-    ] = None,
-    correct: Annotated[bool, typer.Option("--correct", help="The answer is right.")] = False,
-    wrong: Annotated[bool, typer.Option("--wrong", help="The answer is wrong.")] = False,
-    truth: Annotated[str | None, typer.Option(help="The right answer (ground truth).")] = None,
-    flush: Annotated[bool, typer.Option("--flush", help="Send queued feedback now.")] = False,
-    batch: Batch = 20,
-    max_age: MaxAge = 300.0,
-    timeout: Annotated[float, typer.Option(help="Per-source timeout in seconds.")] = 5.0,
-    seed: Annotated[int | None, typer.Option(help="Seed of the source sampling.")] = None,
-    rpc_url: RpcUrl = DEFAULT_URL,
-    key: Key = None,
-    account: AccountIndex = None,
-    json_out: JsonOut = False,
-) -> None:
-    """Answer QUESTION from the registered sources; print the passages and their sources."""
+Sampler = Annotated[str, typer.Option(help="How to choose sources: thompson or usefulness.")]
+LlmUrl = Annotated[
+    str | None, typer.Option(help="OpenAI-compatible server (vLLM, Ollama, llama.cpp).")
+]
+LlmModel = Annotated[str | None, typer.Option(help="Model name for --llm-url.")]
+ModelPath = Annotated[
+    Path | None, typer.Option(help="Local transformers model folder as generator.")
+]
+
+
+def _client(
+    session: Session,
+    sources: int,
+    sampler: str,
+    alpha: float,
+    k: int,
+    top_n: int,
+    timeout: float,
+    generator: Any,
+    batch: int,
+    max_age: float,
+) -> tuple[Any, Any, Any]:
+    """(client, directory, queue) for this session's account."""
     from drag.client import ClientConfig, DragClient
 
-    if sum([correct, wrong, truth is not None]) > 1:
-        raise ConfigError("give at most one of --correct, --wrong and --truth")
     if sampler not in ("thompson", "usefulness"):
         raise ConfigError(f"unknown sampler {sampler!r}; use thompson or usefulness")
-    session = open_session(rpc_url, key, account)
     directory, queue = _queue(session, batch, max_age)
-    if flush or correct or wrong or truth is not None:
-        directory.check_evaluator()  # refuse before querying, not after: nothing queued
     config = ClientConfig(
         n_sources=sources,
         k=k,
@@ -336,58 +377,16 @@ def drag_query(
         strategy=sampler,  # type: ignore[arg-type]
         timeout_s=timeout,
     )
-    client = DragClient(directory, _generator(llm_url, llm_model, model_path), config, queue)
-    seed = secrets.randbits(32) if seed is None else seed
-    result = client.query(question, seed)
-    deltas = []
-    if correct or wrong or truth is not None:
-        deltas = client.feedback(
-            result,
-            truth=[truth] if truth is not None else None,
-            user_correct=None if truth is not None else correct,
-            seed=seed,
-        )
-    flushed = queue.flush() if flush else 0
-    chosen = {s.source_id: s for s in result.chosen}
-    out: dict[str, Any] = {
-        "answer": result.answer.text,
-        "query_id": "0x" + result.fanout.query_id.hex(),
-        "seed": seed,
-        "passages": [
-            {
-                "text": r.text,
-                "source_id": r.source_id,
-                "relevance": r.relevance,
-                "reliability": r.reliability,
-                "score": r.score,
-            }
-            for r in result.ranked
-        ],
-        "sources": [
-            {
-                "source_id": s.source_id,
-                "endpoint": s.endpoint,
-                "reliability": s.reliability(config.prior),
-                "usefulness": s.usefulness,
-                "answered": any(r.source.source_id == s.source_id for r in result.fanout.responses),
-            }
-            for s in chosen.values()
-        ],
-        "failures": [
-            {"source_id": f.source_id, "kind": f.kind, "detail": f.detail}
-            for f in result.fanout.failures
-        ],
-        "feedback": {
-            "queued": len(deltas),
-            "pending": len(queue),
-            "flushed": flushed,
-            "tx": _tx_hash(directory) if flushed else None,
-        },
-    }
-    if json_out:
-        emit_json(out)
-        return
-    console.print(f"[bold]answer:[/] {out['answer'] or '(no answer)'}")
+    return DragClient(directory, generator, config, queue), directory, queue
+
+
+def _print_answer(out: dict[str, Any]) -> None:
+    shown = out["answer"] or "(no answer: nothing in the passages answers it)"
+    console.print(f"[bold]answer:[/] {shown}")
+    if out.get("confidence") is not None:
+        console.print(f"confidence: {out['confidence']:.2f}")
+    if "correct" in out:
+        console.print(f"judged {'right' if out['correct'] else 'wrong'} against --truth")
     table = Table(title="passages used")
     for col in ("#", "source", "relevance", "reliability", "score", "text"):
         table.add_column(col)
@@ -408,11 +407,171 @@ def drag_query(
             f"usefulness {s['usefulness']:.3f} ({state})"
         )
     fb = out["feedback"]
-    if deltas or flushed:
+    if fb.get("queued") or fb.get("flushed"):
         console.print(
             f"feedback: {fb['queued']} deltas queued, {fb['pending']} pending, "
-            f"{fb['flushed']} flushed" + (f" in tx {fb['tx']}" if fb["tx"] else "")
+            f"{fb['flushed']} flushed" + (f" in tx {fb['tx']}" if fb.get("tx") else "")
         )
+
+
+@drag_app.command("query")
+def drag_query(
+    question: Annotated[
+        str | None, typer.Argument(help="The question (or give --batch FILE).")
+    ] = None,
+    batch_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--batch-file",
+            "--batch",
+            help="Answer every question of FILE (JSONL {question, answer?, aliases?} or one "
+            "question per line), one JSON line each; with an answer, judge it and queue "
+            "feedback.",
+        ),
+    ] = None,
+    sources: Annotated[int, typer.Option("--sources", help="Sources to query.", min=1)] = 3,
+    sampler: Sampler = "thompson",
+    alpha: Annotated[
+        float, typer.Option(help="Weight of reliability in reranking.", min=0, max=1)
+    ] = 0.3,
+    k: Annotated[int, typer.Option(help="Passages per source.", min=1)] = 10,
+    top_n: Annotated[int, typer.Option(help="Passages given to the generator.", min=1)] = 5,
+    llm_url: LlmUrl = None,
+    llm_model: LlmModel = None,
+    model_path: ModelPath = None,
+    correct: Annotated[bool, typer.Option("--correct", help="The answer is right.")] = False,
+    wrong: Annotated[bool, typer.Option("--wrong", help="The answer is wrong.")] = False,
+    truth: Annotated[
+        list[str] | None,
+        typer.Option(help="The right answer (repeat for aliases); judged after normalization."),
+    ] = None,
+    flush: Annotated[bool, typer.Option("--flush", help="Send queued feedback now.")] = False,
+    batch: FlushBatch = 20,
+    max_age: MaxAge = 300.0,
+    timeout: Annotated[float, typer.Option(help="Per-source timeout in seconds.")] = 5.0,
+    seed: Annotated[int | None, typer.Option(help="Seed of the source sampling.")] = None,
+    rpc_url: RpcUrl = DEFAULT_URL,
+    key: Key = None,
+    account: AccountIndex = None,
+    json_out: JsonOut = False,
+) -> None:
+    """Answer QUESTION from the registered sources; print the passages and their sources."""
+    import asyncio
+
+    from drag.service import QueryService, read_batch
+
+    if sum([correct, wrong, bool(truth)]) > 1:
+        raise ConfigError("give at most one of --correct, --wrong and --truth")
+    if (question is None) == (batch_file is None):
+        raise ConfigError("give a QUESTION or --batch FILE (one of them)")
+    session = open_session(rpc_url, key, account)
+    generator = _generator(llm_url, llm_model, model_path)
+    client, directory, queue = _client(
+        session, sources, sampler, alpha, k, top_n, timeout, generator, batch, max_age
+    )
+    if flush or correct or wrong or truth:
+        directory.check_evaluator()  # refuse before querying, not after: nothing queued
+    service = QueryService(client)
+
+    if batch_file is not None:
+        items = list(read_batch(batch_file))
+
+        async def run_batch() -> None:
+            async with service:
+                for i, item in enumerate(items):
+                    out = await service.ask(
+                        item.question, item.truth, seed=None if seed is None else seed + i
+                    )
+                    out["id"] = item.qid
+                    typer.echo(json.dumps(out, ensure_ascii=False, default=str))
+
+        asyncio.run(run_batch())
+        flushed = queue.flush() if flush else 0
+        typer.echo(
+            f"{len(items)} questions answered; feedback: {len(queue)} pending, {flushed} flushed",
+            err=True,
+        )
+        return
+
+    assert question is not None
+
+    async def run_one() -> dict[str, Any]:
+        async with service:
+            return await service.ask(
+                question, truth or (), None if not (correct or wrong) else correct, seed
+            )
+
+    out = asyncio.run(run_one())
+    flushed = queue.flush() if flush else 0
+    out["feedback"].update(
+        {"pending": len(queue), "flushed": flushed, "tx": _tx_hash(directory) if flushed else None}
+    )
+    if json_out:
+        emit_json(out)
+        return
+    _print_answer(out)
+
+
+@drag_app.command("serve-client")
+def drag_serve_client(
+    port: Annotated[int, typer.Option(help="TCP port on 127.0.0.1.")] = 8700,
+    sources: Annotated[int, typer.Option("--sources", help="Sources to query.", min=1)] = 3,
+    sampler: Sampler = "thompson",
+    alpha: Annotated[
+        float, typer.Option(help="Weight of reliability in reranking.", min=0, max=1)
+    ] = 0.3,
+    k: Annotated[int, typer.Option(help="Passages per source.", min=1)] = 10,
+    top_n: Annotated[int, typer.Option(help="Passages given to the generator.", min=1)] = 5,
+    llm_url: LlmUrl = None,
+    llm_model: LlmModel = None,
+    model_path: ModelPath = None,
+    batch: FlushBatch = 20,
+    max_age: MaxAge = 300.0,
+    timeout: Annotated[float, typer.Option(help="Per-source timeout in seconds.")] = 5.0,
+    rpc_url: RpcUrl = DEFAULT_URL,
+    key: Key = None,
+    account: AccountIndex = None,
+) -> None:
+    """Keep the models loaded and answer over HTTP on 127.0.0.1 (POST /query, GET /feedback)."""
+    import uvicorn
+
+    from drag.client_api import create_client_app
+    from drag.service import QueryService
+
+    session = open_session(rpc_url, key, account)
+    generator = _generator(llm_url, llm_model, model_path)
+    client, directory, queue = _client(
+        session, sources, sampler, alpha, k, top_n, timeout, generator, batch, max_age
+    )
+    if client.embedder is not None:
+        client.embedder.embed(["warm-up"])  # load the model before the port opens
+
+    def status() -> dict[str, Any]:
+        return {
+            "account": session.account.address,
+            "queue": str(queue.path),
+            "pending": len(queue),
+            "may_flush": _is_evaluator(directory),
+        }
+
+    def flush_queue() -> int:
+        directory.check_evaluator()
+        return int(queue.flush())
+
+    app = create_client_app(QueryService(client), status, flush_queue)
+    console.print(
+        f"dRAG client for {session.account.address} on http://127.0.0.1:{port} "
+        f"(POST /query, GET /feedback); feedback queue {queue.path}"
+    )
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+
+
+def _is_evaluator(directory: Any) -> bool:
+    try:
+        directory.check_evaluator()
+    except ConfigError:
+        return False
+    return True
 
 
 def _tx_hash(directory: Any) -> str | None:

@@ -155,6 +155,42 @@ def test_sources_feedback_and_failover(anvil_url: str, tmp_path: Path) -> None:
         again = json.loads(ll(home, "drag", "flush", "--account=4", rpc, "--json"))
         assert again["pending"] == 0 and again["sent"] == 0  # nothing left, nothing resent
 
+        # many questions in one process: one model load, one JSON line per question
+        batch = tmp_path / "batch.jsonl"
+        batch.write_text(
+            "".join(
+                json.dumps({"id": f.fact_id, "question": f.question, "answer": f.answer.upper()})
+                + "\n"
+                for f in facts[1:3]
+            ),
+            encoding="utf-8",
+        )
+        lines = ll(home, "drag", "query", f"--batch={batch}", "--k=2", "--account=4", rpc)
+        answered = [json.loads(line) for line in lines.splitlines() if line.startswith("{")]
+        assert [a["id"] for a in answered] == [facts[1].fact_id, facts[2].fact_id]
+        assert all(a["feedback"]["queued"] > 0 and "correct" in a for a in answered)
+
+        # the long-running client: models loaded once, answers over local HTTP
+        port = free_port()
+        log = tmp_path / "client.log"
+        client = subprocess.Popen(
+            [*CLI, "drag", "serve-client", f"--port={port}", "--k=2", "--account=4", rpc],
+            stdout=log.open("w"), stderr=subprocess.STDOUT, env=_env(home),
+        )  # fmt: skip
+        servers.append(client)
+        url = f"http://127.0.0.1:{port}"
+        _wait_healthy(url, client, log)
+        fact = facts[4]
+        got = httpx.post(
+            url + "/query", json={"question": fact.question, "truth": [fact.answer]}, timeout=60
+        ).json()
+        assert got["answer"] and got["feedback"]["queued"] > 0 and "correct" in got
+        status = httpx.get(url + "/feedback", timeout=10).json()
+        assert status["pending"] >= got["feedback"]["queued"] and status["may_flush"] is True
+        client.terminate()
+        client.wait(timeout=10)
+        ll(home, "drag", "flush", "--account=4", rpc)
+
         servers[0].kill()
         servers[0].wait()
         fact = facts[3]

@@ -10,6 +10,7 @@ import pytest
 from drag.corpus import (
     RELATIONS,
     generate_facts,
+    load_docs_jsonl,
     load_qa_jsonl,
     questions,
     split_over_sources,
@@ -67,14 +68,56 @@ def test_written_source_and_loader(tmp_path: Path) -> None:
     assert len(path.read_text(encoding="utf-8").splitlines()) == 5
     qa = tmp_path / "qa.jsonl"
     rows = [
-        {"question": "Q1?", "answer": "A1", "documents": ["d1", {"text": "d2"}], "id": "x"},
+        {"question": "Q1?", "answer": "A1", "documents": ["d1", 2], "id": "x", "aliases": ["a"]},
         {"question": "Q2?", "answers": ["A2", "a two"]},
     ]
     qa.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
     examples = load_qa_jsonl(qa)
-    assert examples[0].answers == ("A1",) and examples[0].documents == ("d1", "d2")
+    assert examples[0].answers == ("A1",) and examples[0].documents == ("d1", "2")
+    assert examples[0].accepted == ("A1", "a")
     assert examples[1].answers == ("A2", "a two") and examples[1].qid == "2"
     assert questions(facts)[0].answers == (facts[0].answer,)
+    assert questions(facts)[0].documents == (facts[0].fact_id,)
+    # document ids are ids: with the documents file, an unknown id is refused
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text('{"id": "d1", "text": "one"}\n{"id": 2, "text": "two"}\n', encoding="utf-8")
+    assert len(load_qa_jsonl(qa, load_docs_jsonl(docs))) == 2
+    docs.write_text('{"id": "d1", "text": "one"}\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"names documents \['2'\]"):
+        load_qa_jsonl(qa, load_docs_jsonl(docs))
+    docs.write_text(
+        '{"id": "d1", "text": "one"}\n{"id": "d1", "text": "again"}\n', encoding="utf-8"
+    )
+    with pytest.raises(ConfigError, match="repeats document id"):
+        load_docs_jsonl(docs)
     qa.write_text('{"question": "Q?"}\n', encoding="utf-8")
     with pytest.raises(ConfigError, match="answer"):
         load_qa_jsonl(qa)
+
+
+def test_real_documents_are_polluted_with_same_kind_answers() -> None:
+    from drag.corpus import QAExample, split_documents_over_sources
+
+    docs = {
+        "Peru": "Peru is a country. Its capital is Lima.",
+        "Chile": "Chile is a country. Its capital is Santiago.",
+        "Iron": "Iron has symbol Fe.",
+        "Zinc": "Zinc is a metal.",  # gold for no question: never polluted
+    }
+    examples = [
+        QAExample("What is the capital of Peru?", ("Lima",), ("Peru",), "capital-PE"),
+        QAExample("What is the capital of Chile?", ("Santiago",), ("Chile",), "capital-CL"),
+        QAExample("What is the symbol of iron?", ("Fe",), ("Iron",), "symbol-Fe"),
+    ]
+    clean, half, full = split_documents_over_sources(docs, examples, [0.0, 0.5, 1.0], seed=3)
+    assert {d["id"]: d["text"] for d in clean.documents} == docs and not clean.polluted
+    assert len(half.polluted) == 2 and len(full.polluted) == 3
+    lying = {d["id"]: d["text"] for d in full.documents}
+    assert lying["Peru"] == "Peru is a country. Its capital is Santiago."
+    assert lying["Chile"] == "Chile is a country. Its capital is Lima."
+    assert lying["Zinc"] == docs["Zinc"]
+    assert lying["Iron"] == docs["Iron"]  # a family of one answer has no wrong answer to use
+    doc_mode = split_documents_over_sources(docs, examples, [1.0], seed=3, mode="document")[0]
+    texts = {d["id"]: d["text"] for d in doc_mode.documents}
+    assert texts["Peru"].startswith("Peru is a country. Its capital is Santiago. ")
+    assert len(texts["Peru"]) > len(lying["Peru"])

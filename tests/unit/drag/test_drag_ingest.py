@@ -68,3 +68,38 @@ def test_bad_jsonl_and_settings_are_refused(tmp_path: Path) -> None:
         ChunkConfig(chunk_words=10, overlap=10)
     with pytest.raises(ConfigError, match="does not exist"):
         list_documents(tmp_path / "missing")
+
+
+def test_sentence_chunks_stay_within_documents_and_carry_the_subject(tmp_path: Path) -> None:
+    from drag.ingest import chunk_sentences
+
+    text = (
+        "Peru is a country in South America. "
+        + " ".join(f"Fact number {i} about it is long enough." for i in range(12))
+        + " Its capital is Lima."
+    )
+    chunks = chunk_sentences(text, size=30, overlap=8)
+    assert all(len(c.split()) <= 30 for c in chunks) and len(chunks) > 2
+    assert all(c.endswith(".") for c in chunks)  # whole sentences only
+    assert chunks[1].startswith("Fact number")  # overlap carries a whole sentence
+    # one big .txt of two documents: no passage mixes them; continuations name their subject
+    (tmp_path / "big.txt").write_text(
+        text + "\n\nSt. Lucia is an island. Its capital is Castries.", encoding="utf-8"
+    )
+    passages = ingest_dir(tmp_path, ChunkConfig(chunk_words=30, overlap=8))
+    assert not any("Peru" in p.text and "Castries" in p.text for p in passages)
+    assert passages[-2].text.startswith("(Peru) ") and "Lima" in passages[-2].text
+    assert passages[-1].text == "St. Lucia is an island. Its capital is Castries."
+    assert [p.chunk_id for p in passages] == [f"big.txt:{i}" for i in range(len(passages))]
+    words = ingest_dir(tmp_path, ChunkConfig(chunk_words=30, overlap=8, by="words"))
+    assert any("Lima" in p.text and "Lucia" in p.text for p in words)  # what it fixes
+
+
+def test_a_single_jsonl_file_is_a_corpus(tmp_path: Path) -> None:
+    path = tmp_path / "docs.jsonl"
+    path.write_text('{"id": "Peru", "text": "Peru is a country."}\n', encoding="utf-8")
+    (tmp_path / "other.txt").write_text("Not part of it.", encoding="utf-8")
+    assert [p.chunk_id for p in ingest_dir(path)] == ["docs.jsonl#Peru:0"]
+    (tmp_path / "other.pdf").write_text("x", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not a .txt, .md or .jsonl"):
+        list_documents(tmp_path / "other.pdf")
