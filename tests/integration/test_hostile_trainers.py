@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from federation import open_federation
+from market_rounds import opening_of
 
 from marketplace.audit import audit_project
 from marketplace.learning import ModelSpec, init_params, load_dataset
@@ -32,7 +33,13 @@ def test_a_unicode_digit_trainer_is_rejected_and_the_round_completes(world: Any)
     meta = {"kind": KIND_UPDATE, "project": str(fed.project_id), "round": "1", "num_samples": "²"}
     update = hostile.train(1, init_params(spec))
     cid = put_params(hostile.store, spec, update, meta)
-    hostile.market.commit_update(fed.project_id, 1, digest_of(cid), b"\0" * 32)
+    # a hidden commitment to the hostile blob's CID (no sketch), opened once the window
+    # has closed (every roster trainer committed), after the honest trainers reveal
+    opening = opening_of(hostile, 1, digest_of(cid), b"\0" * 32)
+    hostile.market.commit_update(fed.project_id, 1, opening.commitment(fed.project_id, 1))
+    for t in honest:
+        assert t.step().status == "revealed"
+    hostile.market.reveal_updates(fed.project_id, 1, [opening])
 
     node = AggregatorNode(
         world.as_(world.aggregator),
@@ -59,6 +66,8 @@ def test_a_loopback_endpoint_is_refused_when_the_chain_is_not_local(world: Any) 
     fed = open_federation(world, train, validation, spec, trainers=4, rounds=1)
     for t in fed.trainers:
         assert t.step().status == "committed"
+    for t in fed.trainers:  # all committed: the window closed; all revealed closes reveals
+        assert t.step().status == "revealed"
     fed.trainers[2].market.announce_endpoint(fed.project_id, "http://127.0.0.1:5001/")
     fed.trainers[3].market.announce_endpoint(fed.project_id, "http://user:pw@1.2.3.4/")
     market = world.as_(world.aggregator)

@@ -72,6 +72,8 @@ def test_audit_catches_an_aggregator_that_switches_rule_in_round_2(world: Any) -
     for r in (1, 2):
         for t in fed.trainers:
             assert t.step().status == "committed"
+        for t in fed.trainers:  # all committed: the window closed
+            assert t.step().status == "revealed"
         node.commit(node.prepare(r))
     report = audit_project(world.market, fed.project_id, fed.store, fed.stores.get, validation)
     first, second = report.rounds
