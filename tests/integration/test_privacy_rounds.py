@@ -13,7 +13,7 @@ from federation import open_federation
 
 from marketplace.audit import audit_project
 from marketplace.learning import ModelSpec, load_dataset, num_params
-from marketplace.nodes.aggregator import AggregatorNode
+from marketplace.nodes.aggregator import AggregatorNode, RoundSummary
 from marketplace.nodes.chainview import update_commits
 from marketplace.privacy.declare import project_privacy
 from marketplace.privacy.envelope import is_sealed, seal
@@ -44,14 +44,19 @@ def _project(
         resolver=fed.stores.get,
     )
     for r in range(1, rounds + 1):
-        for t in fed.trainers[: 3 if cheat else 4]:
+        honest = fed.trainers[: 3 if cheat else 4]
+        for t in honest:
             assert t.step().status == "committed"
         if cheat:  # the last trainer seals an update that reports no epsilon
             liar = fed.trainers[3]
             meta = {"kind": KIND_UPDATE, "project": str(fed.project_id), "round": str(r)}
             inner = encode_params(spec, torch.zeros(num_params(spec)), meta)
             liar.commit(r, put_blob(liar.store, seal(inner, meta, settings.readers, b"x" * 32)))
-        node.step()
+        for t in honest:  # all committed: the commit window closed
+            assert t.step().status == "revealed"
+        if cheat:
+            liar.reveal(r)
+        assert isinstance(node.step(), RoundSummary)
     return fed, node, reader
 
 

@@ -11,6 +11,7 @@ from marketplace.cli.round_cmds import aggregator_spec
 from marketplace.errors import ConfigError
 from marketplace.learning import ModelSpec
 from marketplace.learning.rule_pin import PinnedRule
+from marketplace.privacy.keys import ReaderKey
 from marketplace.rounds import RoundConfig
 from marketplace.rounds.pinning import check_pinned, pinned_rule_problem
 
@@ -46,8 +47,11 @@ def test_a_spec_without_a_pin_keeps_its_bytes() -> None:
 
 def test_aggregator_spec_writes_the_pin(tmp_path: Path) -> None:
     out = tmp_path / "spec.json"
-    aggregator_spec(out=out, dataset="digits", rule="krum", rule_param=["f=1"])
+    # updates are sealed by default: name a reader so no chain (signer) is needed
+    reader = ReaderKey.from_eth_key(b"\x01" * 32).public_hex
+    aggregator_spec(out=out, dataset="digits", rule="krum", rule_param=["f=1"], reader=[reader])
     spec = ModelSpec.from_json(out.read_bytes())
     assert spec.aggregation == PinnedRule(rule="krum", params={"f": 1})
+    assert spec.privacy is not None and spec.privacy.readers == (reader,)
     with pytest.raises(ConfigError, match="unknown rule"):
-        aggregator_spec(out=out, dataset="digits", rule="nope")
+        aggregator_spec(out=out, dataset="digits", rule="nope", reader=[reader])
