@@ -480,6 +480,35 @@ def _serve_source(index_dir: str, config: dict[str, Any], port: int, threads: in
     serve(node, port=port, log_level="warning")
 
 
+def spawn_sources(
+    index_dirs: Sequence[Path], configs: Sequence[dict[str, Any]]
+) -> tuple[list[str], list[Any]]:
+    """Start one source node process per index folder (spawned: its own interpreter and
+    faiss threads, as a real node has) and wait until all answer; (urls, processes)."""
+    import multiprocessing
+
+    urls = preallocated_servers(len(index_dirs))
+    ctx = multiprocessing.get_context("spawn")
+    procs = []
+    for index_dir, config, url in zip(index_dirs, configs, urls, strict=True):
+        port = int(url.rsplit(":", 1)[1])
+        proc = ctx.Process(target=_serve_source, args=(str(index_dir), config, port, 1))
+        proc.start()
+        procs.append(proc)
+    _wait_healthy(urls)
+    return urls, procs
+
+
+def source_directory(urls: Sequence[str], chain_id: int, registry: str) -> StaticDirectory:
+    """The benchmark's sources as a client sees them: source i + 1 signs with
+    ``source_key(i)`` and answers at ``urls[i]``."""
+    records = [
+        SourceRecord(i + 1, Account.from_key(source_key(i)).address, url)
+        for i, url in enumerate(urls)
+    ]
+    return StaticDirectory(ReceiptDomain(chain_id, registry), records)
+
+
 def _wait_healthy(urls: Sequence[str], timeout_s: float = 300.0) -> None:
     deadline = time.monotonic() + timeout_s
     pending = list(urls)
@@ -498,7 +527,6 @@ def _wait_healthy(urls: Sequence[str], timeout_s: float = 300.0) -> None:
 def latency(args: argparse.Namespace, embedder: CachedEmbedder) -> dict[str, Any]:
     """Fan-out latency over 6 sources (processes or in-process threads), plus one source
     alone (the latency each source adds when it runs on its own machine)."""
-    import multiprocessing
 
     n = args.latency_passages
     facts = generate_facts(n, seed=args.seed + 1)
@@ -522,19 +550,8 @@ def latency(args: argparse.Namespace, embedder: CachedEmbedder) -> dict[str, Any
         ]
         urls = [t.url for t in threads]
     else:
-        urls = preallocated_servers(len(indexes))
-        ctx = multiprocessing.get_context("spawn")
-        for ix, c, url in zip(indexes, configs, urls, strict=True):
-            port = int(url.rsplit(":", 1)[1])
-            proc = ctx.Process(target=_serve_source, args=(str(ix.index_dir), c, port, 1))
-            proc.start()
-            procs.append(proc)
-        _wait_healthy(urls)
-    records = [
-        SourceRecord(i + 1, Account.from_key(source_key(i)).address, url)
-        for i, url in enumerate(urls)
-    ]
-    directory = StaticDirectory(ReceiptDomain(chain_id, registry), records)
+        urls, procs = spawn_sources([ix.index_dir for ix in indexes], configs)
+    directory = source_directory(urls, chain_id, registry)
     questions = [f.question for f in facts]
     random.Random(args.seed).shuffle(questions)
     n_q = args.latency_queries
@@ -575,7 +592,7 @@ def latency(args: argparse.Namespace, embedder: CachedEmbedder) -> dict[str, Any
         return samples, failures
 
     try:
-        all_six, failures = asyncio.run(run(len(records), questions[: n_q + 20]))
+        all_six, failures = asyncio.run(run(len(urls), questions[: n_q + 20]))
         one, _ = asyncio.run(run(1, questions[n_q + 20 : 2 * n_q + 40]))
     finally:
         for t in threads:
@@ -584,7 +601,7 @@ def latency(args: argparse.Namespace, embedder: CachedEmbedder) -> dict[str, Any
             proc.terminate()
             proc.join(10)
     return {
-        "sources": len(records),
+        "sources": len(urls),
         "passages_per_source": [len(ix) for ix in indexes],
         "index_build_or_load_s": round(build_s, 1),
         "k": 5,

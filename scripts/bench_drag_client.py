@@ -27,7 +27,6 @@ from typing import Any
 
 import httpx
 import numpy as np
-from eth_account import Account
 from eth_utils import keccak
 from rich.console import Console
 
@@ -39,8 +38,6 @@ from drag.generate import ExtractiveGenerator
 from drag.index import PassageIndex
 from drag.ingest import ChunkConfig
 from drag.judge import is_correct
-from drag.receipts import ReceiptDomain
-from drag.registry import SourceRecord, StaticDirectory
 from drag.server import OPERATOR_CLIENT_LIMITS, BackgroundServer
 from drag.service import QueryService
 from marketplace.paths import ledgerlearn_home
@@ -104,30 +101,21 @@ def main(argv: list[str] | None = None) -> int:
     chain_id, registry = 31337, "0x" + "cd" * 20
     # one process per source, each with its own copy of the index and its own nonce ledger,
     # as source nodes run (scripts/bench_drag.py's latency section does the same)
-    import multiprocessing
 
-    from bench_drag import _serve_source, _wait_healthy, preallocated_servers
+    from bench_drag import source_directory, spawn_sources
 
-    urls = preallocated_servers(N_SOURCES)
-    ctx = multiprocessing.get_context("spawn")
-    procs = []
-    for i, url in enumerate(urls):
+    copies, configs = [], []
+    for i in range(N_SOURCES):
         copy = cache / f"idx{i}"
         if not (copy / "manifest.json").is_file():
             shutil.copytree(cache / "idx", copy, ignore=shutil.ignore_patterns("receipts*"))
-        config = {"source_id": i + 1, "private_key": source_key(i), "chain_id": chain_id,
-                  "registry_address": registry, **OPERATOR_CLIENT_LIMITS}  # fmt: skip
-        proc = ctx.Process(
-            target=_serve_source, args=(str(copy), config, int(url.rsplit(":", 1)[1]), 1)
-        )
-        proc.start()
-        procs.append(proc)
-    _wait_healthy(urls)
-    records = [
-        SourceRecord(i + 1, Account.from_key(source_key(i)).address, url)
-        for i, url in enumerate(urls)
-    ]
-    directory = StaticDirectory(ReceiptDomain(chain_id, registry), records)
+        copies.append(copy)
+        configs.append(
+            {"source_id": i + 1, "private_key": source_key(i), "chain_id": chain_id,
+             "registry_address": registry, **OPERATOR_CLIENT_LIMITS}
+        )  # fmt: skip
+    urls, procs = spawn_sources(copies, configs)
+    directory = source_directory(urls, chain_id, registry)
     generator = ExtractiveGenerator()
     client = DragClient(
         directory, generator, ClientConfig(n_sources=3, k=10, top_n=5), embedder=default_embedder()

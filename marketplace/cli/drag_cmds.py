@@ -342,6 +342,10 @@ MaxAge = Annotated[
 
 
 Sampler = Annotated[str, typer.Option(help="How to choose sources: thompson or usefulness.")]
+Sources = Annotated[int, typer.Option("--sources", help="Sources to query.", min=1)]
+Alpha = Annotated[float, typer.Option(help="Weight of reliability in reranking.", min=0, max=1)]
+PassagesPerSource = Annotated[int, typer.Option(help="Passages per source.", min=1)]
+TopN = Annotated[int, typer.Option(help="Passages given to the generator.", min=1)]
 LlmUrl = Annotated[
     str | None, typer.Option(help="OpenAI-compatible server (vLLM, Ollama, llama.cpp).")
 ]
@@ -429,13 +433,11 @@ def drag_query(
             "feedback.",
         ),
     ] = None,
-    sources: Annotated[int, typer.Option("--sources", help="Sources to query.", min=1)] = 3,
+    sources: Sources = 3,
     sampler: Sampler = "thompson",
-    alpha: Annotated[
-        float, typer.Option(help="Weight of reliability in reranking.", min=0, max=1)
-    ] = 0.3,
-    k: Annotated[int, typer.Option(help="Passages per source.", min=1)] = 10,
-    top_n: Annotated[int, typer.Option(help="Passages given to the generator.", min=1)] = 5,
+    alpha: Alpha = 0.3,
+    k: PassagesPerSource = 10,
+    top_n: TopN = 5,
     llm_url: LlmUrl = None,
     llm_model: LlmModel = None,
     model_path: ModelPath = None,
@@ -515,13 +517,11 @@ def drag_query(
 @drag_app.command("serve-client")
 def drag_serve_client(
     port: Annotated[int, typer.Option(help="TCP port on 127.0.0.1.")] = 8700,
-    sources: Annotated[int, typer.Option("--sources", help="Sources to query.", min=1)] = 3,
+    sources: Sources = 3,
     sampler: Sampler = "thompson",
-    alpha: Annotated[
-        float, typer.Option(help="Weight of reliability in reranking.", min=0, max=1)
-    ] = 0.3,
-    k: Annotated[int, typer.Option(help="Passages per source.", min=1)] = 10,
-    top_n: Annotated[int, typer.Option(help="Passages given to the generator.", min=1)] = 5,
+    alpha: Alpha = 0.3,
+    k: PassagesPerSource = 10,
+    top_n: TopN = 5,
     llm_url: LlmUrl = None,
     llm_model: LlmModel = None,
     model_path: ModelPath = None,
