@@ -21,7 +21,7 @@ from marketplace.audit import audit_project
 from marketplace.chain.tx import TxSender
 from marketplace.learning import ModelSpec, TrainConfig, load_dataset, partition
 from marketplace.nodes.aggregator import AggregatorNode, RoundSummary
-from marketplace.nodes.chainview import round_commit, update_commits
+from marketplace.nodes.chainview import round_commit
 from marketplace.nodes.simulate import SimulationConfig, simulate
 from marketplace.nodes.trainer import TrainerNode
 from marketplace.rounds import RoundConfig, equal_scores, get_report, run_round
@@ -112,16 +112,23 @@ def test_trainer_whose_sketch_does_not_open_is_rejected_and_the_round_proves(
         trainers.append(
             TrainerNode(market, project_id, data, store, agg_store, TrainConfig(lr=0.1))
         )
-    for t in trainers[:3]:
-        assert t.step().status == "committed"
-    # trainer 5 copies trainer 0's committed CID and sketch commitment (a copycat): the
-    # opening checks out (it is trainer 0's), but two active slots may not share one
+    # trainer 5 is a copycat that learned trainer 0's update and sketch opening before
+    # committing (a leak: under commit-then-reveal nobody else can read them in time). It
+    # publishes them as its own blob (another CID: its metadata differ) and commits to
+    # trainer 0's sketch commitment; the opening checks out, but two active slots may not
+    # share one commitment. It registers before the round opens, so it is in its roster.
     copycat = world.as_(world.trainers[5])
     copycat.register(project_id, 10**15)
-    [first] = [c for c in update_commits(world.market, project_id, 1).values() if c.index == 0]
-    copycat.commit_update(project_id, 1, digest_of(first.cid), first.sketch_commitment)
-    stores[world.trainers[5].address] = stores[world.trainers[0].address]
+    stores[world.trainers[5].address] = copy_store = MemoryStore()
+    copier = TrainerNode(
+        copycat, project_id, train.subset(shards[0][:-7]), copy_store, agg_store, TrainConfig()
+    )
+    for t in trainers[:3]:
+        assert t.step().status == "committed"
     info = world.market.project(project_id)
+    victim_update = trainers[0].train(1, trainers[0].global_params(info))
+    copied = copier.publish(1, victim_update, opening=trainers[0].opening(1, victim_update))
+    copier.commit(1, copied)
     # trainer 3 commits a commitment its published sketch and salt do not open
     wrong_salt, params = trainers[3], trainers[3].global_params(info)
     update = wrong_salt.train(1, params)
@@ -139,6 +146,7 @@ def test_trainer_whose_sketch_does_not_open_is_rejected_and_the_round_proves(
     wrong_salt.market.reveal_updates(project_id, 1, [bad])
     put_blob(wrong_salt.store, wrong_salt._staged.pop(cid))
     liar.reveal(1)
+    copier.reveal(1)
 
     node = AggregatorNode(
         world.as_(world.aggregator),
