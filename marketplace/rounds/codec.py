@@ -43,9 +43,20 @@ MAX_MODEL_PARAMS = 1 << 24
 @lru_cache(maxsize=32)
 def _layout(spec: ModelSpec) -> tuple[tuple[str, tuple[int, ...]], ...]:
     """Names and shapes of the spec's parameters, from a model built on the ``meta``
-    device (shapes only, no memory), checked against :data:`MAX_MODEL_PARAMS`."""
-    with torch.device("meta"):
-        model = build_model(spec)
+    device (shapes only, no memory), checked against :data:`MAX_MODEL_PARAMS`. Every
+    dimension is bounded first: a layer of two huge dimensions overflows torch's storage
+    size even on ``meta`` (found by the fuzz suite)."""
+    dims = (math.prod(spec.input_shape), *spec.input_shape, spec.num_classes, *spec.hidden)
+    if max(dims) > MAX_MODEL_PARAMS:
+        raise ConfigError(
+            f"the model spec names a dimension of {max(dims):,}, over the limit of "
+            f"{MAX_MODEL_PARAMS:,} parameters; use smaller layers or input shape"
+        )
+    try:
+        with torch.device("meta"):
+            model = build_model(spec)
+    except RuntimeError as exc:
+        raise ConfigError(f"the model spec names a model torch cannot lay out: {exc}") from None
     layout = tuple((name, tuple(p.shape)) for name, p in model.named_parameters())
     total = sum(math.prod(shape) for _, shape in layout)
     if total > MAX_MODEL_PARAMS:

@@ -119,6 +119,15 @@ def test_a_model_spec_over_the_parameter_cap_is_refused_before_allocation() -> N
     assert get_spec(store, put_spec(store, fine)) == fine
 
 
+def test_a_spec_whose_layer_overflows_torch_is_a_refusal_not_a_crash() -> None:
+    """Found by the fuzz suite in a fresh clone: two huge dimensions overflow torch's
+    storage size even on the meta device (RuntimeError) before the parameter count."""
+    store = MemoryStore()
+    raw = b'{"kind": "mlp", "input_shape": [3003, 4518, 369838], "num_classes": 459533}'
+    with pytest.raises(ConfigError, match="dimension of 5,017,797,036,252"):
+        get_spec(store, put_blob(store, raw))
+
+
 def test_a_spec_blob_over_64_kib_is_refused_unread() -> None:
     store = MemoryStore()
     cid = put_blob(store, json.dumps({"kind": "mlp", "pad": "x" * 70_000}).encode())
