@@ -143,25 +143,13 @@ class GuardMiddleware:
         who = str(client[0]) if client else "unknown"
         wait = self.buckets.take(who)
         if wait > 0:
-            retry = max(1, math.ceil(wait))
-            await asyncio.sleep(self.limits.tarpit_s)
-            await self._refuse(
-                scope, receive, send, 429,
-                f"too many requests from {who}: the limit is {self.limits.rate_per_s:g}/s "
-                f"(burst {self.limits.burst}); retry after {retry} s",
-                {"Retry-After": str(retry)},
-            )  # fmt: skip
+            limit = f"{self.limits.rate_per_s:g}/s (burst {self.limits.burst})"
+            await self._throttle(scope, receive, send, wait, f"too many requests from {who}", limit)
             return
         debt = self.work.take(who, cost=0.0)
         if debt > 0:
-            retry = max(1, math.ceil(debt))
-            await asyncio.sleep(self.limits.tarpit_s)
-            await self._refuse(
-                scope, receive, send, 429,
-                f"too much work asked by {who}: the limit is {self.limits.work_share:g} s of "
-                f"handling per second; retry after {retry} s",
-                {"Retry-After": str(retry)},
-            )  # fmt: skip
+            limit = f"{self.limits.work_share:g} s of handling per second"
+            await self._throttle(scope, receive, send, debt, f"too much work asked by {who}", limit)
             return
         if self.in_flight[who] >= self.limits.max_in_flight_per_client:
             await self._refuse(
@@ -228,6 +216,15 @@ class GuardMiddleware:
             f"request body is larger than {limit} bytes; send at most {limit} bytes",
             {"Connection": "close"},
         )  # fmt: skip
+
+    async def _throttle(
+        self, scope: Scope, receive: Receive, send: Send, wait: float, what: str, limit: str
+    ) -> None:
+        """429 after the tarpit: ``what`` exceeded ``limit``; retry after ``wait`` s."""
+        retry = max(1, math.ceil(wait))
+        await asyncio.sleep(self.limits.tarpit_s)
+        message = f"{what}: the limit is {limit}; retry after {retry} s"
+        await self._refuse(scope, receive, send, 429, message, {"Retry-After": str(retry)})
 
     async def _refuse(
         self,
