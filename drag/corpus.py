@@ -163,6 +163,23 @@ def pollute_document(fact: Fact, rng: random.Random, vocabulary: Sequence[str]) 
     return f"{statement} {noise.capitalize()}."
 
 
+def _check_split(
+    pollution_rates: Sequence[float], mode: PollutionMode, replicas: int | None
+) -> int:
+    """The split's arguments checked (one-line errors); returns the replica count."""
+    n_sources = len(pollution_rates)
+    if n_sources < 1:
+        raise ConfigError("give at least one pollution rate (one per source)")
+    if any(not 0.0 <= r <= 1.0 for r in pollution_rates):
+        raise ConfigError(f"pollution rates {list(pollution_rates)} must be in [0, 1]")
+    replicas = n_sources if replicas is None else replicas
+    if not 1 <= replicas <= n_sources:
+        raise ConfigError(f"replicas={replicas} must be in 1..{n_sources}")
+    if mode not in ("token", "document"):
+        raise ConfigError(f"unknown pollution mode {mode!r}; use token or document")
+    return replicas
+
+
 def split_over_sources(
     facts: Sequence[Fact],
     pollution_rates: Sequence[float],
@@ -176,15 +193,7 @@ def split_over_sources(
     pollutes ``round(rate * its document count)`` of its documents, chosen at random.
     """
     n_sources = len(pollution_rates)
-    if n_sources < 1:
-        raise ConfigError("give at least one pollution rate (one per source)")
-    if any(not 0.0 <= r <= 1.0 for r in pollution_rates):
-        raise ConfigError(f"pollution rates {list(pollution_rates)} must be in [0, 1]")
-    replicas = n_sources if replicas is None else replicas
-    if not 1 <= replicas <= n_sources:
-        raise ConfigError(f"replicas={replicas} must be in 1..{n_sources}")
-    if mode not in ("token", "document"):
-        raise ConfigError(f"unknown pollution mode {mode!r}; use token or document")
+    replicas = _check_split(pollution_rates, mode, replicas)
     rng = random.Random(seed)
     holdings: list[list[Fact]] = [[] for _ in range(n_sources)]
     for fact in facts:
@@ -345,15 +354,7 @@ def split_documents_over_sources(
     documents that are gold for some question (documents no question needs stay clean:
     polluting them would change nothing measured)."""
     n_sources = len(pollution_rates)
-    if n_sources < 1:
-        raise ConfigError("give at least one pollution rate (one per source)")
-    if any(not 0.0 <= r <= 1.0 for r in pollution_rates):
-        raise ConfigError(f"pollution rates {list(pollution_rates)} must be in [0, 1]")
-    replicas = n_sources if replicas is None else replicas
-    if not 1 <= replicas <= n_sources:
-        raise ConfigError(f"replicas={replicas} must be in 1..{n_sources}")
-    if mode not in ("token", "document"):
-        raise ConfigError(f"unknown pollution mode {mode!r}; use token or document")
+    replicas = _check_split(pollution_rates, mode, replicas)
     families = answer_families(examples)
     held_answers: dict[str, list[tuple[str, Sequence[str]]]] = {}
     for ex in examples:
