@@ -18,6 +18,7 @@ from marketplace.cli import (
     project_cmds,
     round_cmds,
     trainer_cmds,
+    ui_cmds,
     zk_cmds,
 )
 from marketplace.cli.common import err_console
@@ -49,6 +50,7 @@ round_cmds.register(app)
 drag_cmds.register(app)
 zk_cmds.register(app)
 audit_cmds.register(app)
+ui_cmds.register(app)
 
 
 def run() -> None:

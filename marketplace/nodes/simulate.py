@@ -47,7 +47,7 @@ from marketplace.attacks import (
     parse_attack,
 )
 from marketplace.attacks.label_flip import label_flip
-from marketplace.chain.connection import connect_embedded
+from marketplace.chain.connection import Chain, connect_embedded
 from marketplace.chain.deploy import deploy_all
 from marketplace.chain.market import ZERO32, ZERO_ADDRESS, MarketClient
 from marketplace.chain.tx import TxSender
@@ -172,13 +172,20 @@ def simulate(
     on_round: RoundCallback | None = None,
     score_fn: ScoreFn | None = None,
     zk_keys_dir: Path | None = None,
+    chain: Chain | None = None,
+    aggregator_store: ContentStore | None = None,
 ) -> SimulationResult:
     """Run a whole project (see the module docstring); ``on_round(summary, seconds,
     attackers)`` is called after each committed round. ``zk_keys_dir`` is where the
-    circuit's keys are cached (default: its build folder under ``$LEDGERLEARN_HOME/zk``)."""
+    circuit's keys are cached (default: its build folder under ``$LEDGERLEARN_HOME/zk``).
+
+    ``chain`` runs it on a real node (a local anvil: its dev accounts play every role, and
+    the deployment is saved) instead of a fresh embedded chain; ``aggregator_store`` keeps
+    the aggregator's blobs (spec, round reports, models) where other processes can read
+    them (default: in memory)."""
     attack = parse_attack(config.attack) if config.attack else None
     n = config.trainers
-    chain = connect_embedded(accounts=n + 2)
+    chain = chain if chain is not None else connect_embedded(accounts=n + 2)
     owner, aggregator_account = chain.dev_account(0), chain.dev_account(1)
     manifest = deploy_all(TxSender(chain, owner))
     market = MarketClient(chain, manifest.address("ContributionMarket"), owner)
@@ -228,7 +235,7 @@ def simulate(
         aggregation=PinnedRule(rule=config.rule, params=dict(config.rule_params)),
         privacy=privacy,
     )
-    aggregator_store = MemoryStore()
+    aggregator_store = aggregator_store if aggregator_store is not None else MemoryStore()
     spec_cid = put_spec(aggregator_store, spec)
     project_id, _ = market.create_project(
         reward=config.reward_wei,
