@@ -76,6 +76,7 @@ def accuracy_chart(history: Sequence[RoundRecord]) -> Html:
             x_label="round",
             y_label="accuracy",
             y_range=(0.0, 1.0),
+            x_integer=True,
         )
     )
 

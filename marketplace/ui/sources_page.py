@@ -40,6 +40,7 @@ def reliability_chart(sources: Sequence[SourceHistory]) -> Html:
             x_label="block",
             y_label="reliability",
             y_range=(0.0, 1.0),
+            x_integer=True,
         )
     )
 

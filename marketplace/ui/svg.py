@@ -25,13 +25,17 @@ class Series:
     points: Sequence[tuple[float, float]]
 
 
-def _ticks(low: float, high: float, count: int = 5) -> list[float]:
-    """About ``count`` round tick values covering ``[low, high]``."""
+def _ticks(low: float, high: float, count: int = 5, integer: bool = False) -> list[float]:
+    """About ``count`` round tick values covering ``[low, high]`` (whole numbers only when
+    ``integer``: rounds and blocks have no halves)."""
     if high <= low:
         return [low]
     raw = (high - low) / max(count - 1, 1)
+    if integer:
+        raw = max(raw, 1.0)
     magnitude = 10 ** math.floor(math.log10(raw))
-    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    multiples = (1, 2, 5, 10) if integer else (1, 2, 2.5, 5, 10)
+    step = next(m * magnitude for m in multiples if m * magnitude >= raw)
     start = math.ceil(low / step - 1e-9) * step
     ticks = []
     value = start
@@ -52,12 +56,14 @@ def line_chart(
     x_label: str,
     y_label: str,
     y_range: tuple[float, float] | None = None,
+    x_integer: bool = False,
     width: int = 640,
     height: int = 260,
 ) -> str:
     """An ``<svg>`` line chart of ``series`` with axes, ticks and a legend.
 
     ``y_range`` fixes the y axis (e.g. (0, 1) for accuracy); by default it spans the data.
+    ``x_integer`` puts x ticks on whole numbers only (rounds, blocks).
     An empty chart (no points) still draws its axes and says "no data yet".
     """
     left, right, top, bottom = 56, 16, 28, 44
@@ -95,7 +101,7 @@ def line_chart(
             f'<text x="{left - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end">'
             f"{_label(tick)}</text>"
         )
-    for tick in _ticks(x_lo, x_hi, 6):
+    for tick in _ticks(x_lo, x_hi, 6, x_integer):
         x = px(tick)
         parts.append(
             f'<text x="{x:.1f}" y="{top + plot_h + 16}" font-size="11" text-anchor="middle">'

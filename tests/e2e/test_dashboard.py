@@ -38,7 +38,8 @@ from marketplace.views.sources import beta_reliability
 pytestmark = pytest.mark.e2e
 
 CHROMIUM = Path(os.environ.get("LEDGERLEARN_CHROMIUM", "/usr/bin/chromium"))
-SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "dashboard.png"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+SCREENSHOT = DOCS / "dashboard.png"
 ROUNDS = 3
 ONE = SCALE
 
@@ -189,6 +190,7 @@ def test_dashboard_shows_rounds_accuracy_exclusions_and_source_reliability(
                 [0.5, 2 / 3, 3 / 4, 4 / 5], abs=1e-5)  # fmt: skip
             assert page.locator("svg.chart circle.point[data-series='source 2']").count() == 3
             assert external == []  # everything came from the dashboard itself
+            page.screenshot(path=str(DOCS / "dashboard-sources.png"), full_page=True)
 
             # the screenshot for docs/: the project page, the most telling one
             page.goto(f"{base}/projects/{result.project_id}")
