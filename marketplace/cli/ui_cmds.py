@@ -25,11 +25,18 @@ def ui(
     rpc_url: RpcUrl = DEFAULT_URL,
 ) -> None:
     """Serve a read-only dashboard of projects, rounds and dRAG sources on 127.0.0.1."""
+    from pathlib import Path
+
     from marketplace.chain.connection import connect
     from marketplace.chain.deploy import load_manifest
+    from marketplace.errors import ConfigError
     from marketplace.storage import open_store
     from marketplace.ui.app import HOST, bind, reader_for, serve_socket
 
+    if store is not None and store.startswith("local:") and not Path(store[6:]).is_dir():
+        raise ConfigError(  # opening it would create it: the dashboard writes nothing
+            f"{store[6:]}: no such content-store directory; pass the aggregator's --data-dir"
+        )
     sock = bind(port)  # before connecting: a port in use fails at once
     chain = connect(rpc_url)
     reader = reader_for(chain, load_manifest(chain), None if store is None else open_store(store))

@@ -56,7 +56,7 @@ def sources_body(sources: Sequence[SourceHistory]) -> Html:
             Html(f"{s.alpha / SCALE:g} / {s.beta / SCALE:g}"),
             Html(f"{s.usefulness / SCALE:g}"),
             len(s.points),
-            None if s.complete else tag("span", "log incomplete", class_="bad"),
+            "complete" if s.complete else tag("span", "log incomplete", class_="bad"),
         )
         for s in sources
     ]
