@@ -286,6 +286,76 @@ def model_get(
     )
 
 
+# ------------------------------------------------------------ node consoles
+
+
+def wait_line(status: ProjectStatus) -> str:
+    """One line saying what a project waits for: counts, awaited addresses, deadline."""
+    if status.round is None:
+        return f"project {status.project_id}: {status.phase}, waiting for {status.waiting_for}"
+    line = f"round {status.round}: waiting for {status.waiting_for}"
+    if status.awaited:
+        line += f" ({', '.join(status.awaited)})"
+    if status.seconds_left is not None:
+        line += f"; {status.phase} window closes in {status.seconds_left} s"
+    return line
+
+
+class WaitPrinter:
+    """The aggregator's ``on_wait``: prints :func:`wait_line` when what it waits for
+    changes (a commitment, an opening, a new phase), not at every poll."""
+
+    def __init__(self, market: MarketClient, project_id: int) -> None:
+        self.market = market
+        self.project_id = project_id
+        self.last: tuple[Any, ...] | None = None
+
+    def __call__(self) -> None:
+        from marketplace.views import project_status
+
+        current = project_status(self.market, self.project_id)
+        key = _watch_key(current)
+        if key != self.last:
+            console.print(wait_line(current), highlight=False, soft_wrap=True)
+            self.last = key
+
+
+def feedback_line(record: RoundRecord, index: int) -> str:
+    """What round ``record`` gave trainer ``index``: its score and share, or that it was
+    left out and why; and the global model's accuracy."""
+    accuracy = f"global accuracy {_accuracy(record.accuracy)}"
+    if index in record.scores:
+        total = sum(record.scores.values())
+        share = f" ({100 * record.scores[index] / total:.1f}% of the round)" if total else ""
+        return f"round {record.round}: kept, score {record.scores[index]}{share}; {accuracy}"
+    if index in record.excluded:
+        return f"round {record.round}: {record.excluded[index]}; {accuracy}"
+    return f"round {record.round}: no update from you this round; {accuracy}"
+
+
+class RoundFeedback:
+    """A trainer's console: once a round is committed, one :func:`feedback_line` for it
+    (from the chain and, for accuracy and reasons, the aggregator's round report)."""
+
+    def __init__(
+        self, market: MarketClient, store: ContentStore | None, project_id: int, index: int
+    ) -> None:
+        self.market, self.store = market, store
+        self.project_id, self.index = project_id, index
+        self.reported = 0  # rounds told so far
+
+    def __call__(self, committed: int) -> None:
+        """Tell every round up to ``committed`` (the project's committed count) not yet told."""
+        from marketplace.views import project_history
+
+        if committed <= self.reported:
+            return
+        wanted = range(self.reported + 1, committed + 1)
+        for record in project_history(self.market, self.store, self.project_id, rounds=wanted):
+            console.print(feedback_line(record, self.index), highlight=False, soft_wrap=True)
+        self.reported = committed
+
+
 def register(app: typer.Typer, project_app: typer.Typer) -> None:
     """Add ``project list|status|history`` and ``model get``."""
     project_app.command("list")(list_cmd)
