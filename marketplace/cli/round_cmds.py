@@ -147,6 +147,7 @@ def trainer_run(
     account: AccountIndex = None,
 ) -> None:
     """Train on local data each round; serve updates by CID and commit them on-chain."""
+    from marketplace.cli.status_cmds import RoundFeedback
     from marketplace.learning import TrainConfig, load_local
     from marketplace.nodes.trainer import (
         TrainerNode,
@@ -194,7 +195,10 @@ def trainer_run(
             f"{len(node.data)} local samples, gateway {url}"
         )
 
+        feedback = RoundFeedback(node.market, source, project, node.index)
+
         def show(step: TrainerStep) -> None:
+            feedback(step.round - 1)  # the rounds committed since the last step
             if step.status == "committed":
                 console.print(f"round {step.round}: committed (hidden) to update {step.cid}")
             elif step.status == "revealed":
@@ -246,6 +250,7 @@ def aggregator_run(
 ) -> None:
     """Aggregate every round of a project and commit each in one transaction."""
     from marketplace.chain.deploy import load_manifest
+    from marketplace.cli.status_cmds import WaitPrinter
     from marketplace.learning import ModelSpec, load_local
     from marketplace.nodes.aggregator import AggregatorNode, GatewayResolver, RoundSummary
     from marketplace.rounds.pipeline import RoundConfig, rule_params_from
@@ -299,7 +304,7 @@ def aggregator_run(
         def show(summary: RoundSummary) -> None:
             console.print(_round_line(summary, info.rounds))
 
-        node.run(poll_s=poll, on_round=show)
+        node.run(poll_s=poll, on_round=show, on_wait=WaitPrinter(session.market, project))
         console.print(f"project {project}: all {info.rounds} rounds committed")
     finally:
         server.stop()

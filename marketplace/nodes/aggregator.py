@@ -501,8 +501,11 @@ class AggregatorNode:
         poll_s: float = 0.5,
         stop: threading.Event | None = None,
         on_round: Callable[[RoundSummary], None] | None = None,
+        on_wait: Callable[[], None] | None = None,
     ) -> None:
-        """Loop until every round is committed (or the project closes)."""
+        """Loop until every round is committed (or the project closes); ``on_wait`` is
+        called at each poll while the round is not ready (a console says what it waits
+        for instead of staying silent)."""
         self.check_role()
         while stop is None or not stop.is_set():
             try:
@@ -520,6 +523,8 @@ class AggregatorNode:
                 continue
             if result in ("done", "closed"):
                 return
+            if on_wait is not None:
+                on_wait()
             time.sleep(poll_s)
 
 

@@ -8,6 +8,7 @@ polled every few seconds costs only the new blocks.
 """
 
 from marketplace.views.history import RoundRecord, project_history
+from marketplace.views.model import TrainedModel, fetch_model
 from marketplace.views.projects import ProjectSummary, list_projects
 from marketplace.views.status import ProjectStatus, Seat, project_status
 
@@ -16,6 +17,8 @@ __all__ = [
     "ProjectSummary",
     "RoundRecord",
     "Seat",
+    "TrainedModel",
+    "fetch_model",
     "list_projects",
     "project_history",
     "project_status",

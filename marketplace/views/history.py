@@ -9,6 +9,7 @@ When the report is unavailable the record still holds everything the chain says,
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -77,11 +78,16 @@ def _reasons(
 
 
 def project_history(
-    market: MarketClient, store: ContentStore | None, project_id: int
+    market: MarketClient,
+    store: ContentStore | None,
+    project_id: int,
+    *,
+    rounds: Collection[int] | None = None,
 ) -> list[RoundRecord]:
-    """One record per committed round, oldest first. ``store`` holds the aggregator's
-    round reports (its gateway or a copy); without it (None) or without a report blob,
-    accuracy and the filter's reasons are missing."""
+    """One record per committed round (only those in ``rounds`` when given), oldest
+    first. ``store`` holds the aggregator's round reports (its gateway or a copy);
+    without it (None) or without a report blob, accuracy and the filter's reasons are
+    missing."""
     info = market.project(project_id)
     addresses = trainer_addresses(market, project_id)
     n = max(info.trainer_count, len(addresses))
@@ -92,6 +98,8 @@ def project_history(
     w3 = market.contract.w3
     records = []
     for r, commit in round_commits(market, project_id, n).items():
+        if rounds is not None and r not in rounds:
+            continue
         report = None
         if store is not None and commit.report_cid is not None:
             try:
