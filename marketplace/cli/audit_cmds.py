@@ -1,9 +1,16 @@
 """``ledgerlearn audit``: replay a project's rounds and compare them with the chain.
 
-Exit code 0 when every committed round replays to the committed mask, global model
-CID and scores; 1 on any mismatch (the JSON output says which); 3 when there is no
-mismatch but some updates are sealed to the project's readers and no ``--reader-key``
-opens them ("cannot verify N updates: encrypted").
+Exit codes (a script tells the verdicts apart):
+
+- 0: every committed round replays to the committed mask, global model CID and scores;
+- 1: a mismatch (the JSON output says which), or an error (one line on stderr);
+- 3: no mismatch, but some updates are sealed to the project's readers and no
+  ``--reader-key`` opens them ("cannot verify N updates: encrypted");
+- 4: no mismatch, but some blobs (updates, round reports) are in neither the
+  aggregator's store nor the trainers' gateways ("cannot verify: N blobs unavailable"):
+  missing data is not evidence against the aggregator, so it is never reported as a
+  mismatch. An honest aggregator keeps every blob a commitment refers to and serves it,
+  so a project stays auditable after its trainers have gone.
 """
 
 from __future__ import annotations
@@ -18,8 +25,12 @@ from rich.table import Table
 from marketplace.cli.common import DEFAULT_URL, JsonOut, ProjectId, RpcUrl, console, emit_json
 from marketplace.storage import ContentStore
 
+#: Exit code of an audit that found a mismatch.
+EXIT_MISMATCH = 1
 #: Exit code of an audit that found no mismatch but could not open sealed updates.
 EXIT_ENCRYPTED = 3
+#: Exit code of an audit that found no mismatch but could not fetch some blobs.
+EXIT_UNAVAILABLE = 4
 
 
 def _mark(value: bool | None) -> str:
@@ -131,11 +142,15 @@ def audit(
         for note in report.notes:
             console.print(f"note: {note}", highlight=False)
         verdict = "[green]all rounds replay exactly[/]" if report.ok else "[red]MISMATCH[/]"
-        if report.ok and report.encrypted:
+        if report.ok and report.unavailable:
+            verdict = f"[yellow]cannot verify: {report.unavailable} blobs unavailable[/]"
+        elif report.ok and report.encrypted:
             verdict = f"[yellow]cannot verify {report.encrypted} updates: encrypted[/]"
         console.print(f"project {project}: {verdict}")
     if not report.ok:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_MISMATCH)
+    if report.unavailable:
+        raise typer.Exit(EXIT_UNAVAILABLE)
     if report.encrypted:
         raise typer.Exit(EXIT_ENCRYPTED)
 

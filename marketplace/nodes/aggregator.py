@@ -68,6 +68,7 @@ from marketplace.rounds.state import RoundState, get_rule_state, put_rule_state
 from marketplace.rounds.validate import CheckedUpdate, fetch_update
 from marketplace.storage import ContentStore, cid_from_digest, digest_of
 from marketplace.storage.gateway import open_gateway
+from marketplace.storage.keeping import KeepingReader
 
 if TYPE_CHECKING:
     from marketplace.nodes.zkround import ZkProject
@@ -283,8 +284,12 @@ class AggregatorNode:
         spec = self.spec(info)
         if round_ == 1:
             return init_params(spec), RoundState.initial(self.config.hyper), None
-        commit = round_commit(
-            self.market, self.project_id, round_ - 1, from_block=self._scan_from(round_ - 1)
+        commit = round_commit(  # masks unused: any trainer count saves a roundState read
+            self.market,
+            self.project_id,
+            round_ - 1,
+            info.trainer_count,
+            from_block=self._scan_from(round_ - 1),
         )
         if commit is None or commit.report_cid is None:
             raise StorageError(
@@ -315,6 +320,8 @@ class AggregatorNode:
             except Exception as exc:  # resolving reads the chain; never crash the round
                 log.warning("no store for trainer %d: %s", c.index, exc)
                 store = None
+            if store is not None:  # keep every block read: audits outlive the trainers
+                store = KeepingReader(store, self.store)
             return fetch_update(store, c.index, c.cid, spec, self.project_id, round_, self.reader)
 
         if isinstance(self.resolver, GatewayResolver):
@@ -352,7 +359,7 @@ class AggregatorNode:
         n = chain_round.roster
         global_params, state, previous_cid = self.previous(round_, info)
         commits = update_commits(
-            self.market, self.project_id, round_, from_block=self._scan_from(round_ - 1)
+            self.market, self.project_id, round_, from_block=self._scan_from(round_ - 1), roster=n
         )
         checked = self.collect(round_, commits, spec)
         config = self.round_config(info)

@@ -9,15 +9,10 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import MarketWorld
+from cli_world import deployed_fixture  # noqa: F401  (the `deployed` fixture)
 from federation import open_federation
 from typer.testing import CliRunner
 
-from marketplace.chain import connection
-from marketplace.chain.connection import connect_embedded
-from marketplace.chain.deploy import deploy_all
-from marketplace.chain.market import MarketClient
-from marketplace.chain.tx import TxSender
 from marketplace.cli.main import app
 from marketplace.learning import ModelSpec, load_dataset
 from marketplace.learning.models import build_model, get_flat_params
@@ -27,17 +22,6 @@ from marketplace.storage import LocalStore
 from marketplace.views import project_history
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def deployed(monkeypatch: pytest.MonkeyPatch) -> MarketWorld:
-    """A world whose deployment is saved, reached by ``--rpc-url embedded``."""
-    chain = connect_embedded()
-    owner, aggregator, *trainers, stranger = (chain.dev_account(i) for i in range(10))
-    manifest = deploy_all(TxSender(chain, owner), save=True)
-    market = MarketClient(chain, manifest.address("ContributionMarket"), owner)
-    monkeypatch.setattr(connection, "connect_embedded", lambda *a, **k: chain)
-    return MarketWorld(chain, owner, aggregator, trainers, stranger, market)
 
 
 def _cli(*args: str) -> Any:
