@@ -304,7 +304,8 @@ def aggregator_run(
         def show(summary: RoundSummary) -> None:
             console.print(_round_line(summary, info.rounds))
 
-        node.run(poll_s=poll, on_round=show, on_wait=WaitPrinter(session.market, project))
+        pinned = None if zk is not None else (node.config.rule, dict(node.config.rule_params))
+        node.run(poll_s=poll, on_round=show, on_wait=WaitPrinter(session.market, project, pinned))
         console.print(f"project {project}: all {info.rounds} rounds committed")
     finally:
         server.stop()

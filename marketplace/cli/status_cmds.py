@@ -305,10 +305,17 @@ class WaitPrinter:
     """The aggregator's ``on_wait``: prints :func:`wait_line` when what it waits for
     changes (a commitment, an opening, a new phase), not at every poll."""
 
-    def __init__(self, market: MarketClient, project_id: int) -> None:
+    def __init__(
+        self,
+        market: MarketClient,
+        project_id: int,
+        rule: tuple[str, dict[str, Any]] | None = None,
+    ) -> None:
         self.market = market
         self.project_id = project_id
+        self.rule = rule  # (name, params): say so once a round's roster is too small
         self.last: tuple[Any, ...] | None = None
+        self.warned: set[int] = set()
 
     def __call__(self) -> None:
         from marketplace.views import project_status
@@ -318,6 +325,20 @@ class WaitPrinter:
         if key != self.last:
             console.print(wait_line(current), highlight=False, soft_wrap=True)
             self.last = key
+        problem = self.roster_problem(current)
+        if problem is not None and current.round is not None:
+            console.print(f"round {current.round}: {problem}", highlight=False, soft_wrap=True)
+            self.warned.add(current.round)
+
+    def roster_problem(self, status: ProjectStatus) -> str | None:
+        """At round open (the roster is fixed by the first commitment): the rule's
+        minimum, when the roster is below it and this round was not warned about yet."""
+        from marketplace.rounds.pinning import too_few_trainers
+
+        fixed = bool(status.committed) or status.phase not in ("commit",)
+        if self.rule is None or status.round is None or status.round in self.warned or not fixed:
+            return None
+        return too_few_trainers(self.rule[0], self.rule[1], len(status.roster))
 
 
 def feedback_line(record: RoundRecord, index: int) -> str:
