@@ -36,7 +36,13 @@ from typing import TYPE_CHECKING
 
 from torch import Tensor
 
-from marketplace.chain.market import ZERO_ADDRESS, MarketClient, ProjectInfo, ProjectStatus
+from marketplace.chain.market import (
+    ZERO_ADDRESS,
+    MarketClient,
+    ProjectInfo,
+    ProjectStatus,
+    RoundInfo,
+)
 from marketplace.errors import ConfigError, StorageError, TransactionReverted
 from marketplace.learning import Dataset, ModelSpec, init_params
 from marketplace.nodes.chainview import (
@@ -269,11 +275,11 @@ class AggregatorNode:
 
     # ------------------------------------------------------------ one round
 
-    def round_ready(self, info: ProjectInfo) -> bool:
+    def round_ready(self, info: ProjectInfo, state: RoundInfo | None = None) -> bool:
         """The contract says the reveal window is closed (every roster trainer committed
         and opened, or the deadlines passed), with at least ``min_trainers`` in the
-        roster unless the deadlines passed."""
-        state = self.market.round_state(self.project_id, info.current_round)
+        roster unless the deadlines passed. ``state``: the round's, when already read."""
+        state = state or self.market.round_state(self.project_id, info.current_round)
         if not state.reveal_closed:
             return False
         deadline = info.round_opened_at + 2 * info.round_duration
@@ -351,11 +357,15 @@ class AggregatorNode:
                 subs[i] = c.vector
         return published(subs)
 
-    def prepare(self, round_: int, info: ProjectInfo | None = None) -> PreparedRound:
-        """Compute round ``round_`` and store its model, state and report (no tx)."""
+    def prepare(
+        self, round_: int, info: ProjectInfo | None = None, chain_round: RoundInfo | None = None
+    ) -> PreparedRound:
+        """Compute round ``round_`` and store its model, state and report (no tx);
+        ``chain_round``: the round's on-chain state when the caller has read it (one
+        ``roundState`` read per round)."""
         info = info or self.market.project(self.project_id)
         spec = self.spec(info)
-        chain_round = self.market.round_state(self.project_id, round_)
+        chain_round = chain_round or self.market.round_state(self.project_id, round_)
         n = chain_round.roster
         global_params, state, previous_cid = self.previous(round_, info)
         commits = update_commits(
@@ -479,10 +489,11 @@ class AggregatorNode:
             return "closed"
         if info.rounds_committed >= info.rounds:
             return "done"
-        if not self.round_ready(info):
+        chain_round = self.market.round_state(self.project_id, info.current_round)
+        if not self.round_ready(info, chain_round):
             return "waiting"
         start = time.perf_counter()
-        prepared = self.prepare(info.current_round, info)
+        prepared = self.prepare(info.current_round, info, chain_round)
         gas, block = self.commit(prepared)
         o = prepared.outcome
         summary = RoundSummary(
