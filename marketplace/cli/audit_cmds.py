@@ -80,11 +80,12 @@ def audit(
     from marketplace.chain.connection import connect
     from marketplace.chain.deploy import load_manifest
     from marketplace.chain.market import MarketClient
-    from marketplace.errors import ConfigError
+    from marketplace.errors import ConfigError, StorageError
     from marketplace.learning import load_local
     from marketplace.nodes.aggregator import GatewayResolver
     from marketplace.privacy.keys import ReaderKey
     from marketplace.rounds.codec import get_spec
+    from marketplace.rounds.validate import UNAVAILABLE_KINDS, storage_kind
     from marketplace.storage import GatewayReader, LocalStore, cid_from_digest
 
     reader = None if reader_key is None else ReaderKey.from_hex(reader_key)
@@ -112,7 +113,18 @@ def audit(
         )
         resolver = GatewayResolver(market, project, allow_private=allow_private)
     info = market.project(project)
-    spec = get_spec(blobs, cid_from_digest(info.model_spec_cid))
+    spec_cid = cid_from_digest(info.model_spec_cid)
+    try:
+        spec = get_spec(blobs, spec_cid)
+    except StorageError as exc:
+        if storage_kind(exc) not in UNAVAILABLE_KINDS:
+            raise
+        note = f"cannot verify: 1 blobs unavailable (the model spec {spec_cid}: {exc})"
+        if json_out:
+            emit_json({"project_id": project, "ok": True, "unavailable": 1, "notes": [note]})
+        else:
+            console.print(f"project {project}: {note}", highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_UNAVAILABLE) from None
     data = None if validation is None else load_local(validation, num_classes=spec.num_classes)
     report = audit_project(
         market,

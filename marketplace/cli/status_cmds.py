@@ -289,13 +289,19 @@ def model_get(
 # ------------------------------------------------------------ node consoles
 
 
+#: Awaited addresses a console line names (the rest are counted; `project status` lists all).
+AWAITED_SHOWN = 5
+
+
 def wait_line(status: ProjectStatus) -> str:
     """One line saying what a project waits for: counts, awaited addresses, deadline."""
     if status.round is None:
         return f"project {status.project_id}: {status.phase}, waiting for {status.waiting_for}"
     line = f"round {status.round}: waiting for {status.waiting_for}"
     if status.awaited:
-        line += f" ({', '.join(status.awaited)})"
+        shown = status.awaited[:AWAITED_SHOWN]
+        more = len(status.awaited) - len(shown)
+        line += f" ({', '.join(shown)}{f' and {more} more' if more else ''})"
     if status.seconds_left is not None:
         line += f"; {status.phase} window closes in {status.seconds_left} s"
     return line

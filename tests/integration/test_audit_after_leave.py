@@ -14,6 +14,7 @@ from cli_world import deployed_fixture  # noqa: F401  (the `deployed` fixture)
 from federation import Federation, open_federation
 
 from marketplace.audit import audit_project
+from marketplace.chain.node import free_port
 from marketplace.cli.audit_cmds import EXIT_ENCRYPTED, EXIT_MISMATCH, EXIT_UNAVAILABLE, audit
 from marketplace.learning import Dataset, ModelSpec, load_dataset
 from marketplace.learning.datasets import save_npz
@@ -127,3 +128,14 @@ def test_audit_exit_codes_after_everyone_leaves(
     code = _run_audit(fed.project_id, store, tmp_path / "validation.npz")
     assert code == EXIT_UNAVAILABLE == 4
     assert '"unavailable": 4' in capsys.readouterr().out
+
+    # the aggregator has gone too (nothing answers at its gateway): still not a mismatch
+    with pytest.raises(typer.Exit) as gone:
+        audit(
+            fed.project_id,
+            aggregator_gateway=f"http://127.0.0.1:{free_port()}",
+            rpc_url="embedded",
+            json_out=True,
+        )
+    assert gone.value.exit_code == EXIT_UNAVAILABLE
+    assert '"unavailable": 1' in capsys.readouterr().out
