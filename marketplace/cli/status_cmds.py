@@ -266,8 +266,8 @@ def model_get(
     """Download the trained model as a torch state_dict file, checked against the model
     CID the aggregator committed on-chain.
 
-    Example: ledgerlearn model get 1 -o model.pt --store DIR
-    Load it: model = build_model(spec); model.load_state_dict(torch.load("model.pt"))"""
+    Example: ledgerlearn model get 1 -o model.pt --store DIR (load it into the
+    spec's network: build_model(spec).load_state_dict(torch.load("model.pt")))"""
     from marketplace.views.model import fetch_model
 
     market, chain = read_market(rpc_url)
