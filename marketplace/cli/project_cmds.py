@@ -18,6 +18,7 @@ from marketplace.cli.common import (
     RpcUrl,
     console,
     emit_json,
+    err_console,
     format_eth,
     open_session,
     parse_amount,
@@ -55,6 +56,32 @@ def _validation_digest(commitment: str | None, data: Path | None) -> bytes:
     return validation_commitment(load_local(data))
 
 
+def _spec_digest(cid: str | None, spec_file: Path | None) -> bytes:
+    """The model-spec digest to commit: from ``--model-spec-cid`` or computed from the
+    ``--model-spec`` file, whose pinned rule's minimum of trainers is told now (issue
+    15: a rule that cannot run on the trainers who join keeps nobody)."""
+    if spec_file is None:
+        return parse_digest(cid, "model-spec CID")
+    from marketplace.learning import ModelSpec
+    from marketplace.rounds.codec import spec_cid
+    from marketplace.rounds.pinning import spec_rule, too_few_trainers
+    from marketplace.storage.cid import digest_of
+
+    if not spec_file.is_file():
+        raise ConfigError(f"{spec_file}: no such model spec file (write one: aggregator spec)")
+    spec = ModelSpec.from_json(spec_file.read_bytes())
+    digest = digest_of(spec_cid(spec))
+    if cid and parse_digest(cid, "model-spec CID") != digest:
+        raise ConfigError(
+            f"--model-spec-cid {cid} is not the CID of {spec_file} ({spec_cid(spec)}): "
+            "pass one of them"
+        )
+    problem = too_few_trainers(*spec_rule(spec), None)
+    if problem is not None:
+        err_console.print(f"note: {problem}", highlight=False, soft_wrap=True)
+    return digest
+
+
 @app.command()
 def create(
     reward: Annotated[str, typer.Option(help="Reward to escrow, e.g. 1.5 (ETH) or 10gwei.")],
@@ -69,6 +96,13 @@ def create(
     ] = None,
     model_spec_cid: Annotated[
         str | None, typer.Option(help="CID (or 0x digest) of the model spec.")
+    ] = None,
+    model_spec: Annotated[
+        Path | None,
+        typer.Option(
+            help="Model spec JSON (from `aggregator spec`): commit its CID (instead of "
+            "--model-spec-cid) and check its pinned rule."
+        ),
     ] = None,
     validation_commitment: Annotated[
         str | None, typer.Option(help="0x commitment (or CID) of the validation set.")
@@ -94,7 +128,7 @@ def create(
         round_duration=round_duration,
         min_stake=parse_amount(min_stake, "minimum stake"),
         verifier=parse_address(verifier, "verifier address") if verifier else ZERO_ADDRESS,
-        model_spec_cid=parse_digest(model_spec_cid, "model-spec CID"),
+        model_spec_cid=_spec_digest(model_spec_cid, model_spec),
         validation_commitment=_validation_digest(validation_commitment, validation_data),
     )
     if json_out:

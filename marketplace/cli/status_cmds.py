@@ -266,8 +266,8 @@ def model_get(
     """Download the trained model as a torch state_dict file, checked against the model
     CID the aggregator committed on-chain.
 
-    Example: ledgerlearn model get 1 -o model.pt --store DIR
-    Load it: model = build_model(spec); model.load_state_dict(torch.load("model.pt"))"""
+    Example: ledgerlearn model get 1 -o model.pt --store DIR (load it into the
+    spec's network: build_model(spec).load_state_dict(torch.load("model.pt")))"""
     from marketplace.views.model import fetch_model
 
     market, chain = read_market(rpc_url)
@@ -289,13 +289,19 @@ def model_get(
 # ------------------------------------------------------------ node consoles
 
 
+#: Awaited addresses a console line names (the rest are counted; `project status` lists all).
+AWAITED_SHOWN = 5
+
+
 def wait_line(status: ProjectStatus) -> str:
     """One line saying what a project waits for: counts, awaited addresses, deadline."""
     if status.round is None:
         return f"project {status.project_id}: {status.phase}, waiting for {status.waiting_for}"
     line = f"round {status.round}: waiting for {status.waiting_for}"
     if status.awaited:
-        line += f" ({', '.join(status.awaited)})"
+        shown = status.awaited[:AWAITED_SHOWN]
+        more = len(status.awaited) - len(shown)
+        line += f" ({', '.join(shown)}{f' and {more} more' if more else ''})"
     if status.seconds_left is not None:
         line += f"; {status.phase} window closes in {status.seconds_left} s"
     return line
@@ -305,10 +311,17 @@ class WaitPrinter:
     """The aggregator's ``on_wait``: prints :func:`wait_line` when what it waits for
     changes (a commitment, an opening, a new phase), not at every poll."""
 
-    def __init__(self, market: MarketClient, project_id: int) -> None:
+    def __init__(
+        self,
+        market: MarketClient,
+        project_id: int,
+        rule: tuple[str, dict[str, Any]] | None = None,
+    ) -> None:
         self.market = market
         self.project_id = project_id
+        self.rule = rule  # (name, params): say so once a round's roster is too small
         self.last: tuple[Any, ...] | None = None
+        self.warned: set[int] = set()
 
     def __call__(self) -> None:
         from marketplace.views import project_status
@@ -318,6 +331,20 @@ class WaitPrinter:
         if key != self.last:
             console.print(wait_line(current), highlight=False, soft_wrap=True)
             self.last = key
+        problem = self.roster_problem(current)
+        if problem is not None and current.round is not None:
+            console.print(f"round {current.round}: {problem}", highlight=False, soft_wrap=True)
+            self.warned.add(current.round)
+
+    def roster_problem(self, status: ProjectStatus) -> str | None:
+        """At round open (the roster is fixed by the first commitment): the rule's
+        minimum, when the roster is below it and this round was not warned about yet."""
+        from marketplace.rounds.pinning import too_few_trainers
+
+        fixed = bool(status.committed) or status.phase not in ("commit",)
+        if self.rule is None or status.round is None or status.round in self.warned or not fixed:
+            return None
+        return too_few_trainers(self.rule[0], self.rule[1], len(status.roster))
 
 
 def feedback_line(record: RoundRecord, index: int) -> str:

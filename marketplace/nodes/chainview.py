@@ -65,10 +65,12 @@ def update_commits(
     from_block: int = 0,
     *,
     active_only: bool = True,
+    roster: int | None = None,
 ) -> dict[int, UpdateCommit]:
     """Trainer index -> opened commitment, for the ``UpdateRevealed`` events of the round:
     only the active trainers' (the contract's revealed mask) unless ``active_only`` is
-    False (a zk prover also needs the excluded ones, whose sketch it folded)."""
+    False (a zk prover also needs the excluded ones, whose sketch it folded). Pass the
+    round's ``roster`` when it is known (saves a ``roundState`` read)."""
     logs = market.contract.events.UpdateRevealed().get_logs(
         from_block=from_block, argument_filters={"projectId": project_id, "round": round_}
     )
@@ -81,7 +83,7 @@ def update_commits(
             committed_at.setdefault(int(log["args"]["index"]), key)
     active: list[bool] | None = None
     if active_only and logs:
-        active = market.round_masks(project_id, round_).revealed
+        active = market.round_masks(project_id, round_, roster).revealed
     out: dict[int, UpdateCommit] = {}
     for log in logs:
         args = log["args"]

@@ -4,17 +4,25 @@ out, and the global accuracy, for every round."""
 
 from __future__ import annotations
 
+import json
 import re
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_world import deployed_fixture  # noqa: F401  (the `deployed` fixture)
 from federation import open_federation
+from typer.testing import CliRunner
 
+from marketplace.cli.main import app
 from marketplace.cli.status_cmds import RoundFeedback, WaitPrinter
 from marketplace.learning import ModelSpec, load_dataset
+from marketplace.learning.rule_pin import PinnedRule
 from marketplace.nodes.aggregator import AggregatorNode
 from marketplace.rounds import RoundConfig
+from marketplace.rounds.codec import spec_cid
+from marketplace.storage import digest_of
 
 pytestmark = pytest.mark.integration
 
@@ -85,3 +93,52 @@ def test_aggregator_says_what_it_waits_for_and_trainers_hear_their_result(
     assert re.fullmatch(r"round 2: (kept, score \d+ .*|excluded: .+); global accuracy .*", said[1])
     assert said[2].startswith("round 1: excluded: ") and "global accuracy" in said[2]
     assert said[3].startswith("round 2: excluded: ")
+
+
+def test_too_few_trainers_for_the_rule_is_said_at_create_and_at_round_open(
+    deployed: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The default rule keeps nobody with fewer than 3 updates: ``project create`` with
+    the spec that pins it says so, and so does the aggregator's console when a round's
+    roster is fixed at 2 trainers (once per round)."""
+    train, validation = load_dataset("synthetic", 1, num_samples=300)
+    spec = ModelSpec.for_data("logreg", train.input_shape, train.num_classes, seed=0)
+    pinned = spec.model_copy(update={"aggregation": PinnedRule(rule="default")})
+    spec_file = tmp_path / "spec.json"
+    spec_file.write_bytes(pinned.to_json_bytes())
+    created = CliRunner().invoke(
+        app,
+        ["project", "create", "--reward", "1", "--aggregator", deployed.aggregator.address,
+         "--model-spec", str(spec_file), "--account", "0", "--rpc-url", "embedded", "--json"],
+    )  # fmt: skip
+    assert created.exit_code == 0, created.output
+    assert "note: rule default keeps nobody in a round with fewer than 3 trainers" in (
+        created.stderr
+    )
+    pid = json.loads(created.stdout)["project_id"]
+    info = deployed.market.project(pid)
+    assert info.model_spec_cid == digest_of(spec_cid(pinned))
+
+    fedavg = spec.model_copy(update={"aggregation": PinnedRule(rule="fedavg")})
+    spec_file.write_bytes(fedavg.to_json_bytes())
+    quiet = CliRunner().invoke(
+        app,
+        ["project", "create", "--reward", "1", "--aggregator", deployed.aggregator.address,
+         "--model-spec", str(spec_file), "--account", "0", "--rpc-url", "embedded"],
+    )  # fmt: skip
+    assert quiet.exit_code == 0 and "note:" not in quiet.stderr
+
+    fed = open_federation(deployed, train, validation, pinned, trainers=2, rounds=1)
+    printer = WaitPrinter(deployed.market, fed.project_id, ("default", {}))
+    printer()  # nobody committed: the roster can still grow, nothing to say yet
+    assert "keeps nobody" not in capsys.readouterr().out
+    fed.trainers[0].step()
+    printer()
+    fed.trainers[1].step()
+    printer()
+    said = capsys.readouterr().out
+    assert said.count("keeps nobody") == 1
+    assert (
+        "round 1: rule default keeps nobody in a round with fewer than 3 trainers (2 here): "
+        "register at least 3 trainers" in said
+    )

@@ -9,15 +9,10 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import MarketWorld
+from cli_world import deployed_fixture  # noqa: F401  (the `deployed` fixture)
 from federation import open_federation
 from typer.testing import CliRunner
 
-from marketplace.chain import connection
-from marketplace.chain.connection import connect_embedded
-from marketplace.chain.deploy import deploy_all
-from marketplace.chain.market import MarketClient
-from marketplace.chain.tx import TxSender
 from marketplace.cli.main import app
 from marketplace.learning import ModelSpec, load_dataset
 from marketplace.learning.models import build_model, get_flat_params
@@ -27,17 +22,6 @@ from marketplace.storage import LocalStore
 from marketplace.views import project_history
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def deployed(monkeypatch: pytest.MonkeyPatch) -> MarketWorld:
-    """A world whose deployment is saved, reached by ``--rpc-url embedded``."""
-    chain = connect_embedded()
-    owner, aggregator, *trainers, stranger = (chain.dev_account(i) for i in range(10))
-    manifest = deploy_all(TxSender(chain, owner), save=True)
-    market = MarketClient(chain, manifest.address("ContributionMarket"), owner)
-    monkeypatch.setattr(connection, "connect_embedded", lambda *a, **k: chain)
-    return MarketWorld(chain, owner, aggregator, trainers, stranger, market)
 
 
 def _cli(*args: str) -> Any:
@@ -132,3 +116,45 @@ def test_model_get_refuses_a_tampered_blob_and_a_missing_round(
     tampered = _cli("model", "get", pid, "-o", str(tmp_path / "x.pt"), "--store", str(store))
     assert tampered.exit_code == 1
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_status_watch_prints_each_change_until_the_project_is_done(
+    deployed: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``project status ID --watch --json``: one document per change (a commitment, an
+    opening, a phase), none for a poll that saw nothing new; it returns once done."""
+    from marketplace.cli import status_cmds
+
+    train, validation = load_dataset("synthetic", 1, num_samples=300)
+    spec = ModelSpec.for_data("logreg", train.input_shape, train.num_classes, seed=0)
+    fed = open_federation(deployed, train, validation, spec, trainers=3, rounds=1)
+    node = AggregatorNode(
+        deployed.as_(deployed.aggregator), fed.project_id, fed.store, validation,
+        RoundConfig(rule="fedavg"), resolver=fed.stores.get,
+    )  # fmt: skip
+    actions = [
+        *(t.step for t in fed.trainers),  # three commitments
+        lambda: None,  # a poll with nothing new
+        *(t.step for t in fed.trainers),  # three openings
+        lambda: node.commit(node.prepare(1)),
+    ]
+    monkeypatch.setattr(status_cmds.time, "sleep", lambda _: actions.pop(0)())
+    watched = _cli("project", "status", str(fed.project_id), "--watch", "--json")
+    assert watched.exit_code == 0, watched.output
+    docs, text, at = [], watched.output, 0
+    decoder = json.JSONDecoder()
+    while text[at:].strip():
+        doc, at = decoder.raw_decode(text, at + len(text[at:]) - len(text[at:].lstrip()))
+        docs.append(doc)
+    seen = [(d["phase"], len(d["committed"]), len(d["revealed"])) for d in docs]
+    assert seen == [
+        ("commit", 0, 0),
+        ("commit", 1, 0),
+        ("commit", 2, 0),
+        ("reveal", 3, 0),
+        ("reveal", 3, 1),
+        ("reveal", 3, 2),
+        ("aggregate", 3, 3),
+        ("done", 0, 0),
+    ]
+    assert actions == []
