@@ -39,9 +39,8 @@ from drag.receipts import RECEIPT_TYPE as RECEIPT_TYPE
 from drag.receipts import ReceiptDomain, sign_digest
 from drag.receipts import receipt_typed_data as receipt_typed_data
 from marketplace.chain.client import ContractClient
+from marketplace.chain.constants import ZERO32
 from marketplace.errors import ConfigError
-
-ZERO32 = b"\x00" * 32
 
 # Mirrors of the contract's constants (a test checks them against the deployed contract).
 SCALE = 10**6

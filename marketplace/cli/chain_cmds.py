@@ -10,12 +10,6 @@ from typing import Annotated
 
 import typer
 
-from marketplace.chain.accounts import resolve_account
-from marketplace.chain.compile import build
-from marketplace.chain.connection import connect
-from marketplace.chain.deploy import deploy_all, manifest_path
-from marketplace.chain.node import anvil_command, port_in_use
-from marketplace.chain.tx import TxSender
 from marketplace.cli.common import (
     DEFAULT_URL,
     AccountIndex,
@@ -45,6 +39,8 @@ def node(
     The command replaces itself with anvil (exec), so Ctrl-C or SIGTERM reach anvil
     directly: it saves ``--state`` and exits, and no orphaned node can outlive us.
     """
+    from marketplace.chain.node import anvil_command, port_in_use
+
     cmd = anvil_command(port, state)
     if port_in_use(port):
         raise ConfigError(f"port {port} on 127.0.0.1 is already in use: pass another --port")
@@ -67,6 +63,11 @@ def deploy(
     json_out: JsonOut = False,
 ) -> None:
     """Deploy the LedgerLearn contracts and save the deployment manifest."""
+    from marketplace.chain.accounts import resolve_account
+    from marketplace.chain.connection import connect
+    from marketplace.chain.deploy import deploy_all, manifest_path
+    from marketplace.chain.tx import TxSender
+
     stake = parse_amount(source_stake, "source stake")
     chain = connect(rpc_url)
     sender = TxSender(chain, resolve_account(chain, key, account))
@@ -98,6 +99,8 @@ def contracts_build(
     ] = False,
 ) -> None:
     """Compile contracts/src with the pinned solc-js into contracts/build."""
+    from marketplace.chain.compile import build
+
     if not check:
         for path in build():
             console.print(f"wrote {path}")

@@ -1,4 +1,9 @@
-"""What every command shares: chain options, output (rich or --json), amounts."""
+"""What every command shares: chain options, output (rich or --json), amounts.
+
+Nothing here may import web3, eth_account or torch at module level: every command
+module imports this one, and ``ledgerlearn --help`` must not pay for them (the chain
+layer is imported inside :func:`open_session`).
+"""
 
 from __future__ import annotations
 
@@ -6,18 +11,21 @@ import functools
 import json
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from eth_account.signers.local import LocalAccount
 from rich.console import Console
 
-from marketplace.chain.accounts import resolve_account
-from marketplace.chain.connection import DEFAULT_RPC_URL, Chain, connect
-from marketplace.chain.deploy import Manifest, load_manifest
-from marketplace.chain.market import MarketClient
-from marketplace.chain.registry import RegistryClient
+from marketplace.chain.constants import DEFAULT_RPC_URL
 from marketplace.errors import ConfigError
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
+    from marketplace.chain.connection import Chain
+    from marketplace.chain.deploy import Manifest
+    from marketplace.chain.market import MarketClient
+    from marketplace.chain.registry import RegistryClient
 
 console = Console()
 err_console = Console(stderr=True)
@@ -82,15 +90,23 @@ class Session:
 
     @functools.cached_property
     def market(self) -> MarketClient:
+        from marketplace.chain.market import MarketClient
+
         return MarketClient(self.chain, self.manifest.address("ContributionMarket"), self.account)
 
     @functools.cached_property
     def registry(self) -> RegistryClient:
+        from marketplace.chain.registry import RegistryClient
+
         return RegistryClient(self.chain, self.manifest.address("SourceRegistry"), self.account)
 
 
 def open_session(rpc_url: str, key: str | None, account: int | None) -> Session:
     """Connect, resolve the signer and load the deployment manifest (checked on-chain)."""
+    from marketplace.chain.accounts import resolve_account
+    from marketplace.chain.connection import connect
+    from marketplace.chain.deploy import load_manifest
+
     chain = connect(rpc_url)
     return Session(chain, resolve_account(chain, key, account), load_manifest(chain))
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from marketplace.chain.accounts import parse_address
-from marketplace.chain.market import ZERO32, ZERO_ADDRESS, MarketClient
+from marketplace.chain.constants import ZERO32, ZERO_ADDRESS
 from marketplace.cli.common import (
     DEFAULT_URL,
     AccountIndex,
@@ -23,6 +22,9 @@ from marketplace.cli.common import (
     parse_amount,
 )
 from marketplace.errors import ConfigError
+
+if TYPE_CHECKING:
+    from marketplace.chain.market import MarketClient
 
 app = typer.Typer(help="Create and manage marketplace projects.", no_args_is_help=True)
 
@@ -86,6 +88,8 @@ def create(
     json_out: JsonOut = False,
 ) -> None:
     """Create a project and escrow its reward."""
+    from marketplace.chain.accounts import parse_address
+
     session = open_session(rpc_url, key, account)
     project_id, receipt = session.market.create_project(
         reward=parse_amount(reward, "reward"),

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from web3.logs import DISCARD
 
-from marketplace.chain.market import ZERO_ADDRESS
+from marketplace.chain.constants import ZERO_ADDRESS
 from marketplace.cli.common import (
     DEFAULT_URL,
     AccountIndex,
@@ -108,6 +107,8 @@ def withdraw(
     json_out: JsonOut = False,
 ) -> None:
     """Pull your stake and reward share from a finalized project."""
+    from web3.logs import DISCARD
+
     session = open_session(rpc_url, key, account)
     receipt = session.market.withdraw(project)
     withdrawn = session.market.contract.events.Withdrawn()  # the receipt also logs claims

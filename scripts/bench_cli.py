@@ -1,0 +1,100 @@
+"""Start-up time of the ``ledgerlearn`` command: ``--help``, ``--version`` and a subcommand's
+``--help``, each run as a fresh subprocess (what a user waits for at the prompt).
+
+Each command runs ``--runs`` times (after one untimed warm-up run that fills the OS file
+cache); the table and ``benchmarks/results/cli.json`` give the median, min and max wall
+time. The goal (issue 15): ``--help`` and ``--version`` return in <= 0.5 s on an idle
+machine, which is possible only while no heavy module (torch, web3, eth_account, ...)
+is imported at start-up (``tests/unit/test_cli_startup.py`` guards that).
+
+Usage::
+
+    nice -n 10 .venv/bin/python scripts/bench_cli.py            # 7 runs each, ~10 s
+    .venv/bin/python scripts/bench_cli.py --runs 3 --out /tmp/cli.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+GOAL_S = 0.5
+#: (label, arguments after ``ledgerlearn``); the goal applies to the first two.
+COMMANDS: list[tuple[str, list[str]]] = [
+    ("--help", ["--help"]),
+    ("--version", ["--version"]),
+    ("trainer register --help", ["trainer", "register", "--help"]),
+]
+
+
+def time_command(args: list[str], runs: int) -> list[float]:
+    """Wall seconds of ``runs`` fresh ``python -m marketplace.cli.main ARGS`` processes."""
+    cmd = [sys.executable, "-m", "marketplace.cli.main", *args]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "80"}
+    subprocess.run(cmd, env=env, check=True, capture_output=True)  # warm the file cache
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(cmd, env=env, check=True, capture_output=True)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=7, help="timed runs per command")
+    parser.add_argument("--out", type=Path, default=RESULTS / "cli.json")
+    args = parser.parse_args()
+
+    rows: list[dict[str, Any]] = []
+    for label, argv in COMMANDS:
+        times = time_command(argv, args.runs)
+        rows.append(
+            {
+                "command": f"ledgerlearn {label}",
+                "median_s": round(statistics.median(times), 3),
+                "min_s": round(min(times), 3),
+                "max_s": round(max(times), 3),
+                "runs": len(times),
+                "goal_s": GOAL_S if label in ("--help", "--version") else None,
+            }
+        )
+    table = Table(title=f"ledgerlearn start-up ({args.runs} runs each, median)")
+    for col in ("command", "median", "min", "max", "goal"):
+        table.add_column(col)
+    for r in rows:
+        goal = "-" if r["goal_s"] is None else f"<= {r['goal_s']} s"
+        if r["goal_s"] is not None:
+            goal += " ok" if r["median_s"] <= r["goal_s"] else " MISSED"
+        table.add_row(
+            r["command"], f"{r['median_s']:.3f} s", f"{r['min_s']:.3f}", f"{r['max_s']:.3f}", goal
+        )
+    Console().print(table)
+    out = {
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "load_avg_1m": round(os.getloadavg()[0], 2),
+        },
+        "rows": rows,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
