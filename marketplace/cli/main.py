@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from marketplace.cli import (
     audit_cmds,
@@ -24,12 +25,45 @@ from marketplace.cli import (
 from marketplace.cli.common import err_console
 from marketplace.errors import LedgerLearnError
 
+
+def first_sentence(text: str) -> str:
+    """The first sentence of a command's help: its whole summary in a command listing."""
+    words = text.partition("\n\n")[0].split()
+    for i, word in enumerate(words):
+        if word.endswith(".") and (i == len(words) - 1 or not words[i + 1][0].islower()):
+            return " ".join(words[: i + 1])
+    return " ".join(words)
+
+
+def _full_short_help(group: Any) -> None:
+    """Give every command under ``group`` (typer's vendored click) its first sentence."""
+    for command in group.commands.values():
+        if command.short_help is None and command.help:
+            command.short_help = first_sentence(command.help)
+        if hasattr(command, "commands"):
+            _full_short_help(command)
+
+
+class LedgerLearnGroup(TyperGroup):
+    """The root command group. Click cuts each command's summary in a listing to what
+    fits beside its name and ends it with '...'; an explicit ``short_help`` is wrapped
+    instead, so every command of the tree gets its first sentence as one."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _full_short_help(self)
+
+
 app = typer.Typer(
     name="ledgerlearn",
+    cls=LedgerLearnGroup,
     help="Collaborative machine learning that nobody has to trust.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # click's plain help wraps every line at the terminal's width; typer's rich panels
+    # cut long option names and defaults with "…" at 80 columns
+    rich_markup_mode=None,
 )
 
 
