@@ -52,7 +52,9 @@ AccountIndex = Annotated[
     typer.Option("--account", help="Dev account index on a local node (anvil), instead of --key."),
 ]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-ProjectId = Annotated[int, typer.Option("--project", "-p", help="Project id.", min=1)]
+#: The project a command acts on: always the first positional argument
+#: (``ledgerlearn trainer register 1 --account 2``), never an option.
+ProjectId = Annotated[int, typer.Argument(metavar="PROJECT_ID", help="Project id.", min=1)]
 
 DEFAULT_URL = DEFAULT_RPC_URL
 

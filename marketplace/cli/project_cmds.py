@@ -14,6 +14,7 @@ from marketplace.cli.common import (
     AccountIndex,
     JsonOut,
     Key,
+    ProjectId,
     RpcUrl,
     console,
     emit_json,
@@ -188,7 +189,7 @@ def print_trainers(view: dict[str, Any], highlight: str | None = None) -> None:
 
 @app.command()
 def show(
-    project_id: Annotated[int, typer.Argument(help="Project id.", min=1)],
+    project_id: ProjectId,
     rpc_url: RpcUrl = DEFAULT_URL,
     key: Key = None,
     account: AccountIndex = None,
@@ -210,7 +211,7 @@ def show(
 
 @app.command()
 def finalize(
-    project_id: Annotated[int, typer.Argument(help="Project id.", min=1)],
+    project_id: ProjectId,
     rpc_url: RpcUrl = DEFAULT_URL,
     key: Key = None,
     account: AccountIndex = None,
@@ -224,7 +225,7 @@ def finalize(
 
 @app.command()
 def reclaim(
-    project_id: Annotated[int, typer.Argument(help="Project id.", min=1)],
+    project_id: ProjectId,
     rpc_url: RpcUrl = DEFAULT_URL,
     key: Key = None,
     account: AccountIndex = None,

@@ -67,14 +67,12 @@ def test_deploy_create_register_status(anvil_url: str, home: Path) -> None:
     )
     pid = str(created["project_id"])
     registered = [
-        json.loads(
-            ll(home, "trainer", "register", "-p", pid, "--account", str(i), rpc, "--json").stdout
-        )
+        json.loads(ll(home, "trainer", "register", pid, "--account", str(i), rpc, "--json").stdout)
         for i in (2, 3, 4)
     ]
     assert [r["index"] for r in registered] == [0, 1, 2]
 
-    status = json.loads(ll(home, "trainer", "status", "-p", pid, rpc, "--json").stdout)
+    status = json.loads(ll(home, "trainer", "status", pid, rpc, "--json").stdout)
     assert [t["address"] for t in status["trainers"]] == [r["trainer"] for r in registered]
     assert all(t["stake"] == 10**17 for t in status["trainers"])
     assert status["reward"] == 2 * 10**18
@@ -83,9 +81,9 @@ def test_deploy_create_register_status(anvil_url: str, home: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["trainer", "register", "-p", "1", "--key", "0xnotakey"], "invalid private key"),
-        (["trainer", "status", "-p", "999"], "ProjectNotFound"),
-        (["trainer", "register", "-p", "1", "--account", "5", "--stake", "0.001"], "below"),
+        (["trainer", "register", "1", "--key", "0xnotakey"], "invalid private key"),
+        (["trainer", "status", "999"], "ProjectNotFound"),
+        (["trainer", "register", "1", "--account", "5", "--stake", "0.001"], "below"),
         (["project", "create", "--reward", "1", "--aggregator", "0x1234"], "malformed aggregator"),
     ],
 )
@@ -118,7 +116,6 @@ def test_unreachable_node_says_how_to_start_one(home: Path) -> None:
         home,
         "trainer",
         "status",
-        "-p",
         "1",
         f"--rpc-url=http://127.0.0.1:{free_port()}",
         check=False,
@@ -130,7 +127,7 @@ def test_unreachable_node_says_how_to_start_one(home: Path) -> None:
 
 def test_debug_flag_shows_the_traceback(home: Path) -> None:
     url = f"--rpc-url=http://127.0.0.1:{free_port()}"
-    result = ll(home, "--debug", "trainer", "status", "-p", "1", url, check=False)
+    result = ll(home, "--debug", "trainer", "status", "1", url, check=False)
     assert result.returncode != 0
     assert "Traceback" in result.stderr
 

@@ -51,3 +51,40 @@ def test_help_fits_80_columns_and_is_whole(path: list[str], command: Any) -> Non
     for sub in getattr(command, "commands", {}).values():
         if sub.help:
             assert _squash(first_sentence(sub.help)) in _squash(out), f"{sub.name}: cut\n{out}"
+
+
+def test_project_ids_are_one_positional_argument_everywhere() -> None:
+    """One style of ids (issue 15): ``trainer register 1``, never ``-p 1`` or ``--project 1``."""
+    options = {
+        " ".join(path): opt
+        for path, command in COMMANDS
+        for param in command.params
+        for opt in getattr(param, "opts", [])
+        if opt in ("-p", "--project", "--project-id")
+    }
+    assert options == {}
+    takes_id = {
+        " ".join(path)
+        for path, command in COMMANDS
+        for param in command.params
+        if param.param_type_name == "argument" and param.metavar == "PROJECT_ID"
+    }
+    assert {
+        "audit",
+        "aggregator run",
+        "trainer register",
+        "trainer run",
+        "trainer status",
+        "trainer withdraw",
+        "project show",
+        "project finalize",
+        "zk verify",
+    } <= takes_id
+
+
+def test_a_project_id_is_given_positionally() -> None:
+    done = CliRunner().invoke(app, ["trainer", "status", "--rpc-url", "embedded", "7"])
+    # parsed: the embedded chain has no deployment, so the command fails past the parser
+    assert done.exit_code != 2, done.output
+    refused = CliRunner().invoke(app, ["trainer", "status", "-p", "7"])
+    assert refused.exit_code == 2 and "No such option" in refused.output
