@@ -34,6 +34,10 @@ class TransactionReverted(ChainError):
         self.error_args = args
 
 
+class InsufficientFunds(ChainError):
+    """The signing account cannot pay a transaction's value plus its gas."""
+
+
 class DeploymentNotFound(ChainError):
     """No deployment manifest exists for this chain."""
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 import functools
 import json
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
 from marketplace.chain.constants import DEFAULT_RPC_URL
-from marketplace.errors import ConfigError
+from marketplace.chain.units import format_eth as format_eth
+from marketplace.chain.units import parse_amount as parse_amount
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -57,29 +57,6 @@ JsonOut = Annotated[bool, typer.Option("--json", help="Print machine-readable JS
 ProjectId = Annotated[int, typer.Argument(metavar="PROJECT_ID", help="Project id.", min=1)]
 
 DEFAULT_URL = DEFAULT_RPC_URL
-
-_UNITS = {"eth": 10**18, "ether": 10**18, "gwei": 10**9, "wei": 1}
-
-
-def parse_amount(text: str, what: str = "amount") -> int:
-    """Parse '1.5' (ETH), '2eth', '10gwei' or '1000wei' into wei."""
-    raw = text.strip().lower().replace("_", "")
-    unit = 10**18
-    for suffix, factor in _UNITS.items():
-        if raw.endswith(suffix):
-            raw, unit = raw[: -len(suffix)].strip(), factor
-            break
-    try:
-        value = Decimal(raw) * unit
-    except InvalidOperation as exc:
-        raise ConfigError(f"invalid {what} {text!r}: use e.g. 1.5, 2eth, 10gwei, 1000wei") from exc
-    if value < 0 or value != value.to_integral_value():
-        raise ConfigError(f"invalid {what} {text!r}: must be a whole, non-negative number of wei")
-    return int(value)
-
-
-def format_eth(wei: int) -> str:
-    return f"{Decimal(wei) / Decimal(10**18):f} ETH"
 
 
 @dataclass

@@ -109,6 +109,15 @@ zk_cmds.register(app)
 audit_cmds.register(app)
 
 
+#: Libraries whose exceptions are a node's answer, not a bug of ours: the chain layer
+#: turns the ones it expects into LedgerLearnError; any other still prints one line.
+CHAIN_LIBRARIES = ("web3", "eth_tester", "eth_utils", "eth_abi", "eth")
+
+
+def _from_chain_library(exc: BaseException) -> bool:
+    return type(exc).__module__.split(".")[0] in CHAIN_LIBRARIES
+
+
 def run() -> None:
     debug = "--debug" in sys.argv
     try:
@@ -117,6 +126,17 @@ def run() -> None:
         if debug:
             raise
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except Exception as exc:
+        if debug or not _from_chain_library(exc):
+            raise
+        from marketplace.chain.tx import rpc_message
+
+        err_console.print(
+            f"[bold red]error:[/] the chain node refused: {rpc_message(exc)} (--debug shows where)",
+            highlight=False,
+            soft_wrap=True,
+        )
         sys.exit(1)
     except KeyboardInterrupt:
         err_console.print("interrupted")

@@ -60,7 +60,7 @@ def register(
     if amount < info.min_stake:
         raise ConfigError(
             f"stake {format_eth(amount)} is below project {project}'s minimum "
-            f"{format_eth(info.min_stake)}: pass --stake {info.min_stake}wei or more"
+            f"{format_eth(info.min_stake)}: pass a --stake of {format_eth(info.min_stake)} or more"
         )
     receipt = session.market.register(project, amount)
     index = session.market.trainer_index(project, session.account.address)
