@@ -57,12 +57,24 @@ def deploy(
         str,
         typer.Option(help="Stake each dRAG source registers with (the price of a Sybil source)."),
     ] = "0.01",
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Deploy even if this chain has a live deployment; the new one becomes "
+            "active and the old manifest is kept beside it.",
+        ),
+    ] = False,
     rpc_url: RpcUrl = DEFAULT_URL,
     key: Key = None,
     account: AccountIndex = None,
     json_out: JsonOut = False,
 ) -> None:
-    """Deploy the LedgerLearn contracts and save the deployment manifest."""
+    """Deploy the LedgerLearn contracts and save the deployment manifest.
+
+    The manifest is kept per chain id and genesis hash: a second deploy on the same
+    chain is refused without --force, and a restarted node's new chain is never
+    mistaken for the old one."""
     from marketplace.chain.accounts import resolve_account
     from marketplace.chain.connection import connect
     from marketplace.chain.deploy import deploy_all, manifest_path
@@ -71,15 +83,16 @@ def deploy(
     stake = parse_amount(source_stake, "source stake")
     chain = connect(rpc_url)
     sender = TxSender(chain, resolve_account(chain, key, account))
-    manifest = deploy_all(sender, source_stake=stake)
+    manifest = deploy_all(sender, source_stake=stake, force=force)
     if json_out:
         emit_json(
             {
                 "chain_id": manifest.chain_id,
+                "genesis_hash": manifest.genesis_hash,
                 "deployer": manifest.deployer,
                 "source_stake": stake,
                 "contracts": {k: vars(v) for k, v in manifest.contracts.items()},
-                "manifest": None if chain.embedded else str(manifest_path(chain.chain_id)),
+                "manifest": None if chain.embedded else str(manifest_path(chain)),
             }
         )
         return
@@ -89,7 +102,7 @@ def deploy(
         )
     console.print(f"dRAG sources register with a stake of {format_eth(stake)}")
     if not chain.embedded:
-        console.print(f"manifest: {manifest_path(chain.chain_id)}")
+        console.print(f"manifest: {manifest_path(chain)}")
 
 
 @contracts_app.command("build")

@@ -46,7 +46,8 @@ def test_deploy_create_register_status(anvil_url: str, home: Path) -> None:
     rpc = f"--rpc-url={anvil_url}"
     deployed = json.loads(ll(home, "deploy", rpc, "--json").stdout)
     assert deployed["contracts"]["ContributionMarket"]["address"].startswith("0x")
-    assert (home / "deployments" / "31337.json").exists()
+    assert deployed["genesis_hash"].startswith("0x")
+    assert (home / "deployments" / f"31337-{deployed['genesis_hash'][2:18]}.json").exists()
 
     created = json.loads(
         ll(
@@ -90,7 +91,7 @@ def test_deploy_create_register_status(anvil_url: str, home: Path) -> None:
 def test_bad_input_is_one_line_without_traceback(
     anvil_url: str, home: Path, args: list[str], expected: str
 ) -> None:
-    ll(home, "deploy", f"--rpc-url={anvil_url}")
+    ll(home, "deploy", "--force", f"--rpc-url={anvil_url}")  # one per case, on one chain
     if "999" not in args:
         ll(
             home,
@@ -163,3 +164,36 @@ def test_node_command_keeps_state_across_restarts(tmp_path: Path, home: Path) ->
         assert shown["reward"] == 10**18
     finally:
         stop(node, timeout=60)
+
+
+def test_deployments_are_kept_per_chain_and_genesis(home: Path, tmp_path: Path) -> None:
+    """Every local chain is 31337: a second deploy must not silently replace the first,
+    and a restarted node (a new genesis) must not be handed the old chain's addresses."""
+    fresh = tmp_path / "home"
+    port = free_port()
+    first, url = start_anvil(port)
+    rpc = f"--rpc-url={url}"
+    try:
+        ll(fresh, "deploy", rpc)
+        ll(fresh, "project", "create", rpc, "--reward", "1", "--aggregator", AGGREGATOR)
+        again = ll(fresh, "deploy", rpc, check=False)
+        assert again.returncode == 1 and "Traceback" not in again.stderr
+        assert "already has a deployment" in again.stderr and "--force" in again.stderr
+        assert len(again.stderr.strip().splitlines()) == 1
+        assert json.loads(ll(fresh, "project", "show", "1", rpc, "--json").stdout)["reward"]
+        forced = json.loads(ll(fresh, "deploy", "--force", rpc, "--json").stdout)
+        kept = sorted(p.name for p in (fresh / "deployments").iterdir())
+        assert len(kept) == 2 and any(".replaced-" in name for name in kept), kept
+        shown = ll(fresh, "project", "show", "1", rpc, check=False)  # the new market is empty
+        assert shown.returncode == 1 and "ProjectNotFound" in shown.stderr
+    finally:
+        stop(first)
+    second, url = start_anvil(port)  # same URL and chain id, new genesis
+    try:
+        stale = ll(fresh, "project", "show", "1", rpc, check=False)
+        assert stale.returncode == 1 and "Traceback" not in stale.stderr
+        assert "another chain with that id" in stale.stderr and "ledgerlearn deploy" in stale.stderr
+        redeployed = json.loads(ll(fresh, "deploy", rpc, "--json").stdout)  # no --force needed
+        assert redeployed["genesis_hash"] != forced["genesis_hash"]
+    finally:
+        stop(second)
