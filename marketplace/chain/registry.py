@@ -1,6 +1,6 @@
 """Typed client of ``SourceRegistry``: the only Python that encodes its calls.
 
-The registry holds decentralized-RAG sources and their reputation (ARCHITECTURE.md, "The
+The registry holds decentralized-RAG sources and their reputation (docs/architecture.md, "The
 dRAG query", steps 1 and 6). Listing is paged: :meth:`RegistryClient.all_scores` reads
 ``scores(offset, limit)`` pages of at most :data:`MAX_PAGE` sources, since one call over all
 sources passed the 30M eth_call gas cap at ~900 sources. Scores are fixed point with
