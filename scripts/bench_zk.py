@@ -89,7 +89,7 @@ def gas_rows(shape: Any, prover: Any) -> dict[str, int]:
     from marketplace.chain.deploy import deploy_all
     from marketplace.chain.market import MarketClient, mask_to_words
     from marketplace.chain.tx import TxSender
-    from zk.onchain import deploy_round_verifier
+    from marketplace.chain.verifier import deploy_round_verifier
     from zk.sketch import sketch_commitment
 
     n = shape.n_max

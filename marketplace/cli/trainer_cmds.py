@@ -52,7 +52,7 @@ def register(
     session = open_session(rpc_url, key, account)
     info = session.market.project(project)
     if info.verifier != ZERO_ADDRESS:
-        from zk.onchain import check_verifier_setup
+        from marketplace.chain.verifier import check_verifier_setup
 
         # before any stake moves
         check_verifier_setup(session.market, info.verifier, allow_dev_unsafe=dev_unsafe_setup)

@@ -408,8 +408,8 @@ class AggregatorNode:
         report_cid = put_report(self.store, report)
         if zk is None:
             return PreparedRound(round_, n, outcome, report, model_cid, report_cid, checked)
+        from marketplace.chain.verifier import arrival_order
         from marketplace.nodes.zkround import prove_outcome
-        from zk.onchain import arrival_order
 
         proved = prove_outcome(
             zk,

@@ -95,7 +95,7 @@ def sketch_spec_for(market: MarketClient, info: ProjectInfo) -> SketchSpec:
     the chain), or the default sketch when it has none."""
     if info.verifier == ZERO_ADDRESS:
         return project_sketch_spec(info.project_id)
-    from zk.onchain import read_verifier
+    from marketplace.chain.verifier import read_verifier
 
     shape = read_verifier(market, info.verifier).shape
     return project_sketch_spec(info.project_id, shape.dim, shape.value_bits)
