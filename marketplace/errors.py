@@ -57,6 +57,12 @@ class CidMismatch(StorageError):
 class UpdateRejected(LedgerLearnError):
     """A model update failed validation (shape, NaN/inf, size, CID mismatch)."""
 
+    @classmethod
+    def because(cls, reason: str, detail: str) -> UpdateRejected:
+        """``update rejected (REASON): DETAIL``: the one form of every rejection, whose
+        reason a round report records (truncated, malformed, sealed, encrypted, ...)."""
+        return cls(f"update rejected ({reason}): {detail}")
+
 
 class AssumptionViolated(LedgerLearnError):
     """An algorithm's stated assumption does not hold (e.g. Krum needs n >= 2f + 3)."""
