@@ -41,9 +41,9 @@ def node(
     """
     from marketplace.chain.node import anvil_command, port_in_use
 
-    cmd = anvil_command(port, state)
     if port_in_use(port):
         raise ConfigError(f"port {port} on 127.0.0.1 is already in use: pass another --port")
+    cmd = anvil_command(port, state)
     console.print(
         f"starting anvil on [bold]http://127.0.0.1:{port}[/] (chain id 31337); Ctrl-C to stop"
         + (f"; chain state kept in {state}" if state else "")
