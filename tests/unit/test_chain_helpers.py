@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from marketplace.chain.accounts import account_from_key, parse_address
 from marketplace.chain.market import mask_to_words, words_to_mask
 from marketplace.chain.revert import decode_revert
-from marketplace.cli.common import parse_amount
+from marketplace.chain.units import format_eth, parse_amount
 from marketplace.errors import ConfigError, InvalidKey
 
 
@@ -45,6 +45,15 @@ def test_mask_words_round_trip(mask: list[bool]) -> None:
 )
 def test_amounts_parse_to_wei(text: str, wei: int) -> None:
     assert parse_amount(text) == wei
+
+
+@pytest.mark.parametrize(
+    ("wei", "shown"),
+    [(0, "0 ETH"), (10**17, "0.1 ETH"), (2 * 10**18, "2 ETH"), (1, "0.000000000000000001 ETH")],
+)
+def test_amounts_show_in_ether_with_the_unit(wei: int, shown: str) -> None:
+    assert format_eth(wei) == shown
+    assert parse_amount(shown.removesuffix(" ETH") + "eth") == wei  # what is shown reads back
 
 
 @pytest.mark.parametrize("text", ["abc", "-1", "0.5wei", ""])
