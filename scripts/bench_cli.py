@@ -82,7 +82,14 @@ def main() -> None:
         table.add_row(
             r["command"], f"{r['median_s']:.3f} s", f"{r['min_s']:.3f}", f"{r['max_s']:.3f}", goal
         )
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    load, cpus = os.getloadavg()[0], os.cpu_count() or 1
+    if load > cpus / 2:
+        console.print(
+            f"[yellow]load average {load:.1f} on {cpus} CPUs: the machine is busy, the goal is "
+            "for an idle one; rerun when it is quiet[/]"
+        )
     out = {
         "machine": {
             "python": platform.python_version(),
