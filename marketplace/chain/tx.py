@@ -74,16 +74,27 @@ def rpc_message(exc: BaseException) -> str:
     return " ".join(str(arg).split()) or type(exc).__name__
 
 
+def node_refusal(exc: BaseException, action: str) -> ChainError | None:
+    """A one-line :class:`ChainError` when ``exc`` is a node refusing without revert data
+    (no funds, bad nonce, block range too large, ...), None when it is a revert."""
+    if revert_data(exc):
+        return None
+    text = rpc_message(exc)
+    if isinstance(exc, ContractLogicError | TransactionFailed) or "revert" in text.lower():
+        return None
+    return ChainError(f"{action} refused by the node: {text}")
+
+
 def _revert_error(exc: Exception, action: str) -> ChainError:
-    """A revert (decoded custom error) or, when the node refused without revert data
-    (no funds, bad nonce, ...), a one-line :class:`ChainError` with the node's message."""
+    """A revert (decoded custom error) or, when the node refused without revert data,
+    the node's one-line refusal (:func:`node_refusal`)."""
+    refused = node_refusal(exc, action)
+    if refused is not None:
+        return refused
     data = revert_data(exc)
     name, args, message = decode_revert(data)
     if name is None and not data:
-        text = rpc_message(exc)
-        if isinstance(exc, ContractLogicError | TransactionFailed) or "revert" in text.lower():
-            return TransactionReverted(f"{action} reverted: {text}")
-        return ChainError(f"{action} refused by the node: {text}")
+        message = rpc_message(exc)
     return TransactionReverted(f"{action} reverted: {message}", name, args)
 
 

@@ -48,3 +48,14 @@ def test_a_node_refusal_without_revert_data_is_one_line_with_the_nodes_message()
     assert str(error) == "register refused by the node: nonce too low: next nonce 5, tx nonce 3"
     reverted = _revert_error(Web3RPCError("execution reverted"), "register")
     assert isinstance(reverted, TransactionReverted)
+
+
+def test_a_read_the_node_refuses_is_one_line_not_a_made_up_revert(world: MarketWorld) -> None:
+    class Refusing:
+        def call(self) -> None:
+            raise Web3RPCError("{'code': -32005, 'message': 'query returned too many results'}")
+
+    with pytest.raises(ChainError) as caught:
+        world.market._call(Refusing(), "project 1")
+    assert type(caught.value) is ChainError
+    assert str(caught.value) == ("project 1 refused by the node: query returned too many results")
