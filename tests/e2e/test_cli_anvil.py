@@ -86,6 +86,11 @@ def test_deploy_create_register_status(anvil_url: str, home: Path) -> None:
         (["trainer", "status", "999"], "ProjectNotFound"),
         (["trainer", "register", "1", "--account", "5", "--stake", "0.001"], "below"),
         (["project", "create", "--reward", "1", "--aggregator", "0x1234"], "malformed aggregator"),
+        (
+            ["project", "create", "--reward", "100000", "--aggregator", AGGREGATOR],
+            "insufficient funds: account 0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266 has 99",
+        ),
+        (["trainer", "register", "1", "--key", "0x" + "42" * 32, "--account", "2"], "two signers"),
     ],
 )
 def test_bad_input_is_one_line_without_traceback(
