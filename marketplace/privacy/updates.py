@@ -119,9 +119,8 @@ def open_blob(
         return open_envelope(data, reader)
     settings = spec.privacy
     if settings is not None and settings.sealed:
-        raise UpdateRejected(
-            "update rejected (privacy): published in clear, but the project requires "
-            "updates sealed to its readers"
+        raise UpdateRejected.because(
+            "privacy", "published in clear, but the project requires updates sealed to its readers"
         )
     return data, None
 
