@@ -10,6 +10,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 
+from drag.receipts import ReceiptDomain, sign_digest
 from marketplace.chain.registry import FeedbackUpdate, RegistryClient
 
 
@@ -48,7 +49,8 @@ def apply_batches(
             sid = ids[index]
             nonces[sid] = nonces.get(sid, 0) + 1
             qid, phash = rng.randbytes(32), rng.randbytes(32)
-            sig = evaluator.sign_receipt(source_key(index), sid, nonces[sid], qid, phash)
+            domain = ReceiptDomain(evaluator.chain.chain_id, evaluator.address)
+            sig = sign_digest(source_key(index), domain, sid, nonces[sid], qid, phash)
             updates.append(FeedbackUpdate(sid, nonces[sid], qid, phash, delta, 0, sig))
         receipt = evaluator.apply_feedback(updates)
         hashes.append("0x" + bytes(receipt["transactionHash"]).hex())

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from marketplace.chain.accounts import parse_address
-from marketplace.chain.market import ZERO32, ZERO_ADDRESS, MarketClient
+from marketplace.chain.constants import ZERO32, ZERO_ADDRESS
 from marketplace.cli.common import (
     DEFAULT_URL,
     AccountIndex,
     JsonOut,
     Key,
+    ProjectId,
     RpcUrl,
     console,
     emit_json,
@@ -24,6 +24,9 @@ from marketplace.cli.common import (
     parse_amount,
 )
 from marketplace.errors import ConfigError
+
+if TYPE_CHECKING:
+    from marketplace.chain.market import MarketClient
 
 app = typer.Typer(help="Create and manage marketplace projects.", no_args_is_help=True)
 
@@ -120,6 +123,8 @@ def create(
     json_out: JsonOut = False,
 ) -> None:
     """Create a project and escrow its reward."""
+    from marketplace.chain.accounts import parse_address
+
     session = open_session(rpc_url, key, account)
     project_id, receipt = session.market.create_project(
         reward=parse_amount(reward, "reward"),
@@ -218,7 +223,7 @@ def print_trainers(view: dict[str, Any], highlight: str | None = None) -> None:
 
 @app.command()
 def show(
-    project_id: Annotated[int, typer.Argument(help="Project id.", min=1)],
+    project_id: ProjectId,
     rpc_url: RpcUrl = DEFAULT_URL,
     key: Key = None,
     account: AccountIndex = None,
@@ -240,7 +245,7 @@ def show(
 
 @app.command()
 def finalize(
-    project_id: Annotated[int, typer.Argument(help="Project id.", min=1)],
+    project_id: ProjectId,
     rpc_url: RpcUrl = DEFAULT_URL,
     key: Key = None,
     account: AccountIndex = None,
@@ -254,7 +259,7 @@ def finalize(
 
 @app.command()
 def reclaim(
-    project_id: Annotated[int, typer.Argument(help="Project id.", min=1)],
+    project_id: ProjectId,
     rpc_url: RpcUrl = DEFAULT_URL,
     key: Key = None,
     account: AccountIndex = None,

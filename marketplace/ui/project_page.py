@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from marketplace.chain.market import MarketClient
-from marketplace.cli.common import format_eth
+from marketplace.chain.units import format_eth
 from marketplace.ui.html import Html, join, link, table, tag
 from marketplace.ui.svg import Series, line_chart
 from marketplace.views import ProjectStatus, ProjectSummary, RoundRecord
