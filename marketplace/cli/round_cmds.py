@@ -531,11 +531,13 @@ def _payout_table(result: object) -> Table:
 
     assert isinstance(result, SimulationResult)
     table = Table(title=f"project {result.project_id} payouts (withdrawn)")
-    for col in ("#", "trainer", "role", "score", "share", "stake back", "reward"):
+    slashed = any(p.bond for p in result.payouts)
+    cols = ("#", "trainer", "role", "score", "share", "stake back", "reward")
+    for col in cols + (("slashed bond",) if slashed else ()):
         table.add_column(col)
     total = sum(p.score for p in result.payouts) or 1
     for p in result.payouts:
-        table.add_row(
+        row = [
             str(p.index),
             p.address,
             "[red]attacker[/]" if p.attacker else "honest",
@@ -543,7 +545,8 @@ def _payout_table(result: object) -> Table:
             f"{100 * p.score / total:.1f}%",
             format_eth(p.stake),
             format_eth(p.reward),
-        )
+        ]
+        table.add_row(*row, *([format_eth(p.bond)] if slashed else []))
     return table
 
 
@@ -629,8 +632,10 @@ def simulate_cmd(
     aggregator_attack: Annotated[
         str | None,
         typer.Option(
-            help="A cheating aggregator: empty_rounds (commit each round empty before the "
-            "trainers' windows). self_deal, grind, rule_switch: not simulated yet."
+            help="A cheating aggregator that also runs trainer 0: empty_rounds (commit each "
+            "round empty before the trainers' windows), self_deal (score trainer 0 ~99%), "
+            "rule_switch (aggregate with another rule than the pinned one), grind (choose "
+            "the round seed and arrival order)."
         ),
     ] = None,
     dp_epsilon: Annotated[
@@ -653,9 +658,10 @@ def simulate_cmd(
     from marketplace.cli.zk_cmds import parse_shape
     from marketplace.nodes.simulate import SimulationConfig
 
-    if aggregator_attack not in (None, "empty_rounds"):
+    attacks = ("empty_rounds", "self_deal", "rule_switch", "grind")
+    if aggregator_attack is not None and aggregator_attack not in attacks:
         raise ConfigError(
-            f"--aggregator-attack {aggregator_attack} is not simulated: use empty_rounds"
+            f"unknown --aggregator-attack {aggregator_attack}: use one of {', '.join(attacks)}"
         )
 
     config = SimulationConfig(

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from torch import Tensor
 
@@ -344,6 +344,19 @@ class AggregatorNode:
                 subs[i] = c.vector
         return published(subs)
 
+    def compute(
+        self,
+        global_params: Tensor,
+        submissions: list[Submission],
+        weights: list[float],
+        config: RoundConfig,
+        state: RoundState,
+        **inputs: Any,
+    ) -> RoundOutcome:
+        """The round's outcome: the pure pipeline, nothing else for an honest node (the
+        seam where :mod:`marketplace.nodes.cheating` plays a dishonest aggregator)."""
+        return run_round(global_params, submissions, weights, config, state, **inputs)
+
     def prepare(self, round_: int, info: ProjectInfo | None = None) -> PreparedRound:
         """Compute round ``round_`` and store its model, state and report (no tx)."""
         info = info or self.market.project(self.project_id)
@@ -351,9 +364,17 @@ class AggregatorNode:
         chain_round = self.market.round_state(self.project_id, round_)
         n = chain_round.roster
         global_params, state, previous_cid = self.previous(round_, info)
-        commits = update_commits(
-            self.market, self.project_id, round_, from_block=self._scan_from(round_ - 1)
+        # one read of the round's reveal (and commit) logs: the zk prover also needs the
+        # excluded openings, whose sketches the verifier folded
+        folded = update_commits(
+            self.market,
+            self.project_id,
+            round_,
+            from_block=self._scan_from(round_ - 1),
+            active_only=False,
         )
+        active = self.market.round_masks(self.project_id, round_, n).revealed if folded else []
+        commits = {i: c for i, c in folded.items() if i < len(active) and active[i]}
         checked = self.collect(round_, commits, spec)
         config = self.round_config(info)
         self.check_pinned(spec, config)
@@ -370,7 +391,7 @@ class AggregatorNode:
                 continue
             submissions[i] = c.vector if c.accepted else (c.reason or "rejected")
             weights[i] = float(c.num_samples)
-        outcome = run_round(
+        outcome = self.compute(
             global_params,
             submissions,
             weights,
@@ -419,13 +440,7 @@ class AggregatorNode:
             outcome=outcome,
             openings=openings,
             commits=commits,
-            folded=update_commits(
-                self.market,
-                self.project_id,
-                round_,
-                from_block=self._scan_from(round_ - 1),
-                active_only=False,
-            ),
+            folded=folded,
             arrival=arrival_order(
                 self.market,
                 zk.verifier.address,

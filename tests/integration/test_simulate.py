@@ -108,7 +108,7 @@ def test_empty_rounds_aggregator_attack_is_refused_and_pays_as_honest() -> None:
     )
     honest = simulate(base)
     attacked = simulate(base.model_copy(update={"aggregator_attack": "empty_rounds"}))
-    assert attacked.protocol_events == [
+    assert [e for e in attacked.protocol_events if "empty commit" in e] == [
         f"round {r}: the aggregator's empty commit was refused (RevealsPending)" for r in (1, 2)
     ]
     assert attacked.to_dict()["aggregator_attack"] == "empty_rounds"
