@@ -142,11 +142,19 @@ def trainer_run(
         float, typer.Option(help="Seconds to wait for the aggregator's gateway to answer.")
     ] = 120.0,
     allow_private_endpoints: AllowPrivate = False,
+    validation: Annotated[
+        Path | None,
+        typer.Option(
+            help="The owner's validation data (CSV or NPZ): in an attested project the node "
+            "replays each committed round with it and attests the scores."
+        ),
+    ] = None,
     rpc_url: RpcUrl = DEFAULT_URL,
     key: Key = None,
     account: AccountIndex = None,
 ) -> None:
-    """Train on local data each round; serve updates by CID and commit them on-chain."""
+    """Train on local data each round; serve updates by CID and commit them on-chain; in an
+    attested project, replay and attest each committed round."""
     from marketplace.learning import TrainConfig, load_local
     from marketplace.nodes.trainer import (
         TrainerNode,
@@ -185,6 +193,24 @@ def trainer_run(
         TrainConfig(**recipe.model_dump(), seed=seed),
         spec=spec,
     )
+    if info.attested:
+        if validation is None:
+            console.print(
+                "project is attested: without --validation this node cannot replay rounds, "
+                "so it does not attest them"
+            )
+        else:
+            from marketplace.nodes.aggregator import GatewayResolver
+            from marketplace.nodes.attest import RoundAttester
+
+            resolver = GatewayResolver(
+                session.market, project, allow_private=allow_private_endpoints or None
+            )
+            valid = load_local(validation, num_classes=spec.num_classes)
+            node.attester = RoundAttester(
+                session.market, project, source, resolver, valid, reader=node.reader
+            )
+            node.announce_reader_key()
     server = start_gateway(store, host, port)
     try:
         url = public_url or server.url
@@ -199,6 +225,8 @@ def trainer_run(
                 console.print(f"round {step.round}: committed (hidden) to update {step.cid}")
             elif step.status == "revealed":
                 console.print(f"round {step.round}: revealed and serving update {step.cid}")
+            elif step.status == "attested":
+                console.print(f"round {step.round}: replayed and attested ({step.detail})")
             elif step.status in ("missed", "done", "closed"):
                 console.print(f"round {step.round}: {step.status} {step.detail}".rstrip())
 
