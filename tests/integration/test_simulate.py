@@ -153,3 +153,15 @@ def test_cheating_aggregator_is_outvoted_and_every_trainer_is_paid_as_honest(
     assert all("bond (0.1 ETH) is slashed to the trainers" in e for e in replaced)
     assert [p.bond for p in attacked.payouts] == [CHEAT_BASE.aggregator_bond_wei // 3] * 3
     assert all(p.bond == 0 for p in honest_run.payouts)
+
+
+def test_honest_rounds_settle_as_committed_and_the_bond_stays(honest_run: SimulationResult) -> None:
+    """With an honest aggregator every trainer's replay gives the committed root: each round
+    settles unchanged, nothing is slashed, and the output reports no dispute."""
+    market = honest_run.market
+    assert market is not None
+    for r in range(1, CHEAT_BASE.rounds + 1):
+        state = market.round_state(honest_run.project_id, r)
+        assert (state.settled, state.replaced) == (True, False)
+    assert not market.project(honest_run.project_id).bond_slashed
+    assert not any("disputed" in e for e in honest_run.protocol_events)
