@@ -66,11 +66,9 @@ DataDir = Annotated[
 
 
 def _node_dir(data_dir: Path | None, role: str, address: str, project: int) -> Path:
-    if data_dir is not None:
-        return data_dir
-    from marketplace.paths import ledgerlearn_home
+    from marketplace.paths import node_dir
 
-    return ledgerlearn_home() / role / f"{address.lower()}-p{project}"
+    return node_dir(role, address, project, data_dir)
 
 
 def _percent(value: object) -> str:
@@ -167,7 +165,8 @@ def trainer_run(
 
     check_port_free(host, port)
     session = open_session(rpc_url, key, account)
-    store = LocalStore(_node_dir(data_dir, "trainer", session.account.address, project))
+    folder = _node_dir(data_dir, "trainer", session.account.address, project)
+    store = LocalStore(folder)
     source = GatewayReader(
         aggregator_gateway,
         allow_private=session.chain.development or allow_private_endpoints,
@@ -201,14 +200,20 @@ def trainer_run(
             )
         else:
             from marketplace.nodes.aggregator import GatewayResolver
-            from marketplace.nodes.attest import RoundAttester
+            from marketplace.nodes.attest import RoundAttester, replay_record
 
             resolver = GatewayResolver(
                 session.market, project, allow_private=allow_private_endpoints or None
             )
             valid = load_local(validation, num_classes=spec.num_classes)
             node.attester = RoundAttester(
-                session.market, project, source, resolver, valid, reader=node.reader
+                session.market,
+                project,
+                source,
+                resolver,
+                valid,
+                reader=node.reader,
+                record=replay_record(folder),
             )
             node.announce_reader_key()
     server = start_gateway(store, host, port)

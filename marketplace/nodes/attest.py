@@ -23,8 +23,10 @@ trainer without them cannot replay and does not attest.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
 from marketplace.audit.replay import _Replay
 from marketplace.chain.market import MarketClient, RoundScores
@@ -51,6 +53,7 @@ class RoundAttester:
         validation: Dataset,
         reader: ReaderKey | None = None,
         start_block: int = 0,
+        record: Path | None = None,
     ) -> None:
         info = market.project(project_id)
         if validation_commitment(validation) != info.validation_commitment:
@@ -63,6 +66,7 @@ class RoundAttester:
         self._args = (market, project_id, store, resolver, validation, start_block, reader)
         self._replay: _Replay | None = None
         self._done = 0  # rounds replayed so far
+        self.record = record
         self.scores: dict[int, RoundScores] = {}
         """round -> the scores this replay computed (the leaves of the root attested)."""
         self.problems: dict[int, list[str]] = {}
@@ -90,7 +94,39 @@ class RoundAttester:
             inliers = [i for i, b in enumerate(outcome.inlier_mask) if b]
             self.scores[r] = RoundScores(inliers, list(outcome.scores))
             self.problems[r] = list(audit.problems)
+            if self.record is not None:
+                save_replayed(self.record, self.scores)
         return self.scores.get(round_)
 
 
-__all__ = ["RoundAttester"]
+def replay_record(folder: Path) -> Path:
+    """Where a trainer node keeps the scores its replays computed: a round whose root the
+    trainers' majority replaced is claimed with these leaves, after the node stopped
+    (``ledgerlearn trainer withdraw``)."""
+    return folder / "replayed-scores.json"
+
+
+def save_replayed(path: Path, scores: dict[int, RoundScores]) -> None:
+    """Write ``scores`` whole (to a temporary file first: never half-written)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {str(r): {"inliers": s.inliers, "scores": s.scores} for r, s in scores.items()}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, sort_keys=True))
+    tmp.replace(path)
+
+
+def load_replayed(path: Path) -> dict[int, RoundScores]:
+    """The scores :func:`save_replayed` wrote ({} when there is no record). A record that
+    does not parse is ignored: the claims it would give must prove the on-chain root
+    anyway, so nothing in it is trusted."""
+    try:
+        data = json.loads(path.read_text())
+        return {
+            int(r): RoundScores([int(i) for i in v["inliers"]], [int(x) for x in v["scores"]])
+            for r, v in data.items()
+        }
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+__all__ = ["RoundAttester", "load_replayed", "replay_record", "save_replayed"]
