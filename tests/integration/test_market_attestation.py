@@ -171,3 +171,47 @@ def test_only_active_trainers_attest_once_each_in_attested_projects(world):
     commit_scores(world, plain, 1, RoundScores([0], [1]), 1)
     with reverts("NotAttested"):
         world.as_(trainers[0]).attest_round(plain, 1, RoundScores([0], [1]))
+
+
+def test_trainer_nodes_replay_and_attest_in_their_own_loop(world):
+    """Node level: ``TrainerNode.step`` replays a committed round and attests it with no
+    outside help; a self-dealing aggregator's root is replaced by the trainers' and each
+    node claims the replaced round from its own replay."""
+    from federation import open_federation
+
+    from marketplace.learning import ModelSpec, load_dataset
+    from marketplace.nodes.attest import RoundAttester
+    from marketplace.nodes.cheating import CheatingAggregator
+
+    train, validation = load_dataset("synthetic", 0, num_samples=240)
+    spec = ModelSpec.for_data("logreg", train.input_shape, train.num_classes, seed=0)
+    fed = open_federation(world, train, validation, spec, trainers=3, rounds=1, attested=True)
+    for node in fed.trainers:
+        node.attester = RoundAttester(
+            node.market, fed.project_id, fed.store, fed.stores.get, validation
+        )
+    agg = CheatingAggregator(
+        world.as_(world.aggregator),
+        fed.project_id,
+        fed.store,
+        validation,
+        resolver=fed.stores.get,
+        attack="self_deal",
+    )
+    assert [n.step().status for n in fed.trainers] == ["committed"] * 3
+    assert [n.step().status for n in fed.trainers] == ["revealed"] * 3
+    agg.step()
+    steps = [n.step() for n in fed.trainers]
+    assert [s.status for s in steps[:2]] == ["attested", "attested"]
+    assert "scores[0]: committed" in steps[0].detail  # the replay found the over-score
+    assert steps[2].status == "done"  # settled by the first two: nothing left to attest
+    state = world.market.round_state(fed.project_id, 1)
+    assert (state.settled, state.replaced) == (True, True)
+    world.market.finalize(fed.project_id)
+    rewards = []
+    for node in fed.trainers:
+        receipt = node.withdraw()
+        (event,) = world.market.contract.events.Withdrawn().process_receipt(receipt, errors=DISCARD)
+        rewards.append(event["args"]["reward"])
+    assert sum(rewards) > ETH * 99 // 100  # every share claimed, from the replayed root
+    assert max(rewards) < ETH // 2  # no ~99% for the aggregator's slot
