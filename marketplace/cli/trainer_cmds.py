@@ -66,6 +66,11 @@ def register(
         )
     receipt = session.market.register(project, amount)
     index = session.market.trainer_index(project, session.account.address)
+    if info.attested:  # co-trainers seal their updates to this key from now on
+        from marketplace.privacy.keys import ReaderKey
+
+        reader = ReaderKey.from_eth_key(session.account.key)
+        session.market.announce_reader_key(project, bytes.fromhex(reader.public_hex))
     if json_out:
         emit_json(
             {
