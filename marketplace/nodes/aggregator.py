@@ -41,6 +41,7 @@ from marketplace.errors import ConfigError, StorageError, TransactionReverted
 from marketplace.learning import Dataset, ModelSpec, init_params
 from marketplace.nodes.chainview import (
     UpdateCommit,
+    chain_time,
     round_commit,
     update_commits,
 )
@@ -479,6 +480,17 @@ class AggregatorNode:
         self._last_commit = (prepared.round, block)
         return int(receipt["gasUsed"]), block
 
+    def _attesting(self, info: ProjectInfo) -> bool:
+        """Whether the trainers may still be replaying the last round (attested project,
+        not settled, window open): they fetch its report and model from this node's
+        gateway, so the node keeps serving until then."""
+        if not info.attested or info.rounds_committed == 0:
+            return False
+        last = self.market.round_state(self.project_id, info.rounds_committed)
+        return (
+            not last.settled and chain_time(self.market) <= last.committed_at + info.round_duration
+        )
+
     def step(self) -> RoundSummary | str:
         """Aggregate and commit the current round if it is ready; else a status word
         (``waiting``, ``done``, ``closed``)."""
@@ -486,7 +498,7 @@ class AggregatorNode:
         if info.status != ProjectStatus.OPEN:
             return "closed"
         if info.rounds_committed >= info.rounds:
-            return "done"
+            return "waiting" if self._attesting(info) else "done"
         if not self.round_ready(info):
             return "waiting"
         start = time.perf_counter()

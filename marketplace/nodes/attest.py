@@ -30,7 +30,7 @@ from pathlib import Path
 
 from marketplace.audit.replay import _Replay
 from marketplace.chain.market import MarketClient, RoundScores
-from marketplace.errors import ConfigError
+from marketplace.errors import ConfigError, LedgerLearnError
 from marketplace.learning import Dataset
 from marketplace.privacy.keys import ReaderKey
 from marketplace.rounds.codec import validation_commitment
@@ -78,6 +78,15 @@ class RoundAttester:
         this trainer cannot open or fetch, a missing report)."""
         if round_ in self.scores:
             return self.scores[round_]
+        try:
+            return self._replay_to(round_)
+        except LedgerLearnError as exc:  # a gateway down, a blob not served yet: retry later
+            log.warning("cannot replay round %d yet: %s", round_, exc)
+            self._replay = None
+            self._done = 0
+            return None
+
+    def _replay_to(self, round_: int) -> RoundScores | None:
         if self._replay is None:
             self._replay = _Replay(*self._args, pinned=True)
         while self._done < round_:

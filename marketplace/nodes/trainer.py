@@ -68,6 +68,7 @@ from marketplace.learning import (
     init_params,
     local_train,
 )
+from marketplace.nodes.chainview import chain_time
 from marketplace.privacy.keys import ReaderKey, hkdf, trainer_secret
 from marketplace.privacy.updates import encode_update, private_train_config, update_metadata
 from marketplace.rounds.codec import KIND_MODEL, KIND_UPDATE, encode_params, get_params, get_spec
@@ -321,7 +322,7 @@ class TrainerNode:
             if r in self._attest_done:
                 continue
             state = self.market.round_state(self.project_id, r)
-            closed = self.market.chain.now() > state.committed_at + info.round_duration
+            closed = chain_time(self.market) > state.committed_at + info.round_duration
             active = self.market.round_masks(self.project_id, r, state.roster).revealed
             me = self.index
             if closed or state.settled or not (me < len(active) and active[me]):
