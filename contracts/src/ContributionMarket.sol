@@ -538,8 +538,10 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
 
     /// @notice Pull the stake and the reward share after the project is finalized, after
     ///         crediting `claims` (this trainer's unclaimed round scores, may be empty).
-    ///         Pays `stake + reward * score / totalScore` (rounded down), exactly once; in a
-    ///         disputed project the stake plus an equal share of the aggregator's bond.
+    ///         Pays `stake + reward * score / totalScore` (rounded down), exactly once, plus
+    ///         an equal share of the aggregator's bond when it was slashed (a round's scores
+    ///         replaced by the trainers' majority); in a disputed project the stake and the
+    ///         bond share only.
     function withdraw(uint256 projectId, Claim[] calldata claims) external nonReentrant {
         Project storage pr = _existing(projectId);
         bool disputed = pr.status == Status.Disputed;
@@ -655,7 +657,8 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
         emit BondPosted(projectId, msg.sender, msg.value);
     }
 
-    /// @notice The aggregator takes its bond back once the project is finalized undisputed.
+    /// @notice The aggregator takes its bond back once the project is finalized undisputed
+    ///         and no round's scores were replaced by its trainers.
     function withdrawBond(uint256 projectId) external nonReentrant {
         Project storage pr = _existing(projectId);
         if (msg.sender != pr.aggregator) revert Unauthorized(msg.sender);
