@@ -23,3 +23,11 @@ def ledgerlearn_home() -> Path:
     home = Path(os.environ.get("LEDGERLEARN_HOME", Path.home() / ".ledgerlearn")).expanduser()
     home.mkdir(parents=True, exist_ok=True)
     return home
+
+
+def node_dir(role: str, address: str, project: int, data_dir: Path | None = None) -> Path:
+    """A node's own folder (its content store, what it must keep across restarts):
+    ``data_dir`` when given, else one per role, account and project under the home."""
+    if data_dir is not None:
+        return data_dir
+    return ledgerlearn_home() / role / f"{address.lower()}-p{project}"

@@ -38,6 +38,7 @@ def open_federation(
     split: str = "iid",
     flippers: Collection[int] = (),
     recipe: TrainConfig | None = None,
+    attested: bool = False,
 ) -> Federation:
     """Create a project and ``trainers`` registered trainer nodes over a ``split`` of
     ``train``; the trainers in ``flippers`` train on flipped labels."""
@@ -50,6 +51,7 @@ def open_federation(
         min_stake=10**15,
         model_spec_cid=digest_of(put_spec(store, spec)),
         validation_commitment=validation_commitment(validation),
+        attested=attested,
     )
     shards = partition(train.y, trainers, split, 0)
     nodes, stores = [], {}

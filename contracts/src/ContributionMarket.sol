@@ -39,6 +39,14 @@ import {IRoundVerifier} from "./IRoundVerifier.sol";
 ///      The roster of a round is fixed by its first commitment; later registrants join the
 ///      next round. After the aggregation window any stakeholder can finalize, so no party
 ///      can lock the others' money by disappearing.
+///      In an attested project (`ProjectParams.attested`) a round's scores are the
+///      aggregator's proposal only: for `roundDuration` after its commit, the round's
+///      active trainers, who replay it (`ledgerlearn audit`'s replay, with the pinned rule
+///      and the chain's seed), attest the (scores root, total) they computed. The first
+///      pair with more than half of the active trainers' stake behind it settles the
+///      round and becomes payable; when it differs from the aggregator's, it replaces it
+///      and the aggregator's bond is slashed to the trainers. A round no majority settles
+///      pays no reward (stakes are refunded as always).
 contract ContributionMarket is EIP712, ReentrancyGuard {
     using SafeCast for uint256;
 
@@ -82,6 +90,7 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
         bytes32 modelSpecCid; // sha2-256 digest of the model-spec CID (CIDv1 raw)
         bytes32 validationCommitment; // commitment to the owner's validation set
         uint96 aggregatorBond; // wei the aggregator must post before its first round
+        bool attested; // a round pays only what a stake-majority of its trainers attest
     }
 
     struct Project {
@@ -110,6 +119,8 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
         uint96 bondPosted;
         uint64 disputableUntil; // a round with rejections can be disputed until then
         uint64 finalizedAt;
+        bool attested;
+        bool bondSlashed; // a stake-majority replaced a round's scores: the bond is the trainers'
     }
 
     /// @dev Slot 2 is kept non-zero from registration on (status), so score updates in
@@ -169,7 +180,11 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
         uint32 revealedCount; // active trainers
         uint64 committedAt; // when the aggregator committed the round (0 before)
         bool hasRejections;
-        bytes32 scoresRoot; // Merkle root over (index, score) of the round's inliers
+        bytes32 scoresRoot; // Merkle root over (index, score) of the round's inliers (payable one)
+        uint128 activeStake; // stake of the active trainers: the attestation electorate
+        uint128 scoresTotal; // sum of the scores under scoresRoot
+        bool settled; // attested project: a stake-majority attested (scoresRoot, scoresTotal)
+        bool replaced; // ... and it was not the aggregator's
     }
 
     // ---------------------------------------------------------------- storage
@@ -188,6 +203,11 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
         private _rejectedMask;
     mapping(uint256 projectId => mapping(uint256 round => mapping(uint256 word => uint256)))
         private _claimedMask;
+    mapping(uint256 projectId => mapping(uint256 round => mapping(uint256 word => uint256)))
+        private _attestedMask;
+    /// @dev keccak256(abi.encode(root, total)) => stake of the active trainers attesting it
+    mapping(uint256 projectId => mapping(uint256 round => mapping(bytes32 result => uint256)))
+        private _attestedStake;
     mapping(uint256 projectId => mapping(uint256 round => mapping(uint256 index => uint256)))
         private _commitments;
     /// @dev cidDigest => (index + 1) | commit sequence << 32 of the trainer holding it
@@ -250,9 +270,39 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
         uint256[] rejectedMask,
         uint128[] scores
     );
+    /// @notice A trainer announced the X25519 key updates are sealed to for it, so it can
+    ///         replay (and attest) rounds of a project with sealed updates. Event only.
+    event TrainerReaderKey(uint256 indexed projectId, address indexed trainer, bytes32 key);
+    /// @notice An active trainer of `round` attests the scores it computed by replaying it.
+    event RoundAttested(
+        uint256 indexed projectId,
+        uint256 indexed round,
+        address indexed trainer,
+        uint256 index,
+        bytes32 scoresRoot,
+        uint128 scoresTotal
+    );
+    /// @notice A stake-majority of the round's active trainers attested (scoresRoot,
+    ///         scoresTotal): the round's payable result. `replaced`: it is not what the
+    ///         aggregator committed (the aggregator's bond is slashed to the trainers).
+    event RoundSettled(
+        uint256 indexed projectId,
+        uint256 indexed round,
+        bytes32 scoresRoot,
+        uint128 scoresTotal,
+        bool replaced
+    );
+    event BondSlashed(uint256 indexed projectId, uint256 indexed round, uint256 amount);
     event ProjectFinalized(uint256 indexed projectId, uint256 totalScore, bool stale);
+    /// @notice `reward`: the share of the project's reward; `bond`: the share of a
+    ///         slashed aggregator bond (disputed project, or a round whose scores a
+    ///         stake-majority of its trainers replaced).
     event Withdrawn(
-        uint256 indexed projectId, address indexed trainer, uint256 stake, uint256 reward
+        uint256 indexed projectId,
+        address indexed trainer,
+        uint256 stake,
+        uint256 reward,
+        uint256 bond
     );
     event RewardReclaimed(uint256 indexed projectId, address indexed owner, uint256 amount);
 
@@ -299,6 +349,12 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
     error AlreadyWithdrawn(address trainer);
     error NothingToReclaim();
     error CancelNotAllowed(uint256 trainers);
+    error NotAttested(uint256 projectId);
+    error NotActive(address trainer, uint256 round);
+    error AlreadyAttested(address trainer, uint256 round);
+    error AttestationClosed(uint256 round);
+    error RoundSettledAlready(uint256 round);
+    error BondWasSlashed(uint256 projectId);
 
     constructor() EIP712("LedgerLearn ContributionMarket", "1") {}
 
@@ -340,6 +396,7 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
         pr.validationCommitment = p.validationCommitment;
         pr.maxTrainers = uint32(capacity);
         pr.bondRequired = p.aggregatorBond;
+        pr.attested = p.attested;
         emit ProjectCreated(
             projectId,
             msg.sender,
@@ -481,8 +538,10 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
 
     /// @notice Pull the stake and the reward share after the project is finalized, after
     ///         crediting `claims` (this trainer's unclaimed round scores, may be empty).
-    ///         Pays `stake + reward * score / totalScore` (rounded down), exactly once; in a
-    ///         disputed project the stake plus an equal share of the aggregator's bond.
+    ///         Pays `stake + reward * score / totalScore` (rounded down), exactly once, plus
+    ///         an equal share of the aggregator's bond when it was slashed (a round's scores
+    ///         replaced by the trainers' majority); in a disputed project the stake and the
+    ///         bond share only.
     function withdraw(uint256 projectId, Claim[] calldata claims) external nonReentrant {
         Project storage pr = _existing(projectId);
         bool disputed = pr.status == Status.Disputed;
@@ -496,18 +555,70 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
         Trainer storage t = _trainers[projectId][index];
         if (t.status == 2) revert AlreadyWithdrawn(msg.sender);
         uint256 share;
-        if (disputed) {
-            share = uint256(pr.bondPosted) / pr.trainerCount;
-        } else if (pr.totalScore != 0) {
+        if (!disputed && pr.totalScore != 0) {
             share = Math.mulDiv(pr.reward, t.score, pr.totalScore);
         }
+        uint256 bond;
+        if (disputed || pr.bondSlashed) bond = uint256(pr.bondPosted) / pr.trainerCount;
         uint256 stake = t.stake;
         t.status = 2;
         pr.stakeHeld -= stake.toUint128();
         pr.paidTrainers += 1;
-        if (!disputed) pr.rewardPaid += share.toUint128();
-        emit Withdrawn(projectId, msg.sender, stake, share);
-        Address.sendValue(payable(msg.sender), stake + share);
+        pr.rewardPaid += share.toUint128();
+        emit Withdrawn(projectId, msg.sender, stake, share, bond);
+        Address.sendValue(payable(msg.sender), stake + share + bond);
+    }
+
+    /// @notice Announce the X25519 public key this trainer's co-trainers seal their updates
+    ///         to in an attested project, so that it can replay and attest rounds. Stored
+    ///         in the event log only.
+    function announceReaderKey(uint256 projectId, bytes32 key) external {
+        _existing(projectId);
+        _indexOf(projectId, msg.sender);
+        emit TrainerReaderKey(projectId, msg.sender, key);
+    }
+
+    /// @notice An active trainer of a committed round attests the (scores root, total) it
+    ///         computed by replaying the round, within `roundDuration` of the round's
+    ///         commit; once per trainer and round. The first result with more than half of
+    ///         the active trainers' stake settles the round: it becomes the payable root
+    ///         and, when it is not the aggregator's, replaces it and slashes the bond.
+    function attestRound(uint256 projectId, uint256 round, bytes32 scoresRoot, uint128 scoresTotal)
+        external
+    {
+        Project storage pr = _open(projectId);
+        if (!pr.attested) revert NotAttested(projectId);
+        uint256 index = _indexOf(projectId, msg.sender);
+        RoundState storage rs = _rounds[projectId][round];
+        if (rs.committedAt == 0 || block.timestamp > uint256(rs.committedAt) + pr.roundDuration) {
+            revert AttestationClosed(round);
+        }
+        if (rs.settled) revert RoundSettledAlready(round);
+        uint256 bit = uint256(1) << (index % 256);
+        if (_revealedMask[projectId][round][index / 256] & bit == 0) {
+            revert NotActive(msg.sender, round);
+        }
+        mapping(uint256 => uint256) storage attested = _attestedMask[projectId][round];
+        if (attested[index / 256] & bit != 0) revert AlreadyAttested(msg.sender, round);
+        attested[index / 256] |= bit;
+        bytes32 key = keccak256(abi.encode(scoresRoot, scoresTotal));
+        uint256 tally = _attestedStake[projectId][round][key] + _trainers[projectId][index].stake;
+        _attestedStake[projectId][round][key] = tally;
+        emit RoundAttested(projectId, round, msg.sender, index, scoresRoot, scoresTotal);
+        if (2 * tally <= rs.activeStake) return;
+        bool replaced = scoresRoot != rs.scoresRoot || scoresTotal != rs.scoresTotal;
+        rs.settled = true;
+        pr.totalScore += scoresTotal;
+        if (replaced) {
+            rs.replaced = true;
+            rs.scoresRoot = scoresRoot;
+            rs.scoresTotal = scoresTotal;
+            if (!pr.bondSlashed) {
+                pr.bondSlashed = true;
+                emit BondSlashed(projectId, round, pr.bondPosted);
+            }
+        }
+        emit RoundSettled(projectId, round, scoresRoot, scoresTotal, replaced);
     }
 
     /// @notice A trainer the aggregator rejected in a round, although it opened its
@@ -546,13 +657,15 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
         emit BondPosted(projectId, msg.sender, msg.value);
     }
 
-    /// @notice The aggregator takes its bond back once the project is finalized undisputed.
+    /// @notice The aggregator takes its bond back once the project is finalized undisputed
+    ///         and no round's scores were replaced by its trainers.
     function withdrawBond(uint256 projectId) external nonReentrant {
         Project storage pr = _existing(projectId);
         if (msg.sender != pr.aggregator) revert Unauthorized(msg.sender);
         if (pr.status != Status.Finalized && pr.status != Status.Cancelled) {
             revert ProjectNotFinalized(projectId);
         }
+        if (pr.bondSlashed) revert BondWasSlashed(projectId);
         uint256 amount = pr.bondPosted;
         if (amount == 0) revert NothingToReclaim();
         pr.bondPosted = 0;
@@ -611,6 +724,7 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
         }
         if (s != r.scores.length) revert ScoresLengthMismatch(s, r.scores.length);
         rs.scoresRoot = _root(leaves);
+        rs.scoresTotal = roundTotal.toUint128();
 
         if (pr.verifier != address(0)) {
             bool ok = IRoundVerifier(pr.verifier).verifyRound(
@@ -619,7 +733,7 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
             if (!ok) revert InvalidRoundProof(projectId, expected);
         }
 
-        pr.totalScore += roundTotal.toUint128();
+        if (!pr.attested) pr.totalScore += roundTotal.toUint128(); // else: once settled
         pr.roundsCommitted = uint32(expected);
         pr.globalModelCid = r.globalModelCid;
         pr.roundOpenedAt = uint64(block.timestamp);
@@ -655,6 +769,12 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
         uint256 staleAt = uint256(pr.roundOpenedAt) + 3 * uint256(pr.roundDuration);
         if (!done && block.timestamp <= staleAt) revert NotFinalizable(staleAt + 1);
         if (block.timestamp <= pr.disputableUntil) revert NotFinalizable(pr.disputableUntil + 1);
+        if (pr.attested && done) {
+            // the last round's attestation window: it may still settle (or replace) scores
+            RoundState storage last = _rounds[projectId][pr.roundsCommitted];
+            uint256 closes = uint256(last.committedAt) + pr.roundDuration;
+            if (!last.settled && block.timestamp <= closes) revert NotFinalizable(closes + 1);
+        }
         pr.status = Status.Finalized;
         pr.finalizedAt = uint64(block.timestamp);
         emit ProjectFinalized(projectId, pr.totalScore, !done);
@@ -693,6 +813,20 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
         return (rs, _commitClosed(pr, rs), _revealClosed(pr, rs));
     }
 
+    /// @notice Whether trainer `index` attested `round`, and the stake behind
+    ///         (`scoresRoot`, `scoresTotal`) in that round so far.
+    function attestation(
+        uint256 projectId,
+        uint256 round,
+        uint256 index,
+        bytes32 scoresRoot,
+        uint128 scoresTotal
+    ) external view returns (bool attested, uint256 stake) {
+        _existing(projectId);
+        attested = _attestedMask[projectId][round][index / 256] >> (index % 256) & 1 == 1;
+        stake = _attestedStake[projectId][round][keccak256(abi.encode(scoresRoot, scoresTotal))];
+    }
+
     /// @notice Bitmap words (over the round's roster) of the trainers who committed, who
     ///         opened validly (the active set) and who were rejected in a round.
     function roundMasks(uint256 projectId, uint256 round)
@@ -726,6 +860,7 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
         if (t.status == 2) return (0, 0);
         if (pr.status == Status.Disputed) return (t.stake, uint256(pr.bondPosted) / pr.trainerCount);
         share = pr.totalScore == 0 ? 0 : Math.mulDiv(pr.reward, t.score, pr.totalScore);
+        if (pr.bondSlashed) share += uint256(pr.bondPosted) / pr.trainerCount;
         return (t.stake, share);
     }
 
@@ -804,7 +939,9 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
             revert InvalidClaim(c.round, c.index);
         }
         RoundState storage rs = _rounds[projectId][c.round];
-        if (rs.committedAt == 0) revert InvalidClaim(c.round, c.index);
+        if (rs.committedAt == 0 || (pr.attested && !rs.settled)) {
+            revert InvalidClaim(c.round, c.index);
+        }
         if (!MerkleProof.verifyCalldata(c.proof, rs.scoresRoot, _leaf(c.index, c.score))) {
             revert InvalidClaim(c.round, c.index);
         }
@@ -888,11 +1025,13 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
             }
             _revealedMask[projectId][round][holderIndex / 256] &= ~(uint256(1) << (holderIndex % 256));
             rs.revealedCount -= 1;
+            rs.activeStake -= _trainers[projectId][holderIndex].stake;
             emit UpdateExcluded(projectId, round, holderIndex, index);
         }
         _cidHolder[projectId][round][v.cidDigest] = (index + 1) | (seq << 32);
         _revealedMask[projectId][round][index / 256] |= uint256(1) << (index % 256);
         rs.revealedCount += 1;
+        rs.activeStake += _trainers[projectId][index].stake;
         if (pr.verifier != address(0)) {
             IRoundVerifier(pr.verifier).onCommitment(projectId, round, index, v.sketchCommitment);
         }

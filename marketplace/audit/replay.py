@@ -49,6 +49,7 @@ from marketplace.rounds.pipeline import (
     RoundOutcome,
     Submission,
     anchor_recipe_for,
+    rule_params_from,
     run_round,
 )
 from marketplace.rounds.provenance import commit_order
@@ -110,8 +111,13 @@ class _Replay:
         validation: Dataset | None,
         start_block: int,
         reader: ReaderKey | None = None,
+        pinned: bool = False,
     ) -> None:
         self.reader = reader
+        # replay with the rule the spec pins, whatever the report declares (an attesting
+        # trainer computes what an honest aggregator would have paid)
+        self.pinned = pinned
+        self.outcome: RoundOutcome | None = None  # the last replayed round's
         self.market = market
         self.project_id = project_id
         self.store = store
@@ -260,6 +266,11 @@ class _Replay:
         except StorageError as exc:
             return RoundAudit(round_, {}, [f"report {commit.report_cid}: {exc}"]), False
         config = report.config
+        pin = self.spec.aggregation
+        if self.pinned and pin is not None and pinned_rule_problem(self.spec, config):
+            config = config.model_copy(
+                update={"rule": pin.rule, "rule_params": rule_params_from(pin.params)}
+            )
         state = self.state or RoundState.initial(config.hyper)
         if self.validation is None:
             state = RoundState(report.hyper_used, state.rule_state)
@@ -302,6 +313,7 @@ class _Replay:
             public_updates=self.published,
         )
         self.published = published_updates(subs)
+        self.outcome = outcome
         replayed = RoundFacts(
             outcome.inlier_mask,
             outcome.rejected_mask,

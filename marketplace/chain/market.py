@@ -11,6 +11,7 @@ round's roster, phases and randomness are read with :meth:`MarketClient.round_st
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
@@ -64,6 +65,9 @@ class ProjectInfo:
     bond_posted: int = 0
     disputable_until: int = 0
     finalized_at: int = 0
+    attested: bool = False
+    """A round pays only the scores a stake-majority of its active trainers attest."""
+    bond_slashed: bool = False
 
     @property
     def current_round(self) -> int:
@@ -141,6 +145,12 @@ class RoundInfo:
     scores_root: bytes
     commit_closed: bool
     reveal_closed: bool
+    active_stake: int = 0
+    scores_total: int = 0
+    settled: bool = False
+    """Attested project: a stake-majority attested ``(scores_root, scores_total)``."""
+    replaced: bool = False
+    """... and it replaced the aggregator's scores."""
 
 
 @dataclass(frozen=True)
@@ -154,6 +164,23 @@ class ScoreClaim:
 
     def as_tuple(self) -> tuple[int, int, int, list[bytes]]:
         return (self.round, self.index, self.score, self.proof)
+
+
+@dataclass(frozen=True)
+class RoundScores:
+    """A round's scores as leaves of its scores tree: the inliers in index order and one
+    score each (what ``commitRound`` folds, and what an attesting trainer's replay gives)."""
+
+    inliers: list[int]
+    scores: list[int]
+
+    @property
+    def root(self) -> bytes:
+        return ScoreTree.of_scores(self.inliers, self.scores).root
+
+    @property
+    def total(self) -> int:
+        return sum(self.scores)
 
 
 @dataclass(frozen=True)
@@ -243,6 +270,8 @@ class MarketClient(ContractClient):
             bond_posted=int(p[22]),
             disputable_until=int(p[23]),
             finalized_at=int(p[24]),
+            attested=bool(p[25]),
+            bond_slashed=bool(p[26]),
         )
 
     def trainer(self, project_id: int, index: int) -> TrainerInfo:
@@ -274,6 +303,10 @@ class MarketClient(ContractClient):
             bytes(state[7]),
             bool(commit_closed),
             bool(reveal_closed),
+            int(state[8]),
+            int(state[9]),
+            bool(state[10]),
+            bool(state[11]),
         )
 
     def round_masks(self, project_id: int, round_: int, roster: int | None = None) -> RoundMasks:
@@ -289,26 +322,49 @@ class MarketClient(ContractClient):
             words_to_mask(list(rejected), roster),
         )
 
-    def score_claims(self, project_id: int, index: int, from_block: int = 0) -> list[ScoreClaim]:
+    def score_claims(
+        self,
+        project_id: int,
+        index: int,
+        from_block: int = 0,
+        replayed: Mapping[int, RoundScores] | None = None,
+    ) -> list[ScoreClaim]:
         """Trainer ``index``'s not yet claimed round scores, with proofs built from the
-        ``RoundCommitted`` events (the scores are public there; only their root is stored)."""
+        ``RoundCommitted`` events (the scores are public there; only their root is stored).
+        In an attested project only settled rounds pay; a round whose scores the trainers'
+        majority replaced is claimed from ``replayed`` (round -> the scores this trainer's
+        replay computed), whose root must be the settled one."""
         claimed = {
             int(e["args"]["round"])
             for e in self._project_logs("ScoreClaimed", project_id, from_block)
             if int(e["args"]["index"]) == index
         }
+        attested = self.project(project_id).attested
         out: list[ScoreClaim] = []
         for log in self._project_logs("RoundCommitted", project_id, from_block):
             args = log["args"]
             r = int(args["round"])
-            words = list(args["inlierMask"])
-            inliers = [i for i, b in enumerate(words_to_mask(words, 256 * len(words))) if b]
-            if r in claimed or index not in inliers:
+            if r in claimed:
                 continue
-            scores = [int(x) for x in args["scores"]]
-            position = inliers.index(index)
-            tree = ScoreTree.of_scores(inliers, scores)
-            out.append(ScoreClaim(r, index, scores[position], tree.proof(position)))
+            words = list(args["inlierMask"])
+            leaves = RoundScores(
+                [i for i, b in enumerate(words_to_mask(words, 256 * len(words))) if b],
+                [int(x) for x in args["scores"]],
+            )
+            if attested:
+                state = self.round_state(project_id, r)
+                if not state.settled:
+                    continue  # no stake-majority attested this round: it pays nothing
+                if state.replaced:
+                    mine = (replayed or {}).get(r)
+                    if mine is None or mine.root != state.scores_root:
+                        continue  # the majority's scores, which this caller did not replay
+                    leaves = mine
+            if index not in leaves.inliers:
+                continue
+            position = leaves.inliers.index(index)
+            tree = ScoreTree.of_scores(leaves.inliers, leaves.scores)
+            out.append(ScoreClaim(r, index, leaves.scores[position], tree.proof(position)))
         return out
 
     def _project_logs(self, event: str, project_id: int, from_block: int) -> list[Any]:
@@ -365,10 +421,13 @@ class MarketClient(ContractClient):
         validation_commitment: bytes = ZERO32,
         verifier: str = ZERO_ADDRESS,
         aggregator_bond: int = 0,
+        attested: bool = False,
     ) -> tuple[int, TxReceipt]:
         """Create a project escrowing ``reward`` wei; returns (project id, receipt).
         ``aggregator_bond`` is what the aggregator must post (:meth:`post_bond`) before
-        its first round; it goes to the trainers if a rejection is disputed."""
+        its first round; it goes to the trainers if a rejection is disputed or a round's
+        scores are replaced. ``attested``: a round pays only the scores a stake-majority of
+        its active trainers attest (:meth:`attest_round`)."""
         params = (
             aggregator,
             verifier,
@@ -378,6 +437,7 @@ class MarketClient(ContractClient):
             model_spec_cid,
             validation_commitment,
             aggregator_bond,
+            attested,
         )
         receipt = self._tx(
             self.contract.functions.createProject(params), value=reward, action="createProject"
@@ -400,6 +460,30 @@ class MarketClient(ContractClient):
             from_block=from_block, argument_filters={"projectId": project_id}
         )
         return {log["args"]["trainer"]: log["args"]["url"] for log in logs}
+
+    def announce_reader_key(self, project_id: int, public: bytes) -> TxReceipt:
+        """Announce the X25519 key co-trainers seal updates to for this trainer."""
+        return self._tx(self.contract.functions.announceReaderKey(project_id, public))
+
+    def reader_keys(self, project_id: int, from_block: int = 0) -> dict[str, bytes]:
+        """Latest announced reader key per trainer address."""
+        logs = self._project_logs("TrainerReaderKey", project_id, from_block)
+        return {str(log["args"]["trainer"]): bytes(log["args"]["key"]) for log in logs}
+
+    def attest_round(self, project_id: int, round_: int, scores: RoundScores) -> TxReceipt:
+        """Attest the scores this trainer's replay of ``round_`` computed (root, total)."""
+        return self._tx(
+            self.contract.functions.attestRound(project_id, round_, scores.root, scores.total)
+        )
+
+    def attestation(
+        self, project_id: int, round_: int, index: int, scores: RoundScores
+    ) -> tuple[bool, int]:
+        """Whether trainer ``index`` attested ``round_``, and the stake behind ``scores``."""
+        done, stake = self.contract.functions.attestation(
+            project_id, round_, index, scores.root, scores.total
+        ).call()
+        return bool(done), int(stake)
 
     def commit_update(self, project_id: int, round_: int, commitment: bytes) -> TxReceipt:
         """Commit to this round's update (:func:`update_commitment`), hidden until revealed."""
@@ -478,13 +562,19 @@ class MarketClient(ContractClient):
             self.contract.functions.claimScores(project_id, [c.as_tuple() for c in claims])
         )
 
-    def withdraw(self, project_id: int, claims: list[ScoreClaim] | None = None) -> TxReceipt:
+    def withdraw(
+        self,
+        project_id: int,
+        claims: list[ScoreClaim] | None = None,
+        replayed: Mapping[int, RoundScores] | None = None,
+    ) -> TxReceipt:
         """Withdraw stake and reward share, crediting ``claims`` first (default: every
-        round score of this account not claimed yet, built from the chain's events)."""
+        round score of this account not claimed yet, built from the chain's events and,
+        for rounds the trainers' majority re-scored, from ``replayed``)."""
         if claims is None:
             assert self.sender is not None
             index = self.trainer_index(project_id, self.sender.address)
-            claims = [] if index is None else self.score_claims(project_id, index)
+            claims = [] if index is None else self.score_claims(project_id, index, 0, replayed)
         return self._tx(
             self.contract.functions.withdraw(project_id, [c.as_tuple() for c in claims])
         )

@@ -117,6 +117,13 @@ def create(
             "--validation-commitment); the same file is given to the aggregator and to audits."
         ),
     ] = None,
+    attested: Annotated[
+        bool,
+        typer.Option(
+            help="A round pays only the scores a stake-majority of its trainers attest after "
+            "replaying it (trainers then run with --validation)."
+        ),
+    ] = False,
     rpc_url: RpcUrl = DEFAULT_URL,
     key: Key = None,
     account: AccountIndex = None,
@@ -135,6 +142,7 @@ def create(
         verifier=parse_address(verifier, "verifier address") if verifier else ZERO_ADDRESS,
         model_spec_cid=_spec_digest(model_spec_cid, model_spec),
         validation_commitment=_validation_digest(validation_commitment, validation_data),
+        attested=attested,
     )
     if json_out:
         emit_json(

@@ -66,11 +66,9 @@ DataDir = Annotated[
 
 
 def _node_dir(data_dir: Path | None, role: str, address: str, project: int) -> Path:
-    if data_dir is not None:
-        return data_dir
-    from marketplace.paths import ledgerlearn_home
+    from marketplace.paths import node_dir
 
-    return ledgerlearn_home() / role / f"{address.lower()}-p{project}"
+    return node_dir(role, address, project, data_dir)
 
 
 def _percent(value: object) -> str:
@@ -142,11 +140,19 @@ def trainer_run(
         float, typer.Option(help="Seconds to wait for the aggregator's gateway to answer.")
     ] = 120.0,
     allow_private_endpoints: AllowPrivate = False,
+    validation: Annotated[
+        Path | None,
+        typer.Option(
+            help="The owner's validation data (CSV or NPZ): in an attested project the node "
+            "replays each committed round with it and attests the scores."
+        ),
+    ] = None,
     rpc_url: RpcUrl = DEFAULT_URL,
     key: Key = None,
     account: AccountIndex = None,
 ) -> None:
-    """Train on local data each round; serve updates by CID and commit them on-chain."""
+    """Train on local data each round; serve updates by CID and commit them on-chain; in an
+    attested project, replay and attest each committed round."""
     from marketplace.cli.status_cmds import RoundFeedback
     from marketplace.learning import TrainConfig, load_local
     from marketplace.nodes.trainer import (
@@ -160,7 +166,8 @@ def trainer_run(
 
     check_port_free(host, port)
     session = open_session(rpc_url, key, account)
-    store = LocalStore(_node_dir(data_dir, "trainer", session.account.address, project))
+    folder = _node_dir(data_dir, "trainer", session.account.address, project)
+    store = LocalStore(folder)
     source = GatewayReader(
         aggregator_gateway,
         allow_private=session.chain.development or allow_private_endpoints,
@@ -186,6 +193,30 @@ def trainer_run(
         TrainConfig(**recipe.model_dump(), seed=seed),
         spec=spec,
     )
+    if info.attested:
+        if validation is None:
+            console.print(
+                "project is attested: without --validation this node cannot replay rounds, "
+                "so it does not attest them"
+            )
+        else:
+            from marketplace.nodes.aggregator import GatewayResolver
+            from marketplace.nodes.attest import RoundAttester, replay_record
+
+            resolver = GatewayResolver(
+                session.market, project, allow_private=allow_private_endpoints or None
+            )
+            valid = load_local(validation, num_classes=spec.num_classes)
+            node.attester = RoundAttester(
+                session.market,
+                project,
+                source,
+                resolver,
+                valid,
+                reader=node.reader,
+                record=replay_record(folder),
+            )
+            node.announce_reader_key()
     server = start_gateway(store, host, port)
     try:
         url = public_url or server.url
@@ -205,6 +236,8 @@ def trainer_run(
                 console.print(f"round {step.round}: committed (hidden) to update {step.cid}")
             elif step.status == "revealed":
                 console.print(f"round {step.round}: revealed and serving update {step.cid}")
+            elif step.status == "attested":
+                console.print(f"round {step.round}: replayed and attested ({step.detail})")
             elif step.status in ("missed", "done", "closed"):
                 console.print(f"round {step.round}: {step.status} {step.detail}".rstrip())
 
@@ -558,11 +591,13 @@ def _payout_table(result: object) -> Table:
 
     assert isinstance(result, SimulationResult)
     table = Table(title=f"project {result.project_id} payouts (withdrawn)")
-    for col in ("#", "trainer", "role", "score", "share", "stake back", "reward"):
+    slashed = any(p.bond for p in result.payouts)
+    cols = ("#", "trainer", "role", "score", "share", "stake back", "reward")
+    for col in cols + (("slashed bond",) if slashed else ()):
         table.add_column(col)
     total = sum(p.score for p in result.payouts) or 1
     for p in result.payouts:
-        table.add_row(
+        row = [
             str(p.index),
             p.address,
             "[red]attacker[/]" if p.attacker else "honest",
@@ -570,7 +605,8 @@ def _payout_table(result: object) -> Table:
             f"{100 * p.score / total:.1f}%",
             format_eth(p.stake),
             format_eth(p.reward),
-        )
+        ]
+        table.add_row(*row, *([format_eth(p.bond)] if slashed else []))
     return table
 
 
@@ -656,8 +692,10 @@ def simulate_cmd(
     aggregator_attack: Annotated[
         str | None,
         typer.Option(
-            help="A cheating aggregator: empty_rounds (commit each round empty before the "
-            "trainers' windows). self_deal, grind, rule_switch: not simulated yet."
+            help="A cheating aggregator that also runs trainer 0: empty_rounds (commit each "
+            "round empty before the trainers' windows), self_deal (score trainer 0 ~99%), "
+            "rule_switch (aggregate with another rule than the pinned one), grind (choose "
+            "the round seed and arrival order)."
         ),
     ] = None,
     dp_epsilon: Annotated[
@@ -680,9 +718,10 @@ def simulate_cmd(
     from marketplace.cli.zk_cmds import parse_shape
     from marketplace.nodes.simulate import SimulationConfig
 
-    if aggregator_attack not in (None, "empty_rounds"):
+    attacks = ("empty_rounds", "self_deal", "rule_switch", "grind")
+    if aggregator_attack is not None and aggregator_attack not in attacks:
         raise ConfigError(
-            f"--aggregator-attack {aggregator_attack} is not simulated: use empty_rounds"
+            f"unknown --aggregator-attack {aggregator_attack}: use one of {', '.join(attacks)}"
         )
 
     config = SimulationConfig(

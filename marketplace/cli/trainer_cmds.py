@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -64,6 +65,11 @@ def register(
         )
     receipt = session.market.register(project, amount)
     index = session.market.trainer_index(project, session.account.address)
+    if info.attested:  # co-trainers seal their updates to this key from now on
+        from marketplace.privacy.keys import ReaderKey
+
+        reader = ReaderKey.from_eth_key(session.account.key)
+        session.market.announce_reader_key(project, bytes.fromhex(reader.public_hex))
     if json_out:
         emit_json(
             {
@@ -101,21 +107,38 @@ def status(
 @app.command()
 def withdraw(
     project: ProjectId,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="The folder `trainer run` used (its replayed scores are read there)."),
+    ] = None,
     rpc_url: RpcUrl = DEFAULT_URL,
     key: Key = None,
     account: AccountIndex = None,
     json_out: JsonOut = False,
 ) -> None:
-    """Pull your stake and reward share from a finalized project."""
+    """Pull your stake and reward share from a finalized project (rounds whose scores the
+    trainers' majority replaced are claimed with what `trainer run` replayed)."""
+    from marketplace.nodes.attest import load_replayed, replay_record
+    from marketplace.paths import node_dir
     from web3.logs import DISCARD
 
     session = open_session(rpc_url, key, account)
-    receipt = session.market.withdraw(project)
+    folder = node_dir("trainer", session.account.address, project, data_dir)
+    receipt = session.market.withdraw(project, replayed=load_replayed(replay_record(folder)))
     withdrawn = session.market.contract.events.Withdrawn()  # the receipt also logs claims
     event = withdrawn.process_receipt(receipt, errors=DISCARD)[0]["args"]
     if json_out:
-        emit_json({"stake": event["stake"], "reward": event["reward"], "gas": receipt["gasUsed"]})
+        emit_json(
+            {
+                "stake": event["stake"],
+                "reward": event["reward"],
+                "bond": event["bond"],
+                "gas": receipt["gasUsed"],
+            }
+        )
         return
+    bond = f" and slashed bond share {format_eth(event['bond'])}" if event["bond"] else ""
     console.print(
         f"withdrew stake {format_eth(event['stake'])} and reward {format_eth(event['reward'])}"
+        + bond
     )

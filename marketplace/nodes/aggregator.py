@@ -32,7 +32,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from torch import Tensor
 
@@ -47,6 +47,7 @@ from marketplace.errors import ConfigError, StorageError, TransactionReverted
 from marketplace.learning import Dataset, ModelSpec, init_params
 from marketplace.nodes.chainview import (
     UpdateCommit,
+    chain_time,
     round_commit,
     update_commits,
 )
@@ -357,6 +358,19 @@ class AggregatorNode:
                 subs[i] = c.vector
         return published(subs)
 
+    def compute(
+        self,
+        global_params: Tensor,
+        submissions: list[Submission],
+        weights: list[float],
+        config: RoundConfig,
+        state: RoundState,
+        **inputs: Any,
+    ) -> RoundOutcome:
+        """The round's outcome: the pure pipeline, nothing else for an honest node (the
+        seam where :mod:`marketplace.nodes.cheating` plays a dishonest aggregator)."""
+        return run_round(global_params, submissions, weights, config, state, **inputs)
+
     def prepare(
         self, round_: int, info: ProjectInfo | None = None, chain_round: RoundInfo | None = None
     ) -> PreparedRound:
@@ -368,9 +382,18 @@ class AggregatorNode:
         chain_round = chain_round or self.market.round_state(self.project_id, round_)
         n = chain_round.roster
         global_params, state, previous_cid = self.previous(round_, info)
-        commits = update_commits(
-            self.market, self.project_id, round_, from_block=self._scan_from(round_ - 1), roster=n
+        # one read of the round's reveal (and commit) logs: the zk prover also needs the
+        # excluded openings, whose sketches the verifier folded
+        folded = update_commits(
+            self.market,
+            self.project_id,
+            round_,
+            from_block=self._scan_from(round_ - 1),
+            active_only=False,
+            roster=n,
         )
+        active = self.market.round_masks(self.project_id, round_, n).revealed if folded else []
+        commits = {i: c for i, c in folded.items() if i < len(active) and active[i]}
         checked = self.collect(round_, commits, spec)
         config = self.round_config(info)
         self.check_pinned(spec, config)
@@ -387,7 +410,7 @@ class AggregatorNode:
                 continue
             submissions[i] = c.vector if c.accepted else (c.reason or "rejected")
             weights[i] = float(c.num_samples)
-        outcome = run_round(
+        outcome = self.compute(
             global_params,
             submissions,
             weights,
@@ -436,13 +459,7 @@ class AggregatorNode:
             outcome=outcome,
             openings=openings,
             commits=commits,
-            folded=update_commits(
-                self.market,
-                self.project_id,
-                round_,
-                from_block=self._scan_from(round_ - 1),
-                active_only=False,
-            ),
+            folded=folded,
             arrival=arrival_order(
                 self.market,
                 zk.verifier.address,
@@ -481,6 +498,17 @@ class AggregatorNode:
         self._last_commit = (prepared.round, block)
         return int(receipt["gasUsed"]), block
 
+    def _attesting(self, info: ProjectInfo) -> bool:
+        """Whether the trainers may still be replaying the last round (attested project,
+        not settled, window open): they fetch its report and model from this node's
+        gateway, so the node keeps serving until then."""
+        if not info.attested or info.rounds_committed == 0:
+            return False
+        last = self.market.round_state(self.project_id, info.rounds_committed)
+        return (
+            not last.settled and chain_time(self.market) <= last.committed_at + info.round_duration
+        )
+
     def step(self) -> RoundSummary | str:
         """Aggregate and commit the current round if it is ready; else a status word
         (``waiting``, ``done``, ``closed``)."""
@@ -488,7 +516,7 @@ class AggregatorNode:
         if info.status != ProjectStatus.OPEN:
             return "closed"
         if info.rounds_committed >= info.rounds:
-            return "done"
+            return "waiting" if self._attesting(info) else "done"
         chain_round = self.market.round_state(self.project_id, info.current_round)
         if not self.round_ready(info, chain_round):
             return "waiting"

@@ -14,11 +14,17 @@ Attackers (``--attack NAME:FRACTION``) are chosen from the seed. A data attack
 rows of the round's update matrix (the omniscient attacker of the attack suite) before
 they publish, so what the aggregator fetches is exactly what a malicious node would serve.
 
-``aggregator_attack="empty_rounds"`` plays a cheating aggregator that tries, at the start of
-every round, to commit it empty before the trainers had their windows (on the main branch
-before commit-then-reveal that worked, after which the owner reclaimed everything); the
-result's ``protocol_events`` say what the contract did. ``self_deal``, ``grind`` and
-``rule_switch`` are not simulated yet (see the README's threat model).
+The project is attested: after each commit every trainer replays the round
+(:class:`marketplace.nodes.attest.RoundAttester`, with the owner's validation set, which a
+simulation shares) and attests the scores root it computed; only a stake-majority root
+pays. The aggregator posts a bond (``aggregator_bond_wei``) that a replaced round slashes.
+
+``aggregator_attack`` plays a cheating aggregator that also runs trainer 0:
+``empty_rounds`` tries, at the start of every round, to commit it empty before the trainers
+had their windows (on the main branch before commit-then-reveal that worked, after which
+the owner reclaimed everything); ``self_deal``, ``rule_switch`` and ``grind`` cheat on the
+round's result (:mod:`marketplace.nodes.cheating`) and trainer 0 attests the cheater's
+root. The result's ``protocol_events`` say what the contract did.
 
 With ``zk_shape`` set (``simulate --zk``) the owner first deploys a round verifier for that
 circuit shape (:func:`marketplace.chain.verifier.deploy_round_verifier`, keys set up once
@@ -28,12 +34,13 @@ then proved by the aggregator and checked by ``commitRound`` on-chain.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -49,7 +56,7 @@ from marketplace.attacks import (
 from marketplace.attacks.label_flip import label_flip
 from marketplace.chain.connection import Chain, connect_embedded
 from marketplace.chain.deploy import deploy_all
-from marketplace.chain.market import ZERO32, ZERO_ADDRESS, MarketClient
+from marketplace.chain.market import ZERO32, ZERO_ADDRESS, MarketClient, RoundScores
 from marketplace.chain.tx import TxSender
 from marketplace.errors import ConfigError, TransactionReverted
 from marketplace.learning import (
@@ -63,7 +70,9 @@ from marketplace.learning import (
 )
 from marketplace.learning.rule_pin import PinnedRule
 from marketplace.nodes.aggregator import AggregatorNode, RoundSummary
-from marketplace.nodes.chainview import round_commit
+from marketplace.nodes.attest import RoundAttester
+from marketplace.nodes.chainview import RoundCommit, round_commit
+from marketplace.nodes.cheating import ACCOMPLICE, AggregatorAttack, CheatingAggregator
 from marketplace.nodes.trainer import TrainerNode
 from marketplace.privacy.declare import project_privacy
 from marketplace.privacy.keys import ReaderKey
@@ -100,8 +109,10 @@ class SimulationConfig(BaseModel):
     contribution: Method = "gtg"
     zk_shape: tuple[int, int] | None = None
     """``(n_max, dim)`` of the filter circuit that proves every round; None: no proofs."""
-    aggregator_attack: Literal["empty_rounds"] | None = None
+    aggregator_attack: AggregatorAttack | None = None
     """A cheating aggregator's attempt (see the module docstring); None: honest."""
+    aggregator_bond_wei: int = Field(default=10**17, ge=0)
+    """What the aggregator posts; a round whose scores the trainers replace slashes it."""
     public_updates: bool = False
     """Publish updates in clear (requires ``dp_epsilon``); default: sealed to the aggregator."""
     dp_epsilon: float | None = Field(default=None, gt=0)
@@ -120,6 +131,8 @@ class Payout:
     score: int
     stake: int
     reward: int
+    bond: int = 0
+    """Share of the aggregator's slashed bond (0 unless a round was replaced or disputed)."""
 
 
 @dataclass
@@ -132,6 +145,9 @@ class SimulationResult:
     initial_accuracy: float
     rounds: list[RoundSummary] = field(default_factory=list)
     round_seconds: list[float] = field(default_factory=list)
+    attest_seconds: list[float] = field(default_factory=list)
+    """Per round: every trainer's replay and attestation (in a real deployment the trainers
+    replay in parallel, on their own machines; here one after the other)."""
     onchain_inlier_masks: list[list[bool]] = field(default_factory=list)
     payouts: list[Payout] = field(default_factory=list)
     verifier: str | None = None
@@ -156,6 +172,7 @@ class SimulationResult:
             "final_accuracy": self.final_accuracy,
             "rounds": [asdict(r) for r in self.rounds],
             "round_seconds": self.round_seconds,
+            "attest_seconds": self.attest_seconds,
             "onchain_inlier_masks": self.onchain_inlier_masks,
             "payouts": [asdict(p) for p in self.payouts],
             "verifier": self.verifier,
@@ -247,7 +264,11 @@ def simulate(
         model_spec_cid=digest_of(spec_cid),
         validation_commitment=validation_commitment(validation),
         verifier=verifier,
+        aggregator_bond=config.aggregator_bond_wei,
+        attested=True,
     )
+    if config.aggregator_bond_wei:
+        market.as_account(aggregator_account).post_bond(project_id, config.aggregator_bond_wei)
 
     attackers = choose_attackers(n, attack.fraction if attack else 0.0, config.seed)
     shards = partition(train.y, n, config.partition, config.seed)
@@ -263,9 +284,24 @@ def simulate(
         trainer_market.register(project_id, config.stake_wei)
         store = MemoryStore()
         stores[account.address] = store
-        nodes.append(TrainerNode(trainer_market, project_id, data, store, aggregator_store, cfg))
+        node = TrainerNode(trainer_market, project_id, data, store, aggregator_store, cfg)
+        node.attester = RoundAttester(
+            trainer_market,
+            project_id,
+            aggregator_store,
+            stores.get,
+            validation,
+            reader=node.reader,
+            start_block=manifest.contracts["ContributionMarket"].block,
+        )
+        node.announce_reader_key()
+        nodes.append(node)
 
-    agg = AggregatorNode(
+    cheat = config.aggregator_attack not in (None, "empty_rounds")
+    node_class: Callable[..., AggregatorNode] = AggregatorNode
+    if config.aggregator_attack is not None and cheat:
+        node_class = functools.partial(CheatingAggregator, attack=config.aggregator_attack)
+    agg = node_class(
         market.as_account(aggregator_account),
         project_id,
         aggregator_store,
@@ -283,6 +319,8 @@ def simulate(
     )
     agg.check_role()
     attacker_list = [i for i in range(n) if bool(attackers[i])]
+    if config.aggregator_attack is not None and ACCOMPLICE not in attacker_list:
+        attacker_list = sorted([*attacker_list, ACCOMPLICE])  # the aggregator's own slot
     result = SimulationResult(
         project_id=project_id,
         config=config,
@@ -320,16 +358,30 @@ def simulate(
         result.rounds.append(summary)
         result.round_seconds.append(seconds)
         commit = round_commit(market, project_id, r, n, from_block=summary.block)
-        result.onchain_inlier_masks.append(commit.inlier_mask if commit else [])
+        assert commit is not None
+        result.onchain_inlier_masks.append(commit.inlier_mask)
+        start = time.perf_counter()
+        for i, node in enumerate(nodes):
+            if cheat and i == ACCOMPLICE:  # the aggregator's own slot backs its root
+                _attest_committed(node, commit)
+            else:
+                node.attest_due(node.market.project(project_id))
+        result.attest_seconds.append(time.perf_counter() - start)
+        result.protocol_events.extend(_settlement(market, project_id, r, nodes, summary))
         if on_round is not None:
             on_round(summary, seconds, attacker_list)
 
-    wait = market.project(project_id).disputable_until - chain.now()
-    if wait >= 0:  # a round had rejections: its dispute window must pass first
+    info = market.project(project_id)
+    last = market.round_state(project_id, info.rounds_committed)
+    ready = max(
+        info.disputable_until, 0 if last.settled else last.committed_at + info.round_duration
+    )
+    wait = ready - chain.now()
+    if wait >= 0:  # a dispute or attestation window must pass first
         chain.advance_time(wait + 1)
     market.finalize(project_id)
     for i, node in enumerate(nodes):
-        receipt = node.market.withdraw(project_id)  # claims its round scores first
+        receipt = node.withdraw()  # claims its round scores first (replaced ones: replayed)
         trainer_info = market.trainer(project_id, i)
         withdrawn = market.contract.events.Withdrawn()  # the receipt also logs claims
         event = withdrawn.process_receipt(receipt, errors=DISCARD)[0]["args"]
@@ -341,9 +393,50 @@ def simulate(
                 score=trainer_info.score,
                 stake=int(event["stake"]),
                 reward=int(event["reward"]),
+                bond=int(event["bond"]),
             )
         )
     return result
+
+
+def _attest_committed(node: TrainerNode, commit: RoundCommit) -> None:
+    """The cheating aggregator's own trainer attests the root the aggregator committed."""
+    inliers = [i for i, b in enumerate(commit.inlier_mask) if b]
+    node.market.attest_round(node.project_id, commit.round, RoundScores(inliers, commit.scores))
+
+
+def _settlement(
+    market: MarketClient,
+    project_id: int,
+    round_: int,
+    nodes: list[TrainerNode],
+    summary: RoundSummary,
+) -> list[str]:
+    """What the attestations did to round ``round_`` (nothing to say when a majority
+    attested the aggregator's own result), and why trainers were excluded."""
+    out = [f"round {round_}: trainer {i} excluded: {why}" for i, why in summary.excluded.items()]
+    state = market.round_state(project_id, round_)
+    info = market.project(project_id)
+    if not state.settled:
+        out.append(
+            f"round {round_}: disputed: no stake-majority of its active trainers attested one "
+            "scores root; the round pays no reward (stakes are refunded)"
+        )
+    elif state.replaced:
+        why = next(
+            (
+                n.attester.problems[round_][0]
+                for n in nodes
+                if n.attester is not None and n.attester.problems.get(round_)
+            ),
+            "the replay differs",
+        )
+        out.append(
+            f"round {round_}: disputed: a stake-majority of its trainers replayed it and "
+            f"attested another scores root ({why}); it replaced the aggregator's root and "
+            f"the aggregator's bond ({info.bond_posted / 10**18:g} ETH) is slashed to the trainers"
+        )
+    return out
 
 
 def _try_empty_round(market: MarketClient, project_id: int, round_: int) -> str:

@@ -22,6 +22,14 @@ what it fetches. The aggregator cannot announce an endpoint on-chain (only train
 can), so its gateway URL is given to the trainer out of band (``--aggregator-gateway``),
 like the RPC URL. Round 1 starts from ``init_params(spec)``, which needs no transfer.
 
+Attested projects (``ProjectInfo.attested``): once the aggregator commits a round, the node
+replays it (:class:`marketplace.nodes.attest.RoundAttester`, with the owner's validation
+data) and attests the scores root it computed; only a stake-majority root pays, and one
+that is not the aggregator's replaces it. To replay sealed updates the node announces its
+reader key on-chain and seals its own updates to its co-trainers' announced keys too
+(:meth:`TrainerNode.replayers`): in an attested project the trainers read each other's
+updates after the reveal, as the aggregator does (declare DP to protect against both).
+
 A node is restartable: training is deterministic (the batch-order seed derives from
 project, round, trainer index and the trainer's private secret), so a node killed
 between committing and revealing trains again to the same CID and opens the
@@ -32,12 +40,12 @@ the readers, DP, bucketed sample count).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 from torch import Tensor
@@ -49,6 +57,7 @@ from marketplace.chain.market import (
     Opening,
     ProjectInfo,
     ProjectStatus,
+    RoundScores,
 )
 from marketplace.errors import ConfigError, StorageError, TransactionReverted
 from marketplace.learning import (
@@ -59,12 +68,18 @@ from marketplace.learning import (
     init_params,
     local_train,
 )
-from marketplace.privacy.keys import trainer_secret
+from marketplace.nodes.chainview import chain_time
+from marketplace.privacy.keys import ReaderKey, hkdf, trainer_secret
 from marketplace.privacy.updates import encode_update, private_train_config, update_metadata
 from marketplace.rounds.codec import KIND_MODEL, KIND_UPDATE, encode_params, get_params, get_spec
 from marketplace.rounds.sketches import SketchOpening, make_opening, project_sketch_spec
 from marketplace.storage import ContentStore, MemoryStore, cid_from_digest, digest_of, put_blob
 from zk.sketch import SketchSpec, make_salt
+
+if TYPE_CHECKING:
+    from web3.types import TxReceipt
+
+    from marketplace.nodes.attest import RoundAttester
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +92,9 @@ _ROUND_MOVED_ON = {
     "NotCommitted",
     "NotInRoster",
     "ProjectNotOpen",
+    "AttestationClosed",
+    "RoundSettledAlready",
+    "AlreadyAttested",
 }
 
 
@@ -84,7 +102,7 @@ _ROUND_MOVED_ON = {
 class TrainerStep:
     """What one call of :meth:`TrainerNode.step` did."""
 
-    status: str  # committed | revealed | waiting | missed | done | closed | retry
+    status: str  # committed | revealed | attested | waiting | missed | done | closed | retry
     round: int
     cid: str | None = None
     detail: str = ""
@@ -144,6 +162,7 @@ class TrainerNode:
         model_source: ContentStore,
         train_config: TrainConfig | None = None,
         spec: ModelSpec | None = None,
+        attester: RoundAttester | None = None,
     ) -> None:
         if market.sender is None:
             raise ConfigError("a trainer node needs a signing account: pass --key or --account")
@@ -159,6 +178,8 @@ class TrainerNode:
         self._openings: dict[str, SketchOpening] = {}
         self._staged: dict[str, bytes] = {}  # CID -> blob, served only after its reveal
         self._committed: dict[int, str] = {}  # round -> CID this node committed to
+        self.attester = attester
+        self._attest_done: set[int] = set()  # rounds attested, or whose window passed
 
     @property
     def address(self) -> str:
@@ -195,10 +216,8 @@ class TrainerNode:
     def _secret(self, purpose: str, round_: int) -> bytes:
         """32 bytes only this trainer can compute (they derive from its private key), and
         the same after a restart."""
-        assert self.market.sender is not None
-        key = bytes(self.market.sender.account.key)
         text = f"ledgerlearn-{purpose}:{self.market.address}:{self.project_id}:{round_}"
-        return hashlib.sha256(key + text.encode()).digest()
+        return hkdf(self.secret, text.encode())
 
     def opening(self, round_: int, update: Tensor) -> SketchOpening:
         """The sketch of ``update`` and this round's sketch salt (deterministic: a restarted
@@ -266,11 +285,78 @@ class TrainerNode:
         spec = self.spec()
         meta = update_metadata(spec, base, round_, len(self.data))
         inner = encode_params(spec, update, meta)
-        blob = encode_update(spec, inner, meta, self.secret)
+        blob = encode_update(spec, inner, meta, self.secret, self.replayers())
         cid = put_blob(MemoryStore(), blob)
         self._staged[cid] = blob
         self._openings[cid] = opening
         return cid
+
+    @property
+    def reader(self) -> ReaderKey:
+        """The key that opens updates sealed to this trainer (derived from its key)."""
+        assert self.market.sender is not None
+        return ReaderKey.from_eth_key(self.market.sender.account.key)
+
+    def announce_reader_key(self) -> None:
+        """Let co-trainers seal their updates to this node too (attested projects)."""
+        self.market.announce_reader_key(self.project_id, bytes.fromhex(self.reader.public_hex))
+
+    def replayers(self) -> list[str]:
+        """Hex reader keys of the registered trainers (index order) that announced one, when
+        the project is attested: they replay the round to attest it (none otherwise)."""
+        if not self.market.project(self.project_id).attested:
+            return []
+        keys = self.market.reader_keys(self.project_id)
+        order = {t.address: t.index for t in self.market.trainers(self.project_id)}
+        known = sorted((order[a], k.hex()) for a, k in keys.items() if a in order)
+        return [k for _, k in known]
+
+    def attest_due(self, info: ProjectInfo) -> list[TrainerStep]:
+        """Replay and attest every committed round this trainer was active in whose
+        attestation window is open and which no majority settled yet (attested projects
+        with an attester only)."""
+        if not info.attested or self.attester is None:
+            return []
+        steps = []
+        for r in range(1, info.rounds_committed + 1):
+            if r in self._attest_done:
+                continue
+            state = self.market.round_state(self.project_id, r)
+            closed = chain_time(self.market) > state.committed_at + info.round_duration
+            active = self.market.round_masks(self.project_id, r, state.roster).revealed
+            me = self.index
+            if closed or state.settled or not (me < len(active) and active[me]):
+                self._attest_done.add(r)
+                continue
+            scores = self.attester.replay(r)
+            if scores is None:
+                steps.append(TrainerStep("retry", r, detail="cannot replay the round yet"))
+                break
+            done, _ = self.market.attestation(self.project_id, r, me, scores)
+            if not done:
+                try:
+                    self.market.attest_round(self.project_id, r, scores)
+                except TransactionReverted as exc:
+                    if exc.error_name not in _ROUND_MOVED_ON:
+                        raise
+            self._attest_done.add(r)
+            problems = self.attester.problems.get(r) or []
+            detail = "; ".join(problems) if problems else "matches the aggregator's commit"
+            log.info("trainer %d attested round %d: %s", me, r, detail)
+            steps.append(TrainerStep("attested", r, detail=detail))
+        return steps
+
+    def withdraw(self) -> TxReceipt:
+        """Withdraw stake and reward share, claiming replaced rounds from this node's replay."""
+        replayed: dict[int, RoundScores] = {}
+        info = self.market.project(self.project_id)
+        if self.attester is not None and info.attested:
+            for r in range(1, info.rounds_committed + 1):
+                if self.market.round_state(self.project_id, r).replaced:
+                    scores = self.attester.replay(r)  # a node that did not attest it: now
+                    if scores is not None:
+                        replayed[r] = scores
+        return self.market.withdraw(self.project_id, replayed=replayed)
 
     def commit(self, round_: int, cid: str) -> None:
         """Commit, hidden, to the update's CID digest and its sketch commitment (the
@@ -310,6 +396,9 @@ class TrainerNode:
         r = info.current_round
         if info.status != ProjectStatus.OPEN:
             return TrainerStep("closed", r)
+        attested = self.attest_due(info)
+        if attested:
+            return attested[-1]
         if info.rounds_committed >= info.rounds:
             return TrainerStep("done", r)
         state = self.market.round_state(self.project_id, r)
@@ -354,15 +443,12 @@ class TrainerNode:
         return TrainerStep("revealed", r, cid)
 
     def _opened(self, round_: int) -> bool:
-        logs = self.market.contract.events.UpdateRevealed().get_logs(
-            from_block=0,
-            argument_filters={
-                "projectId": self.project_id,
-                "round": round_,
-                "trainer": self.address,
-            },
+        """Whether this trainer's opening for ``round_`` is on-chain (the market client's
+        per-process log cache: each poll reads only new blocks, not the chain from 0)."""
+        return any(
+            int(log["args"]["round"]) == round_ and log["args"]["trainer"] == self.address
+            for log in self.market._project_logs("UpdateRevealed", self.project_id, 0)
         )
-        return bool(logs)
 
     def run(
         self,

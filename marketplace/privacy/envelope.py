@@ -40,7 +40,7 @@ MAGIC = b"LLSEAL\x00\x01"
 VERSION = 1
 #: Headers are a few KB (public metadata + ~140 bytes per reader).
 MAX_HEADER_BYTES = 64 * 1024
-MAX_RECIPIENTS = 16
+MAX_RECIPIENTS = 64  # the aggregator and an attested project's replaying co-trainers
 _WRAP_LABEL = b"ledgerlearn/privacy/wrap/v1"
 _ZERO_NONCE = bytes(12)
 

@@ -18,14 +18,14 @@ that :mod:`marketplace.rounds.validate` turns into a rejection.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from marketplace.errors import ConfigError, UpdateRejected
 from marketplace.learning.models import ModelSpec
 from marketplace.learning.privacy_spec import PrivacySettings, published_sample_count
 from marketplace.learning.train import TrainConfig
 from marketplace.privacy.accountant import spent_epsilon
-from marketplace.privacy.envelope import is_sealed, open_envelope, seal
+from marketplace.privacy.envelope import MAX_RECIPIENTS, is_sealed, open_envelope, seal
 from marketplace.privacy.keys import ReaderKey, secret_seed
 
 META_EPSILON = "dp_epsilon"
@@ -99,15 +99,22 @@ def update_metadata(
 
 
 def encode_update(
-    spec: ModelSpec, inner: bytes, metadata: Mapping[str, str], secret: bytes
+    spec: ModelSpec,
+    inner: bytes,
+    metadata: Mapping[str, str],
+    secret: bytes,
+    replayers: Sequence[str] = (),
 ) -> bytes:
     """The bytes a trainer stores: ``inner`` (the safetensors update) sealed to the spec's
-    readers with ``metadata`` as its public header, or ``inner`` itself when updates are
-    public (or the spec predates privacy settings)."""
+    readers and to ``replayers`` (hex keys of the co-trainers that replay and attest an
+    attested project's rounds; the envelope holds at most ``MAX_RECIPIENTS``, the spec's
+    readers first) with ``metadata`` as its public header, or ``inner`` itself when
+    updates are public (or the spec predates privacy settings)."""
     settings = spec.privacy
     if settings is None or not settings.sealed:
         return inner
-    return seal(inner, metadata, settings.readers, secret)
+    readers = list(dict.fromkeys([*settings.readers, *replayers]))[:MAX_RECIPIENTS]
+    return seal(inner, metadata, readers, secret)
 
 
 def open_blob(

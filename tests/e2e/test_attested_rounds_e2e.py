@@ -1,0 +1,148 @@
+"""End to end on anvil: an attested project (issue #13.7) with real CLI processes.
+
+The owner creates the project with ``--attested``; three ``trainer run`` processes get the
+owner's validation file (``--validation``), replay each committed round and attest it in
+their own loop; the aggregator keeps its gateway up until the last round settled. Every
+round settles as committed and ``trainer withdraw`` pays the whole reward out.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from marketplace.chain.connection import connect
+from marketplace.chain.deploy import load_manifest
+from marketplace.chain.market import MarketClient
+from marketplace.chain.node import free_port, start_anvil, stop
+from marketplace.learning import load_dataset, partition
+from marketplace.learning.datasets import save_npz
+
+pytestmark = pytest.mark.e2e
+
+TRAINERS = 3
+ROUNDS = 2
+STAKE = 10**15
+
+
+def _run(args: list[str], env: dict[str, str], timeout: float = 120) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "marketplace.cli.main", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def _project(pid: int, env: dict[str, str]) -> list[str]:
+    """The project id argument in the CLI's style (positional, or the older ``--project``)."""
+    usage = _run(["trainer", "withdraw", "--help"], env)
+    return ["--project", str(pid)] if "--project" in usage else [str(pid)]
+
+
+def test_trainer_processes_replay_and_attest_every_round(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    anvil, url = start_anvil()
+    procs: list[subprocess.Popen] = []
+    home = tmp_path / "home"
+    env = {**os.environ, "LEDGERLEARN_RPC_URL": url, "LEDGERLEARN_HOME": str(home)}
+    try:
+        _run(["deploy", "--account", "0"], env)
+        spec_file = tmp_path / "spec.json"
+        spec = json.loads(
+            _run(
+                ["aggregator", "spec", "--dataset", "digits", "--out", str(spec_file)]
+                + ["--account", "1", "--json"],
+                env,
+            )
+        )
+        train, validation = load_dataset("digits", 0)
+        shards = partition(train.y, TRAINERS, "iid", 0)
+        save_npz(validation, tmp_path / "validation.npz")
+        chain = connect(url)
+        created = json.loads(
+            _run(
+                ["project", "create", "--account", "0", "--reward", "1"]
+                + ["--aggregator", chain.dev_account(1).address, "--rounds", str(ROUNDS)]
+                + ["--round-duration", "120", "--min-stake", f"{STAKE}wei"]
+                + ["--model-spec-cid", spec["cid"], "--attested", "--json"]
+                + ["--validation-data", str(tmp_path / "validation.npz")],
+                env,
+            )
+        )
+        pid = int(created["project_id"])
+        project = _project(pid, env)
+        monkeypatch.setenv("LEDGERLEARN_HOME", str(home))  # this process reads the manifest
+        market = MarketClient(chain, load_manifest(chain).address("ContributionMarket"))
+        assert market.project(pid).attested
+        for i in range(TRAINERS):
+            save_npz(train.subset(shards[i]), tmp_path / f"data{i}.npz")
+            _run(["trainer", "register", *project, "--account", str(2 + i)], env)
+        assert len(market.reader_keys(pid)) == TRAINERS  # announced at registration
+        port = free_port()
+        commands = [
+            ["aggregator", "run", *project, "--account", "1"]
+            + ["--validation", str(tmp_path / "validation.npz"), "--model-spec", str(spec_file)]
+            + ["--data-dir", str(tmp_path / "aggregator"), "--port", str(port)]
+            + ["--min-trainers", str(TRAINERS), "--poll", "0.2"]
+        ]
+        for i in range(TRAINERS):
+            commands.append(
+                ["trainer", "run", *project, "--account", str(2 + i)]
+                + ["--data", str(tmp_path / f"data{i}.npz")]
+                + ["--data-dir", str(tmp_path / f"trainer{i}")]
+                + ["--aggregator-gateway", f"http://127.0.0.1:{port}"]
+                + ["--validation", str(tmp_path / "validation.npz"), "--poll", "0.2"]
+            )
+        for k, args in enumerate(commands):
+            with (tmp_path / f"node{k}.log").open("w") as out:
+                procs.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "marketplace.cli.main", *args],
+                        env=env,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                    )
+                )
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and any(p.poll() is None for p in procs):
+            time.sleep(0.5)
+        logs = {p.name: p.read_text() for p in tmp_path.glob("node*.log")}
+        assert all(p.returncode == 0 for p in procs), "\n".join(
+            f"== {name}\n{text[-2000:]}" for name, text in sorted(logs.items())
+        )
+        for r in range(1, ROUNDS + 1):
+            state = market.round_state(pid, r)
+            assert (state.settled, state.replaced) == (True, False)
+            assert all(
+                f"round {r}: replayed and attested" in logs[f"node{k}.log"] for k in (1, 2, 3)
+            )
+        _run(["project", "finalize", str(pid), "--account", "0"], env)
+        paid = [
+            json.loads(
+                _run(
+                    ["trainer", "withdraw", *project, "--account", str(2 + i), "--json"]
+                    + ["--data-dir", str(tmp_path / f"trainer{i}")],
+                    env,
+                )
+            )
+            for i in range(TRAINERS)
+        ]
+        assert sum(p["reward"] for p in paid) > 10**18 * 99 // 100
+        assert all(p["bond"] == 0 and p["stake"] == STAKE for p in paid)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        stop(anvil)
