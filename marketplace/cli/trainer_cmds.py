@@ -118,9 +118,10 @@ def withdraw(
 ) -> None:
     """Pull your stake and reward share from a finalized project (rounds whose scores the
     trainers' majority replaced are claimed with what `trainer run` replayed)."""
+    from web3.logs import DISCARD
+
     from marketplace.nodes.attest import load_replayed, replay_record
     from marketplace.paths import node_dir
-    from web3.logs import DISCARD
 
     session = open_session(rpc_url, key, account)
     folder = node_dir("trainer", session.account.address, project, data_dir)
