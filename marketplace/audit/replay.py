@@ -27,14 +27,13 @@ from marketplace.audit.compare import AuditReport, RoundAudit, RoundFacts, compa
 from marketplace.chain.market import ZERO32, MarketClient
 from marketplace.errors import LedgerLearnError, StorageError
 from marketplace.learning import Dataset, ModelSpec, init_params
-from marketplace.nodes.chainview import (
+from marketplace.privacy.keys import ReaderKey
+from marketplace.rounds.chainview import (
     RoundCommit,
     UpdateCommit,
     round_commit,
     update_commits,
 )
-from marketplace.nodes.zkround import open_sketches
-from marketplace.privacy.keys import ReaderKey
 from marketplace.rounds.codec import (
     KIND_ANCHOR,
     KIND_MODEL,
@@ -63,6 +62,7 @@ from marketplace.rounds.validate import (
     fetch_update,
     storage_kind,
 )
+from marketplace.rounds.zkround import open_sketches
 from marketplace.storage import ContentStore, MemoryStore, cid_from_digest, get_blob
 from zk.onchain import VerifierConfig
 

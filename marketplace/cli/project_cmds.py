@@ -155,7 +155,7 @@ def create(
 def round_scores(market: MarketClient, project_id: int, rounds: int, n: int) -> list[list[int]]:
     """``[round][trainer]`` fixed-point scores from the ``RoundCommitted`` events
     (0 for trainers outside the round's inlier mask)."""
-    from marketplace.nodes.chainview import round_commit
+    from marketplace.rounds.chainview import round_commit
 
     out = []
     for r in range(1, rounds + 1):

@@ -4,6 +4,6 @@ A :class:`~marketplace.nodes.trainer.TrainerNode` trains on data that never leav
 and commits update CIDs and sketch commitments; an
 :class:`~marketplace.nodes.aggregator.AggregatorNode` fetches, filters, aggregates and
 commits each round in one transaction, with a Groth16 proof of the filter when the project
-has a round verifier (:mod:`~marketplace.nodes.zkround`);
+has a round verifier (:mod:`~marketplace.rounds.zkround`);
 :func:`~marketplace.nodes.simulate.simulate` runs a whole project in one process.
 """

@@ -12,7 +12,7 @@ content store (served by its gateway to trainers and auditors); commit everythin
 one ``commitRound`` transaction.
 
 When the project names a round verifier (``ProjectInfo.verifier``), the round is
-verifiable and the node proves it (:mod:`marketplace.nodes.zkround`): each update's
+verifiable and the node proves it (:mod:`marketplace.rounds.zkround`): each update's
 sketch opening is checked against the trainer's on-chain commitment and the update
 (failures are rejected), the provable sketch rule is the filter, and the Groth16 proof
 rides in the same ``commitRound``. Without a verifier nothing changes.
@@ -45,13 +45,13 @@ from marketplace.chain.market import (
 )
 from marketplace.errors import ConfigError, StorageError, TransactionReverted
 from marketplace.learning import Dataset, ModelSpec, init_params
-from marketplace.nodes.chainview import (
+from marketplace.privacy.keys import ReaderKey
+from marketplace.rounds.chainview import (
     UpdateCommit,
     chain_time,
     round_commit,
     update_commits,
 )
-from marketplace.privacy.keys import ReaderKey
 from marketplace.rounds.codec import (
     KIND_ANCHOR,
     KIND_MODEL,
@@ -78,8 +78,8 @@ from marketplace.storage.gateway import open_gateway
 from marketplace.storage.keeping import KeepingReader
 
 if TYPE_CHECKING:
-    from marketplace.nodes.zkround import ZkProject
     from marketplace.rounds.sketches import SketchOpening
+    from marketplace.rounds.zkround import ZkProject
     from zk.onchain import RoundProver
 
 log = logging.getLogger(__name__)
@@ -257,7 +257,7 @@ class AggregatorNode:
         if info.verifier == ZERO_ADDRESS:
             return None
         if self._zk is None:
-            from marketplace.nodes.zkround import load_zk_project
+            from marketplace.rounds.zkround import load_zk_project
 
             self._zk = load_zk_project(self.market, info, self._prover, self.zk_keys_dir)
             self._prover = self._zk.prover
@@ -400,7 +400,7 @@ class AggregatorNode:
         zk = self.zk(info)
         openings: dict[int, SketchOpening] = {}
         if zk is not None:
-            from marketplace.nodes.zkround import open_sketches
+            from marketplace.rounds.zkround import open_sketches
 
             checked, openings = open_sketches(checked, commits, zk.filter)
         submissions: list[Submission] = [None] * n
@@ -449,7 +449,7 @@ class AggregatorNode:
         if zk is None:
             return PreparedRound(round_, n, outcome, report, model_cid, report_cid, checked)
         from marketplace.chain.verifier import arrival_order
-        from marketplace.nodes.zkround import prove_outcome
+        from marketplace.rounds.zkround import prove_outcome
 
         proved = prove_outcome(
             zk,

@@ -71,11 +71,11 @@ from marketplace.learning import (
 from marketplace.learning.rule_pin import PinnedRule
 from marketplace.nodes.aggregator import AggregatorNode, RoundSummary
 from marketplace.nodes.attest import RoundAttester
-from marketplace.nodes.chainview import RoundCommit, round_commit
 from marketplace.nodes.cheating import ACCOMPLICE, AggregatorAttack, CheatingAggregator
 from marketplace.nodes.trainer import TrainerNode
 from marketplace.privacy.declare import project_privacy
 from marketplace.privacy.keys import ReaderKey
+from marketplace.rounds.chainview import RoundCommit, round_commit
 from marketplace.rounds.codec import put_spec, validation_commitment
 from marketplace.rounds.pipeline import RoundConfig, ScoreFn
 from marketplace.rounds.scoring import ContributionConfig, Method

@@ -68,9 +68,9 @@ from marketplace.learning import (
     init_params,
     local_train,
 )
-from marketplace.nodes.chainview import chain_time
 from marketplace.privacy.keys import ReaderKey, hkdf, trainer_secret
 from marketplace.privacy.updates import encode_update, private_train_config, update_metadata
+from marketplace.rounds.chainview import chain_time
 from marketplace.rounds.codec import KIND_MODEL, KIND_UPDATE, encode_params, get_params, get_spec
 from marketplace.rounds.sketches import SketchOpening, make_opening, project_sketch_spec
 from marketplace.storage import ContentStore, MemoryStore, cid_from_digest, digest_of, put_blob

@@ -17,7 +17,7 @@ from hexbytes import HexBytes
 
 from marketplace.chain.market import MarketClient
 from marketplace.errors import LedgerLearnError
-from marketplace.nodes.chainview import round_commits
+from marketplace.rounds.chainview import round_commits
 from marketplace.rounds.report import RoundReport, get_report
 from marketplace.storage import ContentStore
 from marketplace.views.status import trainer_addresses

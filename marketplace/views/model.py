@@ -19,7 +19,7 @@ from marketplace.chain.market import MarketClient
 from marketplace.errors import ConfigError, StorageError
 from marketplace.learning import ModelSpec
 from marketplace.learning.models import build_model, set_flat_params
-from marketplace.nodes.chainview import round_commits
+from marketplace.rounds.chainview import round_commits
 from marketplace.rounds.codec import KIND_MODEL, get_params, get_spec
 from marketplace.storage import ContentStore, cid_from_digest
 

@@ -18,7 +18,7 @@ from typing import Any
 from marketplace.chain.market import MarketClient, ProjectInfo
 from marketplace.chain.market import ProjectStatus as ChainStatus
 from marketplace.errors import LedgerLearnError
-from marketplace.nodes.chainview import chain_time, round_commits
+from marketplace.rounds.chainview import chain_time, round_commits
 from marketplace.rounds.report import get_report
 from marketplace.storage import ContentStore
 

@@ -24,7 +24,7 @@ from marketplace.chain.market import MarketClient
 from marketplace.chain.node import free_port, start_anvil, stop
 from marketplace.learning import load_dataset, partition
 from marketplace.learning.datasets import save_npz
-from marketplace.nodes.chainview import round_commit
+from marketplace.rounds.chainview import round_commit
 
 pytestmark = pytest.mark.e2e
 

@@ -98,7 +98,7 @@ def test_audit_without_validation_checks_masks_against_the_published_anchor(
     assert checks["scores"] is None and checks["mask"] is True and checks["model"] is True
     assert any("trust anchor the aggregator published" in n for n in report.notes)
 
-    from marketplace.nodes.chainview import round_commit
+    from marketplace.rounds.chainview import round_commit
     from marketplace.rounds.report import get_report
 
     commit = round_commit(world.market, project.project_id, 1, 4)

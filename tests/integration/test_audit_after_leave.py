@@ -19,8 +19,8 @@ from marketplace.cli.audit_cmds import EXIT_ENCRYPTED, EXIT_MISMATCH, EXIT_UNAVA
 from marketplace.learning import Dataset, ModelSpec, load_dataset
 from marketplace.learning.datasets import save_npz
 from marketplace.nodes.aggregator import AggregatorNode
-from marketplace.nodes.chainview import round_commit, update_commits
 from marketplace.rounds import RoundConfig
+from marketplace.rounds.chainview import round_commit, update_commits
 from marketplace.storage import BlobManifest, LocalStore, MemoryStore
 
 pytestmark = pytest.mark.integration

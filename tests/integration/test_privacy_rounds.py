@@ -14,11 +14,11 @@ from federation import open_federation
 from marketplace.audit import audit_project
 from marketplace.learning import ModelSpec, load_dataset, num_params
 from marketplace.nodes.aggregator import AggregatorNode, RoundSummary
-from marketplace.nodes.chainview import update_commits
 from marketplace.privacy.declare import project_privacy
 from marketplace.privacy.envelope import is_sealed, seal
 from marketplace.privacy.keys import ReaderKey
 from marketplace.rounds import RoundConfig, get_report
+from marketplace.rounds.chainview import update_commits
 from marketplace.rounds.codec import KIND_UPDATE, decode_params, encode_params
 from marketplace.storage import get_blob, put_blob
 
@@ -73,7 +73,7 @@ def test_sealed_rounds_aggregate_and_audit_only_with_a_reader_key(world: Any) ->
                 decode_params(spec, blob)  # an observer cannot read the update
     info = world.market.project(fed.project_id)
     assert info.rounds_committed == 2
-    from marketplace.nodes.chainview import round_commit
+    from marketplace.rounds.chainview import round_commit
 
     commit = round_commit(world.market, fed.project_id, 2, 4)
     assert commit is not None and sum(commit.inlier_mask) >= 3
@@ -93,7 +93,7 @@ def test_sealed_rounds_aggregate_and_audit_only_with_a_reader_key(world: Any) ->
 def test_dp_project_reports_epsilon_per_update(world: Any) -> None:
     fed, node, _ = _project(world, rounds=1, dp_epsilon=4.0, local_steps=4)
     commit_cids = update_commits(world.market, fed.project_id, 1)
-    from marketplace.nodes.chainview import round_commit
+    from marketplace.rounds.chainview import round_commit
 
     onchain = round_commit(world.market, fed.project_id, 1, 4)
     assert onchain is not None and onchain.report_cid is not None
@@ -110,7 +110,7 @@ def test_an_update_without_its_epsilon_is_rejected_with_the_reason_in_the_report
     world: Any,
 ) -> None:
     fed, _node, _ = _project(world, rounds=1, cheat=True, dp_epsilon=4.0, local_steps=4)
-    from marketplace.nodes.chainview import round_commit
+    from marketplace.rounds.chainview import round_commit
 
     onchain = round_commit(world.market, fed.project_id, 1, 4)
     assert onchain is not None and onchain.report_cid is not None

@@ -10,9 +10,9 @@ from federation import open_federation
 
 from marketplace.learning import ModelSpec, load_dataset
 from marketplace.nodes.aggregator import AggregatorNode, RoundSummary
-from marketplace.nodes.chainview import round_commit, update_commits
 from marketplace.nodes.simulate import SimulationConfig, SimulationResult, simulate
 from marketplace.rounds import RoundConfig, get_report, get_rule_state
+from marketplace.rounds.chainview import round_commit, update_commits
 from marketplace.storage import put_blob
 
 pytestmark = pytest.mark.integration

@@ -22,10 +22,10 @@ from marketplace.chain.tx import TxSender
 from marketplace.chain.verifier import audit_round, deploy_round_verifier
 from marketplace.learning import ModelSpec, TrainConfig, load_dataset, partition
 from marketplace.nodes.aggregator import AggregatorNode, RoundSummary
-from marketplace.nodes.chainview import round_commit
 from marketplace.nodes.simulate import SimulationConfig, simulate
 from marketplace.nodes.trainer import TrainerNode
 from marketplace.rounds import RoundConfig, equal_scores, get_report, run_round
+from marketplace.rounds.chainview import round_commit
 from marketplace.rounds.codec import put_spec
 from marketplace.rounds.sketches import (
     SketchOpening,

@@ -34,7 +34,7 @@ from pathlib import Path
 from marketplace.chain.market import MarketClient, ProjectInfo
 from marketplace.chain.verifier import read_verifier
 from marketplace.errors import ZkError
-from marketplace.nodes.chainview import UpdateCommit
+from marketplace.rounds.chainview import UpdateCommit
 from marketplace.rounds.pipeline import RoundOutcome
 from marketplace.rounds.sketches import FRAC_BITS, SketchOpening, check_opening, sketch_seed
 from marketplace.rounds.validate import CheckedUpdate
