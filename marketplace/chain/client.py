@@ -47,8 +47,13 @@ class ContractClient:
             raise TransactionReverted(f"{action}: {message}", name, args) from exc
 
     def _tx(
-        self, fn: Any, value: int = 0, action: str | None = None, gas: int | None = None
+        self,
+        fn: Any,
+        value: int = 0,
+        action: str | None = None,
+        gas: int | None = None,
+        gas_floor: int = 0,
     ) -> TxReceipt:
         if self.sender is None:
             raise TransactionReverted("no signing account: pass --key or --account")
-        return self.sender.transact(fn, value=value, action=action, gas=gas)
+        return self.sender.transact(fn, value=value, action=action, gas=gas, gas_floor=gas_floor)

@@ -128,18 +128,26 @@ class TxSender:
         return {"maxFeePerGas": 2 * base + PRIORITY_FEE, "maxPriorityFeePerGas": PRIORITY_FEE}
 
     def transact(
-        self, call: Any, *, value: int = 0, gas: int | None = None, action: str | None = None
+        self,
+        call: Any,
+        *,
+        value: int = 0,
+        gas: int | None = None,
+        action: str | None = None,
+        gas_floor: int = 0,
     ) -> TxReceipt:
         """Send ``call`` (a bound contract function or constructor) and wait for it.
 
         Raises :class:`TransactionReverted` with the decoded custom error when the call
-        would revert (checked by gas estimation) or did revert once mined.
+        would revert (checked by gas estimation) or did revert once mined. ``gas_floor``:
+        the least gas to send even when the estimate is lower, for calls whose cost depends
+        on other parties' transactions mined first (the vote that settles a round).
         """
         action = action or str(getattr(call, "fn_name", "deploy"))
         base_tx: dict[str, Any] = {"from": self.account.address, "value": value}
         if gas is None:
             try:
-                gas = self._gas_for(call, base_tx, action)
+                gas = max(self._gas_for(call, base_tx, action), gas_floor)
             except ChainError:
                 self.check_funds(value)  # the likelier cause, said in ether
                 raise

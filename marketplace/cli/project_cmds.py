@@ -120,10 +120,12 @@ def create(
     attested: Annotated[
         bool,
         typer.Option(
-            help="A round pays only the scores a stake-majority of its trainers attest after "
-            "replaying it (trainers then run with --validation)."
+            "--attested/--unattested",
+            help="Attested (the default): a round pays only the scores a stake-majority of its "
+            "trainers attest after replaying it (trainers run with --validation). "
+            "Unattested: the aggregator's scores pay as committed.",
         ),
-    ] = False,
+    ] = True,
     rpc_url: RpcUrl = DEFAULT_URL,
     key: Key = None,
     account: AccountIndex = None,

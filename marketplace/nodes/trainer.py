@@ -59,7 +59,7 @@ from marketplace.chain.market import (
     ProjectStatus,
     RoundScores,
 )
-from marketplace.errors import ConfigError, StorageError, TransactionReverted
+from marketplace.errors import ChainError, ConfigError, StorageError, TransactionReverted
 from marketplace.learning import (
     Dataset,
     ModelSpec,
@@ -336,9 +336,11 @@ class TrainerNode:
             if not done:
                 try:
                     self.market.attest_round(self.project_id, r, scores)
-                except TransactionReverted as exc:
-                    if exc.error_name not in _ROUND_MOVED_ON:
-                        raise
+                except ChainError as exc:  # a revert, or the node refusing the transaction
+                    if getattr(exc, "error_name", None) not in _ROUND_MOVED_ON:
+                        log.warning("trainer %d: attesting round %d failed: %s", me, r, exc)
+                        steps.append(TrainerStep("retry", r, detail=f"attest failed: {exc}"))
+                        break  # the next poll tries again while the window is open
             self._attest_done.add(r)
             problems = self.attester.problems.get(r) or []
             detail = "; ".join(problems) if problems else "matches the aggregator's commit"

@@ -1,7 +1,8 @@
 """End to end on anvil: 1 aggregator and 4 trainer processes (the CLI) run 3 rounds.
 
-Each trainer has its own data directory made from a digits partition; the aggregator
-only gets the owner's validation file. Afterwards nothing published (transaction
+Each trainer has its own data directory made from a digits partition; the aggregator and
+the trainers (who replay and attest each round of the attested project) get the owner's
+validation file, never anyone's training data. Afterwards nothing published (transaction
 calldata, event data, any block in any node's content store) may contain a raw
 training sample.
 """
@@ -153,6 +154,8 @@ def test_three_rounds_with_trainer_processes(tmp_path: Path) -> None:
                 str(tmp_path / f"trainer{i}" / "store"),
                 "--aggregator-gateway",
                 f"http://127.0.0.1:{port}",
+                "--validation",
+                str(owner_dir / "validation.npz"),
                 "--poll",
                 "0.2",
             ]
