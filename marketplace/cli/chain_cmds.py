@@ -14,10 +14,12 @@ from marketplace.chain.accounts import resolve_account
 from marketplace.chain.compile import build
 from marketplace.chain.connection import connect
 from marketplace.chain.deploy import deploy_all, manifest_path
-from marketplace.chain.node import anvil_command, port_in_use
+from marketplace.chain.node import anvil_command, port_in_use, wait_for_rpc
 from marketplace.chain.tx import TxSender
 from marketplace.cli.common import (
+    DEFAULT_NODE_PORT,
     DEFAULT_URL,
+    NODE_PORT_ENV,
     AccountIndex,
     JsonOut,
     Key,
@@ -34,7 +36,9 @@ contracts_app = typer.Typer(help="Build the Solidity contracts.", no_args_is_hel
 
 
 def node(
-    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8545,
+    port: Annotated[
+        int, typer.Option(envvar=NODE_PORT_ENV, help="Port on 127.0.0.1.")
+    ] = DEFAULT_NODE_PORT,
     state: Annotated[
         Path | None,
         typer.Option(help="Load the chain from FILE if it exists and save it there on exit."),
@@ -61,6 +65,12 @@ def deploy(
         str,
         typer.Option(help="Stake each dRAG source registers with (the price of a Sybil source)."),
     ] = "0.01",
+    wait: Annotated[
+        float,
+        typer.Option(
+            min=0.0, help="Seconds to wait for the node to answer (one just started with &)."
+        ),
+    ] = 0.0,
     rpc_url: RpcUrl = DEFAULT_URL,
     key: Key = None,
     account: AccountIndex = None,
@@ -68,6 +78,8 @@ def deploy(
 ) -> None:
     """Deploy the LedgerLearn contracts and save the deployment manifest."""
     stake = parse_amount(source_stake, "source stake")
+    if wait and rpc_url != "embedded":
+        wait_for_rpc(rpc_url, timeout=wait)
     chain = connect(rpc_url)
     sender = TxSender(chain, resolve_account(chain, key, account))
     manifest = deploy_all(sender, source_stake=stake)

@@ -14,6 +14,7 @@ import typer
 from marketplace.cli import (
     audit_cmds,
     chain_cmds,
+    data_cmds,
     drag_cmds,
     project_cmds,
     round_cmds,
@@ -45,6 +46,7 @@ def main(
 chain_cmds.register(app)
 app.add_typer(project_cmds.app, name="project")
 app.add_typer(trainer_cmds.app, name="trainer")
+app.add_typer(data_cmds.app, name="data")
 round_cmds.register(app)
 drag_cmds.register(app)
 zk_cmds.register(app)

@@ -18,6 +18,7 @@ from marketplace.cli.common import (
     RpcUrl,
     console,
     emit_json,
+    err_console,
     format_eth,
     open_session,
     parse_amount,
@@ -44,15 +45,37 @@ def parse_digest(text: str | None, what: str) -> bytes:
     return digest_of(text)
 
 
-def _validation_digest(commitment: str | None, data: Path | None) -> bytes:
+def _model_spec(spec_file: Path | None, spec_cid_text: str | None) -> tuple[bytes, Any]:
+    """The spec digest to commit and the spec itself (None when only a CID is given)."""
+    if spec_file is not None and spec_cid_text:
+        raise ConfigError("pass --model-spec FILE or --model-spec-cid CID, not both")
+    if spec_file is None:
+        return parse_digest(spec_cid_text, "model-spec CID"), None
+    from marketplace.learning import ModelSpec
+    from marketplace.rounds.codec import spec_cid
+    from marketplace.storage.cid import digest_of
+
+    if not spec_file.is_file():
+        raise ConfigError(
+            f"{spec_file}: no such model spec file; write one with `ledgerlearn aggregator "
+            "spec --data VALIDATION_FILE --out spec.json --account AGGREGATOR`"
+        )
+    spec = ModelSpec.from_json(spec_file.read_bytes())
+    return digest_of(spec_cid(spec)), spec
+
+
+def _validation_digest(commitment: str | None, data: Path | None, spec: Any) -> bytes:
+    """The validation commitment: given, or computed over ``data`` as the aggregator and
+    auditors will load it (fitted to the project's spec when there is one)."""
     if commitment and data:
         raise ConfigError("pass --validation-commitment or --validation-data, not both")
     if data is None:
         return parse_digest(commitment, "validation commitment")
     from marketplace.learning import load_local
+    from marketplace.learning.datafiles import load_for_spec
     from marketplace.rounds.codec import validation_commitment
 
-    return validation_commitment(load_local(data))
+    return validation_commitment(load_local(data) if spec is None else load_for_spec(data, spec))
 
 
 @app.command()
@@ -67,8 +90,16 @@ def create(
     verifier: Annotated[
         str | None, typer.Option(help="Round-verifier contract (zk proofs); none by default.")
     ] = None,
+    model_spec: Annotated[
+        Path | None,
+        typer.Option(
+            help="The model spec JSON (`ledgerlearn aggregator spec` writes it): its CID is "
+            "committed, and --validation-data is checked against it."
+        ),
+    ] = None,
     model_spec_cid: Annotated[
-        str | None, typer.Option(help="CID (or 0x digest) of the model spec.")
+        str | None,
+        typer.Option(help="CID (or 0x digest) of the model spec, instead of --model-spec."),
     ] = None,
     validation_commitment: Annotated[
         str | None, typer.Option(help="0x commitment (or CID) of the validation set.")
@@ -85,7 +116,12 @@ def create(
     account: AccountIndex = None,
     json_out: JsonOut = False,
 ) -> None:
-    """Create a project and escrow its reward."""
+    """Create a project and escrow its reward.
+
+    A project trains the model its spec describes: pass --model-spec spec.json and
+    --validation-data (your validation file, fitted to that spec and committed on-chain)."""
+    spec_digest, spec = _model_spec(model_spec, model_spec_cid)
+    validation_digest = _validation_digest(validation_commitment, validation_data, spec)
     session = open_session(rpc_url, key, account)
     project_id, receipt = session.market.create_project(
         reward=parse_amount(reward, "reward"),
@@ -94,8 +130,8 @@ def create(
         round_duration=round_duration,
         min_stake=parse_amount(min_stake, "minimum stake"),
         verifier=parse_address(verifier, "verifier address") if verifier else ZERO_ADDRESS,
-        model_spec_cid=parse_digest(model_spec_cid, "model-spec CID"),
-        validation_commitment=_validation_digest(validation_commitment, validation_data),
+        model_spec_cid=spec_digest,
+        validation_commitment=validation_digest,
     )
     if json_out:
         emit_json(
@@ -103,6 +139,12 @@ def create(
         )
         return
     console.print(f"project [bold]{project_id}[/] created (gas {receipt['gasUsed']})")
+    if spec_digest == ZERO32:
+        err_console.print(
+            f"[yellow]note:[/] project {project_id} has no model spec, so nobody can train it; "
+            "a trainable project needs --model-spec spec.json (`ledgerlearn aggregator spec`)",
+            soft_wrap=True,
+        )
 
 
 def round_scores(market: MarketClient, project_id: int, rounds: int, n: int) -> list[list[int]]:

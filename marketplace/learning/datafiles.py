@@ -241,9 +241,9 @@ def _read_images(root: Path, channels: int | None) -> RawData:
     images = []
     for _, file in files:
         try:
-            with Image.open(file) as img:
-                img.load()
-                images.append(img.copy())
+            with Image.open(file) as opened:
+                opened.load()
+                images.append(opened.copy())
         except (OSError, UnidentifiedImageError) as exc:
             raise DatasetError(
                 f"{file}: not a readable image ({exc}); remove or re-save it"
