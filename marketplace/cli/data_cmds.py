@@ -34,7 +34,10 @@ app = typer.Typer(
 )
 
 DataPath = Annotated[
-    Path, typer.Argument(help="An .npz (x, y), a .csv (features + label) or an image folder.")
+    Path,
+    typer.Argument(
+        metavar="FILE", help="An .npz (x, y), a .csv (features + label) or an image folder."
+    ),
 ]
 
 
@@ -72,7 +75,7 @@ def export(
 def split(
     file: DataPath,
     trainers: Annotated[int, typer.Option(min=1, help="Number of trainer files to write.")],
-    out: Annotated[Path, typer.Option(help="Folder for trainer-1.npz ... and validation.npz.")],
+    out: Annotated[Path, typer.Option(help="Folder for trainer-N.npz and validation.npz.")],
     partition: Annotated[
         str, typer.Option(help="iid, or dirichlet (label skew, see --alpha).")
     ] = "iid",
@@ -218,30 +221,38 @@ def validate(
     file: DataPath,
     project: Annotated[
         int | None,
-        typer.Option("--project", min=1, help="Check against this project's model spec."),
+        typer.Argument(
+            metavar="PROJECT_ID",
+            min=1,
+            help="Check against this project's model spec, and say whether FILE is its "
+            "committed validation set.",
+            show_default=False,
+        ),
     ] = None,
     spec: Annotated[
         Path | None,
-        typer.Option(help="A model spec JSON (with --project: checked against its CID)."),
+        typer.Option(help="A model spec JSON (with PROJECT_ID: checked against its CID)."),
     ] = None,
     aggregator_gateway: Annotated[
         str | None,
         typer.Option(
             envvar=AGGREGATOR_GATEWAY_ENV,
-            help="With --project and no --spec: fetch the spec from the aggregator's gateway.",
+            help="With PROJECT_ID and no --spec: fetch the spec from the aggregator's gateway.",
         ),
     ] = None,
     rpc_url: RpcUrl = DEFAULT_URL,
     json_out: JsonOut = False,
 ) -> None:
-    """Check a data file against a model spec (--spec FILE) or a project's (--project ID):
-    shape, dtype, labels, pixel scale; with --project also whether it is the validation
+    """Check a data file against a model spec (--spec FILE) or a project's (PROJECT_ID):
+    shape, dtype, labels, pixel scale; with PROJECT_ID also whether it is the validation
     set the project committed to."""
     from marketplace.learning.datafiles import read_data, spec_channels
     from marketplace.rounds.codec import validation_commitment
 
     if project is None and spec is None:
-        raise ConfigError("pass --project ID or --spec FILE to say what the data must fit")
+        raise ConfigError(
+            "say what the data must fit: a PROJECT_ID (`data validate FILE 1`) or --spec FILE"
+        )
     commitment: bytes | None = None
     if project is not None:
         model_spec, commitment = _project_spec(project, spec, aggregator_gateway, rpc_url)

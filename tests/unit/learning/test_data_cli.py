@@ -123,7 +123,7 @@ def test_spec_from_data_and_validate_against_it(digits_file: Path, tmp_path: Pat
     assert code == 1 and "divide x by 16" in output
 
     code, output = _cli("data", "validate", str(digits_file))
-    assert code == 1 and "pass --project ID or --spec FILE" in output
+    assert code == 1 and "a PROJECT_ID (`data validate FILE 1`) or --spec FILE" in output
 
 
 def test_nodes_read_their_data_file_before_anything_else(tmp_path: Path) -> None:
