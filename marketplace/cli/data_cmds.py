@@ -161,18 +161,15 @@ def _project_spec(
     from marketplace.chain.connection import connect
     from marketplace.chain.deploy import load_manifest
     from marketplace.chain.market import MarketClient
-    from marketplace.nodes.trainer import fetch_project_spec
-    from marketplace.rounds.codec import put_spec
-    from marketplace.storage import GatewayReader, MemoryStore
+    from marketplace.nodes.trainer import check_project_spec, fetch_project_spec
+    from marketplace.storage import GatewayReader
 
     chain = connect(rpc_url)
     market = MarketClient(chain, load_manifest(chain).address("ContributionMarket"))
     info = market.project(project)
     if spec_file is not None:
-        spec = _read_spec(spec_file)
-        store = MemoryStore()
-        put_spec(store, spec)
-        return fetch_project_spec(store, info), info.validation_commitment
+        spec = check_project_spec(_read_spec(spec_file), info, str(spec_file))
+        return spec, info.validation_commitment
     if gateway is None:
         raise ConfigError(
             f"to read project {project}'s model spec pass --spec FILE (the owner's spec file) "

@@ -172,11 +172,11 @@ def trainer_run(
     from marketplace.nodes.trainer import (
         TrainerNode,
         TrainerStep,
+        check_project_spec,
         fetch_project_spec,
         local_recipe,
     )
-    from marketplace.rounds.codec import put_spec
-    from marketplace.storage import GatewayReader, LocalStore, MemoryStore, start_gateway
+    from marketplace.storage import GatewayReader, LocalStore, start_gateway
     from marketplace.storage.gateway import check_port_free
 
     raw = read_data(data)  # first: a wrong file fails now, not after the gateway wait
@@ -193,9 +193,9 @@ def trainer_run(
     if model_spec is not None:
         if not model_spec.is_file():
             raise ConfigError(f"{model_spec}: no such model spec file")
-        given = MemoryStore()
-        put_spec(given, ModelSpec.from_json(model_spec.read_bytes()))
-        spec = fetch_project_spec(given, info)  # refuses a spec other than the project's
+        spec = check_project_spec(
+            ModelSpec.from_json(model_spec.read_bytes()), info, str(model_spec)
+        )
     else:
         deadline = time.monotonic() + wait
         while True:  # the aggregator's gateway may still be starting

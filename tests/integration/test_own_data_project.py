@@ -16,6 +16,7 @@ from marketplace.errors import ConfigError, DatasetError
 from marketplace.learning import ModelSpec, load_dataset
 from marketplace.learning.datafiles import load_for_spec
 from marketplace.nodes.aggregator import AggregatorNode
+from marketplace.nodes.trainer import check_project_spec
 from marketplace.rounds.codec import spec_cid
 from marketplace.storage import MemoryStore
 from marketplace.storage.cid import digest_of
@@ -72,6 +73,11 @@ def test_aggregator_refuses_validation_data_other_than_the_commitment(
         model_spec_cid=digest,
         validation_commitment=_validation_digest(None, committed, spec),
     )
+    info = world.market.project(project)
+    assert check_project_spec(spec, info, "spec.json") == spec
+    other_spec = ModelSpec.for_data("logreg", (8, 8), 10)
+    with pytest.raises(ConfigError, match=r"^mine\.json has CID bafk\w+ but project \d+ committed"):
+        check_project_spec(other_spec, info, "mine.json")  # a trainer given the wrong file
     node = AggregatorNode(world.as_(world.aggregator), project, MemoryStore(), None)
     node.publish_spec(spec)
     node.check_validation(load_for_spec(committed, node.spec()), "validation.npz")
@@ -92,9 +98,15 @@ def test_a_project_without_a_spec_names_the_fix_not_a_placeholder_cid(world) -> 
     )
     assert world.market.project(project).model_spec_cid == ZERO32
     node = AggregatorNode(world.as_(world.aggregator), project, MemoryStore(), None)
-    for call in (node.spec, lambda: node.publish_spec(SPEC)):
+    info = world.market.project(project)
+    for call in (
+        node.spec,
+        lambda: node.publish_spec(SPEC),
+        lambda: check_project_spec(SPEC, info),
+    ):
         with pytest.raises(ConfigError) as err:
             call()
         assert "was created without a model spec" in str(err.value)
         assert "project create --model-spec spec.json" in str(err.value)
+        assert "was created without a model spec, so it cannot train" in str(err.value)
         assert "bafk" not in str(err.value)
