@@ -28,6 +28,7 @@ class RoundAudit:
     checks: dict[str, bool | None]
     problems: list[str] = field(default_factory=list)
     encrypted: int = 0  # updates sealed to readers whose key the auditor lacks
+    unavailable: list[str] = field(default_factory=list)  # CIDs found in no store
 
     @property
     def ok(self) -> bool:
@@ -40,6 +41,7 @@ class RoundAudit:
             "checks": self.checks,
             "problems": self.problems,
             "encrypted": self.encrypted,
+            "unavailable": self.unavailable,
         }
 
 
@@ -61,11 +63,18 @@ class AuditReport:
         and scores are unverified, neither matched nor mismatched."""
         return sum(r.encrypted for r in self.rounds)
 
+    @property
+    def unavailable(self) -> int:
+        """Blobs (updates, reports) the auditor found in no store: their rounds are
+        unverified, neither matched nor mismatched (missing data is not a finding)."""
+        return sum(len(r.unavailable) for r in self.rounds)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "project_id": self.project_id,
             "ok": self.ok,
             "encrypted": self.encrypted,
+            "unavailable": self.unavailable,
             "rounds": [r.to_dict() for r in self.rounds],
             "notes": self.notes,
         }

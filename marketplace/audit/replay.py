@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from torch import Tensor
 
@@ -52,16 +53,38 @@ from marketplace.rounds.pipeline import (
 )
 from marketplace.rounds.provenance import commit_order
 from marketplace.rounds.provenance import published as published_updates
-from marketplace.rounds.report import RoundReport, get_report
+from marketplace.rounds.report import MAX_REPORT_BYTES, RoundReport
 from marketplace.rounds.seeds import round_seed
 from marketplace.rounds.state import RoundState
-from marketplace.rounds.validate import CheckedUpdate, fetch_update
-from marketplace.storage import ContentStore, MemoryStore, cid_from_digest
+from marketplace.rounds.validate import (
+    UNAVAILABLE_KINDS,
+    CheckedUpdate,
+    fetch_update,
+    storage_kind,
+)
+from marketplace.storage import ContentStore, MemoryStore, cid_from_digest, get_blob
 from zk.onchain import VerifierConfig
 
 log = logging.getLogger(__name__)
 
 StoreResolver = Callable[[str], ContentStore | None]
+
+
+@dataclass(frozen=True)
+class _Fetched:
+    """A round's updates as the replay obtained them."""
+
+    subs: list[Submission]
+    weights: list[float]
+    commits: dict[int, UpdateCommit]
+    sketches: dict[int, tuple[int, ...]]
+    encrypted: int  # sealed to readers whose key the auditor lacks
+    unavailable: dict[int, str]  # trainer index -> CID of an update found in no store
+
+
+def _kind_of(reason: str | None) -> str | None:
+    """The kind of a report's rejection reason (``"missing: ..."`` -> ``"missing"``)."""
+    return None if reason is None else reason.partition(":")[0]
 
 
 def model_cid(spec: ModelSpec, project_id: int, round_: int, params: Tensor) -> str:
@@ -106,35 +129,55 @@ class _Replay:
         self._verifier: VerifierConfig | None = None  # read once, in zk mode
 
     def submissions(
-        self, round_: int, config: RoundConfig
-    ) -> tuple[list[Submission], list[float], dict[int, UpdateCommit], dict[int, tuple[int, ...]]]:
+        self, round_: int, config: RoundConfig, report: RoundReport, roster: int
+    ) -> _Fetched:
         """Fetch and check every committed update as the aggregator did, including (in zk
-        mode) that each published sketch opens the trainer's on-chain commitment; returns
-        the on-chain commitments and the opened sketches too (empty outside zk mode)."""
-        n = self.market.round_state(self.project_id, round_).roster
-        subs: list[Submission] = [None] * n
-        weights = [1.0] * n
-        commits = update_commits(self.market, self.project_id, round_, from_block=self.start_block)
+        mode) that each published sketch opens the trainer's on-chain commitment. Each
+        update is looked for in the aggregator's store first (it keeps every blob a
+        commitment refers to), then at its trainer's gateway. An update found nowhere is
+        *unavailable* unless the aggregator itself rejected it as unfetchable: the replay
+        cannot see it, which is no evidence against the aggregator."""
+        commits = update_commits(
+            self.market, self.project_id, round_, from_block=self.start_block, roster=roster
+        )
         checked: dict[int, CheckedUpdate] = {}
-        sketches: dict[int, tuple[int, ...]] = {}
         for i, c in commits.items():
-            if i >= n:
+            if i >= roster:
                 continue
-            try:
-                source = self.resolver(c.trainer)
-            except Exception as exc:  # an unreachable trainer is a rejection, as for the node
-                log.warning("no store for trainer %d: %s", i, exc)
-                source = None
-            checked[i] = fetch_update(
-                source, i, c.cid, self.spec, self.project_id, round_, self.reader
-            )
-        if config.zk is not None:
+            checked[i] = self.fetch(c, round_)
+        unavailable = {
+            i: u.cid
+            for i, u in checked.items()
+            if u.kind in UNAVAILABLE_KINDS
+            and _kind_of(report.rejected.get(i)) not in UNAVAILABLE_KINDS
+        }
+        sketches: dict[int, tuple[int, ...]] = {}
+        if config.zk is not None and not unavailable:
             checked, openings = open_sketches(checked, commits, config.zk)
             sketches = {i: o.sketch for i, o in openings.items()}
+        subs: list[Submission] = [None] * roster
+        weights = [1.0] * roster
         for i, update in checked.items():
             subs[i] = update.vector if update.accepted else (update.reason or "rejected")
             weights[i] = float(update.num_samples)
-        return subs, weights, commits, sketches
+        encrypted = sum(u.kind == "encrypted" for u in checked.values())
+        return _Fetched(subs, weights, commits, sketches, encrypted, unavailable)
+
+    def fetch(self, commit: UpdateCommit, round_: int) -> CheckedUpdate:
+        """One update, from the aggregator's store, else from its trainer's gateway."""
+        kept = fetch_update(
+            self.store, commit.index, commit.cid, self.spec, self.project_id, round_, self.reader
+        )
+        if kept.kind not in UNAVAILABLE_KINDS:
+            return kept
+        try:
+            source = self.resolver(commit.trainer)
+        except Exception as exc:  # an unreachable trainer is a rejection, as for the node
+            log.warning("no store for trainer %d: %s", commit.index, exc)
+            source = None
+        return fetch_update(
+            source, commit.index, commit.cid, self.spec, self.project_id, round_, self.reader
+        )
 
     def published_anchor(self, report: RoundReport) -> Tensor | None:
         """The trust anchor the report published (None when it published none or the blob
@@ -147,11 +190,10 @@ class _Replay:
             log.warning("published anchor %s unavailable (%s)", report.anchor_cid, exc)
             return None
 
-    def derived_seed(self, round_: int, report: RoundReport) -> tuple[int, str | None]:
+    def derived_seed(self, round_: int, report: RoundReport, fold: bytes) -> tuple[int, str | None]:
         """The round seed derived from the market's reveal fold (the trainers' hidden
         salts, order-independent), and a problem when the report used another seed. The
         replay uses the derived one, so a ground seed also shows up as different scores."""
-        fold = self.market.round_state(self.project_id, round_).reveal_fold
         seed = round_seed(self.project_id, round_, fold)
         claimed = report.metrics.get("seed")
         problem = None
@@ -198,30 +240,51 @@ class _Replay:
 
     def round(self, round_: int) -> tuple[RoundAudit, bool]:
         """Audit one round; the bool says whether later rounds can still be replayed."""
-        commit = round_commit(self.market, self.project_id, round_, from_block=self.start_block)
+        chain_round = self.market.round_state(self.project_id, round_)  # read once
+        commit = round_commit(
+            self.market, self.project_id, round_, chain_round.roster, from_block=self.start_block
+        )
         if commit is None:
             return RoundAudit(round_, {}, ["no RoundCommitted event on-chain"]), False
         if commit.report_cid is None:
             return RoundAudit(round_, {}, ["no report CID committed: cannot replay"]), False
         try:
-            report = get_report(self.store, commit.report_cid)
+            data = get_blob(self.store, commit.report_cid, MAX_REPORT_BYTES)
+        except StorageError as exc:
+            if storage_kind(exc) in UNAVAILABLE_KINDS:  # gone, not wrong
+                return RoundAudit(round_, {}, unavailable=[commit.report_cid]), False
+            return RoundAudit(round_, {}, [f"report {commit.report_cid}: {exc}"]), False
+        try:
+            report = RoundReport.from_json(data)
         except StorageError as exc:
             return RoundAudit(round_, {}, [f"report {commit.report_cid}: {exc}"]), False
         config = report.config
         state = self.state or RoundState.initial(config.hyper)
         if self.validation is None:
             state = RoundState(report.hyper_used, state.rule_state)
-        subs, weights, commits, sketches = self.submissions(round_, config)
+        fetched = self.submissions(round_, config, report, chain_round.roster)
+        subs, weights, commits, sketches = (
+            fetched.subs,
+            fetched.weights,
+            fetched.commits,
+            fetched.sketches,
+        )
         n = len(subs)
         cids = {i: c.cid for i, c in commits.items()}
-        sealed = sum(isinstance(s, str) and s.startswith("encrypted:") for s in subs)
-        if sealed:
-            # sealed to readers whose key the auditor lacks: the replay cannot see the
-            # updates, so it checks what is public (the report's CIDs) and stops here
+        if fetched.encrypted or fetched.unavailable:
+            # updates the replay cannot see (sealed to readers whose key the auditor
+            # lacks, or gone from every store): it checks what is public (the report's
+            # CIDs) and stops here; neither is a mismatch
             extra = self.report_problems(report, round_, cids, commit)
             checks = dict.fromkeys(("mask", "rejected", "model", "scores"), None)
-            return RoundAudit(round_, {**checks, "report": not extra}, extra, sealed), False
-        seed, seed_problem = self.derived_seed(round_, report)
+            return RoundAudit(
+                round_,
+                {**checks, "report": not extra},
+                extra,
+                fetched.encrypted,
+                sorted(fetched.unavailable.values()),
+            ), False
+        seed, seed_problem = self.derived_seed(round_, report, chain_round.reveal_fold)
         published = self.published_anchor(report) if self.validation is None else None
         self.used_published_anchor |= published is not None
         outcome = run_round(
@@ -339,6 +402,12 @@ def audit_project(
         audit, go_on = replay.round(r)
         rounds.append(audit)
         if not go_on:
+            if audit.unavailable:
+                notes.append(
+                    f"cannot verify: {len(audit.unavailable)} blobs unavailable (in neither "
+                    "the aggregator's store nor the trainers' gateways): "
+                    + ", ".join(audit.unavailable)
+                )
             if audit.encrypted:
                 notes.append(
                     f"cannot verify {audit.encrypted} updates: encrypted (sealed to the "

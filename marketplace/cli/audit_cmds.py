@@ -1,9 +1,16 @@
 """``ledgerlearn audit``: replay a project's rounds and compare them with the chain.
 
-Exit code 0 when every committed round replays to the committed mask, global model
-CID and scores; 1 on any mismatch (the JSON output says which); 3 when there is no
-mismatch but some updates are sealed to the project's readers and no ``--reader-key``
-opens them ("cannot verify N updates: encrypted").
+Exit codes (a script tells the verdicts apart):
+
+- 0: every committed round replays to the committed mask, global model CID and scores;
+- 1: a mismatch (the JSON output says which), or an error (one line on stderr);
+- 3: no mismatch, but some updates are sealed to the project's readers and no
+  ``--reader-key`` opens them ("cannot verify N updates: encrypted");
+- 4: no mismatch, but some blobs (updates, round reports) are in neither the
+  aggregator's store nor the trainers' gateways ("cannot verify: N blobs unavailable"):
+  missing data is not evidence against the aggregator, so it is never reported as a
+  mismatch. An honest aggregator keeps every blob a commitment refers to and serves it,
+  so a project stays auditable after its trainers have gone.
 """
 
 from __future__ import annotations
@@ -18,8 +25,12 @@ from rich.table import Table
 from marketplace.cli.common import DEFAULT_URL, JsonOut, ProjectId, RpcUrl, console, emit_json
 from marketplace.storage import ContentStore
 
+#: Exit code of an audit that found a mismatch.
+EXIT_MISMATCH = 1
 #: Exit code of an audit that found no mismatch but could not open sealed updates.
 EXIT_ENCRYPTED = 3
+#: Exit code of an audit that found no mismatch but could not fetch some blobs.
+EXIT_UNAVAILABLE = 4
 
 
 def _mark(value: bool | None) -> str:
@@ -69,11 +80,12 @@ def audit(
     from marketplace.chain.connection import connect
     from marketplace.chain.deploy import load_manifest
     from marketplace.chain.market import MarketClient
-    from marketplace.errors import ConfigError
+    from marketplace.errors import ConfigError, StorageError
     from marketplace.learning import load_local
     from marketplace.nodes.aggregator import GatewayResolver
     from marketplace.privacy.keys import ReaderKey
     from marketplace.rounds.codec import get_spec
+    from marketplace.rounds.validate import UNAVAILABLE_KINDS, storage_kind
     from marketplace.storage import GatewayReader, LocalStore, cid_from_digest
 
     reader = None if reader_key is None else ReaderKey.from_hex(reader_key)
@@ -101,7 +113,18 @@ def audit(
         )
         resolver = GatewayResolver(market, project, allow_private=allow_private)
     info = market.project(project)
-    spec = get_spec(blobs, cid_from_digest(info.model_spec_cid))
+    spec_cid = cid_from_digest(info.model_spec_cid)
+    try:
+        spec = get_spec(blobs, spec_cid)
+    except StorageError as exc:
+        if storage_kind(exc) not in UNAVAILABLE_KINDS:
+            raise
+        note = f"cannot verify: 1 blobs unavailable (the model spec {spec_cid}: {exc})"
+        if json_out:
+            emit_json({"project_id": project, "ok": True, "unavailable": 1, "notes": [note]})
+        else:
+            console.print(f"project {project}: {note}", highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_UNAVAILABLE) from None
     data = None if validation is None else load_local(validation, num_classes=spec.num_classes)
     report = audit_project(
         market,
@@ -131,11 +154,15 @@ def audit(
         for note in report.notes:
             console.print(f"note: {note}", highlight=False)
         verdict = "[green]all rounds replay exactly[/]" if report.ok else "[red]MISMATCH[/]"
-        if report.ok and report.encrypted:
+        if report.ok and report.unavailable:
+            verdict = f"[yellow]cannot verify: {report.unavailable} blobs unavailable[/]"
+        elif report.ok and report.encrypted:
             verdict = f"[yellow]cannot verify {report.encrypted} updates: encrypted[/]"
         console.print(f"project {project}: {verdict}")
     if not report.ok:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_MISMATCH)
+    if report.unavailable:
+        raise typer.Exit(EXIT_UNAVAILABLE)
     if report.encrypted:
         raise typer.Exit(EXIT_ENCRYPTED)
 

@@ -18,6 +18,7 @@ from marketplace.cli import (
     drag_cmds,
     project_cmds,
     round_cmds,
+    status_cmds,
     trainer_cmds,
     zk_cmds,
 )
@@ -45,6 +46,7 @@ def main(
 
 chain_cmds.register(app)
 app.add_typer(project_cmds.app, name="project")
+status_cmds.register(app, project_cmds.app)
 app.add_typer(trainer_cmds.app, name="trainer")
 app.add_typer(data_cmds.app, name="data")
 round_cmds.register(app)

@@ -47,8 +47,6 @@ def parse_digest(text: str | None, what: str) -> bytes:
 
 def _model_spec(spec_file: Path | None, spec_cid_text: str | None) -> tuple[bytes, Any]:
     """The spec digest to commit and the spec itself (None when only a CID is given)."""
-    if spec_file is not None and spec_cid_text:
-        raise ConfigError("pass --model-spec FILE or --model-spec-cid CID, not both")
     if spec_file is None:
         return parse_digest(spec_cid_text, "model-spec CID"), None
     from marketplace.learning import ModelSpec
@@ -61,7 +59,18 @@ def _model_spec(spec_file: Path | None, spec_cid_text: str | None) -> tuple[byte
             "spec --data VALIDATION_FILE --out spec.json --account AGGREGATOR`"
         )
     spec = ModelSpec.from_json(spec_file.read_bytes())
-    return digest_of(spec_cid(spec)), spec
+    digest = digest_of(spec_cid(spec))
+    if spec_cid_text and parse_digest(spec_cid_text, "model-spec CID") != digest:
+        raise ConfigError(
+            f"--model-spec-cid {spec_cid_text} is not the CID of {spec_file} "
+            f"({spec_cid(spec)}): pass one of them"
+        )
+    from marketplace.rounds.pinning import spec_rule, too_few_trainers
+
+    problem = too_few_trainers(*spec_rule(spec), None)  # the rule's minimum, told now
+    if problem is not None:
+        err_console.print(f"note: {problem}", highlight=False, soft_wrap=True)
+    return digest, spec
 
 
 def _validation_digest(commitment: str | None, data: Path | None, spec: Any) -> bytes:
@@ -94,7 +103,8 @@ def create(
         Path | None,
         typer.Option(
             help="The model spec JSON (`ledgerlearn aggregator spec` writes it): its CID is "
-            "committed, and --validation-data is checked against it."
+            "committed, its pinned rule's minimum of trainers told, and --validation-data "
+            "checked against it."
         ),
     ] = None,
     model_spec_cid: Annotated[

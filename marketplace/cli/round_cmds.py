@@ -167,6 +167,7 @@ def trainer_run(
     account: AccountIndex = None,
 ) -> None:
     """Train on local data each round; serve updates by CID and commit them on-chain."""
+    from marketplace.cli.status_cmds import RoundFeedback
     from marketplace.learning import ModelSpec, TrainConfig
     from marketplace.learning.datafiles import conform, read_data
     from marketplace.nodes.trainer import (
@@ -226,6 +227,11 @@ def trainer_run(
             f"{len(node.data)} local samples, gateway {url}"
         )
 
+        feedback = RoundFeedback(node.market, source, project, node.index)
+
+        def told() -> None:  # the rounds committed since the last poll, before training
+            feedback(node.market.project(project).rounds_committed)
+
         def show(step: TrainerStep) -> None:
             if step.status == "committed":
                 console.print(f"round {step.round}: committed (hidden) to update {step.cid}")
@@ -234,7 +240,7 @@ def trainer_run(
             elif step.status in ("missed", "done", "closed"):
                 console.print(f"round {step.round}: {step.status} {step.detail}".rstrip())
 
-        node.run(poll_s=poll, on_step=show)
+        node.run(poll_s=poll, on_step=show, on_poll=told)
     finally:
         server.stop()
         source.close()
@@ -264,6 +270,14 @@ def aggregator_run(
     min_trainers: Annotated[
         int, typer.Option(min=1, help="Close a round early only once this many registered.")
     ] = 1,
+    keep_serving: Annotated[
+        bool,
+        typer.Option(
+            "--keep-serving",
+            help="After the last round keep the gateway up (reports, models and every "
+            "update, for audits once the trainers are gone) until stopped.",
+        ),
+    ] = False,
     contribution: Contribution = "gtg",
     zk_keys: Annotated[
         Path | None,
@@ -291,6 +305,7 @@ def aggregator_run(
 ) -> None:
     """Aggregate every round of a project and commit each in one transaction."""
     from marketplace.chain.deploy import load_manifest
+    from marketplace.cli.status_cmds import WaitPrinter
     from marketplace.learning import ModelSpec
     from marketplace.learning.datafiles import conform, read_data
     from marketplace.nodes.aggregator import AggregatorNode, GatewayResolver, RoundSummary
@@ -348,8 +363,19 @@ def aggregator_run(
         def show(summary: RoundSummary) -> None:
             console.print(_round_line(summary, info.rounds))
 
-        node.run(poll_s=poll, on_round=show)
+        pinned = None if zk is not None else (node.config.rule, dict(node.config.rule_params))
+        node.run(poll_s=poll, on_round=show, on_wait=WaitPrinter(session.market, project, pinned))
         console.print(f"project {project}: all {info.rounds} rounds committed")
+        if keep_serving:
+            console.print(
+                f"serving every round blob at {server.url} for audits "
+                f"(`ledgerlearn audit {project} --aggregator-gateway {server.url}`); "
+                "Ctrl-C stops",
+                highlight=False,
+                soft_wrap=True,
+            )
+            while True:
+                time.sleep(3600)
     finally:
         server.stop()
 

@@ -42,6 +42,7 @@ from marketplace.chain.market import (
     MarketClient,
     ProjectInfo,
     ProjectStatus,
+    RoundInfo,
 )
 from marketplace.errors import ConfigError, StorageError, TransactionReverted
 from marketplace.learning import Dataset, ModelSpec, init_params
@@ -74,6 +75,7 @@ from marketplace.rounds.state import RoundState, get_rule_state, put_rule_state
 from marketplace.rounds.validate import CheckedUpdate, fetch_update
 from marketplace.storage import ContentStore, cid_from_digest, digest_of
 from marketplace.storage.gateway import open_gateway
+from marketplace.storage.keeping import KeepingReader
 
 if TYPE_CHECKING:
     from marketplace.nodes.zkround import ZkProject
@@ -307,11 +309,11 @@ class AggregatorNode:
 
     # ------------------------------------------------------------ one round
 
-    def round_ready(self, info: ProjectInfo) -> bool:
+    def round_ready(self, info: ProjectInfo, state: RoundInfo | None = None) -> bool:
         """The contract says the reveal window is closed (every roster trainer committed
         and opened, or the deadlines passed), with at least ``min_trainers`` in the
-        roster unless the deadlines passed."""
-        state = self.market.round_state(self.project_id, info.current_round)
+        roster unless the deadlines passed. ``state``: the round's, when already read."""
+        state = state or self.market.round_state(self.project_id, info.current_round)
         if not state.reveal_closed:
             return False
         deadline = info.round_opened_at + 2 * info.round_duration
@@ -322,8 +324,12 @@ class AggregatorNode:
         spec = self.spec(info)
         if round_ == 1:
             return init_params(spec), RoundState.initial(self.config.hyper), None
-        commit = round_commit(
-            self.market, self.project_id, round_ - 1, from_block=self._scan_from(round_ - 1)
+        commit = round_commit(  # masks unused: any trainer count saves a roundState read
+            self.market,
+            self.project_id,
+            round_ - 1,
+            info.trainer_count,
+            from_block=self._scan_from(round_ - 1),
         )
         if commit is None or commit.report_cid is None:
             raise StorageError(
@@ -354,6 +360,8 @@ class AggregatorNode:
             except Exception as exc:  # resolving reads the chain; never crash the round
                 log.warning("no store for trainer %d: %s", c.index, exc)
                 store = None
+            if store is not None:  # keep every block read: audits outlive the trainers
+                store = KeepingReader(store, self.store)
             return fetch_update(store, c.index, c.cid, spec, self.project_id, round_, self.reader)
 
         if isinstance(self.resolver, GatewayResolver):
@@ -383,15 +391,19 @@ class AggregatorNode:
                 subs[i] = c.vector
         return published(subs)
 
-    def prepare(self, round_: int, info: ProjectInfo | None = None) -> PreparedRound:
-        """Compute round ``round_`` and store its model, state and report (no tx)."""
+    def prepare(
+        self, round_: int, info: ProjectInfo | None = None, chain_round: RoundInfo | None = None
+    ) -> PreparedRound:
+        """Compute round ``round_`` and store its model, state and report (no tx);
+        ``chain_round``: the round's on-chain state when the caller has read it (one
+        ``roundState`` read per round)."""
         info = info or self.market.project(self.project_id)
         spec = self.spec(info)
-        chain_round = self.market.round_state(self.project_id, round_)
+        chain_round = chain_round or self.market.round_state(self.project_id, round_)
         n = chain_round.roster
         global_params, state, previous_cid = self.previous(round_, info)
         commits = update_commits(
-            self.market, self.project_id, round_, from_block=self._scan_from(round_ - 1)
+            self.market, self.project_id, round_, from_block=self._scan_from(round_ - 1), roster=n
         )
         checked = self.collect(round_, commits, spec)
         config = self.round_config(info)
@@ -511,10 +523,11 @@ class AggregatorNode:
             return "closed"
         if info.rounds_committed >= info.rounds:
             return "done"
-        if not self.round_ready(info):
+        chain_round = self.market.round_state(self.project_id, info.current_round)
+        if not self.round_ready(info, chain_round):
             return "waiting"
         start = time.perf_counter()
-        prepared = self.prepare(info.current_round, info)
+        prepared = self.prepare(info.current_round, info, chain_round)
         gas, block = self.commit(prepared)
         o = prepared.outcome
         summary = RoundSummary(
@@ -540,8 +553,11 @@ class AggregatorNode:
         poll_s: float = 0.5,
         stop: threading.Event | None = None,
         on_round: Callable[[RoundSummary], None] | None = None,
+        on_wait: Callable[[], None] | None = None,
     ) -> None:
-        """Loop until every round is committed (or the project closes)."""
+        """Loop until every round is committed (or the project closes); ``on_wait`` is
+        called at each poll while the round is not ready (a console says what it waits
+        for instead of staying silent)."""
         self.check_role()
         while stop is None or not stop.is_set():
             try:
@@ -559,6 +575,8 @@ class AggregatorNode:
                 continue
             if result in ("done", "closed"):
                 return
+            if on_wait is not None:
+                on_wait()
             time.sleep(poll_s)
 
 

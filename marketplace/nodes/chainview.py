@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from marketplace.chain.market import ZERO32, MarketClient, words_to_mask
 from marketplace.storage import cid_from_digest
@@ -64,10 +65,12 @@ def update_commits(
     from_block: int = 0,
     *,
     active_only: bool = True,
+    roster: int | None = None,
 ) -> dict[int, UpdateCommit]:
     """Trainer index -> opened commitment, for the ``UpdateRevealed`` events of the round:
     only the active trainers' (the contract's revealed mask) unless ``active_only`` is
-    False (a zk prover also needs the excluded ones, whose sketch it folded)."""
+    False (a zk prover also needs the excluded ones, whose sketch it folded). Pass the
+    round's ``roster`` when it is known (saves a ``roundState`` read)."""
     logs = market.contract.events.UpdateRevealed().get_logs(
         from_block=from_block, argument_filters={"projectId": project_id, "round": round_}
     )
@@ -80,7 +83,7 @@ def update_commits(
             committed_at.setdefault(int(log["args"]["index"]), key)
     active: list[bool] | None = None
     if active_only and logs:
-        active = market.round_masks(project_id, round_).revealed
+        active = market.round_masks(project_id, round_, roster).revealed
     out: dict[int, UpdateCommit] = {}
     for log in logs:
         args = log["args"]
@@ -115,13 +118,30 @@ def round_commit(
     )
     if not logs:
         return None
-    log = logs[-1]
-    args = log["args"]
-    report = bytes(args["reportCid"])
     if trainer_count is None:
         trainer_count = market.round_state(project_id, round_).roster
+    return _round_commit_of(logs[-1], trainer_count)
+
+
+def round_commits(
+    market: MarketClient, project_id: int, trainer_count: int, from_block: int = 0
+) -> dict[int, RoundCommit]:
+    """Round -> its ``RoundCommitted`` event, every committed round of the project in one
+    cached read (:meth:`MarketClient._project_logs`: each block is scanned once per
+    process, which a status view polled every few seconds needs); masks over
+    ``trainer_count`` trainers (a round's roster is at most the project's count)."""
+    out: dict[int, RoundCommit] = {}
+    for log in market._project_logs("RoundCommitted", project_id, from_block):
+        commit = _round_commit_of(log, trainer_count)
+        out[commit.round] = commit
+    return dict(sorted(out.items()))
+
+
+def _round_commit_of(log: Any, trainer_count: int) -> RoundCommit:
+    args = log["args"]
+    report = bytes(args["reportCid"])
     return RoundCommit(
-        round=round_,
+        round=int(args["round"]),
         global_model_cid=cid_from_digest(bytes(args["globalModelCid"])),
         report_cid=None if report == ZERO32 else cid_from_digest(report),
         inlier_mask=words_to_mask(list(args["inlierMask"]), trainer_count),

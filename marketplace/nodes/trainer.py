@@ -389,14 +389,18 @@ class TrainerNode:
         poll_s: float = 0.5,
         stop: threading.Event | None = None,
         on_step: Callable[[TrainerStep], None] | None = None,
+        on_poll: Callable[[], None] | None = None,
     ) -> None:
         """Loop until the project's last round is committed (or it closes).
 
         The node keeps serving (its gateway runs beside this loop) until then, because
-        the aggregator fetches updates after they are revealed.
+        the aggregator fetches updates after they are revealed. ``on_poll`` runs before
+        each step (a console tells a committed round's outcome before training the next).
         """
         last: tuple[str, int] | None = None
         while stop is None or not stop.is_set():
+            if on_poll is not None:
+                on_poll()
             result = self.step()
             if on_step is not None and (result.status, result.round) != last:
                 on_step(result)

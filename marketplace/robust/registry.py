@@ -16,7 +16,7 @@ not a parameter of the project, so it travels beside ``params`` rather than in t
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import fields
 from typing import Any, Protocol
 
@@ -146,6 +146,25 @@ def anchor_recipe(
     if declared is not None and not explicit:
         return AnchorRecipe.declared(declared)
     return config.anchor_recipe()
+
+
+def min_updates(name: str, params: Mapping[str, Any]) -> int:
+    """The fewest updates rule ``name`` with ``params`` can aggregate: with fewer it
+    raises :class:`~marketplace.errors.AssumptionViolated` and the round keeps nobody
+    (the default rule and sigma-Krum need 3 to tell a majority from outliers, Krum
+    2f + 3, the median 2f + 1, FoolsGold 2 to compare; averaging rules 1)."""
+    _lookup(name)
+    f = params.get("f", 0)
+    f = int(f) if isinstance(f, int | float) and not isinstance(f, bool) else 0
+    need = {
+        "default": 3,
+        "sigma_krum": 3,
+        "foolsgold": 2,
+        "krum": 2 * f + 3,
+        "multi_krum": 2 * f + 3,
+        "median": 2 * f + 1,
+    }
+    return max(1, need.get(name, 1))
 
 
 def parameters_of(name: str) -> list[str]:

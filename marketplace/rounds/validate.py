@@ -95,13 +95,20 @@ class CheckedUpdate:
         return replace(self, vector=None, kind=kind, reason=reason)
 
 
+#: Kinds that say the blob could not be obtained from that store, not that it is wrong:
+#: an auditor who meets them has nothing to check ("cannot verify"), which is no finding
+#: against the aggregator (``cid``: this store served other bytes than the CID's).
+UNAVAILABLE_KINDS = frozenset({"missing", "endpoint", "unreachable", "cid"})
+
+
 def _rejected(index: int, cid: str, kind: str, detail: str) -> CheckedUpdate:
     reason = f"{kind}: {detail}"
     log.warning("trainer %d update %s rejected (%s)", index, cid, reason)
     return CheckedUpdate(index=index, cid=cid, kind=kind, reason=reason)
 
 
-def _storage_kind(exc: StorageError) -> str:
+def storage_kind(exc: StorageError) -> str:
+    """The rejection kind of a failed fetch (module table)."""
     if isinstance(exc, EndpointRefused):
         return "endpoint"
     if isinstance(exc, BlobTooLarge):
@@ -179,7 +186,7 @@ def fetch_update(
     try:
         data = get_blob(store, cid, max_blob_bytes(spec), UPDATE_DEADLINE_S)
     except StorageError as exc:
-        return _rejected(index, cid, _storage_kind(exc), str(exc))
+        return _rejected(index, cid, storage_kind(exc), str(exc))
     except Exception as exc:  # a hostile gateway must not crash the round
         return _rejected(index, cid, "unreachable", f"{type(exc).__name__}: {exc}")
     return check_bytes(index, cid, data, spec, project_id, round_, reader)

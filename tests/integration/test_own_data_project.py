@@ -53,7 +53,8 @@ def test_create_commits_the_spec_file_and_the_validation_set_fitted_to_it(
     np.savez(flat, x=x.reshape(len(x), 64), y=np.load(committed)["y"])
     with pytest.raises(DatasetError, match=r"but the spec wants \(N, 8, 8\): reshape it"):
         _validation_digest(None, flat, spec)  # refused before anything is sent
-    with pytest.raises(ConfigError, match="not both"):
+    assert _model_spec(spec_file, spec_cid(SPEC)) == (digest, spec)  # a matching CID is fine
+    with pytest.raises(ConfigError, match=r"--model-spec-cid bafk\w+ is not the CID of"):
         _model_spec(spec_file, "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy")
     with pytest.raises(ConfigError, match="`ledgerlearn aggregator spec --data"):
         _model_spec(tmp_path / "missing.json", None)
