@@ -1,6 +1,6 @@
 """The dRAG client: one query end to end, and the feedback that follows it.
 
-Composes the steps of ARCHITECTURE.md "The dRAG query": read scores from the registry
+Composes the steps of docs/architecture.md "The dRAG query": read scores from the registry
 (:class:`drag.registry.SourceDirectory`), choose sources (:mod:`drag.sampling`), fan out
 with verified receipts (:mod:`drag.retrieve`), rerank (:mod:`drag.rerank`), answer
 (:mod:`drag.generate`); then, given correctness, attribute (:mod:`drag.attribution`) and

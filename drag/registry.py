@@ -1,6 +1,6 @@
 """What the dRAG client needs from the SourceRegistry, behind a small interface.
 
-The client reads every source's record (step 1 of the dRAG query in ARCHITECTURE.md;
+The client reads every source's record (step 1 of the dRAG query in docs/architecture.md;
 paged on a chain, one call per 500 sources) and submits batches of feedback deltas
 (step 6). The chain-backed implementation is :class:`drag.chain_directory.ChainDirectory`;
 :class:`StaticDirectory` is an in-process one for simulations and tests that applies

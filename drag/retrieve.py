@@ -1,6 +1,6 @@
 """Query the chosen sources in parallel and keep only answers they provably signed.
 
-Step 3 of the dRAG query (ARCHITECTURE.md). Each source gets its own deadline; a source
+Step 3 of the dRAG query (docs/architecture.md). Each source gets its own deadline; a source
 that is down, slow, answers garbage, or returns a receipt that does not verify against its
 *registered* address is skipped and reported in :attr:`FanOutResult.failures`, never an
 exception for the whole query: one bad source must not deny service to the client.

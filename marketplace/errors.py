@@ -34,6 +34,10 @@ class TransactionReverted(ChainError):
         self.error_args = args
 
 
+class InsufficientFunds(ChainError):
+    """The signing account cannot pay a transaction's value plus its gas."""
+
+
 class DeploymentNotFound(ChainError):
     """No deployment manifest exists for this chain."""
 
@@ -52,6 +56,12 @@ class CidMismatch(StorageError):
 
 class UpdateRejected(LedgerLearnError):
     """A model update failed validation (shape, NaN/inf, size, CID mismatch)."""
+
+    @classmethod
+    def because(cls, reason: str, detail: str) -> UpdateRejected:
+        """``update rejected (REASON): DETAIL``: the one form of every rejection, whose
+        reason a round report records (truncated, malformed, sealed, encrypted, ...)."""
+        return cls(f"update rejected ({reason}): {detail}")
 
 
 class AssumptionViolated(LedgerLearnError):

@@ -44,6 +44,7 @@ from marketplace.learning import (
     local_train,
     partition,
 )
+from marketplace.learning.privacy_spec import PrivacySettings
 from marketplace.nodes.simulate import SimulationConfig, simulate
 from marketplace.privacy.declare import project_privacy
 from marketplace.privacy.envelope import is_sealed
@@ -58,7 +59,6 @@ from marketplace.privacy.leakage import (
     recovered_images,
     total_variation,
 )
-from marketplace.privacy.settings import PrivacySettings
 from marketplace.privacy.updates import (
     encode_update,
     open_blob,

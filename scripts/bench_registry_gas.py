@@ -42,6 +42,7 @@ from typing import Any
 from eth_account import Account
 from eth_utils import keccak, to_canonical_address
 
+from drag.receipts import ReceiptDomain, sign_digest
 from marketplace.chain.connection import connect_embedded
 from marketplace.chain.deploy import DEFAULT_SOURCE_STAKE, deploy_contract
 from marketplace.chain.registry import MAX_PAGE, FeedbackUpdate, RegistryClient
@@ -92,7 +93,8 @@ class Bench:
             self.nonces[i] += 1
             qid = self.rng.randbytes(32)
             phash = self.rng.randbytes(32)
-            sig = self.registry.sign_receipt(self.keys[i], self.ids[i], self.nonces[i], qid, phash)
+            domain = ReceiptDomain(self.registry.chain.chain_id, self.registry.address)
+            sig = sign_digest(self.keys[i], domain, self.ids[i], self.nonces[i], qid, phash)
             rel = self.rng.randint(-(10**6), 10**6)
             use = self.rng.randint(-50_000, 10**6)
             out.append(FeedbackUpdate(self.ids[i], self.nonces[i], qid, phash, rel, use, sig))

@@ -25,7 +25,7 @@ import for groth16py, one party's full verification) and reports its file sizes.
 
 snarkjs rows are measured only for ``--snarkjs-shapes``: the phase-2 preparation of the
 powers of tau takes 350 s at 2^14, 33 min at 2^16 and 88 min at 2^18 on this machine
-(ARCHITECTURE.md); rows not rerun keep the previous run's figures with a ``stale`` note.
+(docs/architecture.md); rows not rerun keep the previous run's figures with a ``stale`` note.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def gas_rows(shape: Any, prover: Any) -> dict[str, int]:
     from marketplace.chain.deploy import deploy_all
     from marketplace.chain.market import MarketClient, mask_to_words
     from marketplace.chain.tx import TxSender
-    from zk.onchain import deploy_round_verifier
+    from marketplace.chain.verifier import deploy_round_verifier
     from zk.sketch import sketch_commitment
 
     n = shape.n_max

@@ -6,7 +6,7 @@ covers the template source, the instantiation and the circomlib version: a chang
 gets a new folder, an unchanged one is never rebuilt and its keys are never set up again.
 circom2 is run with ``--O2`` (the default ``--O1`` leaves thousands of linear constraints)
 and ``-l`` pointing to our copy of circomlib (circom2 cannot read it from node_modules;
-ARCHITECTURE.md, zero-knowledge facts).
+docs/architecture.md, zero-knowledge facts).
 """
 
 from __future__ import annotations

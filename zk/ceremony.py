@@ -22,8 +22,8 @@ plain files in one folder; every step reads the latest file and writes the next)
    that the key is this circuit's from this phase-1 file), against an R1CS the party
    compiled itself; each of the party's own contributions (recorded on its machine when it
    made them) must be in the final files. The verified key's hash is recorded locally, and
-   the pre-stake check (:func:`zk.onchain.check_verifier_setup`) accepts a verifier only
-   with a key this machine verified.
+   the pre-stake check (:func:`marketplace.chain.verifier.check_verifier_setup`) accepts a
+   verifier only with a key this machine verified.
 
 Contributions add entropy from the OS (snarkjs mixes ``-e`` with ``crypto.randomBytes``);
 the share itself lives only in the snarkjs process and is gone when it exits.

@@ -1,7 +1,7 @@
 """Where the circomlib circuits come from, and our own copy of them for circom2.
 
 circom2 (WASM) cannot read circomlib through a symlink or a ``node_modules`` include path
-(ARCHITECTURE.md, zero-knowledge facts), so the build copies ``circomlib/circuits`` into a
+(docs/architecture.md, zero-knowledge facts), so the build copies ``circomlib/circuits`` into a
 folder of ours and passes ``-l`` to it. The npm copy (``node_modules/circomlib``, pinned in
 package-lock.json) is preferred; groth16py vendors the identical circomlib 2.0.5 circuits,
 which serve when Node packages are not installed.

@@ -3,7 +3,7 @@
 Why a module of its own: every other module of ``zk`` encodes integers into this field
 (sketch lanes, packed bit vectors, signed sums) and the encoding must be one function, so the
 prover, the pure-Python reference and an auditor agree bit for bit. Negative values are
-field elements ``p - |v|`` (ARCHITECTURE.md, "Zero-knowledge: facts measured").
+field elements ``p - |v|`` (docs/architecture.md, "Zero-knowledge: facts measured").
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 One representation (coordinates in snarkjs order: an Fp2 element is ``(c0, c1)``) and
 explicit conversions to each encoding, because getting the G2 word order wrong is the
-classic way to a proof that verifies off-chain and fails on-chain (ARCHITECTURE.md):
+classic way to a proof that verifies off-chain and fails on-chain (docs/architecture.md):
 
 * snarkjs ``proof.json`` / ``verification_key.json``: G2 as ``[[c0, c1], [c0, c1], [1, 0]]``;
 * Ethereum (Solidity ``verifyProof`` arguments, the 256-byte groth16py proof blob, the

@@ -250,7 +250,7 @@ def ptau_path(power: int) -> Path:
     for larger in sorted(folder.glob("pot*_final.ptau")):
         if int(larger.name[3:].split("_")[0]) >= power:
             return larger  # a larger prepared ptau serves a smaller circuit
-    log.warning("preparing powers of tau 2^%d: minutes to an hour (ARCHITECTURE.md)", power)
+    log.warning("preparing powers of tau 2^%d: minutes to an hour (docs/architecture.md)", power)
     work = Path(tempfile.mkdtemp(prefix="ptau-", dir=folder))
     _snarkjs("powersoftau", "new", "bn128", str(power), "pot_0.ptau", cwd=work)
     _snarkjs(

@@ -1,6 +1,6 @@
 """The one public input of the filter proof, and why it costs the same for every round size.
 
-Groth16 verification on the EVM costs ~7k gas per public input (ARCHITECTURE.md), so the
+Groth16 verification on the EVM costs ~7k gas per public input (docs/architecture.md), so the
 circuit has exactly one, ``publicHash``, and the verifier contract recomputes it from values
 it holds. A contract Poseidon(2) costs ~15.7k gas, so the contract may hash only a constant
 number of times per round: the per-trainer work is paid at commit time instead, by each

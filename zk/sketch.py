@@ -15,7 +15,7 @@ Encoding and bounds (``B = value_bits``, ``F = frac_bits``):
 * The circuit sees ``u = v + 2^(B-1)`` in ``[0, 2^B)``; the commitment packs
   ``w = v + 3 * 2^(B-1)`` (``= u + 2^B``) in lanes of ``B + 2`` bits, ``252 // (B + 2)``
   lanes per field element (7 for B = 32), and hashes ``Poseidon(salt, packed...)``. Packing
-  cuts hashing cost several-fold (ARCHITECTURE.md); why ``w`` and not ``u`` is explained at
+  cuts hashing cost several-fold (docs/architecture.md); why ``w`` and not ``u`` is explained at
   the top of ``circuits/filter.circom``.
 
 The projection is generated in chunks of ``PROJECTION_CHUNK`` columns from a generator

@@ -10,7 +10,7 @@ Calldata: ``a = [A.x, A.y]``, ``b = [[B.x.c1, B.x.c0], [B.y.c1, B.y.c0]]`` (Ethe
 swapped from snarkjs JSON), ``c = [C.x, C.y]``, ``input = [publicHash]``; see
 :meth:`zk.proof.Groth16Proof.solidity_args`. It reverts on coordinates ``>= q`` or an input
 ``>= r`` and returns ``false`` for a failed pairing; call it with explicit gas
-(ARCHITECTURE.md: a precompile out of gas also returns ``false``).
+(docs/architecture.md: a precompile out of gas also returns ``false``).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ accepts ``(A, B, C)`` for public inputs ``x`` iff
 
 checked here as one product of four Miller loops and a single final exponentiation.
 py_ecc's ``miller_loop`` does not check that points are on the curve and py_ecc never checks
-the G2 subgroup (ARCHITECTURE.md), so this module does both itself, and rejects public
+the G2 subgroup (docs/architecture.md), so this module does both itself, and rejects public
 inputs ``>= r`` (otherwise ``x`` and ``x + r`` would both verify: a malleability the EVM
 verifier also rejects). It is slow (seconds) and meant for audits and tests.
 """

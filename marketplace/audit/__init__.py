@@ -2,7 +2,7 @@
 
 :mod:`.compare` is the pure comparison of committed and replayed results;
 :mod:`.replay` fetches what it needs (chain events, reports, updates by CID) and reruns
-the same pure round function the aggregator ran (ARCHITECTURE.md, round step 7).
+the same pure round function the aggregator ran (docs/architecture.md, round step 7).
 """
 
 from marketplace.audit.compare import AuditReport, RoundAudit, RoundFacts, compare_round

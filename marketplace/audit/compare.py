@@ -1,6 +1,6 @@
 """Pure comparison of what a round committed on-chain with what a replay computes.
 
-ARCHITECTURE.md, round step 7: anyone replays a round from the CIDs and must get the
+docs/architecture.md, round step 7: anyone replays a round from the CIDs and must get the
 same mask, model and scores. This module only compares; :mod:`.replay` does the I/O.
 """
 

@@ -207,7 +207,8 @@ class _Replay:
         trainers the round kept active (committed and not rejected). A sound proof under
         an honest key cannot carry other outputs; a forged one (whoever ran an UNSAFE
         single-party setup can forge) can, and this is where the replay catches it."""
-        from zk.onchain import RoundProofPayload, committed_round_result, read_verifier
+        from marketplace.chain.verifier import committed_round_result, read_verifier
+        from zk.onchain import RoundProofPayload
         from zk.witness import rule_outputs
 
         if self._verifier is None:

@@ -27,12 +27,24 @@ def account_from_key(key: str) -> LocalAccount:
         ) from exc
 
 
+def chosen_key(key: str | None = None, index: int | None = None) -> str | None:
+    """The private key that signs (``key``, else ``$LEDGERLEARN_KEY``), or None for dev
+    account ``index``; both at once is refused, never settled silently for the key."""
+    key = key or os.environ.get(KEY_ENV)
+    if key and index is not None:
+        raise ConfigError(
+            f"--account {index} and --key (or {KEY_ENV}) name two signers: pass only one"
+            + (f" (unset {KEY_ENV} to use --account)" if os.environ.get(KEY_ENV) else "")
+        )
+    return key or None
+
+
 def resolve_account(chain: Chain, key: str | None = None, index: int | None = None) -> LocalAccount:
     """The signing account: ``key``, else ``$LEDGERLEARN_KEY``, else dev account ``index``
     (default 0) of a local chain."""
-    key = key or os.environ.get(KEY_ENV)
-    if key:
-        return account_from_key(key)
+    chosen = chosen_key(key, index)
+    if chosen:
+        return account_from_key(chosen)
     return chain.dev_account(0 if index is None else index)
 
 

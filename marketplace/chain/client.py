@@ -15,7 +15,7 @@ from web3.types import TxReceipt
 from marketplace.chain.artifacts import load_artifact
 from marketplace.chain.connection import Chain
 from marketplace.chain.revert import decode_revert
-from marketplace.chain.tx import REVERT_ERRORS, TxSender, revert_data
+from marketplace.chain.tx import REVERT_ERRORS, TxSender, node_refusal, revert_data
 from marketplace.errors import TransactionReverted
 
 
@@ -40,6 +40,9 @@ class ContractClient:
         try:
             return fn.call()
         except REVERT_ERRORS as exc:
+            refused = node_refusal(exc, action)
+            if refused is not None:
+                raise refused from exc
             name, args, message = decode_revert(revert_data(exc))
             raise TransactionReverted(f"{action}: {message}", name, args) from exc
 

@@ -15,14 +15,13 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import EthereumTesterProvider, HTTPProvider, Web3
 
+from marketplace.chain.constants import ANVIL_CHAIN_ID, DEFAULT_RPC_URL, EMBEDDED
 from marketplace.chain.outage import DEFAULT_MAX_OUTAGE_S, RetryingHTTPProvider
 from marketplace.errors import ChainUnreachable, ConfigError
 from marketplace.untrusted.endpoints import private_allowed
 
 log = logging.getLogger(__name__)
 
-EMBEDDED = "embedded"
-DEFAULT_RPC_URL = "http://127.0.0.1:8545"
 NODE_HINT = "start a local node with `ledgerlearn node` or pass --rpc-url"
 
 
@@ -93,7 +92,6 @@ class Chain:
 # anvil's well-known development mnemonic: its first accounts are funded on every start.
 ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
 ANVIL_DEV_ACCOUNTS = 10
-ANVIL_CHAIN_ID = 31337
 ANVIL_HD_PATH = "m/44'/60'/0'/0"
 
 

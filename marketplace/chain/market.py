@@ -23,14 +23,12 @@ from eth_utils import keccak
 from web3.types import TxReceipt
 
 from marketplace.chain.client import ContractClient
+from marketplace.chain.constants import ZERO32, ZERO_ADDRESS
 from marketplace.chain.merkle import ScoreTree
-
-ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 
 # (market address, event name, project id) -> (first block, last block scanned, that
 # block's hash, the logs): a process reads each block range of a project's events once.
 _EVENT_LOGS: dict[tuple[str, str, int], tuple[int, int, bytes, list[Any]]] = {}
-ZERO32 = b"\x00" * 32
 
 
 class ProjectStatus(IntEnum):

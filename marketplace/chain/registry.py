@@ -1,6 +1,6 @@
 """Typed client of ``SourceRegistry``: the only Python that encodes its calls.
 
-The registry holds decentralized-RAG sources and their reputation (ARCHITECTURE.md, "The
+The registry holds decentralized-RAG sources and their reputation (docs/architecture.md, "The
 dRAG query", steps 1 and 6). Listing is paged: :meth:`RegistryClient.all_scores` reads
 ``scores(offset, limit)`` pages of at most :data:`MAX_PAGE` sources, since one call over all
 sources passed the 30M eth_call gas cap at ~900 sources. Scores are fixed point with
@@ -19,7 +19,9 @@ no evaluator's submissions can expire or use up receipts another evaluator holds
 that lose a nonce race are skipped with a reason (:data:`SKIP_REASONS`), not reverted.
 Signatures travel as EIP-2098 compact ``(r, vs)`` pairs
 (https://eips.ethereum.org/EIPS/eip-2098). The typed data itself is defined once, in
-:mod:`drag.receipts` (what source nodes sign), and re-exported here.
+:mod:`drag.receipts` (what source nodes sign; sources sign, the chain client only submits):
+the chain layer never imports ``drag``, and a test checks the contract's ``receiptDigest``
+against that definition.
 """
 
 from __future__ import annotations
@@ -32,16 +34,9 @@ from eth_utils import keccak
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
-from drag.receipts import DOMAIN_NAME as DOMAIN_NAME
-from drag.receipts import DOMAIN_VERSION as DOMAIN_VERSION
-from drag.receipts import RECEIPT_FIELDS as RECEIPT_FIELDS
-from drag.receipts import RECEIPT_TYPE as RECEIPT_TYPE
-from drag.receipts import ReceiptDomain, sign_digest
-from drag.receipts import receipt_typed_data as receipt_typed_data
 from marketplace.chain.client import ContractClient
+from marketplace.chain.constants import ZERO32
 from marketplace.errors import ConfigError
-
-ZERO32 = b"\x00" * 32
 
 # Mirrors of the contract's constants (a test checks them against the deployed contract).
 SCALE = 10**6
@@ -269,20 +264,6 @@ def compact_signature(signature: bytes) -> tuple[bytes, bytes]:
     return signature[:32], (s | (parity << 255)).to_bytes(32, "big")
 
 
-def sign_receipt(
-    private_key: str | bytes,
-    chain_id: int,
-    registry: str,
-    source_id: int,
-    nonce: int,
-    query_id: bytes,
-    passages_hash: bytes,
-) -> bytes:
-    """The 65-byte EIP-712 signature of a receipt by the source key ``private_key``."""
-    domain = ReceiptDomain(chain_id, registry)
-    return sign_digest(private_key, domain, source_id, nonce, query_id, passages_hash)
-
-
 class RegistryClient(ContractClient):
     """Calls ``SourceRegistry`` at ``address`` on ``chain`` as ``account``."""
 
@@ -477,22 +458,3 @@ class RegistryClient(ContractClient):
         EVALUATOR_ROLE): the source is deactivated for good and its stake forfeited."""
         fn = self.contract.functions.reportEquivocation(a.as_tuple(), b.as_tuple())
         return self._tx(fn, action="reportEquivocation")
-
-    def sign_receipt(
-        self,
-        private_key: str | bytes,
-        source_id: int,
-        nonce: int,
-        query_id: bytes,
-        passages_hash: bytes,
-    ) -> bytes:
-        """A source's receipt signature under this registry's domain."""
-        return sign_receipt(
-            private_key,
-            self.chain.chain_id,
-            self.address,
-            source_id,
-            nonce,
-            query_id,
-            passages_hash,
-        )

@@ -8,12 +8,24 @@ from eth_abi import decode
 from eth_utils import to_checksum_address
 
 from marketplace.chain.artifacts import error_selectors
+from marketplace.chain.units import format_eth
 
 ERROR_STRING = bytes.fromhex("08c379a0")  # Error(string)
 PANIC = bytes.fromhex("4e487b71")  # Panic(uint256)
 
+#: Arguments of the contracts' custom errors that are amounts of wei: the message shows
+#: them in ether (``StakeTooLow(sent=0.001 ETH, required=0.1 ETH)``); ``args`` keep wei.
+AMOUNT_ARGS: dict[str, frozenset[str]] = {
+    "StakeTooLow": frozenset({"sent", "required"}),
+    "WrongStake": frozenset({"sent", "required"}),
+    "BondMissing": frozenset({"required", "posted"}),
+    "StakeTooLarge": frozenset({"stake"}),
+}
 
-def _format_arg(value: Any, abi_type: str) -> str:
+
+def _format_arg(value: Any, abi_type: str, amount: bool = False) -> str:
+    if amount:
+        return format_eth(int(value))
     if abi_type == "address":
         return to_checksum_address(value)
     if isinstance(value, bytes):
@@ -45,8 +57,9 @@ def decode_revert(data: bytes | str | None) -> tuple[str | None, tuple[Any, ...]
         return None, (), f"reverted with unknown error 0x{data.hex()}"
     name, types, names = known
     args = tuple(decode(types, body))
+    amounts = AMOUNT_ARGS.get(name, frozenset())
     shown = ", ".join(
-        f"{n}={_format_arg(v, t)}" if n else _format_arg(v, t)
+        f"{n}={_format_arg(v, t, n in amounts)}" if n else _format_arg(v, t)
         for n, v, t in zip(names, args, types, strict=True)
     )
     return name, args, f"{name}({shown})"

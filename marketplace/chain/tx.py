@@ -14,12 +14,14 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from eth_tester.exceptions import TransactionFailed
+from eth_utils.exceptions import ValidationError as EthValidationError
 from web3.exceptions import ContractLogicError, TimeExhausted, Web3RPCError
 from web3.types import TxReceipt
 
 from marketplace.chain.connection import Chain
 from marketplace.chain.revert import decode_revert
-from marketplace.errors import ChainError, TransactionReverted
+from marketplace.chain.units import format_eth
+from marketplace.errors import ChainError, InsufficientFunds, TransactionReverted
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,9 @@ PRIORITY_FEE = 1_000_000_000  # 1 gwei
 RECEIPT_POLL_S = 0.02
 RECEIPT_TIMEOUT_S = 120.0
 REVERT_ERRORS = (ContractLogicError, Web3RPCError, TransactionFailed)
+#: What a node raises when it will not take a transaction: a revert, or a refusal such
+#: as no funds (py-evm, behind the embedded chain, raises eth_utils' ValidationError).
+REFUSED_ERRORS = (*REVERT_ERRORS, EthValidationError)
 
 
 def revert_data(exc: BaseException) -> bytes | str | None:
@@ -55,11 +60,41 @@ def revert_data(exc: BaseException) -> bytes | str | None:
     return None
 
 
-def _revert_error(exc: Exception, action: str) -> TransactionReverted:
+def rpc_message(exc: BaseException) -> str:
+    """One line from a node's error: the JSON-RPC ``message`` rather than the raw
+    ``{'code': ..., 'message': ...}`` dict web3 puts in the exception."""
+    arg: Any = exc.args[0] if exc.args else exc
+    if isinstance(arg, str) and arg.startswith("{"):
+        try:
+            arg = ast.literal_eval(arg)
+        except (ValueError, SyntaxError):
+            pass
+    if isinstance(arg, dict):
+        arg = arg.get("message") or arg
+    return " ".join(str(arg).split()) or type(exc).__name__
+
+
+def node_refusal(exc: BaseException, action: str) -> ChainError | None:
+    """A one-line :class:`ChainError` when ``exc`` is a node refusing without revert data
+    (no funds, bad nonce, block range too large, ...), None when it is a revert."""
+    if revert_data(exc):
+        return None
+    text = rpc_message(exc)
+    if isinstance(exc, ContractLogicError | TransactionFailed) or "revert" in text.lower():
+        return None
+    return ChainError(f"{action} refused by the node: {text}")
+
+
+def _revert_error(exc: Exception, action: str) -> ChainError:
+    """A revert (decoded custom error) or, when the node refused without revert data,
+    the node's one-line refusal (:func:`node_refusal`)."""
+    refused = node_refusal(exc, action)
+    if refused is not None:
+        return refused
     data = revert_data(exc)
     name, args, message = decode_revert(data)
     if name is None and not data:
-        message = str(exc.args[0]) if exc.args else str(exc)
+        message = rpc_message(exc)
     return TransactionReverted(f"{action} reverted: {message}", name, args)
 
 
@@ -103,21 +138,27 @@ class TxSender:
         action = action or str(getattr(call, "fn_name", "deploy"))
         base_tx: dict[str, Any] = {"from": self.account.address, "value": value}
         if gas is None:
-            gas = self._gas_for(call, base_tx, action)
+            try:
+                gas = self._gas_for(call, base_tx, action)
+            except ChainError:
+                self.check_funds(value)  # the likelier cause, said in ether
+                raise
+        fees = self._fees()
         tx = call.build_transaction(
             {
                 **base_tx,
                 "gas": gas,
                 "nonce": self._next_nonce(),
                 "chainId": self.chain.chain_id,
-                **self._fees(),
+                **fees,
             }
         )
         signed = self.account.sign_transaction(tx)
         try:
             tx_hash = self.chain.w3.eth.send_raw_transaction(signed.raw_transaction)
-        except REVERT_ERRORS as exc:
+        except REFUSED_ERRORS as exc:
             self._forget_nonce()
+            self.check_funds(value, gas * fees["maxFeePerGas"])
             raise _revert_error(exc, action) from exc
         receipt = self.wait(tx_hash)
         if receipt["status"] != 1:
@@ -126,6 +167,21 @@ class TxSender:
             "%s mined in block %s, gas %s", action, receipt["blockNumber"], receipt["gasUsed"]
         )
         return receipt
+
+    def check_funds(self, value: int, gas_cost: int | None = None) -> None:
+        """Raise :class:`InsufficientFunds` when the account holds less than ``value``
+        plus ``gas_cost`` wei (None: gas not known yet). Called only once the node has
+        refused a transaction (no cost when it succeeds), so the user reads amounts in
+        ether instead of the node's RPC error."""
+        needed = value + (gas_cost or 0)
+        balance = int(self.chain.w3.eth.get_balance(self.account.address))
+        if balance < needed:
+            raise InsufficientFunds(
+                f"insufficient funds: account {self.address} has {format_eth(balance)}, "
+                f"needs {format_eth(needed)}"
+                + (" plus gas" if gas_cost is None else " with gas")
+                + ": fund it or send less"
+            )
 
     def transfer(self, to: str, value: int) -> TxReceipt:
         """Send plain ether (funding test and simulation accounts)."""
@@ -139,9 +195,15 @@ class TxSender:
             **self._fees(),
         }
         signed = self.account.sign_transaction(tx)
-        receipt = self.wait(self.chain.w3.eth.send_raw_transaction(signed.raw_transaction))
+        try:
+            tx_hash = self.chain.w3.eth.send_raw_transaction(signed.raw_transaction)
+        except REFUSED_ERRORS as exc:
+            self._forget_nonce()
+            self.check_funds(value, 21_000 * tx["maxFeePerGas"])
+            raise _revert_error(exc, f"transfer of {format_eth(value)} to {to}") from exc
+        receipt = self.wait(tx_hash)
         if receipt["status"] != 1:
-            raise ChainError(f"transfer of {value} wei to {to} failed")
+            raise ChainError(f"transfer of {format_eth(value)} to {to} failed")
         return receipt
 
     def _gas_for(self, call: Any, base_tx: dict[str, Any], action: str) -> int:
@@ -156,7 +218,7 @@ class TxSender:
                 call.call(base_tx)
                 return EMBEDDED_TX_GAS
             estimate = int(call.estimate_gas(base_tx))
-        except REVERT_ERRORS as exc:
+        except REFUSED_ERRORS as exc:
             raise _revert_error(exc, action) from exc
         return int(estimate * GAS_HEADROOM) + GAS_MARGIN
 

@@ -10,12 +10,6 @@ from typing import Annotated
 
 import typer
 
-from marketplace.chain.accounts import resolve_account
-from marketplace.chain.compile import build
-from marketplace.chain.connection import connect
-from marketplace.chain.deploy import deploy_all, manifest_path
-from marketplace.chain.node import anvil_command, port_in_use, wait_for_rpc
-from marketplace.chain.tx import TxSender
 from marketplace.cli.common import (
     DEFAULT_NODE_PORT,
     DEFAULT_URL,
@@ -49,9 +43,11 @@ def node(
     The command replaces itself with anvil (exec), so Ctrl-C or SIGTERM reach anvil
     directly: it saves ``--state`` and exits, and no orphaned node can outlive us.
     """
-    cmd = anvil_command(port, state)
+    from marketplace.chain.node import anvil_command, port_in_use
+
     if port_in_use(port):
         raise ConfigError(f"port {port} on 127.0.0.1 is already in use: pass another --port")
+    cmd = anvil_command(port, state)
     console.print(
         f"starting anvil on [bold]http://127.0.0.1:{port}[/] (chain id 31337); Ctrl-C to stop"
         + (f"; chain state kept in {state}" if state else "")
@@ -71,26 +67,46 @@ def deploy(
             min=0.0, help="Seconds to wait for the node to answer (one just started with &)."
         ),
     ] = 0.0,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Deploy even if this chain has a live deployment; the new one becomes "
+            "active and the old manifest is kept beside it.",
+        ),
+    ] = False,
     rpc_url: RpcUrl = DEFAULT_URL,
     key: Key = None,
     account: AccountIndex = None,
     json_out: JsonOut = False,
 ) -> None:
-    """Deploy the LedgerLearn contracts and save the deployment manifest."""
+    """Deploy the LedgerLearn contracts and save the deployment manifest.
+
+    The manifest is kept per chain id and genesis hash: a second deploy on the same
+    chain is refused without --force, and a restarted node's new chain is never
+    mistaken for the old one."""
+    from marketplace.chain.accounts import resolve_account
+    from marketplace.chain.connection import connect
+    from marketplace.chain.deploy import deploy_all, manifest_path
+    from marketplace.chain.tx import TxSender
+
     stake = parse_amount(source_stake, "source stake")
     if wait and rpc_url != "embedded":
+        from marketplace.chain.node import wait_for_rpc
+
         wait_for_rpc(rpc_url, timeout=wait)
     chain = connect(rpc_url)
     sender = TxSender(chain, resolve_account(chain, key, account))
-    manifest = deploy_all(sender, source_stake=stake)
+    manifest = deploy_all(sender, source_stake=stake, force=force)
     if json_out:
         emit_json(
             {
                 "chain_id": manifest.chain_id,
+                "genesis_hash": manifest.genesis_hash,
                 "deployer": manifest.deployer,
                 "source_stake": stake,
                 "contracts": {k: vars(v) for k, v in manifest.contracts.items()},
-                "manifest": None if chain.embedded else str(manifest_path(chain.chain_id)),
+                "manifest": None if chain.embedded else str(manifest_path(chain)),
             }
         )
         return
@@ -100,7 +116,7 @@ def deploy(
         )
     console.print(f"dRAG sources register with a stake of {format_eth(stake)}")
     if not chain.embedded:
-        console.print(f"manifest: {manifest_path(chain.chain_id)}")
+        console.print(f"manifest: {manifest_path(chain)}")
 
 
 @contracts_app.command("build")
@@ -110,6 +126,8 @@ def contracts_build(
     ] = False,
 ) -> None:
     """Compile contracts/src with the pinned solc-js into contracts/build."""
+    from marketplace.chain.compile import build
+
     if not check:
         for path in build():
             console.print(f"wrote {path}")

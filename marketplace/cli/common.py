@@ -1,23 +1,31 @@
-"""What every command shares: chain options, output (rich or --json), amounts."""
+"""What every command shares: chain options, output (rich or --json), amounts.
+
+Nothing here may import web3, eth_account or torch at module level: every command
+module imports this one, and ``ledgerlearn --help`` must not pay for them (the chain
+layer is imported inside :func:`open_session`).
+"""
 
 from __future__ import annotations
 
 import functools
 import json
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from eth_account.signers.local import LocalAccount
 from rich.console import Console
 
-from marketplace.chain.accounts import resolve_account
-from marketplace.chain.connection import DEFAULT_RPC_URL, Chain, connect
-from marketplace.chain.deploy import Manifest, load_manifest
-from marketplace.chain.market import MarketClient
-from marketplace.chain.registry import RegistryClient
-from marketplace.errors import ConfigError
+from marketplace.chain.constants import DEFAULT_RPC_URL
+from marketplace.chain.units import format_eth as format_eth
+from marketplace.chain.units import parse_amount as parse_amount
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
+    from marketplace.chain.connection import Chain
+    from marketplace.chain.deploy import Manifest
+    from marketplace.chain.market import MarketClient
+    from marketplace.chain.registry import RegistryClient
 
 console = Console()
 err_console = Console(stderr=True)
@@ -44,7 +52,9 @@ AccountIndex = Annotated[
     typer.Option("--account", help="Dev account index on a local node (anvil), instead of --key."),
 ]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-ProjectId = Annotated[int, typer.Option("--project", "-p", help="Project id.", min=1)]
+#: The project a command acts on: always the first positional argument
+#: (``ledgerlearn trainer register 1 --account 2``), never an option.
+ProjectId = Annotated[int, typer.Argument(metavar="PROJECT_ID", help="Project id.", min=1)]
 
 DEFAULT_URL = DEFAULT_RPC_URL
 
@@ -57,29 +67,6 @@ DEFAULT_AGGREGATOR_PORT = 8600
 AGGREGATOR_GATEWAY_ENV = "LEDGERLEARN_AGGREGATOR_GATEWAY"
 DEFAULT_AGGREGATOR_GATEWAY = f"http://127.0.0.1:{DEFAULT_AGGREGATOR_PORT}"
 
-_UNITS = {"eth": 10**18, "ether": 10**18, "gwei": 10**9, "wei": 1}
-
-
-def parse_amount(text: str, what: str = "amount") -> int:
-    """Parse '1.5' (ETH), '2eth', '10gwei' or '1000wei' into wei."""
-    raw = text.strip().lower().replace("_", "")
-    unit = 10**18
-    for suffix, factor in _UNITS.items():
-        if raw.endswith(suffix):
-            raw, unit = raw[: -len(suffix)].strip(), factor
-            break
-    try:
-        value = Decimal(raw) * unit
-    except InvalidOperation as exc:
-        raise ConfigError(f"invalid {what} {text!r}: use e.g. 1.5, 2eth, 10gwei, 1000wei") from exc
-    if value < 0 or value != value.to_integral_value():
-        raise ConfigError(f"invalid {what} {text!r}: must be a whole, non-negative number of wei")
-    return int(value)
-
-
-def format_eth(wei: int) -> str:
-    return f"{Decimal(wei) / Decimal(10**18):f} ETH"
-
 
 @dataclass
 class Session:
@@ -91,15 +78,23 @@ class Session:
 
     @functools.cached_property
     def market(self) -> MarketClient:
+        from marketplace.chain.market import MarketClient
+
         return MarketClient(self.chain, self.manifest.address("ContributionMarket"), self.account)
 
     @functools.cached_property
     def registry(self) -> RegistryClient:
+        from marketplace.chain.registry import RegistryClient
+
         return RegistryClient(self.chain, self.manifest.address("SourceRegistry"), self.account)
 
 
 def open_session(rpc_url: str, key: str | None, account: int | None) -> Session:
     """Connect, resolve the signer and load the deployment manifest (checked on-chain)."""
+    from marketplace.chain.accounts import resolve_account
+    from marketplace.chain.connection import connect
+    from marketplace.chain.deploy import load_manifest
+
     chain = connect(rpc_url)
     return Session(chain, resolve_account(chain, key, account), load_manifest(chain))
 

@@ -16,13 +16,11 @@ import hashlib
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from marketplace.chain.accounts import parse_address
-from marketplace.chain.registry import MAX_NONCE_STEP, SourceInfo
 from marketplace.cli.common import (
     DEFAULT_URL,
     AccountIndex,
@@ -38,6 +36,9 @@ from marketplace.cli.common import (
 from marketplace.cli.project_cmds import parse_digest
 from marketplace.errors import ConfigError
 from marketplace.paths import ledgerlearn_home
+
+if TYPE_CHECKING:
+    from marketplace.chain.registry import SourceInfo
 
 source_app = typer.Typer(help="Serve and register dRAG sources.", no_args_is_help=True)
 drag_app = typer.Typer(help="Ask the registered sources; feed back.", no_args_is_help=True)
@@ -160,6 +161,7 @@ def source_serve(
 ) -> None:
     """Serve signed top-k retrieval over DOCS (the key signs the source's receipts)."""
     from drag.server import SourceConfig, SourceNode, serve
+    from marketplace.chain.registry import MAX_NONCE_STEP
     from marketplace.storage.gateway import check_port_free
 
     check_port_free(host, port)  # before indexing the folder and loading the model
@@ -199,6 +201,8 @@ def source_register(
     json_out: JsonOut = False,
 ) -> None:
     """Register a source owned by the signing account, paying the registry's stake."""
+    from marketplace.chain.accounts import parse_address
+
     if not endpoint.startswith(("http://", "https://")):
         raise ConfigError(f"endpoint {endpoint!r} must start with http:// or https://")
     session = open_session(rpc_url, key, account)
@@ -666,6 +670,8 @@ def grant_evaluator(
     account: AccountIndex = None,
 ) -> None:
     """Give ADDRESS the EVALUATOR_ROLE (the signing account must be the registry admin)."""
+    from marketplace.chain.accounts import parse_address
+
     session = open_session(rpc_url, key, account)
     target = parse_address(address, "evaluator address")
     session.registry.grant_evaluator(target)
@@ -680,6 +686,8 @@ def revoke_evaluator(
     account: AccountIndex = None,
 ) -> None:
     """Take the EVALUATOR_ROLE from ADDRESS (registry admin only)."""
+    from marketplace.chain.accounts import parse_address
+
     session = open_session(rpc_url, key, account)
     target = parse_address(address, "evaluator address")
     session.registry.revoke_evaluator(target)

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from marketplace.chain.accounts import parse_address
-from marketplace.chain.market import ZERO32, ZERO_ADDRESS, MarketClient
+from marketplace.chain.constants import ZERO32, ZERO_ADDRESS
 from marketplace.cli.common import (
     DEFAULT_URL,
     AccountIndex,
     JsonOut,
     Key,
+    ProjectId,
     RpcUrl,
     console,
     emit_json,
@@ -24,6 +24,9 @@ from marketplace.cli.common import (
     parse_amount,
 )
 from marketplace.errors import ConfigError
+
+if TYPE_CHECKING:
+    from marketplace.chain.market import MarketClient
 
 app = typer.Typer(help="Create and manage marketplace projects.", no_args_is_help=True)
 
@@ -130,6 +133,8 @@ def create(
 
     A project trains the model its spec describes: pass --model-spec spec.json and
     --validation-data (your validation file, fitted to that spec and committed on-chain)."""
+    from marketplace.chain.accounts import parse_address
+
     spec_digest, spec = _model_spec(model_spec, model_spec_cid)
     validation_digest = _validation_digest(validation_commitment, validation_data, spec)
     session = open_session(rpc_url, key, account)
@@ -236,7 +241,7 @@ def print_trainers(view: dict[str, Any], highlight: str | None = None) -> None:
 
 @app.command()
 def show(
-    project_id: Annotated[int, typer.Argument(help="Project id.", min=1)],
+    project_id: ProjectId,
     rpc_url: RpcUrl = DEFAULT_URL,
     key: Key = None,
     account: AccountIndex = None,
@@ -258,7 +263,7 @@ def show(
 
 @app.command()
 def finalize(
-    project_id: Annotated[int, typer.Argument(help="Project id.", min=1)],
+    project_id: ProjectId,
     rpc_url: RpcUrl = DEFAULT_URL,
     key: Key = None,
     account: AccountIndex = None,
@@ -272,7 +277,7 @@ def finalize(
 
 @app.command()
 def reclaim(
-    project_id: Annotated[int, typer.Argument(help="Project id.", min=1)],
+    project_id: ProjectId,
     rpc_url: RpcUrl = DEFAULT_URL,
     key: Key = None,
     account: AccountIndex = None,

@@ -382,11 +382,12 @@ def aggregator_run(
 
 def _signer(rpc_url: str, key: str | None, account: int | None) -> LocalAccount:
     """The account of --key (no chain needed) or dev account --account of the node."""
-    from marketplace.chain.accounts import account_from_key, resolve_account
+    from marketplace.chain.accounts import account_from_key, chosen_key, resolve_account
     from marketplace.chain.connection import connect
 
-    if key is not None:
-        return account_from_key(key)
+    chosen = chosen_key(key, account)
+    if chosen is not None:
+        return account_from_key(chosen)
     return resolve_account(connect(rpc_url), None, account)
 
 

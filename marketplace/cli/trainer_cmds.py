@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from web3.logs import DISCARD
 
-from marketplace.chain.market import ZERO_ADDRESS
+from marketplace.chain.constants import ZERO_ADDRESS
 from marketplace.cli.common import (
     DEFAULT_URL,
     AccountIndex,
@@ -53,7 +52,7 @@ def register(
     session = open_session(rpc_url, key, account)
     info = session.market.project(project)
     if info.verifier != ZERO_ADDRESS:
-        from zk.onchain import check_verifier_setup
+        from marketplace.chain.verifier import check_verifier_setup
 
         # before any stake moves
         check_verifier_setup(session.market, info.verifier, allow_dev_unsafe=dev_unsafe_setup)
@@ -61,7 +60,7 @@ def register(
     if amount < info.min_stake:
         raise ConfigError(
             f"stake {format_eth(amount)} is below project {project}'s minimum "
-            f"{format_eth(info.min_stake)}: pass --stake {info.min_stake}wei or more"
+            f"{format_eth(info.min_stake)}: pass a --stake of {format_eth(info.min_stake)} or more"
         )
     receipt = session.market.register(project, amount)
     index = session.market.trainer_index(project, session.account.address)
@@ -108,6 +107,8 @@ def withdraw(
     json_out: JsonOut = False,
 ) -> None:
     """Pull your stake and reward share from a finalized project."""
+    from web3.logs import DISCARD
+
     session = open_session(rpc_url, key, account)
     receipt = session.market.withdraw(project)
     withdrawn = session.market.contract.events.Withdrawn()  # the receipt also logs claims

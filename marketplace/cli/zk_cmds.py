@@ -106,8 +106,8 @@ def deploy_verifier_cmd(
 ) -> None:
     """Deploy the round verifier for the market; pass its address to `project create`."""
     from marketplace.chain.tx import TxSender
+    from marketplace.chain.verifier import deploy_round_verifier
     from zk.filter_rule import FilterRule
-    from zk.onchain import deploy_round_verifier
     from zk.shape import CircuitShape
 
     n, d = parse_shape(shape)
@@ -149,7 +149,7 @@ def verify_cmd(
     from marketplace.chain.connection import connect
     from marketplace.chain.deploy import load_manifest
     from marketplace.chain.market import MarketClient
-    from zk.onchain import audit_round
+    from marketplace.chain.verifier import audit_round
 
     chain = connect(rpc_url)
     market = MarketClient(chain, load_manifest(chain).address("ContributionMarket"))

@@ -32,8 +32,8 @@ from pydantic import (
 from torch import Tensor, nn
 
 from marketplace.errors import ConfigError
+from marketplace.learning.privacy_spec import PrivacySettings
 from marketplace.learning.rule_pin import PinnedRule
-from marketplace.privacy.settings import PrivacySettings
 
 ModelKind = Literal["logreg", "mlp", "cnn", "cnn1d"]
 MODEL_KINDS: tuple[str, ...] = ("logreg", "mlp", "cnn", "cnn1d")

@@ -1,6 +1,6 @@
 """Deterministic local training and fast (batched) evaluation of flat parameter vectors.
 
-Determinism is what lets an auditor replay a round (ARCHITECTURE.md, step 7): every
+Determinism is what lets an auditor replay a round (docs/architecture.md, step 7): every
 random choice (batch order) comes from a ``torch.Generator`` seeded by
 :class:`TrainConfig`, the model is rebuilt from its spec, and the work runs on one
 intra-op thread (:func:`single_thread`). One thread matters twice: CPU kernels may split

@@ -1,6 +1,6 @@
 """The aggregator node: collect committed updates, filter, aggregate, commit the round.
 
-Per round (ARCHITECTURE.md, round step 4): wait until the round's reveal window is
+Per round (docs/architecture.md, round step 4): wait until the round's reveal window is
 closed (every roster trainer committed and every committer opened, or the deadlines
 passed: the contract decides); read the active trainers' ``UpdateRevealed`` events (the
 contract's revealed mask: the aggregator does not choose who is in the round); fetch
@@ -459,8 +459,8 @@ class AggregatorNode:
         report_cid = put_report(self.store, report)
         if zk is None:
             return PreparedRound(round_, n, outcome, report, model_cid, report_cid, checked)
+        from marketplace.chain.verifier import arrival_order
         from marketplace.nodes.zkround import prove_outcome
-        from zk.onchain import arrival_order
 
         proved = prove_outcome(
             zk,

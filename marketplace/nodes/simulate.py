@@ -21,9 +21,9 @@ result's ``protocol_events`` say what the contract did. ``self_deal``, ``grind``
 ``rule_switch`` are not simulated yet (see the README's threat model).
 
 With ``zk_shape`` set (``simulate --zk``) the owner first deploys a round verifier for that
-circuit shape (:func:`zk.onchain.deploy_round_verifier`, keys set up once and cached under
-``$LEDGERLEARN_HOME/zk``) and creates the project with it: every round is then proved by
-the aggregator and checked by ``commitRound`` on-chain.
+circuit shape (:func:`marketplace.chain.verifier.deploy_round_verifier`, keys set up once
+and cached under ``$LEDGERLEARN_HOME/zk``) and creates the project with it: every round is
+then proved by the aggregator and checked by ``commitRound`` on-chain.
 """
 
 from __future__ import annotations
@@ -185,8 +185,9 @@ def simulate(
     prover = None
     verifier = ZERO_ADDRESS
     if config.zk_shape is not None:
+        from marketplace.chain.verifier import deploy_round_verifier
         from zk.filter_rule import FilterRule
-        from zk.onchain import RoundProver, deploy_round_verifier
+        from zk.onchain import RoundProver
         from zk.shape import CircuitShape
 
         shape = CircuitShape(*config.zk_shape)

@@ -3,7 +3,7 @@
 The data never leaves the node. What leaves is the model update (a safetensors blob in
 the trainer's *own* content store, served by its own trustless gateway) and, on-chain,
 the digest of that update's CID and the Poseidon commitment of the update's sketch
-(ARCHITECTURE.md, round step 3). The sketch and its salt travel in the update blob's
+(docs/architecture.md, round step 3). The sketch and its salt travel in the update blob's
 metadata (:mod:`marketplace.rounds.sketches`, which also says where the sketch parameters
 come from: the project's round verifier on-chain, or a default without one).
 
@@ -95,7 +95,7 @@ def sketch_spec_for(market: MarketClient, info: ProjectInfo) -> SketchSpec:
     the chain), or the default sketch when it has none."""
     if info.verifier == ZERO_ADDRESS:
         return project_sketch_spec(info.project_id)
-    from zk.onchain import read_verifier
+    from marketplace.chain.verifier import read_verifier
 
     shape = read_verifier(market, info.verifier).shape
     return project_sketch_spec(info.project_id, shape.dim, shape.value_bits)

@@ -13,11 +13,12 @@ trainers' committed sketches (:mod:`zk.onchain`). The aggregator node therefore,
 2. runs the round with the provable sketch rule as the filter
    (:mod:`marketplace.rounds.zkfilter`), so the committed mask is exactly the proved one;
 3. after scoring, proves the round with the commit order the verifier's chain followed
-   (:func:`zk.onchain.arrival_order`) and encodes the proof for ``commitRound``.
+   (:func:`marketplace.chain.verifier.arrival_order`) and encodes the proof for ``commitRound``.
 
 Everything the prover needs to agree with the contract is read from the chain
-(:func:`zk.onchain.read_verifier`): the circuit shape, the rule, and the verifying key,
-which must equal the local proving key's (else every proof would be refused on-chain).
+(:func:`marketplace.chain.verifier.read_verifier`): the circuit shape, the rule, and the
+verifying key, which must equal the local proving key's (else every proof would be refused
+on-chain).
 One :class:`~zk.onchain.RoundProver` is kept for the node's life: loading keys takes
 seconds, proving a round well under one.
 """
@@ -31,13 +32,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from marketplace.chain.market import MarketClient, ProjectInfo
+from marketplace.chain.verifier import read_verifier
 from marketplace.errors import ZkError
 from marketplace.nodes.chainview import UpdateCommit
 from marketplace.rounds.pipeline import RoundOutcome
 from marketplace.rounds.sketches import FRAC_BITS, SketchOpening, check_opening, sketch_seed
 from marketplace.rounds.validate import CheckedUpdate
 from marketplace.rounds.zkfilter import ZkFilterConfig
-from zk.onchain import RoundProver, VerifierConfig, read_verifier
+from zk.onchain import RoundProver, VerifierConfig
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import math
 from functools import lru_cache
 
 from marketplace.errors import ConfigError
-from marketplace.privacy.settings import PrivacySettings
+from marketplace.learning.privacy_spec import PrivacySettings
 
 #: Integer Renyi orders (fractional orders make dp-accounting's series warn and skip).
 _ORDERS = tuple(range(2, 64)) + (80, 96, 128, 192, 256, 512, 1024)

@@ -11,8 +11,8 @@ from typing import Literal
 from pydantic import ValidationError
 
 from marketplace.errors import ConfigError
+from marketplace.learning.privacy_spec import DPSettings, PrivacySettings
 from marketplace.privacy.accountant import noise_for_budget
-from marketplace.privacy.settings import DPSettings, PrivacySettings
 
 #: Local steps per update when DP is on and none are given (16 steps of rate 0.1 are
 #: ~1.6 epochs of a shard).

@@ -23,7 +23,6 @@ key; and without the secret nobody can recompute a key from a guessed update.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +33,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from marketplace.errors import MalformedInput, UpdateRejected
 from marketplace.privacy.keys import ReaderKey, _raw_public, hkdf
+from marketplace.storage.base import canonical_json
 from marketplace.untrusted.parse import loads as bounded_json
 
 MAGIC = b"LLSEAL\x00\x01"
@@ -43,10 +43,6 @@ MAX_HEADER_BYTES = 64 * 1024
 MAX_RECIPIENTS = 16
 _WRAP_LABEL = b"ledgerlearn/privacy/wrap/v1"
 _ZERO_NONCE = bytes(12)
-
-
-def _reject(reason: str, detail: str) -> UpdateRejected:
-    return UpdateRejected(f"update rejected ({reason}): {detail}")
 
 
 def is_sealed(data: bytes) -> bool:
@@ -62,10 +58,6 @@ def _kek(shared: bytes, epk: bytes, reader: bytes) -> bytes:
     return hkdf(shared, _WRAP_LABEL + epk + reader)
 
 
-def _canonical(obj: Any) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
-
-
 def seal(inner: bytes, public: Mapping[str, str], readers: Sequence[str], secret: bytes) -> bytes:
     """Encrypt ``inner`` to every reader (hex X25519 public keys); ``public`` travels in
     clear (and authenticated). ``secret`` keys the deterministic derivation (module
@@ -75,7 +67,7 @@ def seal(inner: bytes, public: Mapping[str, str], readers: Sequence[str], secret
     if len(readers) > MAX_RECIPIENTS:
         raise ValueError(f"at most {MAX_RECIPIENTS} readers")
     public = {str(k): str(v) for k, v in public.items()}
-    context = hashlib.sha256(inner).digest() + hashlib.sha256(_canonical(public)).digest()
+    context = hashlib.sha256(inner).digest() + hashlib.sha256(canonical_json(public)).digest()
     content_key = hkdf(secret, b"ledgerlearn/privacy/content/v1" + context)
     ephemeral = X25519PrivateKey.from_private_bytes(hkdf(content_key, b"ephemeral"))
     epk = _raw_public(ephemeral.public_key())
@@ -88,7 +80,7 @@ def seal(inner: bytes, public: Mapping[str, str], readers: Sequence[str], secret
             _ZERO_NONCE, content_key, None
         )
         recipients.append({"kid": _kid(reader), "wrap": wrapped.hex()})
-    header = _canonical(
+    header = canonical_json(
         {
             "v": VERSION,
             "aead": "chacha20poly1305",
@@ -116,21 +108,23 @@ class Envelope:
 
 def _hex(value: Any, length: int, what: str) -> bytes:
     if not isinstance(value, str) or len(value) != 2 * length:
-        raise _reject("sealed", f"envelope {what} is not {length} bytes of hex")
+        raise UpdateRejected.because("sealed", f"envelope {what} is not {length} bytes of hex")
     try:
         return bytes.fromhex(value)
     except ValueError:
-        raise _reject("sealed", f"envelope {what} is not hex") from None
+        raise UpdateRejected.because("sealed", f"envelope {what} is not hex") from None
 
 
 def parse(data: bytes) -> Envelope:
     """Parse an envelope's header, refusing anything malformed (hostile input)."""
     if not is_sealed(data) or len(data) < len(MAGIC) + 4:
-        raise _reject("sealed", "not a sealed envelope")
+        raise UpdateRejected.because("sealed", "not a sealed envelope")
     size = int.from_bytes(data[len(MAGIC) : len(MAGIC) + 4], "big")
     start = len(MAGIC) + 4
     if size > MAX_HEADER_BYTES or start + size > len(data):
-        raise _reject("sealed", f"envelope header of {size} bytes is too large or cut short")
+        raise UpdateRejected.because(
+            "sealed", f"envelope header of {size} bytes is too large or cut short"
+        )
     try:
         header = bounded_json(
             data[start : start + size],
@@ -139,23 +133,25 @@ def parse(data: bytes) -> Envelope:
             unique_keys=True,
         )
     except MalformedInput as exc:
-        raise _reject("sealed", str(exc)) from None
+        raise UpdateRejected.because("sealed", str(exc)) from None
     if not isinstance(header, dict) or header.get("v") != VERSION:
-        raise _reject("sealed", "envelope header is not a version-1 object")
+        raise UpdateRejected.because("sealed", "envelope header is not a version-1 object")
     if header.get("aead") != "chacha20poly1305":
-        raise _reject("sealed", f"unknown cipher {header.get('aead')!r}")
+        raise UpdateRejected.because("sealed", f"unknown cipher {header.get('aead')!r}")
     public = header.get("public")
     if not isinstance(public, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in public.items()
     ):
-        raise _reject("sealed", "envelope public metadata must map strings to strings")
+        raise UpdateRejected.because(
+            "sealed", "envelope public metadata must map strings to strings"
+        )
     raw_recipients = header.get("recipients")
     if not isinstance(raw_recipients, list) or not 1 <= len(raw_recipients) <= MAX_RECIPIENTS:
-        raise _reject("sealed", f"envelope must name 1..{MAX_RECIPIENTS} recipients")
+        raise UpdateRejected.because("sealed", f"envelope must name 1..{MAX_RECIPIENTS} recipients")
     recipients: dict[str, bytes] = {}
     for entry in raw_recipients:
         if not isinstance(entry, dict) or not isinstance(entry.get("kid"), str):
-            raise _reject("sealed", "envelope recipient is malformed")
+            raise UpdateRejected.because("sealed", "envelope recipient is malformed")
         recipients[entry["kid"]] = _hex(entry.get("wrap"), 48, "wrapped key")
     return Envelope(
         prefix=data[: start + size],
@@ -175,11 +171,13 @@ def open_envelope(data: bytes, reader: ReaderKey | None) -> tuple[bytes, dict[st
     the envelope is malformed or fails authentication (the blob is bad)."""
     envelope = parse(data)
     if reader is None:
-        raise _reject("encrypted", "sealed to the project's readers; no reader key given")
+        raise UpdateRejected.because(
+            "encrypted", "sealed to the project's readers; no reader key given"
+        )
     public = bytes.fromhex(reader.public_hex)
     wrapped = envelope.recipients.get(_kid(public))
     if wrapped is None:
-        raise _reject("encrypted", "not sealed to this reader key")
+        raise UpdateRejected.because("encrypted", "not sealed to this reader key")
     try:
         shared = reader.private.exchange(X25519PublicKey.from_public_bytes(envelope.epk))
         content_key = ChaCha20Poly1305(_kek(shared, envelope.epk, public)).decrypt(
@@ -189,5 +187,7 @@ def open_envelope(data: bytes, reader: ReaderKey | None) -> tuple[bytes, dict[st
             envelope.nonce, envelope.ciphertext, envelope.prefix
         )
     except (InvalidTag, ValueError):
-        raise _reject("sealed", "the envelope does not authenticate under its header") from None
+        raise UpdateRejected.because(
+            "sealed", "the envelope does not authenticate under its header"
+        ) from None
     return inner, envelope.public

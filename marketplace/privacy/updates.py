@@ -22,11 +22,11 @@ from collections.abc import Mapping
 
 from marketplace.errors import ConfigError, UpdateRejected
 from marketplace.learning.models import ModelSpec
+from marketplace.learning.privacy_spec import PrivacySettings, published_sample_count
 from marketplace.learning.train import TrainConfig
 from marketplace.privacy.accountant import spent_epsilon
 from marketplace.privacy.envelope import is_sealed, open_envelope, seal
 from marketplace.privacy.keys import ReaderKey, secret_seed
-from marketplace.privacy.settings import PrivacySettings, published_sample_count
 
 META_EPSILON = "dp_epsilon"
 META_DELTA = "dp_delta"
@@ -119,9 +119,8 @@ def open_blob(
         return open_envelope(data, reader)
     settings = spec.privacy
     if settings is not None and settings.sealed:
-        raise UpdateRejected(
-            "update rejected (privacy): published in clear, but the project requires "
-            "updates sealed to its readers"
+        raise UpdateRejected.because(
+            "privacy", "published in clear, but the project requires updates sealed to its readers"
         )
     return data, None
 

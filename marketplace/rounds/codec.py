@@ -89,9 +89,10 @@ def to_named(spec: ModelSpec, vector: Tensor) -> dict[str, Tensor]:
     sizes = [math.prod(shape) for _, shape in layout]
     flat = vector.detach().reshape(-1).to(torch.float32)
     if flat.numel() != sum(sizes):
-        raise UpdateRejected(
-            f"update rejected (shape): vector has {flat.numel()} values, the model needs "
-            f"{sum(sizes)}; train the project's model spec"
+        raise UpdateRejected.because(
+            "shape",
+            f"vector has {flat.numel()} values, the model needs {sum(sizes)}; "
+            "train the project's model spec",
         )
     pieces = flat.split(sizes)
     return {name: p.reshape(shape) for (name, shape), p in zip(layout, pieces, strict=True)}
@@ -115,8 +116,8 @@ def decode_params(spec: ModelSpec, data: bytes) -> tuple[Tensor, dict[str, str]]
     tensors, metadata = decode_tensors(data, max_blob_bytes(spec), param_shapes(spec))
     for name, tensor in tensors.items():
         if tensor.dtype != torch.float32:
-            raise UpdateRejected(
-                f"update rejected (dtype): tensor {name} is {tensor.dtype}, expected float32"
+            raise UpdateRejected.because(
+                "dtype", f"tensor {name} is {tensor.dtype}, expected float32"
             )
     return from_named(spec, tensors), metadata
 

@@ -1,7 +1,7 @@
 """One aggregation round as a pure function: validated updates in, new global model out.
 
 ``run_round`` is what the aggregator node runs and what an auditor replays
-(ARCHITECTURE.md, "The marketplace round", steps 4 and 7). Given the same inputs it
+(docs/architecture.md, "The marketplace round", steps 4 and 7). Given the same inputs it
 returns the same bytes: every tensor operation runs on one thread
 (:func:`marketplace.learning.train.single_thread`) and nothing in it draws randomness
 except through ``seed``.

@@ -6,7 +6,7 @@ aggregator's content store; the digest of its CID is the ``reportCid`` of the ro
 hyper-parameters used and those for the next round, each rejection and exclusion with its
 reason, the metrics, the scores, the CIDs of every update, of the model before and after,
 and of the robust rule's state. A restarted aggregator resumes from the previous report;
-an auditor replays the round from it (ARCHITECTURE.md, step 7).
+an auditor replays the round from it (docs/architecture.md, step 7).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The sketch a trainer commits next to its update, and how the aggregator opens it.
 
-ARCHITECTURE.md, round step 3: a trainer commits, next to its update's CID, to
+docs/architecture.md, round step 3: a trainer commits, next to its update's CID, to
 ``Poseidon(salt, packed sketch)`` (:func:`zk.sketch.sketch_commitment`), where the sketch is
 a public, seeded random projection of the update to ``dim`` fixed-point coordinates
 (:func:`zk.sketch.sketch_update`). The filter proof is about these committed sketches.

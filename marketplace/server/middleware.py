@@ -17,7 +17,6 @@ import asyncio
 import json
 import logging
 import math
-import re
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -27,6 +26,7 @@ from starlette.responses import Response
 
 from marketplace.server.limits import ServerLimits
 from marketplace.server.ratelimit import TokenBuckets
+from marketplace.untrusted.parse import json_depth
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +36,6 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_BRACKET = re.compile(r"[\[\]{}]")
-
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
     """The one error body of our servers: one line (line breaks escaped), ASCII-escaped so
@@ -46,21 +43,6 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
     line = message.replace("\r", "\\r").replace("\n", "\\n")
     body = json.dumps({"error": line, "detail": None}, ensure_ascii=True)
     return Response(body, status_code=status, media_type="application/json", headers=headers)
-
-
-def json_depth_exceeds(text: str, limit: int) -> bool:
-    """True if ``text`` nests arrays/objects deeper than ``limit`` (strings are skipped).
-
-    Checked before ``json.loads`` because the C parser recurses once per level: with the
-    interpreter's recursion limit raised (py_ecc raises it to 100,000 on import) a deep
-    document overflows the C stack instead of raising ``RecursionError``.
-    """
-    depth = 0
-    for match in _BRACKET.finditer(_JSON_STRING.sub("", text)):
-        depth += 1 if match.group() in "[{" else -1
-        if depth > limit:
-            return True
-    return False
 
 
 def unencodable_string(value: Any, path: str = "body") -> str | None:
@@ -97,7 +79,8 @@ def check_json_body(body: bytes, max_depth: int) -> tuple[int, str] | None:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         return 422, f"invalid request: body is not UTF-8 (byte {exc.start}); send UTF-8 JSON"
-    if json_depth_exceeds(text, max_depth):
+    # before json.loads, whose C parser recurses once per level (the parser's json_depth)
+    if json_depth(body, max_depth) > max_depth:
         return 422, f"invalid request: body nests deeper than {max_depth} levels"
     try:
         value = json.loads(text)

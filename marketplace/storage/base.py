@@ -25,7 +25,7 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from marketplace.errors import BlobTooLarge, FetchRefused, MalformedInput, StorageError
 from marketplace.storage.cid import cid_for, parse_cid, verify
@@ -112,6 +112,12 @@ class ContentStore(ABC):
         """Record a pin for a present block."""
 
 
+def canonical_json(obj: Any) -> bytes:
+    """The one canonical JSON encoding of signed or content-addressed headers (sorted keys,
+    no spaces, ASCII): equal documents give equal bytes, hence equal CIDs and digests."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
 @dataclass(frozen=True)
 class BlobManifest:
     """The manifest of a chunked blob: total size and chunk CIDs in order."""
@@ -121,8 +127,9 @@ class BlobManifest:
 
     def to_bytes(self) -> bytes:
         """Canonical JSON encoding: one manifest, one byte string, one CID."""
-        doc = {"kind": MANIFEST_KIND, "size": self.size, "chunks": list(self.chunks)}
-        return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+        return canonical_json(
+            {"kind": MANIFEST_KIND, "size": self.size, "chunks": list(self.chunks)}
+        )
 
     @classmethod
     def from_bytes(cls, data: bytes, cid: str = "blob") -> BlobManifest:

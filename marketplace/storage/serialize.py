@@ -79,21 +79,19 @@ def _with_sorted_metadata(encoded: bytes, metadata: Mapping[str, str]) -> bytes:
     return len(text).to_bytes(8, "little") + text + encoded[8 + header_len :]
 
 
-def _reject(reason: str, detail: str) -> UpdateRejected:
-    return UpdateRejected(f"update rejected ({reason}): {detail}")
-
-
 def _read_header(data: bytes) -> dict[str, Any]:
     """Parse the JSON header, refusing what a lenient reader would let through."""
     if len(data) < 8:
-        raise _reject("truncated", f"{len(data)} bytes cannot hold a safetensors header")
+        raise UpdateRejected.because(
+            "truncated", f"{len(data)} bytes cannot hold a safetensors header"
+        )
     header_len = int.from_bytes(data[:8], "little")
     if header_len > len(data) - 8:
-        raise _reject(
+        raise UpdateRejected.because(
             "truncated", f"header claims {header_len} bytes but only {len(data) - 8} follow"
         )
     if header_len > MAX_HEADER_BYTES:
-        raise _reject(
+        raise UpdateRejected.because(
             "malformed", f"header claims {header_len} bytes, over the limit of {MAX_HEADER_BYTES}"
         )
     try:
@@ -104,9 +102,9 @@ def _read_header(data: bytes) -> dict[str, Any]:
             unique_keys=True,
         )
     except MalformedInput as exc:
-        raise _reject("malformed", str(exc)) from None
+        raise UpdateRejected.because("malformed", str(exc)) from None
     if not isinstance(header, dict):
-        raise _reject("malformed", "safetensors header is not a JSON object")
+        raise UpdateRejected.because("malformed", "safetensors header is not a JSON object")
     return header
 
 
@@ -118,11 +116,13 @@ def _header_shapes(header: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
             continue
         shape = entry.get("shape") if isinstance(entry, dict) else None
         if not isinstance(shape, list) or len(shape) > MAX_TENSOR_DIMS:
-            raise _reject("malformed", f"tensor {name[:64]!r} has no shape of 0..8 dimensions")
+            raise UpdateRejected.because(
+                "malformed", f"tensor {name[:64]!r} has no shape of 0..8 dimensions"
+            )
         try:
             shapes[name] = tuple(parse_int(d, f"a dimension of {name[:64]!r}") for d in shape)
         except MalformedInput as exc:
-            raise _reject("malformed", str(exc)) from None
+            raise UpdateRejected.because("malformed", str(exc)) from None
     return shapes
 
 
@@ -138,7 +138,7 @@ def _check_data_length(header: Mapping[str, Any], available: int) -> None:
         and isinstance(entry["data_offsets"][1], int)
     ]
     if ends and max(ends) > available:
-        raise _reject(
+        raise UpdateRejected.because(
             "truncated", f"tensors need {max(ends)} data bytes but only {available} are present"
         )
 
@@ -158,13 +158,17 @@ def decode_tensors(
     finiteness of every floating-point value. Returns ``(tensors, metadata)``.
     """
     if len(data) > max_bytes:
-        raise _reject("too large", f"{len(data)} bytes exceed the limit of {max_bytes}")
+        raise UpdateRejected.because(
+            "too large", f"{len(data)} bytes exceed the limit of {max_bytes}"
+        )
     header = _read_header(bytes(data))
     metadata = header.get(_METADATA_KEY, {})
     if not isinstance(metadata, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
     ):
-        raise _reject("malformed", "safetensors metadata must map strings to strings")
+        raise UpdateRejected.because(
+            "malformed", "safetensors metadata must map strings to strings"
+        )
     _check_data_length(header, len(data) - 8 - int.from_bytes(data[:8], "little"))
     declared = _header_shapes(header)
     if expected_shapes is not None:
@@ -174,14 +178,16 @@ def decode_tensors(
     try:
         tensors = _st_load(bytes(data))
     except (SafetensorError, ValueError, TypeError, RuntimeError) as exc:
-        raise _reject("malformed", f"not valid safetensors ({exc})") from exc
+        raise UpdateRejected.because("malformed", f"not valid safetensors ({exc})") from exc
     for name in sorted(tensors):
         tensor = tensors[name]
         if (tensor.is_floating_point() or tensor.is_complex()) and not bool(
             torch.isfinite(tensor).all()
         ):
             bad = int((~torch.isfinite(tensor)).sum())
-            raise _reject("non-finite", f"tensor {name} holds {bad} NaN or infinite values")
+            raise UpdateRejected.because(
+                "non-finite", f"tensor {name} holds {bad} NaN or infinite values"
+            )
     return tensors, dict(metadata)
 
 
@@ -191,12 +197,14 @@ def _check_shapes(
     missing = sorted(set(expected) - set(declared))
     extra = sorted(set(declared) - set(expected))
     if missing or extra:
-        raise _reject("names", f"missing tensors {missing}, unexpected tensors {extra[:8]}")
+        raise UpdateRejected.because(
+            "names", f"missing tensors {missing}, unexpected tensors {extra[:8]}"
+        )
     for name in sorted(expected):
         want = tuple(int(d) for d in expected[name])
         got = declared[name]
         if got != want:
-            raise _reject("shape", f"tensor {name} has shape {got}, expected {want}")
+            raise UpdateRejected.because("shape", f"tensor {name} has shape {got}, expected {want}")
 
 
 def shapes_of(tensors: Mapping[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
@@ -220,12 +228,14 @@ def unflatten(
     The tensors are copies, never views of ``vector``.
     """
     if vector.dim() != 1:
-        raise _reject("shape", f"flat update must be 1-D, got shape {tuple(vector.shape)}")
+        raise UpdateRejected.because(
+            "shape", f"flat update must be 1-D, got shape {tuple(vector.shape)}"
+        )
     names = sorted(template_shapes)
     shapes = [tuple(int(d) for d in template_shapes[name]) for name in names]
     sizes = [math.prod(shape) for shape in shapes]
     if sum(sizes) != vector.numel():
-        raise _reject(
+        raise UpdateRejected.because(
             "shape", f"flat update has {vector.numel()} values, the template needs {sum(sizes)}"
         )
     if not names:

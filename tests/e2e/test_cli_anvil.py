@@ -46,7 +46,8 @@ def test_deploy_create_register_status(anvil_url: str, home: Path) -> None:
     rpc = f"--rpc-url={anvil_url}"
     deployed = json.loads(ll(home, "deploy", rpc, "--json").stdout)
     assert deployed["contracts"]["ContributionMarket"]["address"].startswith("0x")
-    assert (home / "deployments" / "31337.json").exists()
+    assert deployed["genesis_hash"].startswith("0x")
+    assert (home / "deployments" / f"31337-{deployed['genesis_hash'][2:18]}.json").exists()
 
     created = json.loads(
         ll(
@@ -67,14 +68,12 @@ def test_deploy_create_register_status(anvil_url: str, home: Path) -> None:
     )
     pid = str(created["project_id"])
     registered = [
-        json.loads(
-            ll(home, "trainer", "register", "-p", pid, "--account", str(i), rpc, "--json").stdout
-        )
+        json.loads(ll(home, "trainer", "register", pid, "--account", str(i), rpc, "--json").stdout)
         for i in (2, 3, 4)
     ]
     assert [r["index"] for r in registered] == [0, 1, 2]
 
-    status = json.loads(ll(home, "trainer", "status", "-p", pid, rpc, "--json").stdout)
+    status = json.loads(ll(home, "trainer", "status", pid, rpc, "--json").stdout)
     assert [t["address"] for t in status["trainers"]] == [r["trainer"] for r in registered]
     assert all(t["stake"] == 10**17 for t in status["trainers"])
     assert status["reward"] == 2 * 10**18
@@ -83,16 +82,21 @@ def test_deploy_create_register_status(anvil_url: str, home: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["trainer", "register", "-p", "1", "--key", "0xnotakey"], "invalid private key"),
-        (["trainer", "status", "-p", "999"], "ProjectNotFound"),
-        (["trainer", "register", "-p", "1", "--account", "5", "--stake", "0.001"], "below"),
+        (["trainer", "register", "1", "--key", "0xnotakey"], "invalid private key"),
+        (["trainer", "status", "999"], "ProjectNotFound"),
+        (["trainer", "register", "1", "--account", "5", "--stake", "0.001"], "below"),
         (["project", "create", "--reward", "1", "--aggregator", "0x1234"], "malformed aggregator"),
+        (
+            ["project", "create", "--reward", "100000", "--aggregator", AGGREGATOR],
+            "insufficient funds: account 0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266 has 99",
+        ),
+        (["trainer", "register", "1", "--key", "0x" + "42" * 32, "--account", "2"], "two signers"),
     ],
 )
 def test_bad_input_is_one_line_without_traceback(
     anvil_url: str, home: Path, args: list[str], expected: str
 ) -> None:
-    ll(home, "deploy", f"--rpc-url={anvil_url}")
+    ll(home, "deploy", "--force", f"--rpc-url={anvil_url}")  # one per case, on one chain
     if "999" not in args:
         ll(
             home,
@@ -118,7 +122,6 @@ def test_unreachable_node_says_how_to_start_one(home: Path) -> None:
         home,
         "trainer",
         "status",
-        "-p",
         "1",
         f"--rpc-url=http://127.0.0.1:{free_port()}",
         check=False,
@@ -130,7 +133,7 @@ def test_unreachable_node_says_how_to_start_one(home: Path) -> None:
 
 def test_debug_flag_shows_the_traceback(home: Path) -> None:
     url = f"--rpc-url=http://127.0.0.1:{free_port()}"
-    result = ll(home, "--debug", "trainer", "status", "-p", "1", url, check=False)
+    result = ll(home, "--debug", "trainer", "status", "1", url, check=False)
     assert result.returncode != 0
     assert "Traceback" in result.stderr
 
@@ -166,3 +169,36 @@ def test_node_command_keeps_state_across_restarts(tmp_path: Path, home: Path) ->
         assert shown["reward"] == 10**18
     finally:
         stop(node, timeout=60)
+
+
+def test_deployments_are_kept_per_chain_and_genesis(home: Path, tmp_path: Path) -> None:
+    """Every local chain is 31337: a second deploy must not silently replace the first,
+    and a restarted node (a new genesis) must not be handed the old chain's addresses."""
+    fresh = tmp_path / "home"
+    port = free_port()
+    first, url = start_anvil(port)
+    rpc = f"--rpc-url={url}"
+    try:
+        ll(fresh, "deploy", rpc)
+        ll(fresh, "project", "create", rpc, "--reward", "1", "--aggregator", AGGREGATOR)
+        again = ll(fresh, "deploy", rpc, check=False)
+        assert again.returncode == 1 and "Traceback" not in again.stderr
+        assert "already has a deployment" in again.stderr and "--force" in again.stderr
+        assert len(again.stderr.strip().splitlines()) == 1
+        assert json.loads(ll(fresh, "project", "show", "1", rpc, "--json").stdout)["reward"]
+        forced = json.loads(ll(fresh, "deploy", "--force", rpc, "--json").stdout)
+        kept = sorted(p.name for p in (fresh / "deployments").iterdir())
+        assert len(kept) == 2 and any(".replaced-" in name for name in kept), kept
+        shown = ll(fresh, "project", "show", "1", rpc, check=False)  # the new market is empty
+        assert shown.returncode == 1 and "ProjectNotFound" in shown.stderr
+    finally:
+        stop(first)
+    second, url = start_anvil(port)  # same URL and chain id, new genesis
+    try:
+        stale = ll(fresh, "project", "show", "1", rpc, check=False)
+        assert stale.returncode == 1 and "Traceback" not in stale.stderr
+        assert "another chain with that id" in stale.stderr and "ledgerlearn deploy" in stale.stderr
+        redeployed = json.loads(ll(fresh, "deploy", rpc, "--json").stdout)  # no --force needed
+        assert redeployed["genesis_hash"] != forced["genesis_hash"]
+    finally:
+        stop(second)

@@ -44,12 +44,12 @@ def test_trainer_and_aggregator_run_refuse_a_taken_port_first(
     data = tmp_path / "data.csv"
     data.write_text("x,label\n1,0\n")
     trainer = _run(
-        tmp_path, "trainer", "run", "-p", "1", f"--data={data}",
+        tmp_path, "trainer", "run", "1", f"--data={data}",
         "--aggregator-gateway=http://127.0.0.1:9", f"--port={taken_port}", NO_NODE,
     )  # fmt: skip
     _assert_port_error(trainer, taken_port)
     aggregator = _run(
-        tmp_path, "aggregator", "run", "-p", "1", f"--validation={data}",
+        tmp_path, "aggregator", "run", "1", f"--validation={data}",
         f"--port={taken_port}", NO_NODE,
     )  # fmt: skip
     _assert_port_error(aggregator, taken_port)

@@ -5,7 +5,8 @@ environment variables the commands take their defaults from, so runs never colli
 
 ``bash -e`` stops at the first command that fails (each background node is ``wait``-ed
 alone, so its exit code counts too); then every step's effect is checked from what it
-printed and wrote: rounds committed, payouts withdrawn, the audit verdict, the model file.
+printed and wrote: rounds committed, payouts withdrawn, the model file (it loads and
+scores the accuracy the aggregator reported), the audit verdict.
 """
 
 from __future__ import annotations
@@ -20,8 +21,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import torch
 
 from marketplace.chain.node import free_port, port_in_use
+from marketplace.learning import ModelSpec, build_model
+from marketplace.learning.datafiles import load_for_spec
 
 pytestmark = pytest.mark.e2e
 
@@ -113,6 +117,18 @@ def test_readme_walkthrough_runs_verbatim(tmp_path: Path) -> None:
     assert all(Decimal(stake) == Decimal("0.1") for stake, _ in paid)
     rewards = [Decimal(reward) for _, reward in paid]
     assert all(r > 0 for r in rewards) and Decimal("0.999") < sum(rewards) <= 1
+
+    # the trained model: a state_dict of the spec's network, committed on-chain, that
+    # classifies the owner's validation digits far above chance (10%)
+    assert "written to model.pt" in output
+    spec = ModelSpec.from_json((work / "spec.json").read_bytes())
+    model = build_model(spec)
+    model.load_state_dict(torch.load(work / "model.pt", weights_only=True))
+    validation = load_for_spec(work / "shards" / "validation.npz", spec)
+    with torch.no_grad():
+        accuracy = float((model(validation.x).argmax(1) == validation.y).float().mean())
+    last = re.findall(r"round 3/3  accuracy ([\d.]+)%", output)
+    assert accuracy > 0.5 and abs(100 * accuracy - float(last[0])) < 0.1, (accuracy, last)
 
     # the audit, after the trainers have gone, replays every round exactly
     assert "project 1: all rounds replay exactly" in output, output[-4000:]

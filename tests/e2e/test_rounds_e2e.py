@@ -122,7 +122,6 @@ def test_three_rounds_with_trainer_processes(tmp_path: Path) -> None:
         agg_args = [
             "aggregator",
             "run",
-            "--project",
             str(project),
             "--account",
             "1",
@@ -145,7 +144,6 @@ def test_three_rounds_with_trainer_processes(tmp_path: Path) -> None:
             trainer_args = [
                 "trainer",
                 "run",
-                "--project",
                 str(project),
                 "--account",
                 str(2 + i),
@@ -184,7 +182,6 @@ def test_three_rounds_with_trainer_processes(tmp_path: Path) -> None:
             shutil.copytree(store_dir / "blocks", merged / "blocks", dirs_exist_ok=True)
         audit_args = [
             "audit",
-            "--project",
             str(project),
             "--validation",
             str(owner_dir / "validation.npz"),

@@ -125,12 +125,11 @@ def test_ceremony_across_processes_then_trainers_stake(anvil_url: str, tmp_path:
 
     pid, dev_pid = create(verifier), create(dev)
     for i, t in enumerate(("t1", "t2", "t3")):
-        ll(homes[t], "trainer", "register", "-p", pid, "--account", str(2 + i), rpc)
+        ll(homes[t], "trainer", "register", pid, "--account", str(2 + i), rpc)
         refused = ll(
             homes[t],
             "trainer",
             "register",
-            "-p",
             dev_pid,
             "--account",
             str(2 + i),
@@ -142,13 +141,12 @@ def test_ceremony_across_processes_then_trainers_stake(anvil_url: str, tmp_path:
             and "not from a ceremony verified" in refused.stdout + refused.stderr
         )
         assert "Traceback" not in refused.stderr
-    stranger = ll(homes["t4"], "trainer", "register", "-p", pid, "--account", "5", rpc, check=False)
+    stranger = ll(homes["t4"], "trainer", "register", pid, "--account", "5", rpc, check=False)
     assert stranger.returncode != 0 and "zk ceremony verify" in stranger.stdout + stranger.stderr
     ll(
         homes["t4"],
         "trainer",
         "register",
-        "-p",
         dev_pid,
         "--account",
         "5",

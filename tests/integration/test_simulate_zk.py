@@ -19,6 +19,7 @@ import torch
 
 from marketplace.audit import audit_project
 from marketplace.chain.tx import TxSender
+from marketplace.chain.verifier import audit_round, deploy_round_verifier
 from marketplace.learning import ModelSpec, TrainConfig, load_dataset, partition
 from marketplace.nodes.aggregator import AggregatorNode, RoundSummary
 from marketplace.nodes.chainview import round_commit
@@ -36,7 +37,7 @@ from marketplace.rounds.state import RoundState
 from marketplace.rounds.zkfilter import ZkFilterConfig
 from marketplace.storage import MemoryStore, digest_of, put_blob
 from zk.build import build_dir
-from zk.onchain import RoundProver, audit_round, deploy_round_verifier
+from zk.onchain import RoundProver
 from zk.shape import CircuitShape
 
 pytestmark = pytest.mark.integration

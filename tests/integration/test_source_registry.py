@@ -22,6 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from web3.logs import DISCARD
 
+from drag.receipts import RECEIPT_TYPE, ReceiptDomain, receipt_typed_data, sign_digest
 from marketplace.chain import registry as reg
 from marketplace.chain.connection import Chain, connect_embedded
 from marketplace.chain.deploy import DEFAULT_SOURCE_STAKE, deploy_all, deploy_contract
@@ -77,8 +78,16 @@ class RegistryWorld:
             nonce = self.nonces.get(sid, 0) + 1
         self.nonces[sid] = max(self.nonces.get(sid, 0), nonce)
         qid, phash = self.rng.randbytes(32), self.rng.randbytes(32)
-        sig = self.admin.sign_receipt(key or self.keys[index], sid, nonce, qid, phash)
+        sig = sign_as_source(self.admin, key or self.keys[index], sid, nonce, qid, phash)
         return FeedbackUpdate(sid, nonce, qid, phash, rel, use, sig)
+
+
+def sign_as_source(
+    registry: RegistryClient, key: bytes, sid: int, nonce: int, qid: bytes, phash: bytes
+) -> bytes:
+    """What source ``sid`` signs (drag's receipt definition) under ``registry``'s domain."""
+    domain = ReceiptDomain(registry.chain.chain_id, registry.address)
+    return sign_digest(key, domain, sid, nonce, qid, phash)
 
 
 def source_key(i: int) -> bytes:
@@ -304,11 +313,11 @@ def test_only_evaluators_submit_feedback_and_only_admin_grants(world):
 
 def test_receipt_digest_matches_the_eip712_typed_data(world):
     qid, phash = bytes([1]) * 32, bytes([2]) * 32
-    data = reg.receipt_typed_data(world.chain.chain_id, world.admin.address, 3, 17, qid, phash)
+    data = receipt_typed_data(world.chain.chain_id, world.admin.address, 3, 17, qid, phash)
     msg = encode_typed_data(full_message=data)
     expected = keccak(b"\x19" + msg.version + msg.header + msg.body)
     assert world.admin.receipt_digest(3, 17, qid, phash) == expected
-    type_hash = keccak(text=reg.RECEIPT_TYPE)
+    type_hash = keccak(text=RECEIPT_TYPE)
     assert type_hash == keccak(
         text="Receipt(uint256 sourceId,uint64 nonce,bytes32 queryId,bytes32 passagesHash)"
     )
@@ -536,7 +545,7 @@ def test_packing_rejects_out_of_range_values():
 
 
 def test_compact_signature_recovers_like_the_full_one(world):
-    sig = world.admin.sign_receipt(world.keys[0], 1, 1, bytes(32), bytes(32))
+    sig = sign_as_source(world.admin, world.keys[0], 1, 1, bytes(32), bytes(32))
     r, vs = reg.compact_signature(sig)
     assert reg.compact_signature(r + vs) == (r, vs)
     assert int.from_bytes(vs, "big") >> 255 == sig[64] - 27

@@ -20,19 +20,17 @@ from marketplace.chain.deploy import deploy_contract
 from marketplace.chain.market import ProjectStatus
 from marketplace.chain.revert import decode_revert
 from marketplace.chain.tx import REVERT_ERRORS, TxSender, revert_data
-from marketplace.errors import ZkError
-from zk.build import build_dir
-from zk.field import FIELD_MODULUS
-from zk.filter_rule import FilterRule
-from zk.onchain import (
-    RoundProofPayload,
-    RoundProver,
+from marketplace.chain.verifier import (
     VerifierStack,
     arrival_order,
     audit_round,
     deploy_round_verifier,
-    load_verifying_key,
 )
+from marketplace.errors import ZkError
+from zk.build import build_dir
+from zk.field import FIELD_MODULUS
+from zk.filter_rule import FilterRule
+from zk.onchain import RoundProofPayload, RoundProver, load_verifying_key
 from zk.poseidon import poseidon
 from zk.proof import Groth16Proof, VerifyingKeyData
 from zk.public_hash import flags_word, fold, outputs_digest
@@ -137,7 +135,7 @@ def honest(prover, pid, round_, sketches, salts):
 
 
 def onchain_commitments(world, pid, round_):
-    from zk.onchain import sketch_commitments
+    from marketplace.chain.verifier import sketch_commitments
 
     commitments = sketch_commitments(world.market, pid, round_)
     return [commitments.get(i) for i in range(N)]
@@ -474,7 +472,7 @@ def test_committed_poseidon_contract_is_generated_from_circomlib():
 def test_trainers_can_check_the_verifier_stack_before_staking(world, stack, keys_dir):
     """The market calls a project's verifier on every commitment: a trainer checks that
     it is LedgerLearn's stack for this market (`trainer register` does it)."""
-    from zk.onchain import check_verifier_code
+    from marketplace.chain.verifier import check_verifier_code
 
     config = check_verifier_code(world.market, stack.address)
     assert config.shape == SHAPE and config.rule == RULE
@@ -540,8 +538,8 @@ def test_a_key_whose_secrets_are_known_forges_rounds_and_is_refused_before_staki
     accepted on-chain, and the code check alone passes; the pre-stake check refuses any key
     that is not from a ceremony this machine verified (unless --dev-unsafe-setup)."""
     from marketplace.chain.artifacts import load_artifact
+    from marketplace.chain.verifier import check_verifier_code, check_verifier_setup
     from zk import ceremony
-    from zk.onchain import check_verifier_code, check_verifier_setup
 
     vk, secrets = _key_with_known_secrets(17)
     sender = TxSender(world.chain, world.owner)

@@ -11,18 +11,18 @@ from hypothesis import strategies as st
 from marketplace.chain.accounts import account_from_key, parse_address
 from marketplace.chain.market import mask_to_words, words_to_mask
 from marketplace.chain.revert import decode_revert
-from marketplace.cli.common import parse_amount
+from marketplace.chain.units import format_eth, parse_amount
 from marketplace.errors import ConfigError, InvalidKey
 
 
 def test_custom_error_decodes_by_name_with_arguments() -> None:
     data = function_signature_to_4byte_selector("StakeTooLow(uint256,uint256)") + encode(
-        ["uint256", "uint256"], [5, 10]
+        ["uint256", "uint256"], [10**15, 10**17]
     )
     name, args, message = decode_revert(data)
     assert name == "StakeTooLow"
-    assert args == (5, 10)
-    assert message == "StakeTooLow(sent=5, required=10)"
+    assert args == (10**15, 10**17)  # wei for code, ether for people
+    assert message == "StakeTooLow(sent=0.001 ETH, required=0.1 ETH)"
 
 
 def test_error_string_and_unknown_selector() -> None:
@@ -47,6 +47,15 @@ def test_amounts_parse_to_wei(text: str, wei: int) -> None:
     assert parse_amount(text) == wei
 
 
+@pytest.mark.parametrize(
+    ("wei", "shown"),
+    [(0, "0 ETH"), (10**17, "0.1 ETH"), (2 * 10**18, "2 ETH"), (1, "0.000000000000000001 ETH")],
+)
+def test_amounts_show_in_ether_with_the_unit(wei: int, shown: str) -> None:
+    assert format_eth(wei) == shown
+    assert parse_amount(shown.removesuffix(" ETH") + "eth") == wei  # what is shown reads back
+
+
 @pytest.mark.parametrize("text", ["abc", "-1", "0.5wei", ""])
 def test_bad_amounts_are_rejected(text: str) -> None:
     with pytest.raises(ConfigError, match="invalid"):
@@ -62,3 +71,12 @@ def test_keys_and_addresses_are_validated_without_echoing_secrets() -> None:
     assert parse_address("0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266").startswith("0xf39Fd6")
     with pytest.raises(ConfigError, match="malformed"):
         parse_address("0x123")
+
+
+def test_amount_arguments_shown_in_ether_name_real_error_arguments() -> None:
+    from marketplace.chain.artifacts import error_selectors
+    from marketplace.chain.revert import AMOUNT_ARGS
+
+    declared = {name: set(names) for name, _, names in error_selectors().values()}
+    for error, amounts in AMOUNT_ARGS.items():
+        assert error in declared and amounts <= declared[error], error

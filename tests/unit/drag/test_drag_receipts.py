@@ -14,7 +14,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from drag.receipts import (
-    RECEIPT_TYPE,
     SECP256K1_N,
     Receipt,
     ReceiptDomain,
@@ -24,7 +23,6 @@ from drag.receipts import (
     passages_hash,
     receipt_digest,
     receipt_message,
-    receipt_typed_data,
     recover_digest_signer,
     recover_signer,
     sign_digest,
@@ -109,17 +107,6 @@ def test_digest_matches_an_independent_eip712_encoding() -> None:
     )
     expected = keccak(b"\x19\x01" + separator + struct)
     assert receipt_digest(DOMAIN, 7, NONCE, QID, ph) == expected
-
-
-def test_chain_client_signs_through_the_same_definition() -> None:
-    """marketplace.chain.registry re-exports drag's typed data; its signatures recover."""
-    from marketplace.chain import registry as reg
-
-    assert reg.RECEIPT_TYPE == RECEIPT_TYPE and reg.receipt_typed_data is receipt_typed_data
-    ph = passages_hash(TEXTS)
-    sig = reg.sign_receipt(KEY, DOMAIN.chain_id, DOMAIN.verifying_contract, 7, NONCE, QID, ph)
-    assert sig == sign_receipt(KEY, DOMAIN, 7, NONCE, QID, TEXTS).signature
-    assert verify_receipt(Receipt(7, NONCE, QID, ph, sig), DOMAIN, address_of(KEY), TEXTS)
 
 
 def test_empty_passage_list_has_a_defined_hash() -> None:

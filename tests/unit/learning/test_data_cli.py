@@ -133,8 +133,8 @@ def test_nodes_read_their_data_file_before_anything_else(tmp_path: Path) -> None
     np.savez(bad, x=np.zeros((40, 8, 8), np.uint8), y=np.zeros(40, np.int64))
     no_chain = "--rpc-url=http://127.0.0.1:1"
     for args in (
-        ["trainer", "run", "-p", "1", "--data", str(bad), "--account", "2"],
-        ["aggregator", "run", "-p", "1", "--validation", str(bad), "--account", "1"],
+        ["trainer", "run", "1", "--data", str(bad), "--account", "2"],
+        ["aggregator", "run", "1", "--validation", str(bad), "--account", "1"],
     ):
         code, output = _cli(*args, no_chain)
         assert code == 1 and "x has dtype uint8 but features must be floating point" in output

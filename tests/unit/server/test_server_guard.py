@@ -14,9 +14,9 @@ from fastapi.testclient import TestClient
 from marketplace.server import GuardMiddleware, ServerLimits, TokenBuckets, error_response
 from marketplace.server.middleware import (
     check_json_body,
-    json_depth_exceeds,
     unencodable_string,
 )
+from marketplace.untrusted.parse import json_depth
 
 
 class Clock:
@@ -69,7 +69,9 @@ def test_token_buckets_keep_only_the_most_recent_clients() -> None:
     ],
 )
 def test_json_depth(text: str, deep: bool) -> None:
-    assert json_depth_exceeds(text, 32) is deep
+    assert (json_depth(text.encode(), 32) > 32) is deep
+    refused = check_json_body(text.encode(), 32)
+    assert (refused is not None and "nests deeper than 32" in refused[1]) is deep
 
 
 def test_unencodable_string_names_the_field() -> None:

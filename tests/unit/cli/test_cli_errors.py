@@ -1,0 +1,77 @@
+"""User errors of the CLI core are one line (issue 15): two signers, a taken port, an
+RPC error that escaped the chain layer."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from marketplace.chain.accounts import chosen_key
+from marketplace.cli import main
+from marketplace.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[3]
+KEY = "0x" + "42" * 32
+
+
+def test_key_and_account_together_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LEDGERLEARN_KEY", raising=False)
+    with pytest.raises(ConfigError, match="--account 2 and --key .* name two signers"):
+        chosen_key(KEY, 2)
+    monkeypatch.setenv("LEDGERLEARN_KEY", KEY)
+    with pytest.raises(ConfigError, match="unset LEDGERLEARN_KEY to use --account"):
+        chosen_key(None, 2)
+    assert chosen_key(None, None) == KEY
+
+
+def test_key_and_account_together_fail_before_any_transaction() -> None:
+    done = CliRunner().invoke(
+        main.app,
+        ["trainer", "register", "1", "--key", KEY, "--account", "2", "--rpc-url", "embedded"],
+    )
+    assert isinstance(done.exception, ConfigError)
+    assert "name two signers" in str(done.exception)
+
+
+def test_node_refuses_a_taken_port_in_one_line() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "marketplace.cli.main", "node", "--port", str(port)],
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1
+    assert (
+        done.stderr.strip()
+        == f"error: port {port} on 127.0.0.1 is already in use: pass another --port"
+    )
+
+
+def test_an_rpc_error_that_escaped_the_chain_layer_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from web3.exceptions import Web3RPCError
+
+    def boom() -> None:
+        raise Web3RPCError("{'code': -32602, 'message': 'block range too large'}")
+
+    monkeypatch.setattr(main, "app", boom)
+    monkeypatch.setattr(sys, "argv", ["ledgerlearn", "project", "show", "1"])
+    with pytest.raises(SystemExit) as caught:
+        main.run()
+    assert caught.value.code == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: the chain node refused: block range too large")
+    assert "\n" not in err
