@@ -11,7 +11,9 @@ from typing import Annotated
 import typer
 
 from marketplace.cli.common import (
+    DEFAULT_NODE_PORT,
     DEFAULT_URL,
+    NODE_PORT_ENV,
     AccountIndex,
     JsonOut,
     Key,
@@ -28,7 +30,9 @@ contracts_app = typer.Typer(help="Build the Solidity contracts.", no_args_is_hel
 
 
 def node(
-    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8545,
+    port: Annotated[
+        int, typer.Option(envvar=NODE_PORT_ENV, help="Port on 127.0.0.1.")
+    ] = DEFAULT_NODE_PORT,
     state: Annotated[
         Path | None,
         typer.Option(help="Load the chain from FILE if it exists and save it there on exit."),
@@ -57,6 +61,12 @@ def deploy(
         str,
         typer.Option(help="Stake each dRAG source registers with (the price of a Sybil source)."),
     ] = "0.01",
+    wait: Annotated[
+        float,
+        typer.Option(
+            min=0.0, help="Seconds to wait for the node to answer (one just started with &)."
+        ),
+    ] = 0.0,
     force: Annotated[
         bool,
         typer.Option(
@@ -81,6 +91,10 @@ def deploy(
     from marketplace.chain.tx import TxSender
 
     stake = parse_amount(source_stake, "source stake")
+    if wait and rpc_url != "embedded":
+        from marketplace.chain.node import wait_for_rpc
+
+        wait_for_rpc(rpc_url, timeout=wait)
     chain = connect(rpc_url)
     sender = TxSender(chain, resolve_account(chain, key, account))
     manifest = deploy_all(sender, source_stake=stake, force=force)

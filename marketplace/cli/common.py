@@ -58,6 +58,15 @@ ProjectId = Annotated[int, typer.Argument(metavar="PROJECT_ID", help="Project id
 
 DEFAULT_URL = DEFAULT_RPC_URL
 
+# Default ports, each overridable from the environment so that the README's commands run
+# verbatim side by side (tests/e2e/test_readme_walkthrough.py gives each run free ports).
+NODE_PORT_ENV = "LEDGERLEARN_NODE_PORT"
+DEFAULT_NODE_PORT = 8545
+AGGREGATOR_PORT_ENV = "LEDGERLEARN_AGGREGATOR_PORT"
+DEFAULT_AGGREGATOR_PORT = 8600
+AGGREGATOR_GATEWAY_ENV = "LEDGERLEARN_AGGREGATOR_GATEWAY"
+DEFAULT_AGGREGATOR_GATEWAY = f"http://127.0.0.1:{DEFAULT_AGGREGATOR_PORT}"
+
 
 @dataclass
 class Session:

@@ -16,6 +16,7 @@ from typer.core import TyperGroup
 from marketplace.cli import (
     audit_cmds,
     chain_cmds,
+    data_cmds,
     drag_cmds,
     project_cmds,
     round_cmds,
@@ -106,6 +107,7 @@ chain_cmds.register(app)
 app.add_typer(project_cmds.app, name="project")
 status_cmds.register(app, project_cmds.app)
 app.add_typer(trainer_cmds.app, name="trainer")
+app.add_typer(data_cmds.app, name="data")
 round_cmds.register(app)
 drag_cmds.register(app)
 zk_cmds.register(app)

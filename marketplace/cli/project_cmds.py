@@ -48,41 +48,46 @@ def parse_digest(text: str | None, what: str) -> bytes:
     return digest_of(text)
 
 
-def _validation_digest(commitment: str | None, data: Path | None) -> bytes:
+def _model_spec(spec_file: Path | None, spec_cid_text: str | None) -> tuple[bytes, Any]:
+    """The spec digest to commit and the spec itself (None when only a CID is given)."""
+    if spec_file is None:
+        return parse_digest(spec_cid_text, "model-spec CID"), None
+    from marketplace.learning import ModelSpec
+    from marketplace.rounds.codec import spec_cid
+    from marketplace.storage.cid import digest_of
+
+    if not spec_file.is_file():
+        raise ConfigError(
+            f"{spec_file}: no such model spec file; write one with `ledgerlearn aggregator "
+            "spec --data VALIDATION_FILE --out spec.json --account AGGREGATOR`"
+        )
+    spec = ModelSpec.from_json(spec_file.read_bytes())
+    digest = digest_of(spec_cid(spec))
+    if spec_cid_text and parse_digest(spec_cid_text, "model-spec CID") != digest:
+        raise ConfigError(
+            f"--model-spec-cid {spec_cid_text} is not the CID of {spec_file} "
+            f"({spec_cid(spec)}): pass one of them"
+        )
+    from marketplace.rounds.pinning import spec_rule, too_few_trainers
+
+    problem = too_few_trainers(*spec_rule(spec), None)  # the rule's minimum, told now
+    if problem is not None:
+        err_console.print(f"note: {problem}", highlight=False, soft_wrap=True)
+    return digest, spec
+
+
+def _validation_digest(commitment: str | None, data: Path | None, spec: Any) -> bytes:
+    """The validation commitment: given, or computed over ``data`` as the aggregator and
+    auditors will load it (fitted to the project's spec when there is one)."""
     if commitment and data:
         raise ConfigError("pass --validation-commitment or --validation-data, not both")
     if data is None:
         return parse_digest(commitment, "validation commitment")
     from marketplace.learning import load_local
+    from marketplace.learning.datafiles import load_for_spec
     from marketplace.rounds.codec import validation_commitment
 
-    return validation_commitment(load_local(data))
-
-
-def _spec_digest(cid: str | None, spec_file: Path | None) -> bytes:
-    """The model-spec digest to commit: from ``--model-spec-cid`` or computed from the
-    ``--model-spec`` file, whose pinned rule's minimum of trainers is told now (issue
-    15: a rule that cannot run on the trainers who join keeps nobody)."""
-    if spec_file is None:
-        return parse_digest(cid, "model-spec CID")
-    from marketplace.learning import ModelSpec
-    from marketplace.rounds.codec import spec_cid
-    from marketplace.rounds.pinning import spec_rule, too_few_trainers
-    from marketplace.storage.cid import digest_of
-
-    if not spec_file.is_file():
-        raise ConfigError(f"{spec_file}: no such model spec file (write one: aggregator spec)")
-    spec = ModelSpec.from_json(spec_file.read_bytes())
-    digest = digest_of(spec_cid(spec))
-    if cid and parse_digest(cid, "model-spec CID") != digest:
-        raise ConfigError(
-            f"--model-spec-cid {cid} is not the CID of {spec_file} ({spec_cid(spec)}): "
-            "pass one of them"
-        )
-    problem = too_few_trainers(*spec_rule(spec), None)
-    if problem is not None:
-        err_console.print(f"note: {problem}", highlight=False, soft_wrap=True)
-    return digest
+    return validation_commitment(load_local(data) if spec is None else load_for_spec(data, spec))
 
 
 @app.command()
@@ -97,15 +102,17 @@ def create(
     verifier: Annotated[
         str | None, typer.Option(help="Round-verifier contract (zk proofs); none by default.")
     ] = None,
-    model_spec_cid: Annotated[
-        str | None, typer.Option(help="CID (or 0x digest) of the model spec.")
-    ] = None,
     model_spec: Annotated[
         Path | None,
         typer.Option(
-            help="Model spec JSON (from `aggregator spec`): commit its CID (instead of "
-            "--model-spec-cid) and check its pinned rule."
+            help="The model spec JSON (`ledgerlearn aggregator spec` writes it): its CID is "
+            "committed, its pinned rule's minimum of trainers told, and --validation-data "
+            "checked against it."
         ),
+    ] = None,
+    model_spec_cid: Annotated[
+        str | None,
+        typer.Option(help="CID (or 0x digest) of the model spec, instead of --model-spec."),
     ] = None,
     validation_commitment: Annotated[
         str | None, typer.Option(help="0x commitment (or CID) of the validation set.")
@@ -131,9 +138,14 @@ def create(
     account: AccountIndex = None,
     json_out: JsonOut = False,
 ) -> None:
-    """Create a project and escrow its reward."""
+    """Create a project and escrow its reward.
+
+    A project trains the model its spec describes: pass --model-spec spec.json and
+    --validation-data (your validation file, fitted to that spec and committed on-chain)."""
     from marketplace.chain.accounts import parse_address
 
+    spec_digest, spec = _model_spec(model_spec, model_spec_cid)
+    validation_digest = _validation_digest(validation_commitment, validation_data, spec)
     session = open_session(rpc_url, key, account)
     project_id, receipt = session.market.create_project(
         reward=parse_amount(reward, "reward"),
@@ -142,8 +154,8 @@ def create(
         round_duration=round_duration,
         min_stake=parse_amount(min_stake, "minimum stake"),
         verifier=parse_address(verifier, "verifier address") if verifier else ZERO_ADDRESS,
-        model_spec_cid=_spec_digest(model_spec_cid, model_spec),
-        validation_commitment=_validation_digest(validation_commitment, validation_data),
+        model_spec_cid=spec_digest,
+        validation_commitment=validation_digest,
         attested=attested,
     )
     if json_out:
@@ -152,6 +164,12 @@ def create(
         )
         return
     console.print(f"project [bold]{project_id}[/] created (gas {receipt['gasUsed']})")
+    if spec_digest == ZERO32:
+        err_console.print(
+            f"[yellow]note:[/] project {project_id} has no model spec, so nobody can train it; "
+            "a trainable project needs --model-spec spec.json (`ledgerlearn aggregator spec`)",
+            soft_wrap=True,
+        )
 
 
 def round_scores(market: MarketClient, project_id: int, rounds: int, n: int) -> list[list[int]]:

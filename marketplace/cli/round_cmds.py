@@ -18,6 +18,10 @@ from rich.table import Table
 
 from marketplace.cli import trainer_cmds
 from marketplace.cli.common import (
+    AGGREGATOR_GATEWAY_ENV,
+    AGGREGATOR_PORT_ENV,
+    DEFAULT_AGGREGATOR_GATEWAY,
+    DEFAULT_AGGREGATOR_PORT,
     DEFAULT_URL,
     AccountIndex,
     JsonOut,
@@ -119,11 +123,27 @@ _RECIPE_HELP = (
 
 def trainer_run(
     project: ProjectId,
-    data: Annotated[Path, typer.Option(help="Your local data (CSV or NPZ); it never leaves.")],
+    data: Annotated[
+        Path,
+        typer.Option(
+            help="Your local data (.npz, .csv or an image folder; docs/data.md); it never "
+            "leaves this machine. Read and checked first."
+        ),
+    ],
     aggregator_gateway: Annotated[
         str,
-        typer.Option(help="URL of the aggregator's content gateway (model spec and models)."),
-    ],
+        typer.Option(
+            envvar=AGGREGATOR_GATEWAY_ENV,
+            help="URL of the aggregator's content gateway (model spec and models).",
+        ),
+    ] = DEFAULT_AGGREGATOR_GATEWAY,
+    model_spec: Annotated[
+        Path | None,
+        typer.Option(
+            help="The project's model spec file (checked against its on-chain CID): your data "
+            "is checked against it at once, before the aggregator's gateway answers."
+        ),
+    ] = None,
     data_dir: DataDir = None,
     host: Host = "127.0.0.1",
     port: Port = 0,
@@ -154,16 +174,20 @@ def trainer_run(
     """Train on local data each round; serve updates by CID and commit them on-chain; in an
     attested project, replay and attest each committed round."""
     from marketplace.cli.status_cmds import RoundFeedback
-    from marketplace.learning import TrainConfig, load_local
+    from marketplace.learning import ModelSpec, TrainConfig
+    from marketplace.learning.datafiles import conform, load_for_spec, read_data
     from marketplace.nodes.trainer import (
         TrainerNode,
         TrainerStep,
+        check_project_spec,
         fetch_project_spec,
         local_recipe,
     )
     from marketplace.storage import GatewayReader, LocalStore, start_gateway
     from marketplace.storage.gateway import check_port_free
 
+    raw = read_data(data)  # first: a wrong file fails now, not after the gateway wait
+    console.print(f"read {len(raw)} samples of shape {raw.sample_shape} from {data}")
     check_port_free(host, port)
     session = open_session(rpc_url, key, account)
     folder = _node_dir(data_dir, "trainer", session.account.address, project)
@@ -174,20 +198,28 @@ def trainer_run(
         what="--aggregator-gateway",
     )
     info = session.market.project(project)
-    deadline = time.monotonic() + wait
-    while True:  # the aggregator's gateway may still be starting
-        try:
-            spec = fetch_project_spec(source, info)
-            break
-        except StorageError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(poll)
+    if model_spec is not None:
+        if not model_spec.is_file():
+            raise ConfigError(f"{model_spec}: no such model spec file")
+        spec = check_project_spec(
+            ModelSpec.from_json(model_spec.read_bytes()), info, str(model_spec)
+        )
+    else:
+        deadline = time.monotonic() + wait
+        while True:  # the aggregator's gateway may still be starting
+            try:
+                spec = fetch_project_spec(source, info)
+                break
+            except StorageError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(poll)
+    local_data = conform(raw, spec)
     recipe = local_recipe(spec, epochs=epochs, lr=lr, momentum=momentum, batch_size=batch_size)
     node = TrainerNode(
         session.market,
         project,
-        load_local(data, num_classes=spec.num_classes),
+        local_data,
         store,
         source,
         TrainConfig(**recipe.model_dump(), seed=seed),
@@ -206,7 +238,7 @@ def trainer_run(
             resolver = GatewayResolver(
                 session.market, project, allow_private=allow_private_endpoints or None
             )
-            valid = load_local(validation, num_classes=spec.num_classes)
+            valid = load_for_spec(validation, spec)
             node.attester = RoundAttester(
                 session.market,
                 project,
@@ -253,7 +285,13 @@ def trainer_run(
 @aggregator_app.command("run")
 def aggregator_run(
     project: ProjectId,
-    validation: Annotated[Path, typer.Option(help="The owner's validation data (CSV or NPZ).")],
+    validation: Annotated[
+        Path,
+        typer.Option(
+            help="The owner's validation data (.npz, .csv or an image folder): the file the "
+            "project committed to; checked against the commitment before the first round."
+        ),
+    ],
     model_spec: Annotated[
         Path | None,
         typer.Option(help="Model spec JSON to serve (its CID must be the project's)."),
@@ -284,7 +322,14 @@ def aggregator_run(
     ] = None,
     data_dir: DataDir = None,
     host: Host = "127.0.0.1",
-    port: Port = 0,
+    port: Annotated[
+        int,
+        typer.Option(
+            envvar=AGGREGATOR_PORT_ENV,
+            min=0,
+            help="Gateway port, where trainers fetch the spec and models (0 picks a free one).",
+        ),
+    ] = DEFAULT_AGGREGATOR_PORT,
     poll: Poll = 0.5,
     allow_private_endpoints: AllowPrivate = False,
     rpc_url: RpcUrl = DEFAULT_URL,
@@ -294,12 +339,14 @@ def aggregator_run(
     """Aggregate every round of a project and commit each in one transaction."""
     from marketplace.chain.deploy import load_manifest
     from marketplace.cli.status_cmds import WaitPrinter
-    from marketplace.learning import ModelSpec, load_local
+    from marketplace.learning import ModelSpec
+    from marketplace.learning.datafiles import conform, read_data
     from marketplace.nodes.aggregator import AggregatorNode, GatewayResolver, RoundSummary
     from marketplace.rounds.pipeline import RoundConfig, rule_params_from
     from marketplace.storage import LocalStore, start_gateway
     from marketplace.storage.gateway import check_port_free
 
+    raw_validation = read_data(validation)  # first: a wrong file fails at once
     check_port_free(host, port)
     params: dict[str, str] = {}
     for item in rule_param or []:
@@ -333,7 +380,9 @@ def aggregator_run(
         node.publish_spec(ModelSpec.from_json(model_spec.read_bytes()))
     spec = node.spec()
     node.check_pinned(spec)
-    node.validation = load_local(validation, num_classes=spec.num_classes)
+    validation_data = conform(raw_validation, spec)
+    node.check_validation(validation_data, str(validation))
+    node.validation = validation_data
     info = session.market.project(project)
     zk = node.zk(info)  # loads the proving key now, not in the first round
     server = start_gateway(store, host, port)
@@ -380,6 +429,9 @@ def aggregator_reader_key(
     key: Key = None,
     account: AccountIndex = None,
     rpc_url: RpcUrl = DEFAULT_URL,
+    private: Annotated[
+        bool, typer.Option("--private", help="Print only the private half (for scripts).")
+    ] = False,
     json_out: JsonOut = False,
 ) -> None:
     """Print the aggregator's X25519 reader key, derived from its signing key: the public
@@ -390,6 +442,9 @@ def aggregator_reader_key(
     if key is None and account is None:
         raise ConfigError("pass the aggregator's --key or --account")
     reader = ReaderKey.from_eth_key(_signer(rpc_url, key, account).key)
+    if private:
+        typer.echo(reader.private_hex)
+        return
     if json_out:
         emit_json({"public": reader.public_hex, "private": reader.private_hex})
         return
@@ -402,6 +457,13 @@ def aggregator_spec(
     kind: Annotated[str, typer.Option(help="logreg, mlp, cnn or cnn1d.")] = "mlp",
     dataset: Annotated[
         str | None, typer.Option(help="Take input shape and classes from a built-in dataset.")
+    ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            help="Take input shape and classes from your data file (.npz, .csv or an image "
+            "folder; docs/data.md), e.g. the validation file of `data split`."
+        ),
     ] = None,
     input_shape: Annotated[str | None, typer.Option(help="Sample shape, e.g. 8,8.")] = None,
     classes: Annotated[int | None, typer.Option(min=2)] = None,
@@ -443,7 +505,8 @@ def aggregator_spec(
     rpc_url: RpcUrl = DEFAULT_URL,
     json_out: JsonOut = False,
 ) -> None:
-    """Write a model spec and print its CID (pass it to `project create --model-spec-cid`).
+    """Write a model spec and print its CID (the owner passes the file to `project create
+    --model-spec`, and the aggregator serves it with `aggregator run --model-spec`).
 
     Any --train-* option declares the project's local-training recipe in the spec (the
     others take their defaults): trainers follow it unless told otherwise, and the
@@ -458,9 +521,16 @@ def aggregator_spec(
     from marketplace.privacy.keys import ReaderKey
     from marketplace.rounds.codec import spec_cid
 
+    if sum(v is not None for v in (dataset, data, input_shape)) > 1:
+        raise ConfigError("pass one of --dataset, --data or --input-shape")
     if dataset is not None:
         train, _ = load_dataset(dataset, 0)
         shape, num_classes = tuple(train.input_shape), train.num_classes
+    elif data is not None:
+        from marketplace.learning.datafiles import read_data
+
+        raw = read_data(data)
+        shape, num_classes = raw.sample_shape, classes or raw.num_classes
     elif input_shape is not None and classes is not None:
         try:
             shape = tuple(int(v) for v in input_shape.split(","))
@@ -468,7 +538,10 @@ def aggregator_spec(
             raise ConfigError(f"--input-shape {input_shape!r}: write e.g. 8,8") from exc
         num_classes = classes
     else:
-        raise ConfigError("pass --dataset, or --input-shape and --classes")
+        raise ConfigError(
+            "say what the model takes: --data FILE (your data), --dataset NAME, or "
+            "--input-shape and --classes"
+        )
     from marketplace.learning.rule_pin import PinnedRule
     from marketplace.robust import AGGREGATORS
     from marketplace.rounds.pipeline import rule_params_from
@@ -513,13 +586,17 @@ def aggregator_spec(
             batch_size=train_batch_size,
         )
         spec = spec.model_copy(update={"training": recipe})
-    data = spec.to_json_bytes()
-    out.write_bytes(data)
+    spec_bytes = spec.to_json_bytes()
+    out.write_bytes(spec_bytes)
     cid = spec_cid(spec)
     if json_out:
-        emit_json({"cid": cid, "path": str(out), "spec": json.loads(data)})
+        emit_json({"cid": cid, "path": str(out), "spec": json.loads(spec_bytes)})
         return
-    console.print(f"wrote {out}; model spec CID [bold]{cid}[/]")
+    console.print(
+        f"wrote {out} ({spec.kind}, input {tuple(spec.input_shape)}, {spec.num_classes} "
+        f"classes); model spec CID [bold]{cid}[/]",
+        soft_wrap=True,
+    )
 
 
 # ------------------------------------------------------------------ simulate / demo

@@ -10,7 +10,6 @@ validation set the owner committed to.
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
 import random
@@ -206,121 +205,15 @@ def load_dataset(
     raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
 
 
-def _labels_to_classes(y: np.ndarray, where: str, num_classes: int | None) -> int:
-    if y.size and y.min() < 0:
-        raise DatasetError(f"{where}: labels must be integers >= 0, found {int(y.min())}")
-    found = int(y.max()) + 1 if y.size else 0
-    classes = max(found, 2) if num_classes is None else num_classes
-    if found > classes:
-        raise DatasetError(f"{where}: label {found - 1} >= num_classes {classes}")
-    return classes
-
-
-def _parse_float(cell: str, path: Path, line: int, column: str) -> float:
-    try:
-        return float(cell)
-    except ValueError:
-        raise DatasetError(
-            f"{path}:{line}: column {column!r} holds {cell!r}, not a number; "
-            "features must be numeric"
-        ) from None
-
-
-def _load_csv(path: Path, num_classes: int | None) -> Dataset:
-    with path.open(newline="") as fh:
-        rows = [row for row in csv.reader(fh) if row and any(c.strip() for c in row)]
-    if not rows:
-        raise DatasetError(f"{path}: the CSV file is empty; add rows of features and a label")
-    first = [c.strip() for c in rows[0]]
-    has_header = any(_not_number(c) for c in first)
-    header = first if has_header else [f"col{i}" for i in range(len(first))]
-    body = rows[1:] if has_header else rows
-    start_line = 2 if has_header else 1
-    if len(header) < 2:
-        raise DatasetError(f"{path}: need at least one feature column and one label column")
-    lowered = [h.lower() for h in header]
-    label_col = lowered.index("label") if "label" in lowered else len(header) - 1
-    feats: list[list[float]] = []
-    labels: list[int] = []
-    for offset, row in enumerate(body):
-        line = start_line + offset
-        if len(row) != len(header):
-            raise DatasetError(
-                f"{path}:{line}: row has {len(row)} columns, expected {len(header)}; "
-                "every row needs the same columns"
-            )
-        values = [_parse_float(c.strip(), path, line, header[i]) for i, c in enumerate(row)]
-        label = values.pop(label_col)
-        if not float(label).is_integer():
-            raise DatasetError(
-                f"{path}:{line}: label {row[label_col].strip()!r} is not an integer class id"
-            )
-        feats.append(values)
-        labels.append(int(label))
-    if not labels:
-        raise DatasetError(f"{path}: the CSV has a header but no data rows")
-    x = np.asarray(feats, dtype=np.float32)
-    y = np.asarray(labels, dtype=np.int64)
-    if not np.isfinite(x).all():
-        raise DatasetError(f"{path}: features contain NaN or infinity; clean the file")
-    classes = _labels_to_classes(y, str(path), num_classes)
-    return Dataset(torch.from_numpy(x), torch.from_numpy(y), classes, (x.shape[1],))
-
-
-def _not_number(cell: str) -> bool:
-    try:
-        float(cell)
-    except ValueError:
-        return True
-    return False
-
-
-def _load_npz(path: Path, num_classes: int | None) -> Dataset:
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            missing = {"x", "y"} - set(npz.files)
-            if missing:
-                raise DatasetError(
-                    f"{path}: NPZ lacks array(s) {sorted(missing)}; save features as 'x' "
-                    "and labels as 'y'"
-                )
-            x_raw, y_raw = npz["x"], npz["y"]
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise DatasetError(f"{path}: not a readable NPZ file ({exc}); re-save it") from None
-    if x_raw.ndim < 2 or y_raw.ndim != 1 or x_raw.shape[0] != y_raw.shape[0]:
-        raise DatasetError(
-            f"{path}: x has shape {x_raw.shape} and y {y_raw.shape}; need x [N, ...] and y [N]"
-        )
-    if not np.issubdtype(x_raw.dtype, np.number) or not np.issubdtype(y_raw.dtype, np.integer):
-        raise DatasetError(
-            f"{path}: x must be numeric and y integer, got {x_raw.dtype} and {y_raw.dtype}"
-        )
-    x = np.ascontiguousarray(x_raw, dtype=np.float32)
-    if not np.isfinite(x).all():
-        raise DatasetError(f"{path}: x contains NaN or infinity; clean the data")
-    y = np.ascontiguousarray(y_raw, dtype=np.int64)
-    classes = _labels_to_classes(y, str(path), num_classes)
-    return Dataset(torch.from_numpy(x), torch.from_numpy(y), classes, tuple(x.shape[1:]))
-
-
 def load_local(path: Path | str, num_classes: int | None = None) -> Dataset:
-    """A trainer's own data from CSV or NPZ; it never leaves the trainer's machine.
+    """A party's own data (NPZ, CSV or an image folder) in its own shape, with no spec;
+    it never leaves the party's machine. ``num_classes`` defaults to ``max(label) + 1``.
+    Nodes fit data to the project's model spec instead
+    (:func:`marketplace.learning.datafiles.load_for_spec`); the formats and their errors
+    live in :mod:`marketplace.learning.datafiles`."""
+    from marketplace.learning.datafiles import read_data
 
-    CSV: numeric columns, an optional header; the label is the column named ``label``
-    or else the last column. NPZ: arrays ``x`` ``[N, ...]`` and integer ``y`` ``[N]``.
-    ``num_classes`` defaults to ``max(label) + 1``; pass the project's value so that a
-    trainer lacking the top classes still matches the model. Raises
-    :class:`DatasetError` naming the file, line and fix.
-    """
-    file = Path(path)
-    if not file.is_file():
-        raise DatasetError(f"{file}: no such data file; check the path")
-    suffix = file.suffix.lower()
-    if suffix == ".csv":
-        return _load_csv(file, num_classes)
-    if suffix == ".npz":
-        return _load_npz(file, num_classes)
-    raise DatasetError(f"{file}: unsupported data format {suffix!r}; use .csv or .npz")
+    return read_data(path).dataset(num_classes)
 
 
 def save_npz(data: Dataset, path: Path | str) -> None:

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from torch import Tensor
 
 from marketplace.chain.market import (
+    ZERO32,
     ZERO_ADDRESS,
     MarketClient,
     ProjectInfo,
@@ -227,9 +228,18 @@ class AggregatorNode:
                 f"{self.market.sender.address}: sign with the aggregator's key"
             )
 
+    def _require_spec(self, info: ProjectInfo) -> None:
+        if info.model_spec_cid == ZERO32:
+            raise ConfigError(
+                f"project {self.project_id} was created without a model spec, so it cannot "
+                "train: create a new project with `ledgerlearn project create --model-spec "
+                "spec.json` (from `ledgerlearn aggregator spec`)"
+            )
+
     def publish_spec(self, spec: ModelSpec) -> str:
         """Serve the project's model spec; it must be the one whose digest is on-chain."""
         info = self.market.project(self.project_id)
+        self._require_spec(info)
         cid = put_spec(self.store, spec)
         if info.model_spec_cid != digest_of(cid):
             raise ConfigError(
@@ -242,6 +252,7 @@ class AggregatorNode:
     def spec(self, info: ProjectInfo | None = None) -> ModelSpec:
         if self._spec is None:
             info = info or self.market.project(self.project_id)
+            self._require_spec(info)
             cid = cid_from_digest(info.model_spec_cid)
             try:
                 self._spec = get_spec(self.store, cid)
@@ -251,6 +262,29 @@ class AggregatorNode:
                     "--model-spec with the owner's spec file"
                 ) from exc
         return self._spec
+
+    def check_validation(self, data: Dataset, name: str = "the validation data") -> None:
+        """Refuse validation data other than the set the owner committed to on-chain
+        (``validationCommitment``), before the first round: rounds evaluated on other
+        data would score trainers on a set nobody agreed to, and an audit with the
+        committed file would not replay them. A project without a commitment is accepted
+        (nothing to check against) with a warning."""
+        from marketplace.rounds.codec import validation_commitment
+
+        info = self.market.project(self.project_id)
+        if info.validation_commitment == ZERO32:
+            log.warning(
+                "project %d committed to no validation set: %s cannot be checked",
+                self.project_id,
+                name,
+            )
+            return
+        if validation_commitment(data) != info.validation_commitment:
+            raise ConfigError(
+                f"{name} is not the validation set project {self.project_id} committed to "
+                f"(0x{info.validation_commitment.hex()[:16]}...): pass the file the owner gave "
+                "`project create --validation-data`"
+            )
 
     def zk(self, info: ProjectInfo) -> ZkProject | None:
         """The project's verifier and prover (None without a verifier); loaded once."""

@@ -140,14 +140,34 @@ def local_recipe(
         raise ConfigError(f"invalid training recipe: {first['loc'][0]}: {first['msg']}") from None
 
 
-def fetch_project_spec(source: ContentStore, info: ProjectInfo) -> ModelSpec:
-    """The model spec whose CID digest the project committed to, fetched from ``source``."""
+def _require_spec(info: ProjectInfo) -> None:
     if info.model_spec_cid == ZERO32:
         raise ConfigError(
-            f"project {info.project_id} declares no model spec CID: the owner must create "
-            "it with --model-spec-cid"
+            f"project {info.project_id} was created without a model spec, so it cannot train: "
+            "the owner must create a project with `ledgerlearn project create --model-spec "
+            "spec.json`"
         )
+
+
+def fetch_project_spec(source: ContentStore, info: ProjectInfo) -> ModelSpec:
+    """The model spec whose CID digest the project committed to, fetched from ``source``."""
+    _require_spec(info)
     return get_spec(source, cid_from_digest(info.model_spec_cid))
+
+
+def check_project_spec(spec: ModelSpec, info: ProjectInfo, name: str = "this spec") -> ModelSpec:
+    """``spec`` (e.g. a file the owner handed out) if it is the one the project committed
+    to on-chain; a one-line :class:`ConfigError` naming both CIDs otherwise."""
+    from marketplace.rounds.codec import spec_cid
+
+    _require_spec(info)
+    cid = spec_cid(spec)
+    if digest_of(cid) != info.model_spec_cid:
+        raise ConfigError(
+            f"{name} has CID {cid} but project {info.project_id} committed to "
+            f"{cid_from_digest(info.model_spec_cid)}: use the project's spec file"
+        )
+    return spec
 
 
 class TrainerNode:

@@ -112,14 +112,14 @@ def test_npz_round_trip_and_errors(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match=r"lacks array\(s\) \['y'\]"):
         load_local(tmp_path / "nolabels.npz")
     np.savez(tmp_path / "floaty.npz", x=np.zeros((3, 2)), y=np.zeros(3))
-    with pytest.raises(DatasetError, match="y integer"):
+    with pytest.raises(DatasetError, match=r"y has dtype float64 but labels must be integer"):
         load_local(tmp_path / "floaty.npz")
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     with pytest.raises(DatasetError, match="not a readable NPZ"):
         load_local(tmp_path / "junk.npz")
     with pytest.raises(DatasetError, match="unsupported data format"):
         load_local(_touch(tmp_path / "data.txt"))
-    with pytest.raises(DatasetError, match="no such data file"):
+    with pytest.raises(DatasetError, match="no such data file or folder"):
         load_local(tmp_path / "missing.csv")
 
 
