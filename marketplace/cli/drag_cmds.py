@@ -159,12 +159,22 @@ def source_serve(
     account: AccountIndex = None,
 ) -> None:
     """Serve signed top-k retrieval over DOCS (the key signs the source's receipts)."""
+    from drag.ingest import list_documents
     from drag.server import SourceConfig, SourceNode, serve
+    from drag.source_lock import SourceLock
     from marketplace.storage.gateway import check_port_free
 
     check_port_free(host, port)  # before indexing the folder and loading the model
+    if not list_documents(docs):
+        raise ConfigError(
+            f"{docs} holds no .txt, .md or .jsonl documents; put the documents to serve "
+            "there, or point --docs at the folder that has them"
+        )
     session = open_session(rpc_url, key, account)
     sid = _find_source_id(session.registry.all_scores(), session.account.address, source_id)
+    # held until the process exits: a second server of this source would reuse nonces
+    lock = SourceLock(ledgerlearn_home(), session.chain.chain_id, session.registry.address, sid)
+    lock.acquire()
     config = SourceConfig(
         source_id=sid,
         private_key="0x" + bytes(session.account.key).hex(),
@@ -175,6 +185,11 @@ def source_serve(
     index_dir = index_dir or default_index_dir(docs)
     console.print(f"indexing {docs} into {index_dir} ...")
     node = SourceNode.from_dirs(docs, index_dir, config, _chunk(chunk_words))
+    if len(node.index) == 0:
+        raise ConfigError(
+            f"the documents under {docs} hold no text to serve; add text to them, or point "
+            "--docs at the folder that has it"
+        )
     registry = session.registry  # nonces stay within the registry's step bound
     node.ledger.set_ceiling(lambda: registry.source(sid).last_nonce + MAX_NONCE_STEP)
     console.print(
