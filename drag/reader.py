@@ -414,7 +414,9 @@ def read_context(
             in_question = words <= info.content and (
                 phrase in info.phrases or not any(words < set(p.split()) for p in info.phrases)
             )
-            names_of_question = bool(words & info.names)
+            # a part of a longer name the question gives whole is not that name: the
+            # "Guatemala" of "Republic of Guatemala" is not "Guatemala City"
+            names_of_question = bool(_complete_names(words & info.names, info))
             dist = min((_distance(stems, a, span) for a in anchors), default=len(toks))
             fit = 1.0 / (1.0 + max(dist - 1, 0) / 4.0)
             if span.end < len(stems) and stems[span.end] in _GENERIC_NOUNS:
