@@ -308,14 +308,25 @@ class OpenAICompatibleGenerator:
 
 
 class TransformersGenerator:
-    """A local Hugging Face causal LM (folder with config, tokenizer, weights), greedy decoding.
+    """A local Hugging Face causal LM (folder with config, tokenizer, weights, or a GGUF
+    file in ``path`` named by ``gguf_file``), greedy decoding.
 
-    Loaded on first use so importing this module does not import transformers.
+    Loaded on first use so importing this module does not import transformers. "unknown"
+    (what the prompt asks for when no passage answers) is an abstention: empty text.
     """
 
-    def __init__(self, path: str | Path, max_new_tokens: int = 32, device: str = "cpu") -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        max_new_tokens: int = 32,
+        device: str = "cpu",
+        gguf_file: str | None = None,
+    ) -> None:
         self.path = Path(path)
-        if not (self.path / "config.json").is_file():
+        self.gguf_file = gguf_file
+        if gguf_file is not None and not (self.path / gguf_file).is_file():
+            raise ConfigError(f"no GGUF model {gguf_file} in {self.path}; give an existing file")
+        if gguf_file is None and not (self.path / "config.json").is_file():
             raise ConfigError(
                 f"no model at {self.path} (config.json missing); "
                 "pass a local folder saved with save_pretrained"
@@ -332,8 +343,11 @@ class TransformersGenerator:
             from transformers import AutoModelForCausalLM, AutoTokenizer
         except ImportError as exc:
             raise ConfigError("transformers is not installed; pip install transformers") from exc
-        self._tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
-        self._model = AutoModelForCausalLM.from_pretrained(self.path, local_files_only=True)
+        extra = {"gguf_file": self.gguf_file} if self.gguf_file else {}
+        self._tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True, **extra)
+        self._model = AutoModelForCausalLM.from_pretrained(
+            self.path, local_files_only=True, **extra
+        )
         self._model.to(self.device).eval()
 
     def generate(self, question: str, contexts: Sequence[str]) -> Answer:
@@ -357,4 +371,8 @@ class TransformersGenerator:
             )
         new_tokens = out[0, inputs["input_ids"].shape[1] :]
         text = self._tokenizer.decode(new_tokens, skip_special_tokens=True)
-        return Answer(text=text.strip().split("\n")[0].strip(), meta={"model": str(self.path)})
+        first = text.strip().split("\n")[0].strip().rstrip(".").strip()
+        name = str(self.path / self.gguf_file) if self.gguf_file else str(self.path)
+        if normalize(first) in ("unknown", ""):
+            return Answer(text="", meta={"model": name, "abstained": True})
+        return Answer(text=first, meta={"model": name, "abstained": False})

@@ -321,11 +321,17 @@ def source_list(
 # ------------------------------------------------------------------ drag
 
 
-def _generator(llm_url: str | None, llm_model: str | None, model_path: Path | None) -> Any:
+def _generator(
+    llm_url: str | None, llm_model: str | None, model_path: Path | None, local_llm: bool = False
+) -> Any:
     from drag.generate import ExtractiveGenerator, OpenAICompatibleGenerator, TransformersGenerator
 
-    if llm_url and model_path:
-        raise ConfigError("pass either --llm-url/--llm-model or --model-path, not both")
+    if sum((bool(llm_url), bool(model_path), local_llm)) > 1:
+        raise ConfigError("pass one of --llm-url/--llm-model, --model-path or --local-llm")
+    if local_llm:
+        from drag.local_llm import local_llm_generator
+
+        return local_llm_generator()
     if llm_url:
         if not llm_model:
             raise ConfigError("--llm-url needs --llm-model (the model name the server serves)")
@@ -365,6 +371,13 @@ LlmUrl = Annotated[
     str | None, typer.Option(help="OpenAI-compatible server (vLLM, Ollama, llama.cpp).")
 ]
 LlmModel = Annotated[str | None, typer.Option(help="Model name for --llm-url.")]
+LocalLlm = Annotated[
+    bool,
+    typer.Option(
+        "--local-llm",
+        help="Answer with the packaged SmolLM2-135M-Instruct, offline (the [llm] extra).",
+    ),
+]
 ModelPath = Annotated[
     Path | None, typer.Option(help="Local transformers model folder as generator.")
 ]
@@ -456,6 +469,7 @@ def drag_query(
     llm_url: LlmUrl = None,
     llm_model: LlmModel = None,
     model_path: ModelPath = None,
+    local_llm: LocalLlm = False,
     correct: Annotated[bool, typer.Option("--correct", help="The answer is right.")] = False,
     wrong: Annotated[bool, typer.Option("--wrong", help="The answer is wrong.")] = False,
     truth: Annotated[
@@ -481,8 +495,8 @@ def drag_query(
         raise ConfigError("give at most one of --correct, --wrong and --truth")
     if (question is None) == (batch_file is None):
         raise ConfigError("give a QUESTION or --batch FILE (one of them)")
+    generator = _generator(llm_url, llm_model, model_path, local_llm)  # before connecting
     session = open_session(rpc_url, key, account)
-    generator = _generator(llm_url, llm_model, model_path)
     client, directory, queue = _client(
         session, sources, sampler, alpha, k, top_n, timeout, generator, batch, max_age
     )
@@ -540,6 +554,7 @@ def drag_serve_client(
     llm_url: LlmUrl = None,
     llm_model: LlmModel = None,
     model_path: ModelPath = None,
+    local_llm: LocalLlm = False,
     batch: FlushBatch = 20,
     max_age: MaxAge = 300.0,
     timeout: Annotated[float, typer.Option(help="Per-source timeout in seconds.")] = 5.0,
@@ -553,8 +568,8 @@ def drag_serve_client(
     from drag.client_api import create_client_app
     from drag.service import QueryService
 
+    generator = _generator(llm_url, llm_model, model_path, local_llm)  # before connecting
     session = open_session(rpc_url, key, account)
-    generator = _generator(llm_url, llm_model, model_path)
     client, directory, queue = _client(
         session, sources, sampler, alpha, k, top_n, timeout, generator, batch, max_age
     )
