@@ -336,7 +336,8 @@ class TransformersGenerator:
         self._model: Any = None
         self._tokenizer: Any = None
 
-    def _load(self) -> None:
+    def load(self) -> None:
+        """Load the tokenizer and model now (else on the first answer)."""
         if self._model is not None:
             return
         try:
@@ -353,7 +354,7 @@ class TransformersGenerator:
     def generate(self, question: str, contexts: Sequence[str]) -> Answer:
         import torch
 
-        self._load()
+        self.load()
         messages = build_messages(question, contexts)
         if getattr(self._tokenizer, "chat_template", None):
             prompt = self._tokenizer.apply_chat_template(

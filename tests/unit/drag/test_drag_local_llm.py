@@ -46,9 +46,10 @@ def test_smollm2_answers_offline_behind_the_generator_interface() -> None:
         generator = local_llm.local_llm_generator()
     except ConfigError as exc:
         pytest.skip(str(exc))
+    generator.load()  # ~1 min: dequantizing the GGUF to float32
     context = "Iron is a chemical element; it has the symbol Fe and atomic number 26."
     start = time.perf_counter()
     answer = generator.generate("Which chemical element has the symbol Fe?", [context])
     assert isinstance(answer, Answer) and answer.meta["model"].endswith(local_llm.GGUF_FILE)
-    assert "iron" in answer.text.lower(), answer
-    assert time.perf_counter() - start < 300
+    assert "iron" in answer.text.lower() and not answer.meta["abstained"], answer
+    assert time.perf_counter() - start < 60  # 12 new tokens: ~1-2 s on one busy core
