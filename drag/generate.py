@@ -26,6 +26,7 @@ given to mix cosine similarity into the sentence score.
 from __future__ import annotations
 
 import logging
+import re
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -307,6 +308,24 @@ class OpenAICompatibleGenerator:
         self._client.close()
 
 
+_CITATION_RE = re.compile(r"\[\d+\]?")
+_PREAMBLE_RE = re.compile(
+    r"^\s*(?:the\s+)?answer(?:\s+to\s+(?:this|the)\s+question)?\s+is\s*:?\s*", re.IGNORECASE
+)
+
+
+def trim_reply(question: str, reply: str) -> str:
+    """A small model's reply reduced to its answer: citation marks ("[2]") and "The answer
+    is:" dropped, and a sentence ("The capital of Greece is Athens") read by the extractive
+    reader for the span of the asked type; the reply itself when the reader finds none."""
+    reply = _PREAMBLE_RE.sub("", _CITATION_RE.sub(" ", reply)).strip(" .:,;")
+    reply = re.sub(r"\s+", " ", reply)
+    if len(reply.split()) <= 3:
+        return reply
+    nominee = read_context(analyse_question(question), reply)
+    return nominee.text if nominee is not None and nominee.typed else reply
+
+
 class TransformersGenerator:
     """A local Hugging Face causal LM (folder with config, tokenizer, weights, or a GGUF
     file in ``path`` named by ``gguf_file``), greedy decoding.
@@ -372,7 +391,7 @@ class TransformersGenerator:
             )
         new_tokens = out[0, inputs["input_ids"].shape[1] :]
         text = self._tokenizer.decode(new_tokens, skip_special_tokens=True)
-        first = text.strip().split("\n")[0].strip().rstrip(".").strip()
+        first = trim_reply(question, text.strip().split("\n")[0])
         name = str(self.path / self.gguf_file) if self.gguf_file else str(self.path)
         if normalize(first) in ("unknown", ""):
             return Answer(text="", meta={"model": name, "abstained": True})

@@ -53,3 +53,20 @@ def test_smollm2_answers_offline_behind_the_generator_interface() -> None:
     assert isinstance(answer, Answer) and answer.meta["model"].endswith(local_llm.GGUF_FILE)
     assert "iron" in answer.text.lower() and not answer.meta["abstained"], answer
     assert time.perf_counter() - start < 60  # 12 new tokens: ~1-2 s on one busy core
+
+
+def test_a_small_models_sentence_is_trimmed_to_the_asked_span() -> None:
+    from drag.generate import trim_reply
+
+    assert trim_reply("What is the capital of Greece?", "The capital of Greece is Athens.") == (
+        "Athens"
+    )
+    assert (
+        trim_reply("Which country is Muscat the capital of?", "The answer is: [2] Oman") == "Oman"
+    )
+    assert trim_reply("What is the capital of Panama?", "The capital of Panama is Panama City") == (
+        "Panama City"
+    )
+    # nothing of the asked type in it: the reply stays as it was (and is judged wrong)
+    reply = "it is not stated in the passages"
+    assert trim_reply("What is the capital of Lesotho?", reply) == reply
