@@ -14,6 +14,11 @@ token-F1) plug in as a callable.
   ``max_exact`` contexts;
 - Monte Carlo Shapley over permutations (Castro et al. 2009) for larger k, seeded.
 
+Identical contexts (one passage returned by several sources) are one player: removing a
+passage removes every copy of it, and its value is split equally between its copies (so
+each source that returned it gets the same share). Otherwise two copies would each look
+redundant given the other, and the game would have more players than distinct passages.
+
 Utility evaluations are memoised per coalition, so Shapley after leave-one-out costs no
 repeated calls. Pure given a deterministic generator.
 """
@@ -158,12 +163,20 @@ def attribute(
     Shapley above; ``"loo"`` is the cheap k+1-call variant. ``soft``: see
     :func:`answer_utility`.
     """
-    n = len(contexts)
     answer = generator.generate(question, contexts).text
     targets = [answer] if target is None else [target] if isinstance(target, str) else list(target)
-    utility = MemoUtility(answer_utility(generator, question, contexts, targets, soft))
-    if n == 0:
+    if not contexts:
         return Attribution(answer, targets[0], (), "none", 1)
+    # players: distinct passages; a coalition of them stands for all their copies
+    distinct = list(dict.fromkeys(contexts))
+    player = [distinct.index(c) for c in contexts]
+    per_context = answer_utility(generator, question, contexts, targets, soft)
+
+    def copies(coalition: Coalition) -> float:
+        return per_context(frozenset(i for i, p in enumerate(player) if p in coalition))
+
+    utility = MemoUtility(copies)
+    n = len(distinct)
     if method == "loo":
         scores, used = leave_one_out(n, utility), "loo"
     elif method == "shapley" or (method == "auto" and n <= max_exact):
@@ -172,4 +185,6 @@ def attribute(
         scores, used = shapley_monte_carlo(n, utility, permutations, seed), "shapley_mc"
     else:
         raise ConfigError(f"unknown attribution method {method!r}; use loo, shapley or auto")
-    return Attribution(answer, targets[0], tuple(float(x) for x in scores), used, utility.calls + 1)
+    counts = [player.count(p) for p in range(n)]
+    shared = tuple(float(scores[p]) / counts[p] for p in player)
+    return Attribution(answer, targets[0], shared, used, utility.calls + 1)

@@ -25,7 +25,7 @@ from drag.feedback import FeedbackDelta, FeedbackPolicy, FeedbackQueue, compute_
 from drag.generate import Answer, Generator
 from drag.receipts import Receipt
 from drag.registry import SourceDirectory, SourceRecord
-from drag.rerank import RankedPassage, rerank
+from drag.rerank import RankedPassage, rerank, select_contexts
 from drag.retrieve import FanOutResult, fan_out, new_http_client
 from drag.sampling import Strategy, choose_sources
 from marketplace.errors import ConfigError
@@ -40,7 +40,7 @@ class ClientConfig:
 
     n_sources: int = 3
     k: int = 5
-    top_n: int = 5
+    top_n: int = 5  # distinct passages given to the generator, each with all its copies
     alpha: float = 0.3
     lexical_weight: float = 0.5
     strategy: Strategy = "thompson"
@@ -191,13 +191,15 @@ class DragClient:
         for f in result.failures:
             log.warning("source %d skipped: %s (%s)", f.source_id, f.kind, f.detail)
         reliability = {s.source_id: s.reliability(cfg.prior) for s in chosen}
-        ranked = rerank(
-            result.passages(),
-            reliability,
-            cfg.alpha,
-            top_n=cfg.top_n,
-            question=question,
-            lexical_weight=cfg.lexical_weight,
+        ranked = select_contexts(
+            rerank(
+                result.passages(),
+                reliability,
+                cfg.alpha,
+                question=question,
+                lexical_weight=cfg.lexical_weight,
+            ),
+            cfg.top_n,
         )
         return Retrieval(question, chosen, result, ranked, embed_s)
 

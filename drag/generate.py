@@ -26,6 +26,7 @@ given to mix cosine similarity into the sentence score.
 from __future__ import annotations
 
 import logging
+import re
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -307,15 +308,44 @@ class OpenAICompatibleGenerator:
         self._client.close()
 
 
-class TransformersGenerator:
-    """A local Hugging Face causal LM (folder with config, tokenizer, weights), greedy decoding.
+_CITATION_RE = re.compile(r"\[\d+\]?")
+_PREAMBLE_RE = re.compile(
+    r"^\s*(?:the\s+)?answer(?:\s+to\s+(?:this|the)\s+question)?\s+is\s*:?\s*", re.IGNORECASE
+)
 
-    Loaded on first use so importing this module does not import transformers.
+
+def trim_reply(question: str, reply: str) -> str:
+    """A small model's reply reduced to its answer: citation marks ("[2]") and "The answer
+    is:" dropped, and a sentence ("The capital of Greece is Athens") read by the extractive
+    reader for the span of the asked type; the reply itself when the reader finds none."""
+    reply = _PREAMBLE_RE.sub("", _CITATION_RE.sub(" ", reply)).strip(" .:,;")
+    reply = re.sub(r"\s+", " ", reply)
+    if len(reply.split()) <= 3:
+        return reply
+    nominee = read_context(analyse_question(question), reply)
+    return nominee.text if nominee is not None and nominee.typed else reply
+
+
+class TransformersGenerator:
+    """A local Hugging Face causal LM (folder with config, tokenizer, weights, or a GGUF
+    file in ``path`` named by ``gguf_file``), greedy decoding.
+
+    Loaded on first use so importing this module does not import transformers. "unknown"
+    (what the prompt asks for when no passage answers) is an abstention: empty text.
     """
 
-    def __init__(self, path: str | Path, max_new_tokens: int = 32, device: str = "cpu") -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        max_new_tokens: int = 32,
+        device: str = "cpu",
+        gguf_file: str | None = None,
+    ) -> None:
         self.path = Path(path)
-        if not (self.path / "config.json").is_file():
+        self.gguf_file = gguf_file
+        if gguf_file is not None and not (self.path / gguf_file).is_file():
+            raise ConfigError(f"no GGUF model {gguf_file} in {self.path}; give an existing file")
+        if gguf_file is None and not (self.path / "config.json").is_file():
             raise ConfigError(
                 f"no model at {self.path} (config.json missing); "
                 "pass a local folder saved with save_pretrained"
@@ -325,21 +355,25 @@ class TransformersGenerator:
         self._model: Any = None
         self._tokenizer: Any = None
 
-    def _load(self) -> None:
+    def load(self) -> None:
+        """Load the tokenizer and model now (else on the first answer)."""
         if self._model is not None:
             return
         try:
             from transformers import AutoModelForCausalLM, AutoTokenizer
         except ImportError as exc:
             raise ConfigError("transformers is not installed; pip install transformers") from exc
-        self._tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
-        self._model = AutoModelForCausalLM.from_pretrained(self.path, local_files_only=True)
+        extra = {"gguf_file": self.gguf_file} if self.gguf_file else {}
+        self._tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True, **extra)
+        self._model = AutoModelForCausalLM.from_pretrained(
+            self.path, local_files_only=True, **extra
+        )
         self._model.to(self.device).eval()
 
     def generate(self, question: str, contexts: Sequence[str]) -> Answer:
         import torch
 
-        self._load()
+        self.load()
         messages = build_messages(question, contexts)
         if getattr(self._tokenizer, "chat_template", None):
             prompt = self._tokenizer.apply_chat_template(
@@ -357,4 +391,8 @@ class TransformersGenerator:
             )
         new_tokens = out[0, inputs["input_ids"].shape[1] :]
         text = self._tokenizer.decode(new_tokens, skip_special_tokens=True)
-        return Answer(text=text.strip().split("\n")[0].strip(), meta={"model": str(self.path)})
+        first = trim_reply(question, text.strip().split("\n")[0])
+        name = str(self.path / self.gguf_file) if self.gguf_file else str(self.path)
+        if normalize(first) in ("unknown", ""):
+            return Answer(text="", meta={"model": name, "abstained": True})
+        return Answer(text=first, meta={"model": name, "abstained": False})

@@ -414,12 +414,26 @@ def read_context(
             in_question = words <= info.content and (
                 phrase in info.phrases or not any(words < set(p.split()) for p in info.phrases)
             )
-            names_of_question = bool(words & info.names)
+            # a part of a longer name the question gives whole is not that name: the
+            # "Guatemala" of "Republic of Guatemala" is not "Guatemala City"
+            names_of_question = bool(_complete_names(words & info.names, info))
             dist = min((_distance(stems, a, span) for a in anchors), default=len(toks))
             fit = 1.0 / (1.0 + max(dist - 1, 0) / 4.0)
             if span.end < len(stems) and stems[span.end] in _GENERIC_NOUNS:
                 fit -= 0.3  # "the Attica region", "French rule": a modifier, not the thing
-            if info.answer_after and anchors and span.end <= min(anchors):
+            # "Estonia's capital city of Tallinn": the possessor of the asked word is its
+            # "of" complement, what "Which country is Tallinn the capital of?" asks for, when
+            # the question's name follows closely ("Brandenburg's capital Potsdam" does not
+            # answer for Berlin)
+            possessor = (
+                info.answer_after
+                and span.end in anchors
+                and bool(re.search(r"['\u2019]s$", toks[span.end - 1]))
+                and any(st in info.names for st in stems[span.end + 1 : span.end + 7])
+            )
+            if possessor:
+                fit += 0.3
+            elif info.answer_after and anchors and span.end <= min(anchors):
                 fit -= 0.5  # "Lima is the capital of Peru" answers "... the capital of?"
             elif span.start == 0 and not info.answer_after:
                 fit += 0.3  # the subject of "Moscow, the ..., is the capital of Russia"

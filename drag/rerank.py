@@ -109,3 +109,26 @@ def rerank(
         by_hash[item.passage.passage_hash] = len(out)
         out.append(item)
     return out[:top_n] if top_n is not None else out
+
+
+def select_contexts(ranked: Sequence[RankedPassage], top_n: int) -> list[RankedPassage]:
+    """The best ``top_n`` distinct passages of ``ranked`` with every copy of each, best first.
+
+    Sources often hold the same document, so the best passages come in copies, one per
+    source. Cutting the ranking at ``top_n`` copies let one passage fill the window three
+    times: the generator then read fewer distinct passages than a single index gives it
+    (a document missed, its answer lost), and a passage that ranked first (even a wrong one)
+    got three votes where a better one ranked fourth got one. Counting distinct texts
+    against ``top_n`` and keeping all copies of each keeps what copies are for: a fact
+    confirmed by several sources still votes once per source, and one corrupted copy still
+    faces the clean copies of the others.
+    """
+    if top_n < 1:
+        raise ConfigError(f"top_n={top_n}; give the generator at least one passage")
+    keep: set[str] = set()
+    for item in ranked:
+        if item.text not in keep:
+            if len(keep) == top_n:
+                continue
+            keep.add(item.text)
+    return [item for item in ranked if item.text in keep]

@@ -78,10 +78,11 @@ from drag.generate import ExtractiveGenerator
 from drag.index import PassageIndex
 from drag.ingest import ChunkConfig
 from drag.judge import is_correct
-from drag.lexical import hybrid_order
 from drag.probe import probe
 from drag.receipts import ReceiptDomain, new_query_id, sign_receipt
 from drag.registry import SourceRecord, StaticDirectory
+from drag.rerank import rerank, select_contexts
+from drag.retrieve import RetrievedPassage
 from drag.server import (
     OPERATOR_CLIENT_LIMITS,
     BackgroundServer,
@@ -246,14 +247,17 @@ def centralized_accuracy(
     k: int,
     lexical_weight: float,
 ) -> float:
-    """One index, the same candidates (k) and the same hybrid reordering as the client."""
+    """One index, the same candidates (k), hybrid reordering and context selection as the
+    client (no reliability: one source)."""
     correct = 0
     for ex in tests:
         hits = index.search(ex.question, k)
-        texts = [h.passage.text for h in hits]
-        fused = hybrid_order(ex.question, texts, [h.score for h in hits], lexical_weight)
-        order = sorted(range(len(texts)), key=lambda i: -fused[i])[:top_n]
-        correct += judged(generator, ex, [texts[i] for i in order])
+        passages = [
+            RetrievedPassage(h.passage.text, h.score, b"", h.passage.doc_id, h.passage.chunk_id, 0)
+            for h in hits
+        ]
+        ranked = rerank(passages, {}, 0.0, question=ex.question, lexical_weight=lexical_weight)
+        correct += judged(generator, ex, [r.text for r in select_contexts(ranked, top_n)])
     return 100.0 * correct / len(tests)
 
 

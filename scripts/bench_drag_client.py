@@ -27,7 +27,6 @@ from typing import Any
 
 import httpx
 import numpy as np
-from eth_utils import keccak
 from rich.console import Console
 
 from drag.client import ClientConfig, DragClient
@@ -48,10 +47,6 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "drag_client.json"
 GOAL_P50_MS = 150.0
 N_SOURCES = 6
-
-
-def source_key(i: int) -> str:
-    return "0x" + keccak(text=f"ledgerlearn bench drag client source {i}").hex()
 
 
 def percentiles(samples_s: list[float]) -> dict[str, float]:
@@ -102,7 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     # one process per source, each with its own copy of the index and its own nonce ledger,
     # as source nodes run (scripts/bench_drag.py's latency section does the same)
 
-    from bench_drag import source_directory, spawn_sources
+    # the keys source_directory expects: one definition (a copy with another seed text
+    # made every receipt fail to verify, and every answer an abstention)
+    from bench_drag import source_directory, source_key, spawn_sources
 
     copies, configs = [], []
     for i in range(N_SOURCES):

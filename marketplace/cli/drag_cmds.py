@@ -160,13 +160,23 @@ def source_serve(
     account: AccountIndex = None,
 ) -> None:
     """Serve signed top-k retrieval over DOCS (the key signs the source's receipts)."""
+    from drag.ingest import list_documents
     from drag.server import SourceConfig, SourceNode, serve
+    from drag.source_lock import SourceLock
     from marketplace.chain.registry import MAX_NONCE_STEP
     from marketplace.storage.gateway import check_port_free
 
     check_port_free(host, port)  # before indexing the folder and loading the model
+    if not list_documents(docs):
+        raise ConfigError(
+            f"{docs} holds no .txt, .md or .jsonl documents; put the documents to serve "
+            "there, or point --docs at the folder that has them"
+        )
     session = open_session(rpc_url, key, account)
     sid = _find_source_id(session.registry.all_scores(), session.account.address, source_id)
+    # held until the process exits: a second server of this source would reuse nonces
+    lock = SourceLock(ledgerlearn_home(), session.chain.chain_id, session.registry.address, sid)
+    lock.acquire()
     config = SourceConfig(
         source_id=sid,
         private_key="0x" + bytes(session.account.key).hex(),
@@ -177,6 +187,11 @@ def source_serve(
     index_dir = index_dir or default_index_dir(docs)
     console.print(f"indexing {docs} into {index_dir} ...")
     node = SourceNode.from_dirs(docs, index_dir, config, _chunk(chunk_words))
+    if len(node.index) == 0:
+        raise ConfigError(
+            f"the documents under {docs} hold no text to serve; add text to them, or point "
+            "--docs at the folder that has it"
+        )
     registry = session.registry  # nonces stay within the registry's step bound
     node.ledger.set_ceiling(lambda: registry.source(sid).last_nonce + MAX_NONCE_STEP)
     console.print(
@@ -310,11 +325,17 @@ def source_list(
 # ------------------------------------------------------------------ drag
 
 
-def _generator(llm_url: str | None, llm_model: str | None, model_path: Path | None) -> Any:
+def _generator(
+    llm_url: str | None, llm_model: str | None, model_path: Path | None, local_llm: bool = False
+) -> Any:
     from drag.generate import ExtractiveGenerator, OpenAICompatibleGenerator, TransformersGenerator
 
-    if llm_url and model_path:
-        raise ConfigError("pass either --llm-url/--llm-model or --model-path, not both")
+    if sum((bool(llm_url), bool(model_path), local_llm)) > 1:
+        raise ConfigError("pass one of --llm-url/--llm-model, --model-path or --local-llm")
+    if local_llm:
+        from drag.local_llm import local_llm_generator
+
+        return local_llm_generator()
     if llm_url:
         if not llm_model:
             raise ConfigError("--llm-url needs --llm-model (the model name the server serves)")
@@ -354,6 +375,13 @@ LlmUrl = Annotated[
     str | None, typer.Option(help="OpenAI-compatible server (vLLM, Ollama, llama.cpp).")
 ]
 LlmModel = Annotated[str | None, typer.Option(help="Model name for --llm-url.")]
+LocalLlm = Annotated[
+    bool,
+    typer.Option(
+        "--local-llm",
+        help="Answer with the packaged SmolLM2-135M-Instruct, offline (the [llm] extra).",
+    ),
+]
 ModelPath = Annotated[
     Path | None, typer.Option(help="Local transformers model folder as generator.")
 ]
@@ -445,6 +473,7 @@ def drag_query(
     llm_url: LlmUrl = None,
     llm_model: LlmModel = None,
     model_path: ModelPath = None,
+    local_llm: LocalLlm = False,
     correct: Annotated[bool, typer.Option("--correct", help="The answer is right.")] = False,
     wrong: Annotated[bool, typer.Option("--wrong", help="The answer is wrong.")] = False,
     truth: Annotated[
@@ -470,8 +499,8 @@ def drag_query(
         raise ConfigError("give at most one of --correct, --wrong and --truth")
     if (question is None) == (batch_file is None):
         raise ConfigError("give a QUESTION or --batch FILE (one of them)")
+    generator = _generator(llm_url, llm_model, model_path, local_llm)  # before connecting
     session = open_session(rpc_url, key, account)
-    generator = _generator(llm_url, llm_model, model_path)
     client, directory, queue = _client(
         session, sources, sampler, alpha, k, top_n, timeout, generator, batch, max_age
     )
@@ -529,6 +558,7 @@ def drag_serve_client(
     llm_url: LlmUrl = None,
     llm_model: LlmModel = None,
     model_path: ModelPath = None,
+    local_llm: LocalLlm = False,
     batch: FlushBatch = 20,
     max_age: MaxAge = 300.0,
     timeout: Annotated[float, typer.Option(help="Per-source timeout in seconds.")] = 5.0,
@@ -542,8 +572,8 @@ def drag_serve_client(
     from drag.client_api import create_client_app
     from drag.service import QueryService
 
+    generator = _generator(llm_url, llm_model, model_path, local_llm)  # before connecting
     session = open_session(rpc_url, key, account)
-    generator = _generator(llm_url, llm_model, model_path)
     client, directory, queue = _client(
         session, sources, sampler, alpha, k, top_n, timeout, generator, batch, max_age
     )

@@ -120,6 +120,18 @@ def test_sources_feedback_and_failover(anvil_url: str, tmp_path: Path) -> None:
         for i, (server, port) in enumerate(zip(servers, ports, strict=True)):
             _wait_healthy(f"http://127.0.0.1:{port}", server, tmp_path / f"source{i}.log")
 
+        # a second server of source 1, from another index folder (its own nonce ledger),
+        # would sign a second receipt for some nonce: refused in one line, before indexing
+        second = subprocess.run(
+            [*CLI, "source", "serve", f"--docs={tmp_path / 'docs0'}", f"--port={free_port()}",
+             f"--index-dir={tmp_path / 'idx-second'}", "--account=1", rpc],
+            capture_output=True, text=True, env=_env(home), timeout=120,
+        )  # fmt: skip
+        lines = [line for line in second.stderr.splitlines() if line.strip()]
+        assert second.returncode == 1 and "Traceback" not in second.stderr, second.stderr
+        assert len(lines) == 1 and "already served by another process" in lines[0], lines
+        assert not (tmp_path / "idx-second").exists()
+
         fact = facts[0]
         asked = json.loads(
             ll(

@@ -66,3 +66,15 @@ def test_source_serve_refuses_a_taken_port_before_indexing(tmp_path: Path, taken
     )  # fmt: skip
     _assert_port_error(result, taken_port)
     assert not index.exists()  # nothing was indexed
+
+
+def test_source_serve_refuses_an_empty_folder_before_connecting(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "notes.pdf").write_bytes(b"%PDF")  # not a format a source serves
+    index = tmp_path / "index"
+    result = _run(tmp_path, "source", "serve", f"--docs={docs}", f"--index-dir={index}", NO_NODE)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "no .txt, .md or .jsonl documents" in lines[0], lines
+    assert "--docs" in lines[0] and not index.exists()

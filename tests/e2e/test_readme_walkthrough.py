@@ -109,8 +109,12 @@ def test_readme_walkthrough_runs_verbatim(tmp_path: Path) -> None:
         assert "inliers 3/3" in line and "nobody excluded" in line, line
     assert output.count("round 3: revealed and serving update") == 3
     assert "project 1: all 3 rounds committed" in output
-    # the project is attested (the CLI's default): every trainer replayed every round
-    assert output.count("replayed and attested (matches the aggregator's commit)") == 9
+    # the project is attested (the CLI's default): a stake-majority (2 of the 3 trainers)
+    # replayed each round and attested the aggregator's scores; a trainer whose vote
+    # comes after the round settled has nothing left to attest
+    for r in (1, 2, 3):
+        attested = f"round {r}: replayed and attested (matches the aggregator's commit)"
+        assert output.count(attested) >= 2, (r, output[-4000:])
     assert "project 1 finalized" in output
 
     # every trainer withdrew its stake and a share of the 1 ETH reward

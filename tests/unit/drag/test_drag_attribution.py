@@ -67,10 +67,15 @@ def test_attribution_of_an_extractive_answer() -> None:
     ]
     truth = attribute(gen, q, contexts, method="shapley", target="Quelton", soft=False)
     assert truth.answer == "Quelton"
-    assert truth.scores[0] > 0 and truth.scores[2] > 0
-    assert truth.scores[1] < 0  # the polluted passage pulls away from the truth
+    # the two copies of one passage are one player and share its value
+    assert truth.scores[0] == truth.scores[2] == pytest.approx(0.5)
+    assert truth.scores[1] == pytest.approx(0.0)  # never pivotal against two copies
     assert truth.scores[3] == pytest.approx(0.0)
     assert sum(truth.scores) == pytest.approx(1.0)  # U(all) - U(empty)
+    soft = attribute(gen, q, contexts, method="shapley", target="Quelton")
+    assert soft.scores[0] == soft.scores[2] > 0
+    assert soft.scores[1] < 0  # the polluted passage pulls away from the truth
+    assert soft.method == "shapley" and soft.generator_calls == 2**3 + 1  # 3 distinct
     loo = attribute(gen, q, contexts[:2], method="loo", soft=False)
     assert loo.method == "loo" and loo.scores == (1.0, 0.0)
 

@@ -56,6 +56,24 @@ def test_answer_words_that_the_question_also_has_are_kept(gen) -> None:
     assert gen.generate("What is the capital of Mexico?", [mexico]).text == "Mexico City"
     singapore = "Singapore is an island country. Its capital is the city of Singapore."
     assert gen.generate("What is the capital of Singapore?", [singapore]).text == "Singapore"
+    # a part of the question's longer name is no restatement of it: the clean "Republic
+    # of Guatemala" once lost to a polluted copy's "Yemen" by this penalty alone
+    # "Estonia's capital city of Tallinn": the possessor is what "... the capital of?" asks
+    # for, unless the sentence is about another place ("Brandenburg's capital Potsdam")
+    estonia = "(Estonia) Its capital city of Tallinn, along with the city of Tartu, are large."
+    assert gen.generate("Which country is Tallinn the capital of?", [estonia]).text == "Estonia"
+    berlin = (
+        "Berlin is the capital and largest city of Germany. It is surrounded by the state of "
+        "Brandenburg, bordering Brandenburg's capital Potsdam to the southwest."
+    )
+    assert gen.generate("Which country is Berlin the capital of?", [berlin]).text == "Germany"
+    q = "Which country is Guatemala City the capital of?"
+    clean = "Guatemala City is the national capital and largest city of the Republic of Guatemala."
+    polluted = "Guatemala City is the national capital and largest city of Yemen."
+    assert gen.generate(q, [clean, polluted]).text == "Republic of Guatemala"
+    assert gen.generate(q, [polluted, clean]).meta["votes"] == pytest.approx(
+        {"Yemen": 1.0, "Republic of Guatemala": 0.9}
+    )
 
 
 def test_abstains_with_a_low_confidence_when_nothing_answers(gen) -> None:

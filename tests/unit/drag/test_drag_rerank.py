@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from drag.receipts import passage_hash
-from drag.rerank import rerank, rerank_score
+from drag.rerank import rerank, rerank_score, select_contexts
 from drag.retrieve import RetrievedPassage
 from marketplace.errors import ConfigError
 
@@ -46,3 +46,20 @@ def test_minmax_dedupe_topn_and_unknown_sources() -> None:
     assert rerank([], {}, 0.3) == []
     with pytest.raises(ConfigError, match="alpha"):
         rerank(passages, {}, 1.5)
+
+
+def test_select_contexts_counts_distinct_passages_and_keeps_every_copy() -> None:
+    # three sources hold document A; a wrong passage W ranks first in all three, the
+    # right one R after it: a cut at 3 copies would read W three times and never R
+    ranked = rerank(
+        [_p("W", 0.9, 1), _p("W", 0.9, 2), _p("W", 0.9, 3), _p("R", 0.8, 1),
+         _p("R", 0.8, 2), _p("R", 0.8, 3), _p("X", 0.1, 1)],
+        {1: 0.9, 2: 0.8, 3: 0.7}, alpha=0.3,
+    )  # fmt: skip
+    picked = select_contexts(ranked, top_n=2)
+    assert [(r.text, r.source_id) for r in picked] == [
+        ("W", 1), ("W", 2), ("W", 3), ("R", 1), ("R", 2), ("R", 3)
+    ]  # fmt: skip
+    assert [r.text for r in select_contexts(ranked, top_n=3)][-1] == "X"
+    with pytest.raises(ConfigError, match="top_n=0"):
+        select_contexts(ranked, top_n=0)
