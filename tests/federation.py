@@ -14,8 +14,10 @@ from typing import Any
 from marketplace.attacks.label_flip import label_flip
 from marketplace.audit import validation_commitment
 from marketplace.learning import Dataset, ModelSpec, TrainConfig, partition
+from marketplace.nodes.aggregator import AggregatorNode
 from marketplace.nodes.trainer import TrainerNode
 from marketplace.rounds.codec import put_spec
+from marketplace.rounds.pipeline import RoundConfig
 from marketplace.storage import MemoryStore, digest_of
 
 
@@ -25,6 +27,19 @@ class Federation:
     store: MemoryStore  # the aggregator's (model spec, models, reports)
     stores: dict[str, MemoryStore]  # trainer address -> its own store
     trainers: list[TrainerNode]
+
+    def aggregator(
+        self, world: Any, validation: Dataset, config: RoundConfig | None = None
+    ) -> AggregatorNode:
+        """The project's aggregator node, fetching each update from its trainer's store."""
+        return AggregatorNode(
+            world.as_(world.aggregator),
+            self.project_id,
+            self.store,
+            validation,
+            config or RoundConfig(),
+            resolver=self.stores.get,
+        )
 
 
 def open_federation(

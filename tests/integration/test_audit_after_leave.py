@@ -18,8 +18,6 @@ from marketplace.chain.node import free_port
 from marketplace.cli.audit_cmds import EXIT_ENCRYPTED, EXIT_MISMATCH, EXIT_UNAVAILABLE, audit
 from marketplace.learning import Dataset, ModelSpec, load_dataset
 from marketplace.learning.datasets import save_npz
-from marketplace.nodes.aggregator import AggregatorNode
-from marketplace.rounds import RoundConfig
 from marketplace.rounds.chainview import round_commit, update_commits
 from marketplace.storage import BlobManifest, LocalStore, MemoryStore
 
@@ -32,10 +30,7 @@ def _finished(world: Any, rounds: int = 2) -> tuple[Federation, Dataset]:
     train, validation = load_dataset("synthetic", 1, num_samples=600)
     spec = ModelSpec.for_data("logreg", train.input_shape, train.num_classes, seed=0)
     fed = open_federation(world, train, validation, spec, trainers=4, rounds=rounds, flippers=(3,))
-    node = AggregatorNode(
-        world.as_(world.aggregator), fed.project_id, fed.store, validation, RoundConfig(),
-        resolver=fed.stores.get,
-    )  # fmt: skip
+    node = fed.aggregator(world, validation)
     for r in range(1, rounds + 1):
         for t in fed.trainers:
             t.step()

@@ -41,14 +41,7 @@ def test_a_unicode_digit_trainer_is_rejected_and_the_round_completes(world: Any)
         assert t.step().status == "revealed"
     hostile.market.reveal_updates(fed.project_id, 1, [opening])
 
-    node = AggregatorNode(
-        world.as_(world.aggregator),
-        fed.project_id,
-        fed.store,
-        validation,
-        RoundConfig(),
-        resolver=fed.stores.get,
-    )
+    node = fed.aggregator(world, validation)
     prepared = node.prepare(1)
     node.commit(prepared)
     report = get_report(fed.store, prepared.report_cid)

@@ -19,8 +19,6 @@ from marketplace.cli.main import app
 from marketplace.cli.status_cmds import RoundFeedback, WaitPrinter
 from marketplace.learning import ModelSpec, load_dataset
 from marketplace.learning.rule_pin import PinnedRule
-from marketplace.nodes.aggregator import AggregatorNode
-from marketplace.rounds import RoundConfig
 from marketplace.rounds.codec import spec_cid
 from marketplace.storage import digest_of
 
@@ -34,10 +32,7 @@ def test_aggregator_says_what_it_waits_for_and_trainers_hear_their_result(
     spec = ModelSpec.for_data("logreg", train.input_shape, train.num_classes, seed=0)
     fed = open_federation(world, train, validation, spec, trainers=4, rounds=2, flippers=(3,))
     pid = fed.project_id
-    node = AggregatorNode(
-        world.as_(world.aggregator), pid, fed.store, validation, RoundConfig(),
-        resolver=fed.stores.get,
-    )  # fmt: skip
+    node = fed.aggregator(world, validation)
     addresses = [t.address for t in world.trainers[:4]]
     for t in fed.trainers[:2]:
         t.step()

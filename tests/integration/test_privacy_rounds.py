@@ -17,7 +17,7 @@ from marketplace.nodes.aggregator import AggregatorNode, RoundSummary
 from marketplace.privacy.declare import project_privacy
 from marketplace.privacy.envelope import is_sealed, seal
 from marketplace.privacy.keys import ReaderKey
-from marketplace.rounds import RoundConfig, get_report
+from marketplace.rounds import get_report
 from marketplace.rounds.chainview import update_commits
 from marketplace.rounds.codec import KIND_UPDATE, decode_params, encode_params
 from marketplace.storage import get_blob, put_blob
@@ -35,14 +35,7 @@ def _project(
         "logreg", train.input_shape, train.num_classes, seed=0, privacy=settings
     )
     fed = open_federation(world, train, validation, spec, trainers=4, rounds=rounds)
-    node = AggregatorNode(
-        world.as_(world.aggregator),
-        fed.project_id,
-        fed.store,
-        validation,
-        RoundConfig(),
-        resolver=fed.stores.get,
-    )
+    node = fed.aggregator(world, validation)
     for r in range(1, rounds + 1):
         honest = fed.trainers[: 3 if cheat else 4]
         for t in honest:

@@ -42,14 +42,7 @@ def _federation(world: Any) -> tuple[Any, Any]:
 
 def test_aggregator_refuses_a_rule_other_than_the_pinned_one(world: Any) -> None:
     fed, validation = _federation(world)
-    node = AggregatorNode(
-        world.as_(world.aggregator),
-        fed.project_id,
-        fed.store,
-        validation,
-        RoundConfig(rule="median"),
-        resolver=fed.stores.get,
-    )
+    node = fed.aggregator(world, validation, RoundConfig(rule="median"))
     with pytest.raises(ConfigError, match="pins: fedavg") as err:
         node.check_pinned(node.spec())
     assert "\n" not in str(err.value) and "--rule fedavg" in str(err.value)

@@ -16,7 +16,6 @@ from typer.testing import CliRunner
 from marketplace.cli.main import app
 from marketplace.learning import ModelSpec, load_dataset
 from marketplace.learning.models import build_model, get_flat_params
-from marketplace.nodes.aggregator import AggregatorNode
 from marketplace.rounds import RoundConfig
 from marketplace.storage import LocalStore
 from marketplace.views import project_history
@@ -32,14 +31,7 @@ def _run_project(world: Any, rounds: int, store_dir: Path) -> Any:
     train, validation = load_dataset("synthetic", 1, num_samples=600)
     spec = ModelSpec.for_data("logreg", train.input_shape, train.num_classes, seed=0)
     fed = open_federation(world, train, validation, spec, trainers=4, rounds=rounds, flippers=(3,))
-    node = AggregatorNode(
-        world.as_(world.aggregator),
-        fed.project_id,
-        fed.store,
-        validation,
-        RoundConfig(),
-        resolver=fed.stores.get,
-    )
+    node = fed.aggregator(world, validation)
     for r in range(1, rounds + 1):
         for t in fed.trainers:
             t.step()
@@ -128,10 +120,7 @@ def test_status_watch_prints_each_change_until_the_project_is_done(
     train, validation = load_dataset("synthetic", 1, num_samples=300)
     spec = ModelSpec.for_data("logreg", train.input_shape, train.num_classes, seed=0)
     fed = open_federation(deployed, train, validation, spec, trainers=3, rounds=1)
-    node = AggregatorNode(
-        deployed.as_(deployed.aggregator), fed.project_id, fed.store, validation,
-        RoundConfig(rule="fedavg"), resolver=fed.stores.get,
-    )  # fmt: skip
+    node = fed.aggregator(deployed, validation, RoundConfig(rule="fedavg"))
     actions = [
         *(t.step for t in fed.trainers),  # three commitments
         lambda: None,  # a poll with nothing new

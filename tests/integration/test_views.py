@@ -13,7 +13,6 @@ from federation import Federation, open_federation
 
 from marketplace.learning import ModelSpec, load_dataset
 from marketplace.nodes.aggregator import AggregatorNode
-from marketplace.rounds import RoundConfig
 from marketplace.views import list_projects, project_history, project_status
 
 pytestmark = pytest.mark.integration
@@ -25,14 +24,7 @@ def _federation(world: Any, rounds: int = 2, flippers: tuple[int, ...] = (3,)) -
     fed = open_federation(
         world, train, validation, spec, trainers=4, rounds=rounds, flippers=flippers
     )
-    node = AggregatorNode(
-        world.as_(world.aggregator),
-        fed.project_id,
-        fed.store,
-        validation,
-        RoundConfig(),
-        resolver=fed.stores.get,
-    )
+    node = fed.aggregator(world, validation)
     return fed, node
 
 
