@@ -270,8 +270,11 @@ def trainer_run(
                 console.print(f"round {step.round}: revealed and serving update {step.cid}")
             elif step.status == "attested":
                 console.print(f"round {step.round}: replayed and attested ({step.detail})")
-            elif step.status in ("missed", "done", "closed"):
-                console.print(f"round {step.round}: {step.status} {step.detail}".rstrip())
+            elif step.status == "missed":
+                console.print(f"round {step.round}: missed {step.detail}".rstrip())
+            elif step.status in ("done", "closed"):  # no round left: say it of the project
+                what = "all rounds committed" if step.status == "done" else "closed"
+                console.print(f"project {project}: {what}; this trainer stops")
 
         node.run(poll_s=poll, on_step=show, on_poll=told)
     finally:
