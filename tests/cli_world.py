@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import MarketWorld
+from market_world import MarketWorld
 
 from marketplace.chain import connection
 from marketplace.chain.connection import connect_embedded

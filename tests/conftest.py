@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
-from eth_account.signers.local import LocalAccount
+from market_world import MarketWorld
 
-from marketplace.chain.connection import Chain, connect_embedded
+from marketplace.chain.connection import connect_embedded
 from marketplace.chain.deploy import deploy_all
 from marketplace.chain.market import MarketClient
 from marketplace.chain.tx import TxSender
@@ -19,19 +17,6 @@ def _isolated_home(
 ) -> None:
     """Never touch the developer's ~/.ledgerlearn from tests."""
     monkeypatch.setenv("LEDGERLEARN_HOME", str(tmp_path_factory.mktemp("ledgerlearn-home")))
-
-
-@dataclass
-class MarketWorld:
-    chain: Chain
-    owner: LocalAccount
-    aggregator: LocalAccount
-    trainers: list[LocalAccount]
-    stranger: LocalAccount
-    market: MarketClient  # as the owner
-
-    def as_(self, account: LocalAccount) -> MarketClient:
-        return self.market.as_account(account)
 
 
 @pytest.fixture

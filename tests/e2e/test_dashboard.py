@@ -31,6 +31,7 @@ from marketplace.chain.connection import connect
 from marketplace.chain.deploy import load_manifest
 from marketplace.chain.node import free_port, start_anvil, stop
 from marketplace.chain.registry import SCALE, RegistryClient
+from marketplace.chain.units import format_eth
 from marketplace.nodes.simulate import SimulationConfig, simulate
 from marketplace.storage import LocalStore
 from marketplace.views.sources import beta_reliability
@@ -171,7 +172,7 @@ def test_dashboard_shows_rounds_accuracy_exclusions_and_source_reliability(
             assert "0 ETH" in paid and "withdrawn" in paid
             honest = next(p for p in result.payouts if not p.attacker)
             honest_row = contributions.nth(honest.index).inner_text()
-            assert f"{honest.reward / 10**18:f}".rstrip("0") in honest_row
+            assert format_eth(honest.reward) in honest_row  # every wei, in ether
 
             page.screenshot(path=str(tmp_path / "project.png"), full_page=True)
 

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import MarketWorld
+from market_world import MarketWorld
 from web3.exceptions import Web3RPCError
 
 from marketplace.chain.tx import TxSender, _revert_error, rpc_message
