@@ -37,8 +37,11 @@ class ContractClient:
         return type(self)(self.chain, self.address, account)
 
     def _call(self, fn: Any, action: str) -> Any:
+        # the signer as the caller: without one, web3's eth-tester middleware asks the
+        # embedded chain for its accounts on every call (15 s of an 80 s simulation)
+        call = {"from": self.sender.account.address} if self.sender is not None else {}
         try:
-            return fn.call()
+            return fn.call(call)
         except REVERT_ERRORS as exc:
             refused = node_refusal(exc, action)
             if refused is not None:

@@ -339,12 +339,12 @@ class MarketClient(ContractClient):
         replay computed), whose root must be the settled one."""
         claimed = {
             int(e["args"]["round"])
-            for e in self._project_logs("ScoreClaimed", project_id, from_block)
+            for e in self.project_logs("ScoreClaimed", project_id, from_block)
             if int(e["args"]["index"]) == index
         }
         attested = self.project(project_id).attested
         out: list[ScoreClaim] = []
-        for log in self._project_logs("RoundCommitted", project_id, from_block):
+        for log in self.project_logs("RoundCommitted", project_id, from_block):
             args = log["args"]
             r = int(args["round"])
             if r in claimed:
@@ -370,12 +370,15 @@ class MarketClient(ContractClient):
             out.append(ScoreClaim(r, index, leaves.scores[position], tree.proof(position)))
         return out
 
-    def _project_logs(self, event: str, project_id: int, from_block: int) -> list[Any]:
+    def project_logs(
+        self, event: str, project_id: int, from_block: int = 0, round_: int | None = None
+    ) -> list[Any]:
         """``event``'s logs of one project from ``from_block``, reading only the blocks this
         process has not read yet. Why: eth-tester's ``get_logs`` reads every receipt in its
         range, and 20 trainers' withdrawals each scanning from block 0 took 228 of 257 s of
         a 3-round simulation. The cache is trusted only while the last block it scanned
-        still has the hash it had (a reorg, or another chain at this address, rescans)."""
+        still has the hash it had (a reorg, or another chain at this address, rescans).
+        ``round_``: only that round's logs (events with a ``round`` argument)."""
         w3 = self.contract.w3
         key = (self.contract.address, event, project_id)
         latest = int(w3.eth.block_number)
@@ -395,7 +398,12 @@ class MarketClient(ContractClient):
             )
             scanned = latest
             _EVENT_LOGS[key] = (start, scanned, bytes(w3.eth.get_block(scanned)["hash"]), logs)
-        return [log for log in logs if int(log["blockNumber"]) >= from_block]
+        return [
+            log
+            for log in logs
+            if int(log["blockNumber"]) >= from_block
+            and (round_ is None or int(log["args"]["round"]) == round_)
+        ]
 
     def expected_payout(self, project_id: int, account: str) -> tuple[int, int]:
         """Stake and reward share ``withdraw`` would pay ``account`` now, counting its round
@@ -468,9 +476,15 @@ class MarketClient(ContractClient):
         """Announce the X25519 key co-trainers seal updates to for this trainer."""
         return self._tx(self.contract.functions.announceReaderKey(project_id, public))
 
+    def trainer_indices(self, project_id: int) -> dict[str, int]:
+        """Trainer address -> index, from the (cached) ``TrainerRegistered`` logs: one read
+        where :meth:`trainers` makes a call per trainer."""
+        logs = self.project_logs("TrainerRegistered", project_id)
+        return {str(log["args"]["trainer"]): int(log["args"]["index"]) for log in logs}
+
     def reader_keys(self, project_id: int, from_block: int = 0) -> dict[str, bytes]:
         """Latest announced reader key per trainer address."""
-        logs = self._project_logs("TrainerReaderKey", project_id, from_block)
+        logs = self.project_logs("TrainerReaderKey", project_id, from_block)
         return {str(log["args"]["trainer"]): bytes(log["args"]["key"]) for log in logs}
 
     def attest_round(self, project_id: int, round_: int, scores: RoundScores) -> TxReceipt:

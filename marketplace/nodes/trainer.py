@@ -327,7 +327,7 @@ class TrainerNode:
         if not self.market.project(self.project_id).attested:
             return []
         keys = self.market.reader_keys(self.project_id)
-        order = {t.address: t.index for t in self.market.trainers(self.project_id)}
+        order = self.market.trainer_indices(self.project_id)
         known = sorted((order[a], k.hex()) for a, k in keys.items() if a in order)
         return [k for _, k in known]
 
@@ -469,7 +469,7 @@ class TrainerNode:
         per-process log cache: each poll reads only new blocks, not the chain from 0)."""
         return any(
             int(log["args"]["round"]) == round_ and log["args"]["trainer"] == self.address
-            for log in self.market._project_logs("UpdateRevealed", self.project_id, 0)
+            for log in self.market.project_logs("UpdateRevealed", self.project_id, 0)
         )
 
     def run(

@@ -71,14 +71,10 @@ def update_commits(
     only the active trainers' (the contract's revealed mask) unless ``active_only`` is
     False (a zk prover also needs the excluded ones, whose sketch it folded). Pass the
     round's ``roster`` when it is known (saves a ``roundState`` read)."""
-    logs = market.contract.events.UpdateRevealed().get_logs(
-        from_block=from_block, argument_filters={"projectId": project_id, "round": round_}
-    )
+    logs = market.project_logs("UpdateRevealed", project_id, from_block, round_)
     committed_at: dict[int, tuple[int, int]] = {}
     if logs:
-        for log in market.contract.events.UpdateCommitted().get_logs(
-            from_block=from_block, argument_filters={"projectId": project_id, "round": round_}
-        ):
+        for log in market.project_logs("UpdateCommitted", project_id, from_block, round_):
             key = (int(log["blockNumber"]), int(log["logIndex"]))
             committed_at.setdefault(int(log["args"]["index"]), key)
     active: list[bool] | None = None
@@ -113,9 +109,7 @@ def round_commit(
 ) -> RoundCommit | None:
     """The ``RoundCommitted`` event of a round (None when it is not committed yet); masks
     over ``trainer_count`` trainers (default: the round's roster)."""
-    logs = market.contract.events.RoundCommitted().get_logs(
-        from_block=from_block, argument_filters={"projectId": project_id, "round": round_}
-    )
+    logs = market.project_logs("RoundCommitted", project_id, from_block, round_)
     if not logs:
         return None
     if trainer_count is None:
@@ -127,11 +121,11 @@ def round_commits(
     market: MarketClient, project_id: int, trainer_count: int, from_block: int = 0
 ) -> dict[int, RoundCommit]:
     """Round -> its ``RoundCommitted`` event, every committed round of the project in one
-    cached read (:meth:`MarketClient._project_logs`: each block is scanned once per
+    cached read (:meth:`MarketClient.project_logs`: each block is scanned once per
     process, which a status view polled every few seconds needs); masks over
     ``trainer_count`` trainers (a round's roster is at most the project's count)."""
     out: dict[int, RoundCommit] = {}
-    for log in market._project_logs("RoundCommitted", project_id, from_block):
+    for log in market.project_logs("RoundCommitted", project_id, from_block):
         commit = _round_commit_of(log, trainer_count)
         out[commit.round] = commit
     return dict(sorted(out.items()))

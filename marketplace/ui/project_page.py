@@ -32,7 +32,7 @@ def payouts(market: MarketClient, project_id: int, addresses: Sequence[str]) -> 
     else what ``withdraw`` would pay now."""
     paid = {
         str(log["args"]["trainer"]): (int(log["args"]["stake"]), int(log["args"]["reward"]))
-        for log in market._project_logs("Withdrawn", project_id, 0)
+        for log in market.project_logs("Withdrawn", project_id, 0)
     }
     out = []
     for address in addresses:

@@ -3,7 +3,7 @@
 One place that turns contract state and events into what people look at: the CLI's
 ``project list|status|history`` and the web dashboard both print these dataclasses
 (each has ``to_json()``: plain JSON, amounts as wei integers). Events are read through
-:meth:`MarketClient._project_logs`, which scans each block once per process, so a view
+:meth:`MarketClient.project_logs`, which scans each block once per process, so a view
 polled every few seconds costs only the new blocks.
 """
 

@@ -92,7 +92,7 @@ def project_history(
     addresses = trainer_addresses(market, project_id)
     n = max(info.trainer_count, len(addresses))
     copies: dict[int, dict[int, int]] = {}
-    for log in market._project_logs("UpdateExcluded", project_id, 0):
+    for log in market.project_logs("UpdateExcluded", project_id, 0):
         args = log["args"]
         copies.setdefault(int(args["round"]), {})[int(args["index"])] = int(args["holder"])
     w3 = market.contract.w3

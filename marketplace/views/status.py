@@ -100,7 +100,7 @@ def trainer_addresses(market: MarketClient, project_id: int) -> list[str]:
     """Trainer addresses by index, from the ``TrainerRegistered`` events (one cached read
     instead of one call per trainer)."""
     seats: dict[int, str] = {}
-    for log in market._project_logs("TrainerRegistered", project_id, 0):
+    for log in market.project_logs("TrainerRegistered", project_id, 0):
         seats[int(log["args"]["index"])] = str(log["args"]["trainer"])
     return [seats[i] for i in sorted(seats)]
 
@@ -192,7 +192,7 @@ def project_status(
     masks = market.round_masks(project_id, round_, roster)
     opened_seats = {
         int(log["args"]["index"])
-        for log in market._project_logs("UpdateRevealed", project_id, 0)
+        for log in market.project_logs("UpdateRevealed", project_id, 0)
         if int(log["args"]["round"]) == round_
     }
     commit_closed = state.commit_closed or now > opened + d

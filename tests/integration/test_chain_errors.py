@@ -52,7 +52,7 @@ def test_a_node_refusal_without_revert_data_is_one_line_with_the_nodes_message()
 
 def test_a_read_the_node_refuses_is_one_line_not_a_made_up_revert(world: MarketWorld) -> None:
     class Refusing:
-        def call(self) -> None:
+        def call(self, transaction: object = None) -> None:
             raise Web3RPCError("{'code': -32005, 'message': 'query returned too many results'}")
 
     with pytest.raises(ChainError) as caught:
