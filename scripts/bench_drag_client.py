@@ -49,16 +49,6 @@ GOAL_P50_MS = 150.0
 N_SOURCES = 6
 
 
-def percentiles(samples_s: list[float]) -> dict[str, float]:
-    ms = np.asarray(samples_s) * 1000
-    return {
-        "p50_ms": round(float(np.percentile(ms, 50)), 2),
-        "p99_ms": round(float(np.percentile(ms, 99)), 2),
-        "mean_ms": round(float(ms.mean()), 2),
-        "n": len(ms),
-    }
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     home = ledgerlearn_home()
@@ -99,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # the keys source_directory expects: one definition (a copy with another seed text
     # made every receipt fail to verify, and every answer an abstention)
-    from bench_drag import source_directory, source_key, spawn_sources
+    from bench_drag import percentiles, source_directory, source_key, spawn_sources
 
     copies, configs = [], []
     for i in range(N_SOURCES):
