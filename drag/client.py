@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Literal
+from typing import Any, Literal
 
 import httpx
 
@@ -162,6 +162,28 @@ class DragClient:
             await self._http.aclose()
             self._http = None
 
+    def embed_question(self, question: str) -> Any:
+        """The question's vector for the sources' dense retrieval (None: lexical only)."""
+        if self.config.embed_query and self.embedder is not None:
+            return self.embedder.embed([question])[0]
+        return None
+
+    async def ask_sources(
+        self, question: str, targets: Sequence[SourceRecord], vector: Any
+    ) -> FanOutResult:
+        """Ask each of ``targets`` for its top-k passages (receipts verified), reusing the
+        client's connections inside ``async with client:``."""
+        cfg = self.config
+        return await fan_out(
+            question,
+            cfg.k,
+            targets,
+            self.directory.domain,
+            timeout_s=cfg.timeout_s,
+            client=self._http,
+            embedding=vector,
+        )
+
     async def aretrieve(self, question: str, seed: int) -> Retrieval:
         """Choose sources, embed the question, fan out, verify, rerank: everything but the
         answer (what the retrieval-latency benchmark times). ``seed`` drives the sampling.
@@ -175,19 +197,9 @@ class DragClient:
         sources = self.directory.list_sources()
         chosen = choose_sources(sources, cfg.n_sources, seed, cfg.strategy, cfg.prior)
         start = time.perf_counter()
-        vector = None
-        if cfg.embed_query and self.embedder is not None:
-            vector = self.embedder.embed([question])[0]
+        vector = self.embed_question(question)
         embed_s = time.perf_counter() - start
-        result = await fan_out(
-            question,
-            cfg.k,
-            chosen,
-            self.directory.domain,
-            timeout_s=cfg.timeout_s,
-            client=self._http,
-            embedding=vector,
-        )
+        result = await self.ask_sources(question, chosen, vector)
         for f in result.failures:
             log.warning("source %d skipped: %s (%s)", f.source_id, f.kind, f.detail)
         reliability = {s.source_id: s.reliability(cfg.prior) for s in chosen}

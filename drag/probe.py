@@ -25,7 +25,6 @@ from drag.corpus import QAExample
 from drag.feedback import FeedbackDelta
 from drag.judge import is_correct
 from drag.registry import SourceRecord
-from drag.retrieve import fan_out
 from marketplace.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -61,18 +60,8 @@ async def aprobe(
     if not targets:
         return report
     for example in probes:
-        vector = None
-        if cfg.embed_query and client.embedder is not None:
-            vector = client.embedder.embed([example.question])[0]
-        result = await fan_out(
-            example.question,
-            cfg.k,
-            targets,
-            client.directory.domain,
-            timeout_s=cfg.timeout_s,
-            client=client.http,
-            embedding=vector,
-        )
+        vector = client.embed_question(example.question)
+        result = await client.ask_sources(example.question, targets, vector)
         for response in result.responses:
             sid = response.source.source_id
             texts = [p.text for p in response.passages[: cfg.top_n]]
