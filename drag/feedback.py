@@ -280,12 +280,7 @@ class FeedbackQueue:
         Returns how many were adopted."""
         items = self.read_other(other)
         if items:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as f:
-                f.writelines(self._line(t, d) for t, d in items)
-                f.flush()
-                os.fsync(f.fileno())
-            self._items.extend(items)
+            self._append_durably(items)
             log.info("adopted %d feedback deltas from %s", len(items), other)
         if other.is_file():
             other.unlink()
@@ -330,13 +325,18 @@ class FeedbackQueue:
             self._check()
             self._check = None  # once per queue: the role does not change per delta
         if new:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as f:
-                f.writelines(self._line(t, d) for t, d in new)
-                f.flush()
-                os.fsync(f.fileno())
-            self._items.extend(new)
+            self._append_durably(new)
         return self.maybe_flush()
+
+    def _append_durably(self, items: list[tuple[float, FeedbackDelta]]) -> None:
+        """Append ``items`` to the queue file and fsync before holding them in memory: a
+        crash afterwards loses nothing this queue said it took."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as f:
+            f.writelines(self._line(t, d) for t, d in items)
+            f.flush()
+            os.fsync(f.fileno())
+        self._items.extend(items)
 
     def maybe_flush(self) -> int:
         """Flush if :meth:`due`; never raises for a failing ``flush_fn``."""
