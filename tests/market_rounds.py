@@ -7,6 +7,30 @@ from typing import Any
 from marketplace.chain.market import Opening
 
 SKETCH = bytes([9]) * 32
+ETH = 10**18
+STAKE = 10**16
+DURATION = 3600
+
+
+def open_project(
+    world: Any, n: int = 3, rounds: int = 2, bond: int = 0, attested: bool = False
+) -> int:
+    """A project escrowing 1 ETH with ``n`` registered trainers (and the aggregator's
+    ``bond`` posted when non-zero); returns its id."""
+    pid, _ = world.market.create_project(
+        reward=ETH,
+        aggregator=world.aggregator.address,
+        rounds=rounds,
+        round_duration=DURATION,
+        min_stake=STAKE,
+        aggregator_bond=bond,
+        attested=attested,
+    )
+    for t in world.trainers[:n]:
+        world.as_(t).register(pid, STAKE)
+    if bond:
+        world.as_(world.aggregator).post_bond(pid, bond)
+    return pid
 
 
 def cid_of(i: int) -> bytes:

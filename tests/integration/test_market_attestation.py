@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 from chain_asserts import reverts
-from market_rounds import cid_of, commit, play, reveal
+from market_rounds import DURATION, ETH, STAKE, cid_of, commit, open_project, play, reveal
 from web3.logs import DISCARD
 
 from marketplace.chain.market import RoundScores, ScoreClaim
@@ -19,27 +19,11 @@ from marketplace.chain.merkle import ScoreTree
 
 pytestmark = pytest.mark.integration
 
-ETH = 10**18
-STAKE = 10**16
 BOND = ETH // 10
-DURATION = 3600
 
 
 def attested_project(world, n: int = 3, rounds: int = 1, bond: int = BOND) -> int:
-    pid, _ = world.market.create_project(
-        reward=ETH,
-        aggregator=world.aggregator.address,
-        rounds=rounds,
-        round_duration=DURATION,
-        min_stake=STAKE,
-        aggregator_bond=bond,
-        attested=True,
-    )
-    for t in world.trainers[:n]:
-        world.as_(t).register(pid, STAKE)
-    if bond:
-        world.as_(world.aggregator).post_bond(pid, bond)
-    return pid
+    return open_project(world, n, rounds, bond, attested=True)
 
 
 def commit_scores(world, pid: int, round_: int, scores: RoundScores, n: int) -> None:

@@ -8,31 +8,25 @@ from __future__ import annotations
 
 import pytest
 from chain_asserts import reverts
-from market_rounds import cid_of, commit, opening_of, play, reveal
+from market_rounds import (
+    DURATION,
+    ETH,
+    STAKE,
+    cid_of,
+    commit,
+    open_project,
+    opening_of,
+    play,
+    reveal,
+)
 
 from marketplace.chain.market import ProjectStatus
 
 pytestmark = pytest.mark.integration
 
-ETH = 10**18
-STAKE = 10**16
-DURATION = 3600
-
 
 def project(world, n: int = 3, rounds: int = 2, bond: int = 0) -> int:
-    pid, _ = world.market.create_project(
-        reward=ETH,
-        aggregator=world.aggregator.address,
-        rounds=rounds,
-        round_duration=DURATION,
-        min_stake=STAKE,
-        aggregator_bond=bond,
-    )
-    for t in world.trainers[:n]:
-        world.as_(t).register(pid, STAKE)
-    if bond:
-        world.as_(world.aggregator).post_bond(pid, bond)
-    return pid
+    return open_project(world, n, rounds, bond)
 
 
 def commit_round(world, pid, round_, mask, rejected=None):
