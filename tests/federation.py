@@ -13,7 +13,7 @@ from typing import Any
 
 from marketplace.attacks.label_flip import label_flip
 from marketplace.audit import validation_commitment
-from marketplace.learning import Dataset, ModelSpec, TrainConfig, partition
+from marketplace.learning import Dataset, ModelSpec, TrainConfig, load_dataset, partition
 from marketplace.nodes.aggregator import AggregatorNode
 from marketplace.nodes.trainer import TrainerNode
 from marketplace.rounds.codec import put_spec
@@ -40,6 +40,14 @@ class Federation:
             config or RoundConfig(),
             resolver=self.stores.get,
         )
+
+    def play_round(self, node: AggregatorNode, round_: int) -> None:
+        """Every trainer commits, then reveals; the aggregator commits the round."""
+        for t in self.trainers:
+            assert t.step().status == "committed"
+        for t in self.trainers:
+            assert t.step().status == "revealed"
+        node.commit(node.prepare(round_))
 
 
 def open_federation(
@@ -79,3 +87,16 @@ def open_federation(
         config = recipe or TrainConfig(lr=0.1)
         nodes.append(TrainerNode(market, project_id, data, own, store, config))
     return Federation(project_id, store, stores, nodes)
+
+
+def synthetic_federation(
+    world: Any, rounds: int, flippers: Collection[int] = (3,)
+) -> tuple[Federation, Dataset, ModelSpec]:
+    """Four logistic-regression trainers on synthetic data (600 samples, seed 1), those in
+    ``flippers`` flipping labels: the project the status, view and audit tests play."""
+    train, validation = load_dataset("synthetic", 1, num_samples=600)
+    spec = ModelSpec.for_data("logreg", train.input_shape, train.num_classes, seed=0)
+    fed = open_federation(
+        world, train, validation, spec, trainers=4, rounds=rounds, flippers=flippers
+    )
+    return fed, validation, spec

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 import typer
 from cli_world import deployed_fixture  # noqa: F401  (the `deployed` fixture)
-from federation import Federation, open_federation
+from federation import Federation, synthetic_federation
 
 from marketplace.audit import audit_project
 from marketplace.chain.node import free_port
 from marketplace.cli.audit_cmds import EXIT_ENCRYPTED, EXIT_MISMATCH, EXIT_UNAVAILABLE, audit
-from marketplace.learning import Dataset, ModelSpec, load_dataset
+from marketplace.learning import Dataset
 from marketplace.learning.datasets import save_npz
 from marketplace.rounds.chainview import round_commit, update_commits
 from marketplace.storage import BlobManifest, LocalStore, MemoryStore
@@ -27,16 +27,10 @@ pytestmark = pytest.mark.integration
 def _finished(world: Any, rounds: int = 2) -> tuple[Federation, Dataset]:
     """Four trainers (one flipping labels) through ``rounds`` rounds; the aggregator
     fetches from the trainers' own stores."""
-    train, validation = load_dataset("synthetic", 1, num_samples=600)
-    spec = ModelSpec.for_data("logreg", train.input_shape, train.num_classes, seed=0)
-    fed = open_federation(world, train, validation, spec, trainers=4, rounds=rounds, flippers=(3,))
+    fed, validation, _ = synthetic_federation(world, rounds)
     node = fed.aggregator(world, validation)
     for r in range(1, rounds + 1):
-        for t in fed.trainers:
-            t.step()
-        for t in fed.trainers:
-            t.step()
-        node.commit(node.prepare(r))
+        fed.play_round(node, r)
     return fed, validation
 
 

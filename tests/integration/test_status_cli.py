@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import torch
 from cli_world import deployed_fixture  # noqa: F401  (the `deployed` fixture)
-from federation import open_federation
+from federation import open_federation, synthetic_federation
 from typer.testing import CliRunner
 
 from marketplace.cli.main import app
@@ -28,16 +28,10 @@ def _cli(*args: str) -> Any:
 
 
 def _run_project(world: Any, rounds: int, store_dir: Path) -> Any:
-    train, validation = load_dataset("synthetic", 1, num_samples=600)
-    spec = ModelSpec.for_data("logreg", train.input_shape, train.num_classes, seed=0)
-    fed = open_federation(world, train, validation, spec, trainers=4, rounds=rounds, flippers=(3,))
+    fed, validation, spec = synthetic_federation(world, rounds)
     node = fed.aggregator(world, validation)
     for r in range(1, rounds + 1):
-        for t in fed.trainers:
-            t.step()
-        for t in fed.trainers:
-            t.step()
-        node.commit(node.prepare(r))
+        fed.play_round(node, r)
     local = LocalStore(store_dir)  # the aggregator's store as a directory
     for data in fed.store._blocks.values():
         local.put(data)

@@ -9,31 +9,16 @@ import json
 from typing import Any
 
 import pytest
-from federation import Federation, open_federation
+from federation import synthetic_federation
 
-from marketplace.learning import ModelSpec, load_dataset
-from marketplace.nodes.aggregator import AggregatorNode
 from marketplace.views import list_projects, project_history, project_status
 
 pytestmark = pytest.mark.integration
 
 
 def _federation(world: Any, rounds: int = 2, flippers: tuple[int, ...] = (3,)) -> Any:
-    train, validation = load_dataset("synthetic", 1, num_samples=600)
-    spec = ModelSpec.for_data("logreg", train.input_shape, train.num_classes, seed=0)
-    fed = open_federation(
-        world, train, validation, spec, trainers=4, rounds=rounds, flippers=flippers
-    )
-    node = fed.aggregator(world, validation)
-    return fed, node
-
-
-def _round(fed: Federation, node: AggregatorNode, r: int) -> None:
-    for t in fed.trainers:
-        assert t.step().status == "committed"
-    for t in fed.trainers:
-        assert t.step().status == "revealed"
-    node.commit(node.prepare(r))
+    fed, validation, _ = synthetic_federation(world, rounds, flippers)
+    return fed, fed.aggregator(world, validation)
 
 
 def test_status_follows_the_round_and_history_explains_it(world: Any) -> None:
@@ -71,7 +56,7 @@ def test_status_follows_the_round_and_history_explains_it(world: Any) -> None:
     assert (status.phase, status.round, status.rounds_committed) == ("commit", 2, 1)
     assert status.last_accuracy is not None and 0.0 < status.last_accuracy <= 1.0
 
-    _round(fed, node, 2)
+    fed.play_round(node, 2)
     status = project_status(world.market, pid, fed.store)
     assert status.phase == "done" and status.round is None
     json.dumps(status.to_json())
