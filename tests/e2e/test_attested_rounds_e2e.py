@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from cli_process import run_cli, spawn_cli
 
 from marketplace.chain.connection import connect
 from marketplace.chain.deploy import load_manifest
@@ -31,24 +31,6 @@ ROUNDS = 2
 STAKE = 10**15
 
 
-def _run(args: list[str], env: dict[str, str], timeout: float = 120) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "marketplace.cli.main", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
-def _project(pid: int, env: dict[str, str]) -> list[str]:
-    """The project id argument in the CLI's style (positional, or the older ``--project``)."""
-    usage = _run(["trainer", "withdraw", "--help"], env)
-    return ["--project", str(pid)] if "--project" in usage else [str(pid)]
-
-
 def test_trainer_processes_replay_and_attest_every_round(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -57,13 +39,14 @@ def test_trainer_processes_replay_and_attest_every_round(
     home = tmp_path / "home"
     env = {**os.environ, "LEDGERLEARN_RPC_URL": url, "LEDGERLEARN_HOME": str(home)}
     try:
-        _run(["deploy", "--account", "0"], env)
+        run_cli(["deploy", "--account", "0"], env, 120)
         spec_file = tmp_path / "spec.json"
         spec = json.loads(
-            _run(
+            run_cli(
                 ["aggregator", "spec", "--dataset", "digits", "--out", str(spec_file)]
                 + ["--account", "1", "--json"],
                 env,
+                120,
             )
         )
         train, validation = load_dataset("digits", 0)
@@ -71,23 +54,24 @@ def test_trainer_processes_replay_and_attest_every_round(
         save_npz(validation, tmp_path / "validation.npz")
         chain = connect(url)
         created = json.loads(
-            _run(
+            run_cli(
                 ["project", "create", "--account", "0", "--reward", "1"]
                 + ["--aggregator", chain.dev_account(1).address, "--rounds", str(ROUNDS)]
                 + ["--round-duration", "120", "--min-stake", f"{STAKE}wei"]
                 + ["--model-spec-cid", spec["cid"], "--attested", "--json"]
                 + ["--validation-data", str(tmp_path / "validation.npz")],
                 env,
+                120,
             )
         )
         pid = int(created["project_id"])
-        project = _project(pid, env)
+        project = [str(pid)]
         monkeypatch.setenv("LEDGERLEARN_HOME", str(home))  # this process reads the manifest
         market = MarketClient(chain, load_manifest(chain).address("ContributionMarket"))
         assert market.project(pid).attested
         for i in range(TRAINERS):
             save_npz(train.subset(shards[i]), tmp_path / f"data{i}.npz")
-            _run(["trainer", "register", *project, "--account", str(2 + i)], env)
+            run_cli(["trainer", "register", *project, "--account", str(2 + i)], env, 120)
         assert len(market.reader_keys(pid)) == TRAINERS  # announced at registration
         port = free_port()
         commands = [
@@ -105,15 +89,7 @@ def test_trainer_processes_replay_and_attest_every_round(
                 + ["--validation", str(tmp_path / "validation.npz"), "--poll", "0.2"]
             )
         for k, args in enumerate(commands):
-            with (tmp_path / f"node{k}.log").open("w") as out:
-                procs.append(
-                    subprocess.Popen(
-                        [sys.executable, "-m", "marketplace.cli.main", *args],
-                        env=env,
-                        stdout=out,
-                        stderr=subprocess.STDOUT,
-                    )
-                )
+            procs.append(spawn_cli(args, env, tmp_path / f"node{k}.log"))
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline and any(p.poll() is None for p in procs):
             time.sleep(0.5)
@@ -127,13 +103,14 @@ def test_trainer_processes_replay_and_attest_every_round(
             assert all(
                 f"round {r}: replayed and attested" in logs[f"node{k}.log"] for k in (1, 2, 3)
             )
-        _run(["project", "finalize", str(pid), "--account", "0"], env)
+        run_cli(["project", "finalize", str(pid), "--account", "0"], env, 120)
         paid = [
             json.loads(
-                _run(
+                run_cli(
                     ["trainer", "withdraw", *project, "--account", str(2 + i), "--json"]
                     + ["--data-dir", str(tmp_path / f"trainer{i}")],
                     env,
+                    120,
                 )
             )
             for i in range(TRAINERS)

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_process import run_cli, spawn_cli
 
 from marketplace.chain.connection import connect
 from marketplace.chain.deploy import load_manifest
@@ -34,47 +35,27 @@ ROUNDS = 3
 STAKE = 10**15
 
 
-def _cli(*args: str, env: dict[str, str], timeout: float = 60) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "marketplace.cli.main", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
-def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    with log.open("w") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "marketplace.cli.main", *args],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-
-
 def test_three_rounds_with_trainer_processes(tmp_path: Path) -> None:
     anvil, url = start_anvil()
     procs: list[subprocess.Popen] = []
     try:
         env = {**os.environ, "LEDGERLEARN_RPC_URL": url}
-        _cli("deploy", "--account", "0", env=env)
+        run_cli(["deploy", "--account", "0"], env)
         spec_file = tmp_path / "spec.json"
         spec = json.loads(
-            _cli(
-                "aggregator",
-                "spec",
-                "--dataset",
-                "digits",
-                "--out",
-                str(spec_file),
-                "--account",
-                "1",
-                "--json",
-                env=env,
+            run_cli(
+                [
+                    "aggregator",
+                    "spec",
+                    "--dataset",
+                    "digits",
+                    "--out",
+                    str(spec_file),
+                    "--account",
+                    "1",
+                    "--json",
+                ],
+                env,
             )
         )
         train, validation = load_dataset("digits", 0)
@@ -85,27 +66,29 @@ def test_three_rounds_with_trainer_processes(tmp_path: Path) -> None:
         chain = connect(url)
         aggregator = chain.dev_account(1)
         created = json.loads(
-            _cli(
-                "project",
-                "create",
-                "--account",
-                "0",
-                "--reward",
-                "1",
-                "--aggregator",
-                aggregator.address,
-                "--rounds",
-                str(ROUNDS),
-                "--round-duration",
-                "120",
-                "--min-stake",
-                f"{STAKE}wei",
-                "--model-spec-cid",
-                spec["cid"],
-                "--validation-data",
-                str(owner_dir / "validation.npz"),
-                "--json",
-                env=env,
+            run_cli(
+                [
+                    "project",
+                    "create",
+                    "--account",
+                    "0",
+                    "--reward",
+                    "1",
+                    "--aggregator",
+                    aggregator.address,
+                    "--rounds",
+                    str(ROUNDS),
+                    "--round-duration",
+                    "120",
+                    "--min-stake",
+                    f"{STAKE}wei",
+                    "--model-spec-cid",
+                    spec["cid"],
+                    "--validation-data",
+                    str(owner_dir / "validation.npz"),
+                    "--json",
+                ],
+                env,
             )
         )
         project = created["project_id"]
@@ -140,7 +123,7 @@ def test_three_rounds_with_trainer_processes(tmp_path: Path) -> None:
             "0.2",
         ]
         assert not any(str(p) in " ".join(agg_args) for p in data_paths)
-        procs.append(_spawn(agg_args, env, tmp_path / "aggregator.log"))
+        procs.append(spawn_cli(agg_args, env, tmp_path / "aggregator.log"))
         for i in range(TRAINERS):
             trainer_args = [
                 "trainer",
@@ -159,7 +142,7 @@ def test_three_rounds_with_trainer_processes(tmp_path: Path) -> None:
                 "--poll",
                 "0.2",
             ]
-            procs.append(_spawn(trainer_args, env, tmp_path / f"trainer{i}.log"))
+            procs.append(spawn_cli(trainer_args, env, tmp_path / f"trainer{i}.log"))
 
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and any(p.poll() is None for p in procs):
@@ -201,8 +184,8 @@ def test_three_rounds_with_trainer_processes(tmp_path: Path) -> None:
         )
         assert outsider.returncode == 3, outsider.stderr
         assert json.loads(outsider.stdout)["encrypted"] == TRAINERS
-        key = json.loads(_cli("aggregator", "reader-key", "--account", "1", "--json", env=env))
-        audit = json.loads(_cli(*audit_args, "--reader-key", key["private"], env=env, timeout=300))
+        key = json.loads(run_cli(["aggregator", "reader-key", "--account", "1", "--json"], env))
+        audit = json.loads(run_cli([*audit_args, "--reader-key", key["private"]], env, 300))
         assert audit["ok"], audit
         assert audit["notes"] == []  # the validation file matches the on-chain commitment
         assert [r["round"] for r in audit["rounds"]] == list(range(1, ROUNDS + 1))
