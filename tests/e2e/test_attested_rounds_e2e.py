@@ -100,9 +100,12 @@ def test_trainer_processes_replay_and_attest_every_round(
         for r in range(1, ROUNDS + 1):
             state = market.round_state(pid, r)
             assert (state.settled, state.replaced) == (True, False)
-            assert all(
-                f"round {r}: replayed and attested" in logs[f"node{k}.log"] for k in (1, 2, 3)
-            )
+            # a stake-majority (2 of 3) settles the round; a third vote mined after it has
+            # nothing left to attest (the README walkthrough once saw exactly that)
+            attesters = [
+                k for k in (1, 2, 3) if f"round {r}: replayed and attested" in logs[f"node{k}.log"]
+            ]
+            assert len(attesters) >= 2, (r, attesters)
         run_cli(["project", "finalize", str(pid), "--account", "0"], env, 120)
         paid = [
             json.loads(
