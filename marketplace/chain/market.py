@@ -467,9 +467,7 @@ class MarketClient(ContractClient):
 
     def endpoints(self, project_id: int, from_block: int = 0) -> dict[str, str]:
         """Latest announced gateway URL per trainer address."""
-        logs = self.contract.events.TrainerEndpoint().get_logs(
-            from_block=from_block, argument_filters={"projectId": project_id}
-        )
+        logs = self.project_logs("TrainerEndpoint", project_id, from_block)
         return {log["args"]["trainer"]: log["args"]["url"] for log in logs}
 
     def announce_reader_key(self, project_id: int, public: bytes) -> TxReceipt:

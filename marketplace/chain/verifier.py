@@ -233,9 +233,7 @@ def arrival_order(
 def sketch_commitments(market: MarketClient, project_id: int, round_index: int) -> dict[int, int]:
     """Trainer index -> sketch commitment, from the market's ``UpdateRevealed`` events (every
     opened one: the verifier folded excluded duplicates too)."""
-    logs = market.contract.events.UpdateRevealed().get_logs(
-        from_block=0, argument_filters={"projectId": project_id, "round": round_index}
-    )
+    logs = market.project_logs("UpdateRevealed", project_id, round_=round_index)
     return {
         int(log["args"]["index"]): int.from_bytes(log["args"]["sketchCommitment"], "big")
         for log in logs
@@ -321,9 +319,7 @@ def audit_round(market: MarketClient, project_id: int, round_index: int) -> Roun
 
     project = market.project(project_id)
     config = read_verifier(market, project.verifier)
-    logs = market.contract.events.RoundCommitted().get_logs(
-        from_block=0, argument_filters={"projectId": project_id, "round": round_index}
-    )
+    logs = market.project_logs("RoundCommitted", project_id, round_=round_index)
     if not logs:
         raise ZkError(f"round {round_index} of project {project_id} has not been committed")
     tx_hash = logs[-1]["transactionHash"]
