@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 
@@ -31,3 +32,16 @@ def spawn_cli(args: list[str], env: dict[str, str], log: Path) -> subprocess.Pop
             stdout=out,
             stderr=subprocess.STDOUT,
         )
+
+
+def wait_all(procs: list[subprocess.Popen], logs: list[Path], timeout: float) -> dict[str, str]:
+    """Wait up to ``timeout`` s for every process to end; each must exit 0 (else the test
+    fails showing every log's tail). Returns log file name -> its text."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(p.poll() is None for p in procs):
+        time.sleep(0.2)
+    texts = {log.name: log.read_text() for log in logs}
+    assert all(p.returncode == 0 for p in procs), "\n".join(
+        f"== {name}\n{text[-2000:]}" for name, text in sorted(texts.items())
+    )
+    return texts

@@ -11,11 +11,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
-from cli_process import run_cli, spawn_cli
+from cli_process import run_cli, spawn_cli, wait_all
 
 from marketplace.chain.connection import connect
 from marketplace.chain.deploy import load_manifest
@@ -90,13 +89,7 @@ def test_trainer_processes_replay_and_attest_every_round(
             )
         for k, args in enumerate(commands):
             procs.append(spawn_cli(args, env, tmp_path / f"node{k}.log"))
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline and any(p.poll() is None for p in procs):
-            time.sleep(0.5)
-        logs = {p.name: p.read_text() for p in tmp_path.glob("node*.log")}
-        assert all(p.returncode == 0 for p in procs), "\n".join(
-            f"== {name}\n{text[-2000:]}" for name, text in sorted(logs.items())
-        )
+        logs = wait_all(procs, sorted(tmp_path.glob("node*.log")), timeout=600)
         for r in range(1, ROUNDS + 1):
             state = market.round_state(pid, r)
             assert (state.settled, state.replaced) == (True, False)

@@ -14,11 +14,10 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from cli_process import run_cli, spawn_cli
+from cli_process import run_cli, spawn_cli, wait_all
 
 from marketplace.chain.connection import connect
 from marketplace.chain.deploy import load_manifest
@@ -144,13 +143,7 @@ def test_three_rounds_with_trainer_processes(tmp_path: Path) -> None:
             ]
             procs.append(spawn_cli(trainer_args, env, tmp_path / f"trainer{i}.log"))
 
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and any(p.poll() is None for p in procs):
-            time.sleep(0.2)
-        logs = {p.name: p.read_text() for p in tmp_path.glob("*.log")}
-        assert all(proc.returncode == 0 for proc in procs), "\n".join(
-            f"== {name}\n{text[-2000:]}" for name, text in sorted(logs.items())
-        )
+        logs = wait_all(procs, sorted(tmp_path.glob("*.log")), timeout=300)
 
         info = market.project(project)
         assert info.rounds_committed == ROUNDS
