@@ -558,8 +558,7 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
         if (!disputed && pr.totalScore != 0) {
             share = Math.mulDiv(pr.reward, t.score, pr.totalScore);
         }
-        uint256 bond;
-        if (disputed || pr.bondSlashed) bond = uint256(pr.bondPosted) / pr.trainerCount;
+        uint256 bond = (disputed || pr.bondSlashed) ? uint256(pr.bondPosted) / pr.trainerCount : 0;
         uint256 stake = t.stake;
         t.status = 2;
         pr.stakeHeld -= stake.toUint128();
