@@ -32,15 +32,26 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from marketplace.errors import MalformedInput, UpdateRejected
+from marketplace.learning.privacy_spec import MAX_READERS
 from marketplace.privacy.keys import ReaderKey, _raw_public, hkdf
 from marketplace.storage.base import canonical_json
 from marketplace.untrusted.parse import loads as bounded_json
 
 MAGIC = b"LLSEAL\x00\x01"
 VERSION = 1
-#: Headers are a few KB (public metadata + ~140 bytes per reader).
-MAX_HEADER_BYTES = 64 * 1024
-MAX_RECIPIENTS = 64  # the aggregator and an attested project's replaying co-trainers
+#: Most co-trainers an update is sealed to: every trainer a project can register
+#: (``ContributionMarket.MAX_TRAINERS``). In an attested project each active trainer must
+#: open every update of its round to replay and attest it, so a cap below the roster would
+#: leave the trainers past it unable to attest and, past half the stake, every round
+#: without a majority (no reward for anyone).
+MAX_REPLAYERS = 4096
+#: The spec's readers (at most ``MAX_READERS``) plus every replaying co-trainer.
+MAX_RECIPIENTS = MAX_READERS + MAX_REPLAYERS
+#: Public metadata (a few hundred bytes) plus ~135 bytes per recipient: 555 KB at
+#: ``MAX_RECIPIENTS``; refused beyond, before any JSON is decoded.
+MAX_HEADER_BYTES = 1 << 20
+#: Most bytes sealing adds to a blob: magic, header length, header, AEAD tag.
+MAX_SEAL_OVERHEAD = len(MAGIC) + 4 + MAX_HEADER_BYTES + 16
 _WRAP_LABEL = b"ledgerlearn/privacy/wrap/v1"
 _ZERO_NONCE = bytes(12)
 

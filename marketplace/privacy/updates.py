@@ -25,7 +25,7 @@ from marketplace.learning.models import ModelSpec
 from marketplace.learning.privacy_spec import PrivacySettings, published_sample_count
 from marketplace.learning.train import TrainConfig
 from marketplace.privacy.accountant import spent_epsilon
-from marketplace.privacy.envelope import MAX_RECIPIENTS, is_sealed, open_envelope, seal
+from marketplace.privacy.envelope import is_sealed, open_envelope, seal
 from marketplace.privacy.keys import ReaderKey, secret_seed
 
 META_EPSILON = "dp_epsilon"
@@ -107,13 +107,13 @@ def encode_update(
 ) -> bytes:
     """The bytes a trainer stores: ``inner`` (the safetensors update) sealed to the spec's
     readers and to ``replayers`` (hex keys of the co-trainers that replay and attest an
-    attested project's rounds; the envelope holds at most ``MAX_RECIPIENTS``, the spec's
-    readers first) with ``metadata`` as its public header, or ``inner`` itself when
-    updates are public (or the spec predates privacy settings)."""
+    attested project's rounds: all of them, never a prefix, or the ones cut off could not
+    attest) with ``metadata`` as its public header, or ``inner`` itself when updates are
+    public (or the spec predates privacy settings)."""
     settings = spec.privacy
     if settings is None or not settings.sealed:
         return inner
-    readers = list(dict.fromkeys([*settings.readers, *replayers]))[:MAX_RECIPIENTS]
+    readers = list(dict.fromkeys([*settings.readers, *replayers]))
     return seal(inner, metadata, readers, secret)
 
 

@@ -23,6 +23,7 @@ from torch import Tensor
 
 from marketplace.errors import ConfigError, MalformedInput, UpdateRejected
 from marketplace.learning import Dataset, ModelSpec, build_model
+from marketplace.privacy.envelope import MAX_SEAL_OVERHEAD
 from marketplace.storage import ContentStore, cid_for, digest_of, get_blob, put_blob
 from marketplace.storage.serialize import decode_tensors, encode_tensors
 from marketplace.untrusted.parse import loads
@@ -79,8 +80,9 @@ def param_shapes(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
 
 
 def max_blob_bytes(spec: ModelSpec) -> int:
-    """Largest acceptable encoded model or update for ``spec`` (float32 data + header)."""
-    return 4 * sum(math.prod(s) for _, s in _layout(spec)) + HEADER_ALLOWANCE
+    """Largest acceptable encoded model or update for ``spec``: float32 data, its header,
+    and the envelope of an update sealed to every reader and co-trainer it may name."""
+    return 4 * sum(math.prod(s) for _, s in _layout(spec)) + HEADER_ALLOWANCE + MAX_SEAL_OVERHEAD
 
 
 def to_named(spec: ModelSpec, vector: Tensor) -> dict[str, Tensor]:

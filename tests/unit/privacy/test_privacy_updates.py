@@ -176,3 +176,26 @@ def test_replaying_a_guessed_dataset_no_longer_reproduces_the_update() -> None:
         spec, init_params(spec), data, base.model_copy(update={"seed": public_seed})
     )
     assert float((published - guess).abs().max()) > 1e-3
+
+
+def test_every_co_trainer_of_a_large_attested_roster_can_open_an_update() -> None:
+    """An attested round settles only on a stake-majority of replays, so every active
+    trainer must be able to open every update: with the envelope cut at 64 recipients,
+    the co-trainers past the cut could not replay, and with 200 trainers no round of
+    theirs could ever reach a majority. The full 200-key envelope also fits the update
+    size limit, so the aggregator still accepts it."""
+    co_trainers = [ReaderKey.from_eth_key(i.to_bytes(32, "big")) for i in range(100, 300)]
+    spec = _spec(SEALED)
+    vector = torch.randn(4810)
+    base = {"kind": KIND_UPDATE, "project": str(PROJECT), "round": str(ROUND)}
+    meta = update_metadata(spec, base, ROUND, 240)
+    blob = encode_update(
+        spec, encode_params(spec, vector, meta), meta, SECRET, [k.public_hex for k in co_trainers]
+    )
+    store = MemoryStore()
+    cid = put_blob(store, blob)
+    for reader in (AGGREGATOR, co_trainers[0], co_trainers[63], co_trainers[-1]):
+        checked = _fetch(spec, store, cid, reader)
+        assert checked.accepted, checked.reason
+        assert torch.equal(checked.vector, vector)
+    assert _fetch(spec, store, cid, OUTSIDER).kind == "encrypted"
