@@ -350,6 +350,9 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
     error NothingToReclaim();
     error CancelNotAllowed(uint256 trainers);
     error NotAttested(uint256 projectId);
+    /// @notice In an attested project a rejection is judged by the trainers' replay (a
+    ///         wrongly rejected update changes the majority's root), not by a dispute.
+    error JudgedByAttestation(uint256 projectId);
     error NotActive(address trainer, uint256 round);
     error AlreadyAttested(address trainer, uint256 round);
     error AttestationClosed(uint256 round);
@@ -625,9 +628,14 @@ contract ContributionMarket is EIP712, ReentrancyGuard {
     ///         window (`roundDuration` after the round's commit) closes. The contract cannot
     ///         fetch the update, so it does not judge: the project halts, nobody is paid a
     ///         reward (the owner reclaims it), every trainer gets its stake back and an
-    ///         equal share of the aggregator's bond.
+    ///         equal share of the aggregator's bond. Unattested projects only: in an
+    ///         attested one the co-trainers' replay re-checks every update, so a wrong
+    ///         rejection is outvoted and slashed there, and a halt on the word of one
+    ///         trainer (the owner's own, submitting garbage on purpose) would hand the
+    ///         whole reward back to the owner.
     function disputeRejection(uint256 projectId, uint256 round) external {
         Project storage pr = _existing(projectId);
+        if (pr.attested) revert JudgedByAttestation(projectId);
         if (pr.status != Status.Open && pr.status != Status.Finalized) {
             revert ProjectNotOpen(projectId);
         }

@@ -199,3 +199,36 @@ def test_trainer_nodes_replay_and_attest_in_their_own_loop(world):
         rewards.append(event["args"]["reward"])
     assert sum(rewards) > ETH * 99 // 100  # every share claimed, from the replayed root
     assert max(rewards) < ETH // 2  # no ~99% for the aggregator's slot
+
+
+def test_a_rejection_in_an_attested_project_is_judged_by_replay_not_by_dispute(world):
+    """A trainer rejected by the aggregator used to halt the project with one dispute,
+    after which the owner reclaimed the whole reward: an owner running a trainer that
+    publishes garbage on purpose evaded payment at no cost. In an attested project the
+    co-trainers' replay re-checks every update, so the dispute is refused; a wrong
+    rejection is outvoted instead (the victim's score is in the majority's root)."""
+    pid = attested_project(world)
+    trainers = world.trainers[:3]
+    play(world, pid, 1, trainers)
+    world.as_(world.aggregator).commit_round(
+        pid,
+        1,
+        global_model_cid=bytes([3]) * 32,
+        inlier_mask=[True, True, False],
+        rejected_mask=[False, False, True],
+        scores=[1, 1],
+    )
+    with reverts("JudgedByAttestation"):
+        world.as_(trainers[2]).dispute_rejection(pid, 1)
+    replayed = RoundScores([0, 1, 2], [1, 1, 2])  # the replay accepted trainer 2's update
+    for t in trainers[:2]:
+        world.as_(t).attest_round(pid, 1, replayed)
+    state = world.market.round_state(pid, 1)
+    assert (state.settled, state.replaced) == (True, True)
+    world.chain.advance_time(DURATION + 1)
+    with reverts("JudgedByAttestation"):
+        world.as_(trainers[2]).dispute_rejection(pid, 1)
+    world.market.finalize(pid)
+    paid = payouts(world, pid, trainers, replayed={1: replayed})
+    assert [r for _, r, _ in paid] == [ETH // 4, ETH // 4, ETH // 2]
+    assert world.market.project(pid).status.name == "FINALIZED"
