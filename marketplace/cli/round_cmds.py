@@ -791,6 +791,9 @@ def simulate_cmd(
     public_updates: Annotated[
         bool, typer.Option(help="Updates in clear, not sealed to the aggregator (needs DP).")
     ] = False,
+    min_samples: Annotated[
+        int, typer.Option(min=1, help="Smallest shard a trainer may train on (privacy).")
+    ] = 32,
     json_out: JsonOut = False,
 ) -> None:
     """Run a whole project in one process on the embedded chain, with real training.
@@ -823,6 +826,7 @@ def simulate_cmd(
         dp_sample_rate=dp_sample_rate,
         local_steps=local_steps,
         public_updates=public_updates,
+        min_samples=min_samples,
     )
     _run_simulation(config, json_out, plot, contributions_plot, zk_keys)
 

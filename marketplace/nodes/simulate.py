@@ -184,6 +184,20 @@ class SimulationResult:
 RoundCallback = Callable[[RoundSummary, float, list[int]], None]
 
 
+def check_shards(sizes: list[int], min_samples: int) -> None:
+    """Refuse a split whose smallest shards fall under the project's ``min_samples``
+    before anything is deployed: those trainers would refuse to train (small shards leak
+    the most) and the simulation would stop halfway with a project on the chain."""
+    small = [(i, k) for i, k in enumerate(sizes) if k < min_samples]
+    if small:
+        shown = ", ".join(f"#{i} {k}" for i, k in small[:5]) + (", ..." if len(small) > 5 else "")
+        raise ConfigError(
+            f"{len(small)} trainer(s) would hold fewer than the {min_samples} samples the "
+            f"project requires ({shown}): use fewer --trainers, another --partition, or a "
+            "lower --min-samples"
+        )
+
+
 def simulate(
     config: SimulationConfig,
     on_round: RoundCallback | None = None,
@@ -231,6 +245,8 @@ def simulate(
         verifier = stack.address
 
     train, validation = load_dataset(config.dataset, config.seed, num_samples=config.samples)
+    shards = partition(train.y, n, config.partition, config.seed)
+    check_shards([len(s) for s in shards], config.min_samples)
     # the project declares its trainers' recipe, so the trust anchor trains the same way
     recipe = TrainingRecipe(epochs=config.epochs, lr=config.lr, batch_size=config.batch_size)
     reader = ReaderKey.from_eth_key(aggregator_account.key)  # the aggregator opens updates
@@ -271,7 +287,6 @@ def simulate(
         market.as_account(aggregator_account).post_bond(project_id, config.aggregator_bond_wei)
 
     attackers = choose_attackers(n, attack.fraction if attack else 0.0, config.seed)
-    shards = partition(train.y, n, config.partition, config.seed)
     cfg = TrainConfig(**recipe.model_dump(), seed=config.seed)
     nodes: list[TrainerNode] = []
     stores: dict[str, ContentStore] = {}

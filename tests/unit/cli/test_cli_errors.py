@@ -75,3 +75,19 @@ def test_an_rpc_error_that_escaped_the_chain_layer_is_one_line(
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: the chain node refused: block range too large")
     assert "\n" not in err
+
+
+def test_simulate_refuses_shards_under_the_privacy_minimum_before_deploying() -> None:
+    """A Dirichlet split of `synthetic` gives some trainers 12-23 samples, under the spec's
+    min_samples of 32: their nodes refuse to train, and the simulation used to stop in
+    round 1 with a traceback and a half-played project. Now it refuses in one line before
+    deploying anything, naming the trainers and the ways out; --min-samples is one."""
+    done = CliRunner().invoke(
+        main.app,
+        ["simulate", "--dataset", "synthetic", "--partition", "dirichlet:0.3", "--trainers", "10"],
+    )
+    assert isinstance(done.exception, ConfigError)
+    message = str(done.exception)
+    assert "fewer than the 32 samples" in message and "--min-samples" in message
+    assert "\n" not in message
+    assert "deployed" not in done.output.lower()
