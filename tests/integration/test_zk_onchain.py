@@ -175,6 +175,17 @@ def test_arrival_order_is_read_from_the_chain(world, stack, prover):
     order = [4, 0, 6, 2, 1, 5, 3]
     pid, r = open_round(world, stack.address, sketches, salts, order=order)
     assert arrival_order(world.market, stack.address, pid, r) == order
+    # read through the per-process event cache: asked again with no new block, the
+    # verifier's events cost no eth_getLogs (on main each call scanned from block 0)
+    calls = []
+    eth = world.chain.w3.eth
+    real_get_logs = eth.get_logs
+    eth.get_logs = lambda *a, **k: calls.append(a) or real_get_logs(*a, **k)
+    try:
+        assert arrival_order(world.market, stack.address, pid, r) == order
+    finally:
+        del eth.get_logs
+    assert calls == []
     _, mask, data = honest(prover, pid, r, sketches, salts)  # assumes trainer order
     with reverts("InvalidRoundProof"):
         commit(world, pid, r, mask, data)
