@@ -43,20 +43,8 @@ def test_deploy_create_register_status(anvil_url: str, home: Path, env: dict[str
 
     created = json.loads(
         run_cli(
-            [
-                "project",
-                "create",
-                rpc,
-                "--reward",
-                "2",
-                "--aggregator",
-                AGGREGATOR,
-                "--rounds",
-                "2",
-                "--min-stake",
-                "0.1",
-                "--json",
-            ],
+            ["project", "create", rpc, "--reward", "2"]
+            + ["--aggregator", AGGREGATOR, "--rounds", "2", "--min-stake", "0.1", "--json"],
             env,
             120,
         )
@@ -96,17 +84,8 @@ def test_bad_input_is_one_line_without_traceback(
     run_cli(["deploy", "--force", f"--rpc-url={anvil_url}"], env, 120)  # one per case, on one chain
     if "999" not in args:
         run_cli(
-            [
-                "project",
-                "create",
-                f"--rpc-url={anvil_url}",
-                "--reward",
-                "1",
-                "--aggregator",
-                AGGREGATOR,
-                "--min-stake",
-                "0.1",
-            ],
+            ["project", "create", f"--rpc-url={anvil_url}"]
+            + ["--reward", "1", "--aggregator", AGGREGATOR, "--min-stake", "0.1"],
             env,
             120,
         )

@@ -78,19 +78,9 @@ def test_sources_feedback_and_failover(anvil_url: str, tmp_path: Path) -> None:
         fact = facts[0]
         asked = json.loads(
             run_cli(
-                [
-                    "drag",
-                    "query",
-                    fact.question,
-                    "--sources=3",
-                    "--k=2",
-                    "--top-n=6",
-                    f"--truth={fact.answer}",
-                    "--seed=1",
-                    "--account=4",
-                    rpc,
-                    "--json",
-                ],
+                ["drag", "query", fact.question, "--sources=3", "--k=2"]
+                + ["--top-n=6", f"--truth={fact.answer}", "--seed=1"]
+                + ["--account=4", rpc, "--json"],
                 env,
                 120,
             )  # fmt: skip

@@ -96,20 +96,8 @@ def test_ceremony_across_processes_then_trainers_stake(anvil_url: str, tmp_path:
 
     def create(v: str) -> str:
         out = run_cli(
-            [
-                "project",
-                "create",
-                rpc,
-                "--reward",
-                "1",
-                "--aggregator",
-                AGGREGATOR,
-                "--min-stake",
-                "0.1",
-                "--verifier",
-                v,
-                "--json",
-            ],
+            ["project", "create", rpc, "--reward", "1"]
+            + ["--aggregator", AGGREGATOR, "--min-stake", "0.1", "--verifier", v, "--json"],
             envs["owner"],
             TIMEOUT,
         )
