@@ -141,6 +141,11 @@ def test_cli_status_and_history_say_the_round_was_replaced(deployed):
     assert status["phase"] == "done" and status["waiting_for"].startswith("finalize")
     assert status["bond_slashed"] == BOND and status["rounds_replaced"] == [1]
     assert status["settlements"][0]["outcome"] == "replaced"
+    shown = json.loads(_cli("project", "show", str(pid), "--json"))
+    assert shown["rounds_void"] == [1]  # the void 98 is not trainer 0's score
+    assert [t["round_scores"] for t in shown["trainers"]] == [[0], [0], [0]]
+    assert "count 0 here" in _cli("project", "show", str(pid))
+
     text = _cli("project", "status", str(pid))
     assert "aggregator bond slashed: 0.1 ETH to the trainers (rounds replaced: 1)" in text
     assert "round 1: replaced by the trainers' majority" in text
