@@ -176,3 +176,45 @@ def test_dashboard_marks_void_scores_and_the_slashed_bond(world):
     assert "<td>98</td>" not in contributions and "0.1 ETH" in page
     # each trainer's share of the slashed bond is shown beside its reward
     assert contributions.count(f"{BOND // 3 / ETH:.18f}".rstrip("0") + " ETH") == 3
+
+
+def test_a_self_dealing_aggregator_node_is_shown_replaced(world):
+    """Node level: a real round (trainer nodes, the cheating aggregator scoring its own
+    slot, replays and attestations by the nodes); the history, with the aggregator's round
+    report, shows its scores void and the bond slashed."""
+    from federation import open_federation
+
+    from marketplace.learning import ModelSpec, load_dataset
+    from marketplace.nodes.attest import RoundAttester
+    from marketplace.nodes.cheating import CheatingAggregator
+
+    train, validation = load_dataset("synthetic", 0, num_samples=240)
+    spec = ModelSpec.for_data("logreg", train.input_shape, train.num_classes, seed=0)
+    fed = open_federation(world, train, validation, spec, trainers=3, rounds=1, attested=True)
+    for node in fed.trainers:
+        node.attester = RoundAttester(
+            node.market, fed.project_id, fed.store, fed.stores.get, validation
+        )
+    agg = CheatingAggregator(
+        world.as_(world.aggregator), fed.project_id, fed.store, validation,
+        resolver=fed.stores.get, attack="self_deal",
+    )  # fmt: skip
+    for _ in range(2):
+        for node in fed.trainers:
+            node.step()
+    agg.step()
+    (before,) = project_history(world.market, fed.store, fed.project_id)
+    assert before.settlement is not None and before.settlement.outcome == "pending"
+    assert before.report_available and not before.scores_void
+    for node in fed.trainers:
+        node.step()
+    (record,) = project_history(world.market, fed.store, fed.project_id)
+    s = record.settlement
+    assert s is not None and s.outcome == "replaced" and record.scores_void
+    assert world.market.project(fed.project_id).bond_slashed  # (this project posted none)
+    assert s.bond_slashed == world.market.project(fed.project_id).bond_posted == 0
+    # the aggregator's slot was over-scored: the void scores say so, the settled root differs
+    assert max(record.scores.values()) > sum(record.scores.values()) // 2
+    assert s.settled_root != s.aggregator_root
+    status = project_status(world.market, fed.project_id, fed.store)
+    assert status.rounds_replaced == [1] and status.bond_slashed == s.bond_slashed
