@@ -95,7 +95,9 @@ def test_unattested_round_is_the_aggregators_word(world):
 
 
 def test_disputed_round_says_who_disputed_and_that_nothing_pays(world):
-    pid = open_project(world, 3, 2, BOND, attested=True)
+    """Projects without attestation keep ``disputeRejection`` (attested ones judge a
+    rejection by the trainers' replay): a disputed round says who disputed it."""
+    pid = open_project(world, 3, 2, BOND)
     play(world, pid, 1, world.trainers[:3])
     world.as_(world.aggregator).commit_round(
         pid,
@@ -113,6 +115,7 @@ def test_disputed_round_says_who_disputed_and_that_nothing_pays(world):
     assert record.settled_by.startswith(f"disputed by {world.trainers[2].address}")
     status = project_status(world.market, pid)
     assert status.state == "disputed" and status.settlements[0].outcome == "disputed"
+    assert not status.attested
 
 
 def _cli(*args: str) -> Any:
