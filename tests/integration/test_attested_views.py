@@ -185,23 +185,9 @@ def test_a_self_dealing_aggregator_node_is_shown_replaced(world):
     """Node level: a real round (trainer nodes, the cheating aggregator scoring its own
     slot, replays and attestations by the nodes); the history, with the aggregator's round
     report, shows its scores void and the bond slashed."""
-    from federation import open_federation
+    from federation import self_dealing_federation
 
-    from marketplace.learning import ModelSpec, load_dataset
-    from marketplace.nodes.attest import RoundAttester
-    from marketplace.nodes.cheating import CheatingAggregator
-
-    train, validation = load_dataset("synthetic", 0, num_samples=240)
-    spec = ModelSpec.for_data("logreg", train.input_shape, train.num_classes, seed=0)
-    fed = open_federation(world, train, validation, spec, trainers=3, rounds=1, attested=True)
-    for node in fed.trainers:
-        node.attester = RoundAttester(
-            node.market, fed.project_id, fed.store, fed.stores.get, validation
-        )
-    agg = CheatingAggregator(
-        world.as_(world.aggregator), fed.project_id, fed.store, validation,
-        resolver=fed.stores.get, attack="self_deal",
-    )  # fmt: skip
+    fed, agg = self_dealing_federation(world)
     for _ in range(2):
         for node in fed.trainers:
             node.step()
