@@ -100,3 +100,29 @@ def synthetic_federation(
         world, train, validation, spec, trainers=4, rounds=rounds, flippers=flippers
     )
     return fed, validation, spec
+
+
+def self_dealing_federation(world: Any) -> tuple[Federation, Any]:
+    """An attested 3-trainer, 1-round project whose trainer nodes replay and attest each
+    round (``RoundAttester``), and a ``CheatingAggregator`` that scores its own slot
+    (``self_deal``): the round the trainers' majority replaces. Returns (federation,
+    aggregator node)."""
+    from marketplace.nodes.attest import RoundAttester
+    from marketplace.nodes.cheating import CheatingAggregator
+
+    train, validation = load_dataset("synthetic", 0, num_samples=240)
+    spec = ModelSpec.for_data("logreg", train.input_shape, train.num_classes, seed=0)
+    fed = open_federation(world, train, validation, spec, trainers=3, rounds=1, attested=True)
+    for node in fed.trainers:
+        node.attester = RoundAttester(
+            node.market, fed.project_id, fed.store, fed.stores.get, validation
+        )
+    agg = CheatingAggregator(
+        world.as_(world.aggregator),
+        fed.project_id,
+        fed.store,
+        validation,
+        resolver=fed.stores.get,
+        attack="self_deal",
+    )
+    return fed, agg

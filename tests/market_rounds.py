@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from marketplace.chain.constants import ZERO_ADDRESS
 from marketplace.chain.market import Opening
 
 SKETCH = bytes([9]) * 32
@@ -13,10 +14,16 @@ DURATION = 3600
 
 
 def open_project(
-    world: Any, n: int = 3, rounds: int = 2, bond: int = 0, attested: bool = False
+    world: Any,
+    n: int = 3,
+    rounds: int = 2,
+    bond: int = 0,
+    attested: bool = False,
+    verifier: str = ZERO_ADDRESS,
 ) -> int:
     """A project escrowing 1 ETH with ``n`` registered trainers (and the aggregator's
-    ``bond`` posted when non-zero); returns its id."""
+    ``bond`` posted when non-zero; its rounds proven to ``verifier`` when given); returns
+    its id."""
     pid, _ = world.market.create_project(
         reward=ETH,
         aggregator=world.aggregator.address,
@@ -25,6 +32,7 @@ def open_project(
         min_stake=STAKE,
         aggregator_bond=bond,
         attested=attested,
+        verifier=verifier,
     )
     for t in world.trainers[:n]:
         world.as_(t).register(pid, STAKE)

@@ -25,11 +25,8 @@ from web3.types import TxReceipt
 
 from marketplace.chain.client import ContractClient
 from marketplace.chain.constants import ZERO32, ZERO_ADDRESS
+from marketplace.chain.eventlog import project_logs as cached_project_logs
 from marketplace.chain.merkle import ScoreTree
-
-# (market address, event name, project id) -> (first block, last block scanned, that
-# block's hash, the logs): a process reads each block range of a project's events once.
-_EVENT_LOGS: dict[tuple[str, str, int], tuple[int, int, bytes, list[Any]]] = {}
 
 #: Gas for any attestRound: the settling vote's ~117k plus headroom (see attest_round).
 ATTEST_GAS_FLOOR = 150_000
@@ -374,36 +371,9 @@ class MarketClient(ContractClient):
         self, event: str, project_id: int, from_block: int = 0, round_: int | None = None
     ) -> list[Any]:
         """``event``'s logs of one project from ``from_block``, reading only the blocks this
-        process has not read yet. Why: eth-tester's ``get_logs`` reads every receipt in its
-        range, and 20 trainers' withdrawals each scanning from block 0 took 228 of 257 s of
-        a 3-round simulation. The cache is trusted only while the last block it scanned
-        still has the hash it had (a reorg, or another chain at this address, rescans).
+        process has not read yet (:func:`marketplace.chain.eventlog.project_logs`).
         ``round_``: only that round's logs (events with a ``round`` argument)."""
-        w3 = self.contract.w3
-        key = (self.contract.address, event, project_id)
-        latest = int(w3.eth.block_number)
-        start, scanned, seen_hash, logs = _EVENT_LOGS.get(key, (from_block, -1, b"", []))
-        if start > from_block or (
-            scanned >= 0
-            and (scanned > latest or bytes(w3.eth.get_block(scanned)["hash"]) != seen_hash)
-        ):
-            start, scanned, logs = from_block, -1, []
-        if latest > scanned:
-            logs = logs + list(
-                getattr(self.contract.events, event)().get_logs(
-                    from_block=max(start, scanned + 1),
-                    to_block=latest,
-                    argument_filters={"projectId": project_id},
-                )
-            )
-            scanned = latest
-            _EVENT_LOGS[key] = (start, scanned, bytes(w3.eth.get_block(scanned)["hash"]), logs)
-        return [
-            log
-            for log in logs
-            if int(log["blockNumber"]) >= from_block
-            and (round_ is None or int(log["args"]["round"]) == round_)
-        ]
+        return cached_project_logs(self.contract, event, project_id, from_block, round_)
 
     def expected_payout(self, project_id: int, account: str) -> tuple[int, int]:
         """Stake and reward share ``withdraw`` would pay ``account`` now, counting its round

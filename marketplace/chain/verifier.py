@@ -23,6 +23,7 @@ from typing import Any
 from marketplace.chain.artifacts import load_artifact
 from marketplace.chain.constants import ZERO32, ZERO_ADDRESS
 from marketplace.chain.deploy import deploy_contract
+from marketplace.chain.eventlog import project_logs
 from marketplace.chain.market import MarketClient
 from marketplace.chain.tx import TxSender
 from marketplace.errors import ZkError
@@ -218,14 +219,10 @@ def _verifier_contract(market: MarketClient, address: str) -> Any:
 def arrival_order(
     market: MarketClient, verifier: str, project_id: int, round_index: int, from_block: int = 0
 ) -> list[int]:
-    """Trainer indices in the order the verifier folded their commitments (its events)."""
-    logs = (
-        _verifier_contract(market, verifier)
-        .events.CommitmentFolded()
-        .get_logs(
-            from_block=from_block, argument_filters={"projectId": project_id, "round": round_index}
-        )
-    )
+    """Trainer indices in the order the verifier folded their commitments (its events, read
+    through the same per-process cache as the market's: each block once)."""
+    contract = _verifier_contract(market, verifier)
+    logs = project_logs(contract, "CommitmentFolded", project_id, from_block, round_index)
     logs = sorted(logs, key=lambda e: (int(e["blockNumber"]), int(e["logIndex"])))
     return [int(e["args"]["index"]) for e in logs]
 

@@ -189,10 +189,31 @@ def round_scores(market: MarketClient, project_id: int, rounds: int, n: int) -> 
     return out
 
 
-def project_view(market: MarketClient, project_id: int) -> dict[str, Any]:
-    """Everything `show` prints, as plain data."""
+def void_rounds(market: MarketClient, project_id: int) -> list[int]:
+    """Rounds whose aggregator scores a trainers' majority replaced (attested projects):
+    those scores pay nothing, and the replacing ones are known only to the trainers."""
+    from marketplace.rounds.chainview import chain_time, round_commits
+    from marketplace.views.settlement import round_settlements
+
     p = market.project(project_id)
-    history = round_scores(market, project_id, p.rounds_committed, p.trainer_count)
+    if not p.attested:
+        return []
+    commits = round_commits(market, project_id, p.trainer_count)
+    settled = round_settlements(market, p, commits, chain_time(market))
+    return [r for r, s in settled.items() if s.scores_void]
+
+
+def project_view(market: MarketClient, project_id: int) -> dict[str, Any]:
+    """Everything `show` prints, as plain data. A replaced round's aggregator scores are
+    void: they count 0 here (``rounds_void`` names those rounds)."""
+    p = market.project(project_id)
+    void = void_rounds(market, project_id)
+    history = [
+        [0] * p.trainer_count if r in void else row
+        for r, row in enumerate(
+            round_scores(market, project_id, p.rounds_committed, p.trainer_count), 1
+        )
+    ]
     trainers = []
     for t in market.trainers(project_id):
         stake, share = market.expected_payout(project_id, t.address)
@@ -225,6 +246,7 @@ def project_view(market: MarketClient, project_id: int) -> dict[str, Any]:
         "total_score": p.total_score,
         "global_model_cid": p.global_model_cid,
         "trainers": trainers,
+        "rounds_void": void,
     }
 
 
@@ -269,6 +291,14 @@ def show(
         f"{format_eth(view['reward'])}, owner {view['owner']}, aggregator {view['aggregator']}"
     )
     print_trainers(view)
+    if view["rounds_void"]:
+        console.print(
+            f"rounds {', '.join(map(str, view['rounds_void']))}: the aggregator's scores were "
+            "replaced by the trainers' majority and count 0 here; the replacing scores are "
+            "known only to the trainers (see `ledgerlearn project history`)",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @app.command()

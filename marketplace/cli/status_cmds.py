@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from marketplace.chain.connection import Chain
     from marketplace.chain.market import MarketClient
     from marketplace.storage import ContentStore
-    from marketplace.views import ProjectStatus, RoundRecord
+    from marketplace.views import ProjectStatus, RoundRecord, Settlement
 
 ProjectArg = Annotated[int, typer.Argument(help="Project id.", min=1)]
 AggregatorGateway = Annotated[
@@ -87,8 +87,32 @@ def _accuracy(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
+def settlement_lines(s: Settlement) -> list[str]:
+    """A round's settlement as lines: who settled it (one line), then each attested
+    (root, total) with its voters and stake, and what replaced void scores."""
+    lines = [f"round {s.round}: {s.summary}"]
+    for g in s.vote_groups():
+        whose = "the aggregator's" if g.for_aggregator else "another"
+        voters = ", ".join(map(str, g.trainers))
+        lines.append(
+            f"  {whose} root {g.scores_root[:10]}… total {g.scores_total}: "
+            f"trainer{'s' if len(g.trainers) > 1 else ''} {voters} ({format_eth(g.stake)} stake)"
+        )
+    if s.replacement_note is not None:
+        lines.append(f"  {s.replacement_note}")
+    return lines
+
+
+def print_settlements(settlements: list[Settlement]) -> None:
+    """Each attested round's settlement (nothing for a project without attestation)."""
+    for s in settlements:
+        if s.attested or s.outcome == "disputed":
+            for line in settlement_lines(s):
+                console.print(line, highlight=False, soft_wrap=True)
+
+
 def print_status(status: ProjectStatus) -> None:
-    """The status as a few lines and a roster table."""
+    """The status as a few lines, each committed round's settlement and a roster table."""
     from rich.table import Table
 
     head = f"project {status.project_id}: {status.state}, phase {status.phase}"
@@ -106,6 +130,13 @@ def print_status(status: ProjectStatus) -> None:
             highlight=False,
         )
     console.print(f"last accuracy {_accuracy(status.last_accuracy)}", highlight=False)
+    if status.bond_slashed:
+        console.print(
+            f"aggregator bond slashed: {format_eth(status.bond_slashed)} to the trainers "
+            f"(rounds replaced: {', '.join(map(str, status.rounds_replaced))})",
+            highlight=False,
+        )
+    print_settlements(status.settlements)
     if status.roster:
         table = Table(title=f"round {status.round} roster")
         for col in ("#", "address", "commit", "reveal", "wait"):
@@ -122,8 +153,10 @@ def print_status(status: ProjectStatus) -> None:
 
 
 def _watch_key(status: ProjectStatus) -> tuple[Any, ...]:
-    """What a change is: phase, round, the roster's marks (not the ticking clock)."""
-    return (status.phase, status.round, status.last_accuracy, tuple(status.roster))
+    """What a change is: phase, round, the roster's marks, the rounds' settlements (not
+    the ticking clock)."""
+    settled = tuple((s.round, s.outcome, len(s.votes)) for s in status.settlements)
+    return (status.phase, status.round, status.last_accuracy, tuple(status.roster), settled)
 
 
 def status(
@@ -158,7 +191,8 @@ def status(
             else:
                 print_status(current)
             last = _watch_key(current)
-        if not watch or current.round is None:
+        attesting = any(s.outcome == "pending" for s in current.settlements)
+        if not watch or (current.round is None and not attesting):
             return
         time.sleep(interval)
 
@@ -197,19 +231,22 @@ def print_history(project_id: int, records: list[RoundRecord]) -> None:
     from rich.table import Table
 
     table = Table(title=f"project {project_id} rounds")
-    for col in ("round", "accuracy", "inliers", "excluded", "scores", "gas", "tx"):
+    for col in ("round", "accuracy", "inliers", "excluded", "scores", "settled", "gas", "tx"):
         table.add_column(col)
     for r in records:
+        scores = " ".join(f"{i}:{s}" for i, s in sorted(r.scores.items())) or "-"
         table.add_row(
             str(r.round),
             _accuracy(r.accuracy),
             ",".join(map(str, r.inliers)) or "-",
             ",".join(map(str, sorted(r.excluded))) or "-",
-            " ".join(f"{i}:{s}" for i, s in sorted(r.scores.items())) or "-",
+            f"void ({scores})" if r.scores_void else scores,
+            "-" if r.settlement is None else r.settlement.outcome,
             str(r.gas),
             r.tx_hash,
         )
     console.print(table)
+    print_settlements([r.settlement for r in records if r.settlement is not None])
     for r in records:
         for index, why in sorted(r.excluded.items()):
             who = r.trainers.get(index, "?")
@@ -229,7 +266,8 @@ def history(
     rpc_url: RpcUrl = DEFAULT_URL,
     json_out: JsonOut = False,
 ) -> None:
-    """Per round: accuracy, inliers, who was excluded and why, scores, gas, tx hash.
+    """Per round: accuracy, inliers, who was excluded and why, scores, who settled them
+    (attested projects: the trainers' votes; void scores when replaced), gas, tx hash.
 
     Example: ledgerlearn project history 1 --store ~/.ledgerlearn/aggregator/0x..-p1"""
     from marketplace.views import project_history
@@ -326,7 +364,7 @@ class WaitPrinter:
     def __call__(self) -> None:
         from marketplace.views import project_status
 
-        current = project_status(self.market, self.project_id)
+        current = project_status(self.market, self.project_id, settlements=False)
         key = _watch_key(current)
         if key != self.last:
             console.print(wait_line(current), highlight=False, soft_wrap=True)
@@ -351,10 +389,19 @@ def feedback_line(record: RoundRecord, index: int) -> str:
     """What round ``record`` gave trainer ``index``: its score and share, or that it was
     left out and why; and the global model's accuracy."""
     accuracy = f"global accuracy {_accuracy(record.accuracy)}"
+    if record.scores_void:
+        return (
+            f"round {record.round}: the aggregator's scores are void ({record.settled_by}); "
+            f"claim the round from your own replay; {accuracy}"
+        )
     if index in record.scores:
         total = sum(record.scores.values())
         share = f" ({100 * record.scores[index] / total:.1f}% of the round)" if total else ""
-        return f"round {record.round}: kept, score {record.scores[index]}{share}; {accuracy}"
+        pending = record.settlement is not None and record.settlement.outcome == "pending"
+        proposal = " (the aggregator's proposal until the trainers attest)" if pending else ""
+        return (
+            f"round {record.round}: kept, score {record.scores[index]}{share}{proposal}; {accuracy}"
+        )
     if index in record.excluded:
         return f"round {record.round}: {record.excluded[index]}; {accuracy}"
     return f"round {record.round}: no update from you this round; {accuracy}"

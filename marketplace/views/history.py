@@ -1,10 +1,12 @@
 """Every committed round of a project (``ledgerlearn project history``): accuracy,
-inliers, who was left out and why, scores, gas and the transaction.
+inliers, who was left out and why, scores, who settled them, gas and the transaction.
 
 The chain gives the masks, scores and the transaction; the round report (bound on-chain
 by its digest, fetched from the aggregator's store) gives the accuracy and the reasons.
 When the report is unavailable the record still holds everything the chain says, with
-``report_available`` False.
+``report_available`` False. In an attested project the committed scores are only the
+aggregator's proposal: ``settlement`` says whether a stake-majority of the trainers
+confirmed or replaced them (``scores_void``), or whether the round is still unsettled.
 """
 
 from __future__ import annotations
@@ -17,16 +19,19 @@ from hexbytes import HexBytes
 
 from marketplace.chain.market import MarketClient
 from marketplace.errors import LedgerLearnError
-from marketplace.rounds.chainview import round_commits
+from marketplace.rounds.chainview import chain_time, round_commits
 from marketplace.rounds.report import RoundReport, get_report
 from marketplace.storage import ContentStore
+from marketplace.views.settlement import Settlement, round_settlements
 from marketplace.views.status import trainer_addresses
 
 
 @dataclass(frozen=True)
 class RoundRecord:
     """One committed round. Trainers are keyed by index (``trainers`` maps index to
-    address); ``scores`` are the fixed-point contribution scores committed on-chain."""
+    address); ``scores`` are the fixed-point contribution scores the aggregator committed
+    on-chain, which pay only when ``settlement.payable`` and not ``scores_void`` (a
+    trainers' majority replaced them: the chain holds only the replacement's root)."""
 
     round: int
     global_model_cid: str
@@ -41,12 +46,25 @@ class RoundRecord:
     loss: float | None = None
     report_available: bool = False
     trainers: dict[int, str] = field(default_factory=dict)
+    settlement: Settlement | None = None
+
+    @property
+    def scores_void(self) -> bool:
+        """The aggregator's scores were replaced by the trainers' majority: they pay nothing."""
+        return self.settlement is not None and self.settlement.scores_void
+
+    @property
+    def settled_by(self) -> str:
+        """One line: who settled the round's scores (and the votes)."""
+        return "" if self.settlement is None else self.settlement.summary
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         # JSON object keys are strings; keep them in index order
         for key in ("scores", "excluded", "trainers"):
             out[key] = {str(k): v for k, v in sorted(out[key].items())}
+        out["settlement"] = None if self.settlement is None else self.settlement.to_json()
+        out.update(scores_void=self.scores_void, settled_by=self.settled_by)
         return out
 
 
@@ -96,10 +114,14 @@ def project_history(
         args = log["args"]
         copies.setdefault(int(args["round"]), {})[int(args["index"])] = int(args["holder"])
     w3 = market.contract.w3
+    commits = {
+        r: c
+        for r, c in round_commits(market, project_id, n).items()
+        if rounds is None or r in rounds
+    }
+    settlements = round_settlements(market, info, commits, chain_time(market))
     records = []
-    for r, commit in round_commits(market, project_id, n).items():
-        if rounds is not None and r not in rounds:
-            continue
+    for r, commit in commits.items():
         report = None
         if store is not None and commit.report_cid is not None:
             try:
@@ -132,6 +154,7 @@ def project_history(
                 loss=None if loss is None else float(loss),
                 report_available=report is not None,
                 trainers=dict(enumerate(addresses)),
+                settlement=settlements[r],
             )
         )
     return records

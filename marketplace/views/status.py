@@ -8,11 +8,17 @@ until ``opened + d`` (or until every seat of the roster committed), reveal until
 ``opened + 2d`` (or until every committer opened), and the aggregator must commit the
 round by ``opened + 3d``; after that the project is ``stale`` and anyone with a stake
 may finalize it.
+
+In an attested project each committed round also has an attestation window
+(``round_duration`` after its commit) in which its trainers confirm or replace the
+aggregator's scores: ``settlements`` says per round how it stands (see
+:mod:`marketplace.views.settlement`), and a project whose last round is still being
+attested waits for that before it can be finalized.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from marketplace.chain.market import MarketClient, ProjectInfo
@@ -21,6 +27,7 @@ from marketplace.errors import LedgerLearnError
 from marketplace.rounds.chainview import chain_time, round_commits
 from marketplace.rounds.report import get_report
 from marketplace.storage import ContentStore
+from marketplace.views.settlement import Settlement, round_settlements
 
 #: Phases of an open project, in order; a closed project's phase is its state's name.
 PHASES = ("commit", "reveal", "aggregate", "stale", "done")
@@ -54,6 +61,14 @@ class ProjectStatus:
     aggregate_deadline: int | None
     roster: list[Seat] = field(default_factory=list)
     last_accuracy: float | None = None  # the last committed round's, from its report
+    attested: bool = False  # rounds pay only what a stake-majority of trainers attests
+    bond_slashed: int = 0  # wei of the aggregator's bond slashed to the trainers
+    settlements: list[Settlement] = field(default_factory=list)  # per committed round
+
+    @property
+    def rounds_replaced(self) -> list[int]:
+        """Rounds whose aggregator scores a trainers' majority replaced (void)."""
+        return [s.round for s in self.settlements if s.scores_void]
 
     @property
     def deadline(self) -> int | None:
@@ -92,7 +107,9 @@ class ProjectStatus:
             committed=self.committed,
             revealed=self.revealed,
             awaited=self.awaited,
+            rounds_replaced=self.rounds_replaced,
         )
+        out["settlements"] = [s.to_json() for s in self.settlements]
         return out
 
 
@@ -119,8 +136,13 @@ def _phase(info: ProjectInfo, commit_closed: bool, reveal_closed: bool, now: int
     return "stale"
 
 
-def _waiting_for(phase: str, seats: list[Seat], total: int) -> str:
+def _waiting_for(phase: str, seats: list[Seat], total: int, last: Settlement | None = None) -> str:
     awaited = sum(s.awaited for s in seats)
+    if phase == "done" and last is not None and last.outcome == "pending":
+        return (
+            f"the trainers' attestations of round {last.round} ({last.summary}), "
+            "then finalize (owner, aggregator or a trainer)"
+        )
     if phase == "commit":
         done = sum(s.committed for s in seats)
         return f"commitments: {done} of {total} committed, {awaited} awaited"
@@ -161,21 +183,34 @@ def project_status(
     store: ContentStore | None = None,
     *,
     now: int | None = None,
+    settlements: bool = True,
 ) -> ProjectStatus:
     """The project's phase, deadlines and roster at chain time ``now`` (default: the
     chain's, :func:`chain_time`); ``store`` (the aggregator's blobs) adds the last
-    round's accuracy."""
+    round's accuracy. ``settlements``: how each committed round was settled (one
+    ``roundState`` read per round; a node's console polling its wait skips them)."""
     info = market.project(project_id)
     now = chain_time(market) if now is None else now
     addresses = trainer_addresses(market, project_id)
     accuracy = last_accuracy(market, project_id, store, info.trainer_count)
+    settled: list[Settlement] = []
+    if settlements:
+        commits = round_commits(market, project_id, info.trainer_count)
+        settled = list(round_settlements(market, info, commits, now).values())
+    slashed = sum(
+        int(log["args"]["amount"]) for log in market.project_logs("BondSlashed", project_id, 0)
+    )
+
+    def with_attestation(status: ProjectStatus) -> ProjectStatus:
+        return replace(status, attested=info.attested, bond_slashed=slashed, settlements=settled)
+
     if info.status != ChainStatus.OPEN or info.rounds_committed >= info.rounds:
         phase = _phase(info, True, True, now)
-        return ProjectStatus(
+        closed = ProjectStatus(
             project_id=project_id,
             state=info.status.name.lower(),
             phase=phase,
-            waiting_for=_waiting_for(phase, [], 0),
+            waiting_for=_waiting_for(phase, [], 0, settled[-1] if settled else None),
             round=None,
             rounds=info.rounds,
             rounds_committed=info.rounds_committed,
@@ -185,6 +220,7 @@ def project_status(
             aggregate_deadline=None,
             last_accuracy=accuracy,
         )
+        return with_attestation(closed)
     round_ = info.current_round
     opened, d = info.round_opened_at, info.round_duration
     state = market.round_state(project_id, round_)
@@ -206,7 +242,7 @@ def project_status(
         )
         address = addresses[i] if i < len(addresses) else market.trainer(project_id, i).address
         seats.append(Seat(i, address, committed, revealed, awaited))
-    return ProjectStatus(
+    current = ProjectStatus(
         project_id=project_id,
         state=info.status.name.lower(),
         phase=phase,
@@ -221,3 +257,4 @@ def project_status(
         roster=seats,
         last_accuracy=accuracy,
     )
+    return with_attestation(current)

@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from cli_process import run_cli, spawn_cli, wait_all
+from cli_process import run_cli, spawn_cli, stop_all, wait_all
 
 from marketplace.chain.connection import connect
 from marketplace.chain.deploy import load_manifest
@@ -99,6 +99,11 @@ def test_trainer_processes_replay_and_attest_every_round(
                 k for k in (1, 2, 3) if f"round {r}: replayed and attested" in logs[f"node{k}.log"]
             ]
             assert len(attesters) >= 2, (r, attesters)
+        # what `project history` says of each round: the aggregator's root, confirmed
+        history = json.loads(run_cli(["project", "history", *project, "--json"], env, 120))
+        assert [h["settlement"]["outcome"] for h in history] == ["confirmed"] * ROUNDS
+        assert not any(h["scores_void"] for h in history)
+        assert all(len(h["settlement"]["votes"]) >= 2 for h in history)
         run_cli(["project", "finalize", str(pid), "--account", "0"], env, 120)
         paid = [
             json.loads(
@@ -114,8 +119,5 @@ def test_trainer_processes_replay_and_attest_every_round(
         assert sum(p["reward"] for p in paid) > 10**18 * 99 // 100
         assert all(p["bond"] == 0 and p["stake"] == STAKE for p in paid)
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        stop_all(procs)
         stop(anvil)

@@ -19,12 +19,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
+from cli_process import cli_env, complete_cli, spawn_cli, stop_all, wait_http
 from sources_world import apply_batches, register_sources
 
 from marketplace.chain.connection import connect
@@ -57,19 +56,6 @@ def _browser_or_skip() -> None:
         )
 
 
-def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"ledgerlearn ui exited: {log.read_text()[-2000:]}"
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"no dashboard at {url} within {timeout} s: {log.read_text()[-2000:]}")
-
-
 def test_dashboard_shows_rounds_accuracy_exclusions_and_source_reliability(
     tmp_path: Path,
 ) -> None:
@@ -77,7 +63,7 @@ def test_dashboard_shows_rounds_accuracy_exclusions_and_source_reliability(
     from playwright.sync_api import sync_playwright
 
     anvil, url = start_anvil()
-    ui = None
+    ui: list[subprocess.Popen] = []
     try:
         chain = connect(url)
         store_dir = tmp_path / "aggregator-store"
@@ -102,17 +88,11 @@ def test_dashboard_shows_rounds_accuracy_exclusions_and_source_reliability(
 
         port = free_port()
         log = tmp_path / "ui.log"
-        env = {**os.environ, "LEDGERLEARN_RPC_URL": url}
+        env = cli_env(LEDGERLEARN_RPC_URL=url)
         args = ["ui", "--port", str(port), "--store", f"local:{store_dir}", "--refresh", "0"]
-        with log.open("w") as out:
-            ui = subprocess.Popen(
-                [sys.executable, "-m", "marketplace.cli.main", *args],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
+        ui.append(spawn_cli(args, env, log))
         base = f"http://127.0.0.1:{port}"
-        _wait_http(base + "/", ui, log)
+        wait_http(base + "/", ui[0], log)
 
         # read-only: nothing but GET and HEAD, and no page for a foreign Host (rebinding)
         assert httpx.post(base + "/", timeout=5).status_code in (405, 413)
@@ -121,10 +101,7 @@ def test_dashboard_shows_rounds_accuracy_exclusions_and_source_reliability(
         assert evil.status_code == 400
 
         # a second dashboard on the same port: one line naming the problem and the fix
-        clash = subprocess.run(
-            [sys.executable, "-m", "marketplace.cli.main", "ui", "--port", str(port)],
-            env=env, capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
+        clash = complete_cli(["ui", "--port", str(port)], env, 60)
         assert clash.returncode == 1
         assert f"port {port}" in clash.stderr and "--port" in clash.stderr
         assert len(clash.stderr.strip().splitlines()) == 1, clash.stderr
@@ -149,7 +126,12 @@ def test_dashboard_shows_rounds_accuracy_exclusions_and_source_reliability(
 
             row.get_by_role("link").click()
             page.wait_for_url(f"{base}/projects/{result.project_id}")
-            assert page.locator("#rounds tbody tr").count() == ROUNDS
+            rounds = page.locator("#rounds tbody tr")
+            assert rounds.count() == ROUNDS
+            # simulate's projects are attested: the honest aggregator's root is confirmed
+            for i in range(ROUNDS):
+                assert "confirmed: the aggregator's root confirmed by" in rounds.nth(i).inner_text()
+            assert page.locator("#attestations tbody tr").count() >= ROUNDS
             points = page.locator("svg.chart circle.point")
             assert points.count() == ROUNDS
             shown = [
@@ -200,8 +182,6 @@ def test_dashboard_shows_rounds_accuracy_exclusions_and_source_reliability(
             browser.close()
         assert SCREENSHOT.stat().st_size > 10_000
     finally:
-        if ui is not None and ui.poll() is None:
-            ui.terminate()
-            ui.wait(timeout=10)
+        stop_all(ui)
         stop(anvil)
         shutil.rmtree(tmp_path / "aggregator-store", ignore_errors=True)

@@ -5,93 +5,47 @@ flushed on-chain, and a query that still gets an answer after a source process d
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from cli_process import (
+    anvil_fixture,  # noqa: F401  (the `anvil_url` fixture)
+    cli_env,
+    complete_cli,
+    run_cli,
+    spawn_cli,
+    stop_all,
+    wait_all,
+    wait_http,
+)
 
 from drag.corpus import generate_facts, split_over_sources
-from marketplace.chain.node import free_port, start_anvil, stop
+from marketplace.chain.node import free_port
 from marketplace.chain.registry import STAKE_LOCK
 
 pytestmark = pytest.mark.e2e
 
-CLI = [sys.executable, "-m", "marketplace.cli.main"]
 EVALUATOR = "0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65"  # anvil dev account 4
 POLLUTION = [0.0, 0.0, 1.0]  # sources on dev accounts 1, 2, 3; the third lies
 
 
-def _env(home: Path) -> dict[str, str]:
-    env = {**os.environ, "LEDGERLEARN_HOME": str(home), "HF_HUB_OFFLINE": "1"}
-    env.pop("LEDGERLEARN_KEY", None)
-    return env
-
-
-def ll(home: Path, *args: str) -> str:
-    result = subprocess.run(
-        [*CLI, *args], capture_output=True, text=True, env=_env(home), timeout=120
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
-
-
-def _wait_healthy(url: str, process: subprocess.Popen, log: Path, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"source exited early:\n{log.read_text()}")
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"source at {url} never became healthy:\n{log.read_text()}")
-
-
-@pytest.fixture(scope="module")
-def anvil_url() -> Iterator[str]:
-    process, url = start_anvil()
-    yield url
-    stop(process)
-
-
 def test_sources_feedback_and_failover(anvil_url: str, tmp_path: Path) -> None:
-    home = tmp_path / "home"
+    env = cli_env(tmp_path / "home")
     rpc = f"--rpc-url={anvil_url}"
-    ll(home, "deploy", rpc)
+    run_cli(["deploy", rpc], env, 120)
 
     facts = generate_facts(8, seed=5)
     corpora = split_over_sources(facts, POLLUTION, seed=5)
     ports = [free_port() for _ in POLLUTION]
     registering = [
-        subprocess.Popen(
-            [
-                *CLI,
-                "source",
-                "register",
-                f"--endpoint=http://127.0.0.1:{port}",
-                f"--account={i + 1}",
-                rpc,
-                "--json",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=_env(home),
-        )  # fmt: skip
+        spawn_cli(["source", "register", f"--endpoint=http://127.0.0.1:{port}",
+                   f"--account={i + 1}", rpc, "--json"], env, tmp_path / f"register{i}.log")
         for i, port in enumerate(ports)
-    ]
-    ids = []
-    for p in registering:
-        out, err = p.communicate(timeout=120)
-        assert p.returncode == 0, err
-        ids.append(json.loads(out)["source_id"])
+    ]  # fmt: skip
+    registered = wait_all(registering, sorted(tmp_path.glob("register*.log")), timeout=120)
+    ids = [json.loads(registered[f"register{i}.log"])["source_id"] for i in range(len(ports))]
     assert sorted(ids) == [1, 2, 3]
 
     servers: list[subprocess.Popen] = []
@@ -100,32 +54,21 @@ def test_sources_feedback_and_failover(anvil_url: str, tmp_path: Path) -> None:
             corpus.write(tmp_path / f"docs{i}")
             log = tmp_path / f"source{i}.log"
             servers.append(
-                subprocess.Popen(
-                    [
-                        *CLI,
-                        "source",
-                        "serve",
-                        f"--docs={tmp_path / f'docs{i}'}",
-                        f"--port={port}",
-                        f"--index-dir={tmp_path / f'idx{i}'}",
-                        f"--account={i + 1}",
-                        rpc,
-                    ],
-                    stdout=log.open("w"),
-                    stderr=subprocess.STDOUT,
-                    env=_env(home),
-                )  # fmt: skip
-            )
-        ll(home, "registry", "grant-evaluator", EVALUATOR, "--account=0", rpc)
+                spawn_cli(["source", "serve", f"--docs={tmp_path / f'docs{i}'}",
+                           f"--port={port}", f"--index-dir={tmp_path / f'idx{i}'}",
+                           f"--account={i + 1}", rpc], env, log)
+            )  # fmt: skip
+        run_cli(["registry", "grant-evaluator", EVALUATOR, "--account=0", rpc], env, 120)
         for i, (server, port) in enumerate(zip(servers, ports, strict=True)):
-            _wait_healthy(f"http://127.0.0.1:{port}", server, tmp_path / f"source{i}.log")
+            url = f"http://127.0.0.1:{port}/health"
+            wait_http(url, server, tmp_path / f"source{i}.log", timeout=90)
 
         # a second server of source 1, from another index folder (its own nonce ledger),
         # would sign a second receipt for some nonce: refused in one line, before indexing
-        second = subprocess.run(
-            [*CLI, "source", "serve", f"--docs={tmp_path / 'docs0'}", f"--port={free_port()}",
+        second = complete_cli(
+            ["source", "serve", f"--docs={tmp_path / 'docs0'}", f"--port={free_port()}",
              f"--index-dir={tmp_path / 'idx-second'}", "--account=1", rpc],
-            capture_output=True, text=True, env=_env(home), timeout=120,
+            env, 120,
         )  # fmt: skip
         lines = [line for line in second.stderr.splitlines() if line.strip()]
         assert second.returncode == 1 and "Traceback" not in second.stderr, second.stderr
@@ -134,29 +77,22 @@ def test_sources_feedback_and_failover(anvil_url: str, tmp_path: Path) -> None:
 
         fact = facts[0]
         asked = json.loads(
-            ll(
-                home,
-                "drag",
-                "query",
-                fact.question,
-                "--sources=3",
-                "--k=2",
-                "--top-n=6",
-                f"--truth={fact.answer}",
-                "--seed=1",
-                "--account=4",
-                rpc,
-                "--json",
+            run_cli(
+                ["drag", "query", fact.question, "--sources=3", "--k=2"]
+                + ["--top-n=6", f"--truth={fact.answer}", "--seed=1"]
+                + ["--account=4", rpc, "--json"],
+                env,
+                120,
             )  # fmt: skip
         )
         assert len({p["source_id"] for p in asked["passages"]}) == 3
         assert asked["feedback"]["queued"] == 3 and asked["feedback"]["flushed"] == 0
-        flushed = json.loads(ll(home, "drag", "flush", "--account=4", rpc, "--json"))
+        flushed = json.loads(run_cli(["drag", "flush", "--account=4", rpc, "--json"], env, 120))
         assert flushed["sent"] == 3 and flushed["dropped"] == 0 and flushed["tx"]
 
         scores = {
             s["source_id"]: s
-            for s in json.loads(ll(home, "source", "list", rpc, "--json"))["sources"]
+            for s in json.loads(run_cli(["source", "list", rpc, "--json"], env, 120))["sources"]
         }
         polluted = ids[2]
         clean = [ids[0], ids[1]]
@@ -164,7 +100,7 @@ def test_sources_feedback_and_failover(anvil_url: str, tmp_path: Path) -> None:
         assert scores[polluted]["beta"] > 0 and scores[polluted]["reliability"] < 0.5
         assert all(s["last_nonce"] == 1 for s in scores.values())
 
-        again = json.loads(ll(home, "drag", "flush", "--account=4", rpc, "--json"))
+        again = json.loads(run_cli(["drag", "flush", "--account=4", rpc, "--json"], env, 120))
         assert again["pending"] == 0 and again["sent"] == 0  # nothing left, nothing resent
 
         # many questions in one process: one model load, one JSON line per question
@@ -177,7 +113,9 @@ def test_sources_feedback_and_failover(anvil_url: str, tmp_path: Path) -> None:
             ),
             encoding="utf-8",
         )
-        lines = ll(home, "drag", "query", f"--batch={batch}", "--k=2", "--account=4", rpc)
+        lines = run_cli(
+            ["drag", "query", f"--batch={batch}", "--k=2", "--account=4", rpc], env, 120
+        )
         answered = [json.loads(line) for line in lines.splitlines() if line.startswith("{")]
         assert [a["id"] for a in answered] == [facts[1].fact_id, facts[2].fact_id]
         assert all(a["feedback"]["queued"] > 0 and "correct" in a for a in answered)
@@ -185,13 +123,12 @@ def test_sources_feedback_and_failover(anvil_url: str, tmp_path: Path) -> None:
         # the long-running client: models loaded once, answers over local HTTP
         port = free_port()
         log = tmp_path / "client.log"
-        client = subprocess.Popen(
-            [*CLI, "drag", "serve-client", f"--port={port}", "--k=2", "--account=4", rpc],
-            stdout=log.open("w"), stderr=subprocess.STDOUT, env=_env(home),
-        )  # fmt: skip
+        client = spawn_cli(
+            ["drag", "serve-client", f"--port={port}", "--k=2", "--account=4", rpc], env, log
+        )
         servers.append(client)
         url = f"http://127.0.0.1:{port}"
-        _wait_healthy(url, client, log)
+        wait_http(url + "/health", client, log, timeout=90)
         fact = facts[4]
         got = httpx.post(
             url + "/query", json={"question": fact.question, "truth": [fact.answer]}, timeout=60
@@ -201,22 +138,16 @@ def test_sources_feedback_and_failover(anvil_url: str, tmp_path: Path) -> None:
         assert status["pending"] >= got["feedback"]["queued"] and status["may_flush"] is True
         client.terminate()
         client.wait(timeout=10)
-        ll(home, "drag", "flush", "--account=4", rpc)
+        run_cli(["drag", "flush", "--account=4", rpc], env, 120)
 
         servers[0].kill()
         servers[0].wait()
         fact = facts[3]
         after = json.loads(
-            ll(
-                home,
-                "drag",
-                "query",
-                fact.question,
-                "--sources=3",
-                "--k=2",
-                "--seed=9",
-                rpc,
-                "--json",
+            run_cli(
+                ["drag", "query", fact.question, "--sources=3", "--k=2", "--seed=9", rpc, "--json"],
+                env,
+                120,
             )  # fmt: skip
         )
         assert [f["source_id"] for f in after["failures"]] == [ids[0]]
@@ -224,18 +155,14 @@ def test_sources_feedback_and_failover(anvil_url: str, tmp_path: Path) -> None:
 
         # the dead source's owner leaves: deactivate, wait out the lock, pull the stake
         owner = "--account=1"
-        ll(home, "source", "deactivate", str(ids[0]), owner, rpc)
-        early = subprocess.run(
-            [*CLI, "source", "withdraw-stake", str(ids[0]), owner, rpc],
-            capture_output=True, text=True, env=_env(home), timeout=120,
-        )  # fmt: skip
+        run_cli(["source", "deactivate", str(ids[0]), owner, rpc], env, 120)
+        early = complete_cli(["source", "withdraw-stake", str(ids[0]), owner, rpc], env, 120)
         assert early.returncode != 0 and "StakeLocked" in early.stderr
         for method, params in (("evm_increaseTime", [STAKE_LOCK + 1]), ("evm_mine", [])):
             rpc_call = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
             httpx.post(anvil_url, json=rpc_call, timeout=10).raise_for_status()
-        assert "withdrew 0.01 ETH" in ll(home, "source", "withdraw-stake", str(ids[0]), owner, rpc)
+        assert "withdrew 0.01 ETH" in run_cli(
+            ["source", "withdraw-stake", str(ids[0]), owner, rpc], env, 120
+        )
     finally:
-        for server in servers:
-            if server.poll() is None:
-                server.terminate()
-                server.wait(timeout=10)
+        stop_all(servers)

@@ -3,18 +3,16 @@ slow work (connecting, indexing, loading a model); never with a traceback."""
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_process import cli_env, complete_cli
 
 pytestmark = pytest.mark.e2e
 
-CLI = [sys.executable, "-m", "marketplace.cli.main"]
 NO_NODE = "--rpc-url=http://127.0.0.1:1"  # nothing listens: a chain error if reached
 
 
@@ -27,8 +25,7 @@ def taken_port() -> Iterator[int]:
 
 
 def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "LEDGERLEARN_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, env=env, timeout=120)
+    return complete_cli(list(args), cli_env(tmp_path / "home"), 120)
 
 
 def _assert_port_error(result: subprocess.CompletedProcess[str], port: int) -> None:

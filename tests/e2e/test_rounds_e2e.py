@@ -13,11 +13,10 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from cli_process import run_cli, spawn_cli, wait_all
+from cli_process import complete_cli, run_cli, spawn_cli, stop_all, wait_all
 
 from marketplace.chain.connection import connect
 from marketplace.chain.deploy import load_manifest
@@ -168,13 +167,7 @@ def test_three_rounds_with_trainer_processes(tmp_path: Path) -> None:
             str(merged),
             "--json",
         ]
-        outsider = subprocess.run(
-            [sys.executable, "-m", "marketplace.cli.main", *audit_args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        outsider = complete_cli(audit_args, env, 300)
         assert outsider.returncode == 3, outsider.stderr
         assert json.loads(outsider.stdout)["encrypted"] == TRAINERS
         key = json.loads(run_cli(["aggregator", "reader-key", "--account", "1", "--json"], env))
@@ -200,8 +193,5 @@ def test_three_rounds_with_trainer_processes(tmp_path: Path) -> None:
         blob = b"\x00".join(published)
         assert not [row for row in rows if row in blob]
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        stop_all(procs)
         stop(anvil)

@@ -15,147 +15,117 @@ constraints) takes minutes on 2 shared cores.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from marketplace.chain.node import start_anvil, stop
+from cli_process import (
+    anvil_fixture,  # noqa: F401  (the `anvil_url` fixture)
+    cli_env,
+    complete_cli,
+    run_cli,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-CLI = [sys.executable, "-m", "marketplace.cli.main"]
 AGGREGATOR = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"  # anvil dev account 1
 SHAPE = "4x2"
-
-
-@pytest.fixture(scope="module")
-def anvil_url() -> Iterator[str]:
-    process, url = start_anvil()
-    yield url
-    stop(process)
-
-
-def ll(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "LEDGERLEARN_HOME": str(home)}
-    env.pop("LEDGERLEARN_KEY", None)
-    result = subprocess.run([*CLI, *args], capture_output=True, text=True, env=env, timeout=1500)
-    if check:
-        assert result.returncode == 0, result.stderr + result.stdout
-    return result
+TIMEOUT = 1500  # seconds for one command (a ceremony step on 2 shared cores)
 
 
 def test_ceremony_across_processes_then_trainers_stake(anvil_url: str, tmp_path: Path) -> None:
     homes = {p: tmp_path / p for p in ("owner", "t1", "t2", "t3", "t4", "aggregator")}
+    envs = {p: cli_env(home) for p, home in homes.items()}
     folder = str(tmp_path / "ceremony")
     rpc = f"--rpc-url={anvil_url}"
 
     state = json.loads(
-        ll(
-            homes["owner"], "zk", "ceremony", "init", "--dir", folder, "--shape", SHAPE, "--json"
-        ).stdout
+        run_cli(
+            ["zk", "ceremony", "init", "--dir", folder, "--shape", SHAPE, "--json"],
+            envs["owner"],
+            TIMEOUT,
+        )
     )
     assert state["phase"] == 1 and state["power"] == 12
     for t in ("t1", "t2", "t3"):
-        ll(homes[t], "zk", "ceremony", "contribute", "--dir", folder, "--name", t)
-    ll(homes["aggregator"], "zk", "ceremony", "prepare", "--dir", folder)
+        run_cli(["zk", "ceremony", "contribute", "--dir", folder, "--name", t], envs[t], TIMEOUT)
+    run_cli(["zk", "ceremony", "prepare", "--dir", folder], envs["aggregator"], TIMEOUT)
     for p in ("owner", "t1", "t2", "t3"):
         made = json.loads(
-            ll(
-                homes[p], "zk", "ceremony", "contribute", "--dir", folder, "--name", p, "--json"
-            ).stdout
+            run_cli(
+                ["zk", "ceremony", "contribute", "--dir", folder, "--name", p, "--json"],
+                envs[p],
+                TIMEOUT,
+            )
         )
         assert made["phase"] == 2
     final = json.loads(
-        ll(homes["aggregator"], "zk", "ceremony", "finalize", "--dir", folder, "--json").stdout
+        run_cli(
+            ["zk", "ceremony", "finalize", "--dir", folder, "--json"], envs["aggregator"], TIMEOUT
+        )
     )
     assert final["phase"] == 3 and len(final["contributions"]) == 8
     for t in ("t1", "t2", "t3"):
         report = json.loads(
-            ll(homes[t], "zk", "ceremony", "verify", "--dir", folder, "--json").stdout
+            run_cli(["zk", "ceremony", "verify", "--dir", folder, "--json"], envs[t], TIMEOUT)
         )
         assert report["vk_sha256"] == final["vk_sha256"] and len(report["own"]) == 2
         assert report["phase1"] == ["owner", "t1", "t2", "t3"]
 
     # the aggregator deploys the market and the verifier with the ceremony key
-    ll(homes["aggregator"], "deploy", rpc)
+    run_cli(["deploy", rpc], envs["aggregator"], TIMEOUT)
     for p, home in homes.items():
         if p != "aggregator":
             shutil.copytree(homes["aggregator"] / "deployments", home / "deployments")
     keys = str(Path(folder) / "keys")
     verifier = json.loads(
-        ll(
-            homes["aggregator"],
-            "zk",
-            "deploy-verifier",
-            "--shape",
-            SHAPE,
-            "--keys",
-            keys,
-            rpc,
-            "--json",
-        ).stdout
+        run_cli(
+            ["zk", "deploy-verifier", "--shape", SHAPE, "--keys", keys, rpc, "--json"],
+            envs["aggregator"],
+            TIMEOUT,
+        )
     )["verifier"]
-    ll(homes["aggregator"], "zk", "setup", "--shape", SHAPE)
+    run_cli(["zk", "setup", "--shape", SHAPE], envs["aggregator"], TIMEOUT)
     dev = json.loads(
-        ll(homes["aggregator"], "zk", "deploy-verifier", "--shape", SHAPE, rpc, "--json").stdout
+        run_cli(
+            ["zk", "deploy-verifier", "--shape", SHAPE, rpc, "--json"], envs["aggregator"], TIMEOUT
+        )
     )["verifier"]  # `zk setup` keys: single-party
 
     def create(v: str) -> str:
-        out = ll(
-            homes["owner"],
-            "project",
-            "create",
-            rpc,
-            "--reward",
-            "1",
-            "--aggregator",
-            AGGREGATOR,
-            "--min-stake",
-            "0.1",
-            "--verifier",
-            v,
-            "--json",
+        out = run_cli(
+            ["project", "create", rpc, "--reward", "1"]
+            + ["--aggregator", AGGREGATOR, "--min-stake", "0.1", "--verifier", v, "--json"],
+            envs["owner"],
+            TIMEOUT,
         )
-        return str(json.loads(out.stdout)["project_id"])
+        return str(json.loads(out)["project_id"])
 
     pid, dev_pid = create(verifier), create(dev)
     for i, t in enumerate(("t1", "t2", "t3")):
-        ll(homes[t], "trainer", "register", pid, "--account", str(2 + i), rpc)
-        refused = ll(
-            homes[t],
-            "trainer",
-            "register",
-            dev_pid,
-            "--account",
-            str(2 + i),
-            rpc,
-            check=False,
+        run_cli(["trainer", "register", pid, "--account", str(2 + i), rpc], envs[t], TIMEOUT)
+        refused = complete_cli(
+            ["trainer", "register", dev_pid, "--account", str(2 + i), rpc], envs[t], TIMEOUT
         )
         assert (
             refused.returncode != 0
             and "not from a ceremony verified" in refused.stdout + refused.stderr
         )
         assert "Traceback" not in refused.stderr
-    stranger = ll(homes["t4"], "trainer", "register", pid, "--account", "5", rpc, check=False)
+    stranger = complete_cli(
+        ["trainer", "register", pid, "--account", "5", rpc], envs["t4"], TIMEOUT
+    )
     assert stranger.returncode != 0 and "zk ceremony verify" in stranger.stdout + stranger.stderr
-    ll(
-        homes["t4"],
-        "trainer",
-        "register",
-        dev_pid,
-        "--account",
-        "5",
-        "--dev-unsafe-setup",
-        rpc,
+    run_cli(
+        ["trainer", "register", dev_pid, "--account", "5", "--dev-unsafe-setup", rpc],
+        envs["t4"],
+        TIMEOUT,
     )
 
     # the ceremony key proves a filter round; its verifying key is the deployed one's
-    env = {**os.environ, "LEDGERLEARN_HOME": str(homes["aggregator"])}
+    env = envs["aggregator"]
     code = f"""
 import random, sys
 from zk.ceremony import vk_sha256

@@ -161,27 +161,9 @@ def test_trainer_nodes_replay_and_attest_in_their_own_loop(world):
     """Node level: ``TrainerNode.step`` replays a committed round and attests it with no
     outside help; a self-dealing aggregator's root is replaced by the trainers' and each
     node claims the replaced round from its own replay."""
-    from federation import open_federation
+    from federation import self_dealing_federation
 
-    from marketplace.learning import ModelSpec, load_dataset
-    from marketplace.nodes.attest import RoundAttester
-    from marketplace.nodes.cheating import CheatingAggregator
-
-    train, validation = load_dataset("synthetic", 0, num_samples=240)
-    spec = ModelSpec.for_data("logreg", train.input_shape, train.num_classes, seed=0)
-    fed = open_federation(world, train, validation, spec, trainers=3, rounds=1, attested=True)
-    for node in fed.trainers:
-        node.attester = RoundAttester(
-            node.market, fed.project_id, fed.store, fed.stores.get, validation
-        )
-    agg = CheatingAggregator(
-        world.as_(world.aggregator),
-        fed.project_id,
-        fed.store,
-        validation,
-        resolver=fed.stores.get,
-        attack="self_deal",
-    )
+    fed, agg = self_dealing_federation(world)
     assert [n.step().status for n in fed.trainers] == ["committed"] * 3
     assert [n.step().status for n in fed.trainers] == ["revealed"] * 3
     agg.step()

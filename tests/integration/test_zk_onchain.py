@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from chain_asserts import reverts
-from market_rounds import cid_of, reveal
+from market_rounds import DURATION, ETH, STAKE, cid_of, open_project, reveal
 from market_rounds import commit as commit_hidden
 
 from marketplace.chain.deploy import deploy_contract
@@ -41,8 +41,6 @@ pytestmark = pytest.mark.integration
 
 SHAPE = CircuitShape(10, 16)
 RULE = FilterRule(2, 1)
-ETH = 10**18
-STAKE = 10**16
 CID = bytes([7]) * 32
 N = 7  # trainers in the conftest world
 
@@ -86,19 +84,7 @@ def open_round(
     sketches (hidden) and reveal them in ``order`` (default: trainer order): the verifier
     folds them as they are revealed. Trainers left out of ``order`` do not take part."""
     if pid is None:
-        pid, _ = world.market.create_project(
-            reward=ETH,
-            aggregator=world.aggregator.address,
-            rounds=rounds,
-            round_duration=3600,
-            min_stake=STAKE,
-            verifier=verifier,
-            aggregator_bond=bond,
-        )
-        for t in world.trainers[:N]:
-            world.as_(t).register(pid, STAKE)
-        if bond:
-            world.as_(world.aggregator).post_bond(pid, bond)
+        pid = open_project(world, N, rounds, bond, verifier=verifier)
     round_ = world.market.project(pid).current_round
     order = list(order if order is not None else range(N))
     openings = {}
@@ -108,11 +94,11 @@ def open_round(
             world, world.trainers[i], pid, round_, cid_of(i), c.to_bytes(32, "big")
         )
     if len(order) < N:
-        world.chain.advance_time(3601)  # the others never commit: the window closes
+        world.chain.advance_time(DURATION + 1)  # the others never commit: the window closes
     for i in order:
         reveal(world, world.trainers[i], pid, round_, openings[i])
     if len(order) < N:
-        world.chain.advance_time(3600)  # and nobody else can reveal
+        world.chain.advance_time(DURATION)  # and nobody else can reveal
     return pid, round_
 
 
@@ -189,6 +175,17 @@ def test_arrival_order_is_read_from_the_chain(world, stack, prover):
     order = [4, 0, 6, 2, 1, 5, 3]
     pid, r = open_round(world, stack.address, sketches, salts, order=order)
     assert arrival_order(world.market, stack.address, pid, r) == order
+    # read through the per-process event cache: asked again with no new block, the
+    # verifier's events cost no eth_getLogs (on main each call scanned from block 0)
+    calls = []
+    eth = world.chain.w3.eth
+    real_get_logs = eth.get_logs
+    eth.get_logs = lambda *a, **k: calls.append(a) or real_get_logs(*a, **k)
+    try:
+        assert arrival_order(world.market, stack.address, pid, r) == order
+    finally:
+        del eth.get_logs
+    assert calls == []
     _, mask, data = honest(prover, pid, r, sketches, salts)  # assumes trainer order
     with reverts("InvalidRoundProof"):
         commit(world, pid, r, mask, data)
@@ -236,16 +233,7 @@ def test_only_the_market_feeds_the_chain_and_bad_commitments_revert(world, stack
             contract.functions.onCommitment(1, 1, 0, (5).to_bytes(32, "big"))
         )
     bads = (bytes(32), FIELD_MODULUS.to_bytes(32, "big"))
-    pid, _ = world.market.create_project(
-        reward=ETH,
-        aggregator=world.aggregator.address,
-        rounds=1,
-        round_duration=3600,
-        min_stake=STAKE,
-        verifier=stack.address,
-    )
-    for t in world.trainers[:2]:
-        world.as_(t).register(pid, STAKE)
+    pid = open_project(world, 2, 1, verifier=stack.address)
     openings = [
         commit_hidden(world, world.trainers[i], pid, 1, cid_of(i), bad)
         for i, bad in enumerate(bads)
@@ -394,17 +382,8 @@ def test_more_trainers_than_slots_is_refused_at_registration(world, prover, keys
         RULE,
         vk=load_verifying_key(SHAPE, keys_dir),
     )
-    pid, _ = world.market.create_project(
-        reward=ETH,
-        aggregator=world.aggregator.address,
-        rounds=1,
-        round_duration=3600,
-        min_stake=STAKE,
-        verifier=small.address,
-    )
+    pid = open_project(world, 5, 1, verifier=small.address)
     assert world.market.project(pid).max_trainers == 5
-    for t in world.trainers[:5]:
-        world.as_(t).register(pid, STAKE)
     with reverts("TooManyTrainers"):
         world.as_(world.trainers[5]).register(pid, STAKE)
 
