@@ -376,8 +376,10 @@ class MarketClient(ContractClient):
         return cached_project_logs(self.contract, event, project_id, from_block, round_)
 
     def expected_payout(self, project_id: int, account: str) -> tuple[int, int]:
-        """Stake and reward share ``withdraw`` would pay ``account`` now, counting its round
-        scores not claimed yet (the contract's ``expectedPayout`` counts claimed ones)."""
+        """Stake and the rest of what ``withdraw`` would pay ``account`` now: its reward
+        share, counting round scores not claimed yet (the contract's ``expectedPayout``
+        counts claimed ones), plus its share of a slashed bond, as the contract does (in a
+        disputed project the bond's share alone)."""
         stake, share = self.contract.functions.expectedPayout(project_id, account).call()
         index = self.trainer_index(project_id, account)
         info = self.project(project_id)
@@ -386,6 +388,8 @@ class MarketClient(ContractClient):
         score = self.trainer(project_id, index).score
         score += sum(c.score for c in self.score_claims(project_id, index))
         share = info.reward * score // info.total_score if info.total_score else 0
+        if info.bond_slashed and info.trainer_count:
+            share += info.bond_posted // info.trainer_count
         return int(stake), share
 
     # ------------------------------------------------------------- writes

@@ -215,8 +215,11 @@ def project_view(market: MarketClient, project_id: int) -> dict[str, Any]:
         )
     ]
     trainers = []
+    bond_paid = p.bond_slashed or p.status.name == "DISPUTED"
+    bond = p.bond_posted // p.trainer_count if bond_paid and p.trainer_count else 0
     for t in market.trainers(project_id):
         stake, share = market.expected_payout(project_id, t.address)
+        bond_share = bond if stake else 0  # counted in the share, shown apart
         # scores live in the rounds' Merkle roots until claimed: count them from the events
         score = t.score if t.withdrawn else sum(row[t.index] for row in history)
         trainers.append(
@@ -226,7 +229,8 @@ def project_view(market: MarketClient, project_id: int) -> dict[str, Any]:
                 "stake": t.stake,
                 "score": score,
                 "share_of_score": (score / p.total_score) if p.total_score else 0.0,
-                "expected_reward": share,
+                "expected_reward": share - bond_share,
+                "expected_bond": bond_share,
                 "round_scores": [row[t.index] for row in history],
                 "withdrawn": t.withdrawn,
             }
@@ -253,7 +257,7 @@ def project_view(market: MarketClient, project_id: int) -> dict[str, Any]:
 def print_trainers(view: dict[str, Any], highlight: str | None = None) -> None:
     table = Table(title=f"project {view['project_id']} trainers")
     columns = ("#", "address", "stake", "score", "share", "scored rounds", "last round")
-    for col in (*columns, "expected reward", "withdrawn"):
+    for col in (*columns, "expected reward", "bond share", "withdrawn"):
         table.add_column(col)
     for t in view["trainers"]:
         mark = " (you)" if highlight and t["address"].lower() == highlight.lower() else ""
@@ -266,6 +270,7 @@ def print_trainers(view: dict[str, Any], highlight: str | None = None) -> None:
             f"{sum(1 for s in t['round_scores'] if s > 0)}/{len(t['round_scores'])}",
             str(t["round_scores"][-1]) if t["round_scores"] else "-",
             format_eth(t["expected_reward"]),
+            format_eth(t["expected_bond"]),
             "yes" if t["withdrawn"] else "no",
         )
     console.print(table)

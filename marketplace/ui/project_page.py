@@ -57,9 +57,9 @@ def payouts(market: MarketClient, project_id: int, addresses: Sequence[str]) -> 
             out.append(Payout(stake, reward, withdrawn=True, bond=got))
             continue
         stake, share = market.expected_payout(project_id, address)
-        # a disputed project pays no reward: the contract's share is the bond's
-        reward = 0 if disputed else share
-        out.append(Payout(stake, reward, withdrawn=False, bond=bond_share if stake else 0))
+        # the share counts the bond's part too (all of it in a disputed project)
+        got = bond_share if stake else 0
+        out.append(Payout(stake, share - got, withdrawn=False, bond=got))
     return out
 
 

@@ -214,3 +214,23 @@ def test_a_rejection_in_an_attested_project_is_judged_by_replay_not_by_dispute(w
     paid = payouts(world, pid, trainers, replayed={1: replayed})
     assert [r for _, r, _ in paid] == [ETH // 4, ETH // 4, ETH // 2]
     assert world.market.project(pid).status.name == "FINALIZED"
+
+
+def test_expected_payout_is_what_withdraw_pays_when_the_bond_was_slashed(world):
+    """`expected_payout` recomputed the reward share from the scores and dropped the
+    slashed bond's share the contract adds: a trainer of a replaced round was shown less
+    than its withdrawal then paid."""
+    pid = attested_project(world)
+    trainers = world.trainers[:3]
+    play(world, pid, 1, trainers)
+    honest = RoundScores([0, 1, 2], [1, 1, 2])
+    commit_scores(world, pid, 1, RoundScores([0, 1, 2], [98, 1, 1]), 3)
+    for t in trainers[1:]:
+        world.as_(t).attest_round(pid, 1, honest)
+    world.market.finalize(pid)
+    world.as_(trainers[2]).claim_scores(
+        pid, world.market.score_claims(pid, 2, replayed={1: honest})
+    )
+    expected = world.market.expected_payout(pid, trainers[2].address)
+    ((stake, reward, bond),) = payouts(world, pid, trainers[2:], replayed={1: honest})
+    assert expected == (stake, reward + bond) == (STAKE, ETH // 2 + BOND // 3)
