@@ -215,6 +215,17 @@ def _sketch_row(
     return sketch_of(vector, zk.sketch_spec())
 
 
+def _norm_bounded(updates: Tensor) -> Tensor:
+    """The inliers' updates as the contribution game scores them: each clipped to the
+    inliers' median norm. Below the loss-optimal step a coalition's gain grows with its
+    step's length, so scored as sent, an honest update multiplied by k earned about k
+    shares under every rule that keeps it whole (fedavg, median, trimmed mean, norm clip:
+    17-37% of the reward for one booster of 10 in the red team). Bounded, a trainer is paid
+    for the direction it brings, not for how far it pushes; an update under the median
+    is scored as sent."""
+    return clip_to_norm(updates, median_of(row_norms(updates)))
+
+
 def _finite(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
 
@@ -357,6 +368,7 @@ def run_round(
         }
         median_norm = median_of(row_norms(raw[inlier_rows])) if inlier_rows else None
         metrics["inlier_median_norm"] = median_norm
+        scored = _norm_bounded(clipped[inlier_rows]) if inlier_rows else torch.zeros(0, d)
         loss_before = loss_after = None
         if validation is not None and spec is not None:
             acc, loss = evaluate_many(spec, torch.stack([start, new_global]), validation)
@@ -367,7 +379,7 @@ def run_round(
             spec=spec,
             global_params=start,
             inlier_indices=inlier_indices,
-            inlier_updates=clipped[inlier_rows] if inlier_rows else torch.zeros(0, d),
+            inlier_updates=scored,
             inlier_weights=w[inlier_rows] if inlier_rows else torch.zeros(0, dtype=torch.float64),
             aggregate=agg,
             server_lr=hyper.server_lr,

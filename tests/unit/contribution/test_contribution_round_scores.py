@@ -54,3 +54,33 @@ def test_unknown_method_is_refused() -> None:
     with pytest.raises(ValueError):
         ContributionConfig(method="banzhaf")  # type: ignore[arg-type]
     assert issubclass(ConfigError, Exception)
+
+
+@pytest.mark.parametrize("rule", ["fedavg", "median", "trimmed_mean", "norm_clip"])
+def test_boosting_an_update_does_not_buy_a_larger_share(rule: str) -> None:
+    """A trainer that multiplies its honest update by 3 was scored on the boosted vector:
+    below the loss-optimal step a longer step gains more, so it took about 3 shares under
+    every rule that keeps it whole (red team: 17-37% of the reward for one booster of 10).
+    Scored updates are bounded by the inliers' median norm, so boosting buys nothing."""
+    train, validation = load_dataset("synthetic", 0, num_samples=500)
+    spec = ModelSpec.for_data("logreg", train.input_shape, train.num_classes, seed=0)
+    g = init_params(spec)
+    honest = [
+        local_train(
+            spec, g, train.subset(torch.arange(i * 60, (i + 1) * 60)), TrainConfig(lr=0.05, seed=i)
+        )
+        for i in range(5)
+    ]
+    config = RoundConfig(rule=rule, contribution=ContributionConfig(method="exact"))
+
+    def share_of_4(updates: list[torch.Tensor]) -> float:
+        out = run_round(
+            g, updates, [60.0] * 5, config, RoundState.initial(config.hyper),
+            spec=spec, validation=validation, seed=1,
+        )  # fmt: skip
+        assert 4 in out.inliers
+        return out.scores[out.inliers.index(4)] / sum(out.scores)
+
+    plain = share_of_4(honest)
+    boosted = share_of_4([*honest[:4], 3.0 * honest[4]])
+    assert boosted <= plain + 0.05, (plain, boosted)
