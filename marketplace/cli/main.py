@@ -124,6 +124,16 @@ def _from_chain_library(exc: BaseException) -> bool:
     return type(exc).__module__.split(".")[0] in CHAIN_LIBRARIES
 
 
+def _invalid_setting(exc: BaseException) -> str | None:
+    """One line for a pydantic validation error of our settings models (an option the
+    command line allowed but the setting refuses, e.g. ``--lr 0``), else None."""
+    if type(exc).__name__ != "ValidationError" or not type(exc).__module__.startswith("pydantic"):
+        return None
+    first = exc.errors()[0]  # type: ignore[attr-defined]
+    where = ".".join(str(part) for part in first.get("loc", ())) or "a setting"
+    return f"invalid {where}: {first.get('msg', 'refused')}; change that option's value"
+
+
 def run() -> None:
     debug = "--debug" in sys.argv
     try:
@@ -134,6 +144,10 @@ def run() -> None:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except Exception as exc:
+        invalid = None if debug else _invalid_setting(exc)
+        if invalid is not None:
+            err_console.print(f"[bold red]error:[/] {invalid}", highlight=False, soft_wrap=True)
+            sys.exit(1)
         if debug or not _from_chain_library(exc):
             raise
         from marketplace.chain.tx import rpc_message

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -101,6 +101,27 @@ def _round_line(summary: object, total: int, attackers: list[int] | None = None)
         + (", ".join(marks) if marks else "nobody excluded")
         + f"  gas {summary.gas_used:,}{proof}  {summary.seconds:.2f} s"
     )
+
+
+def rule_params(rule: str, items: list[str] | None) -> dict[str, Any]:
+    """``--rule-param KEY=VALUE`` options as the rule's parameters (numbers where they
+    parse), checked against the rule: an unknown rule or parameter, or a missing required
+    one (Krum's ``f``), is a one-line error before anything runs."""
+    from marketplace.robust import AGGREGATORS
+    from marketplace.robust.registry import check_params
+    from marketplace.rounds.pipeline import rule_params_from
+
+    if rule not in AGGREGATORS:
+        raise ConfigError(f"--rule {rule!r}: unknown rule; choose one of {', '.join(AGGREGATORS)}")
+    raw: dict[str, str] = {}
+    for item in items or []:
+        name, eq, value = item.partition("=")
+        if not eq or not name.strip():
+            raise ConfigError(f"--rule-param {item!r}: write KEY=VALUE, e.g. f=1")
+        raw[name.strip()] = value.strip()
+    params = rule_params_from(raw)
+    check_params(rule, params)
+    return params
 
 
 def _contribution_config(method: str) -> ContributionConfig:
@@ -345,18 +366,13 @@ def aggregator_run(
     from marketplace.learning import ModelSpec
     from marketplace.learning.datafiles import conform, read_data
     from marketplace.nodes.aggregator import AggregatorNode, GatewayResolver, RoundSummary
-    from marketplace.rounds.pipeline import RoundConfig, rule_params_from
+    from marketplace.rounds.pipeline import RoundConfig
     from marketplace.storage import LocalStore, start_gateway
     from marketplace.storage.gateway import check_port_free
 
     raw_validation = read_data(validation)  # first: a wrong file fails at once
     check_port_free(host, port)
-    params: dict[str, str] = {}
-    for item in rule_param or []:
-        name, eq, value = item.partition("=")
-        if not eq or not name.strip():
-            raise ConfigError(f"--rule-param {item!r}: write KEY=VALUE, e.g. f=1")
-        params[name.strip()] = value.strip()
+    params = rule_params(rule, rule_param)
     session = open_session(rpc_url, key, account)
     store = LocalStore(_node_dir(data_dir, "aggregator", session.account.address, project))
     node = AggregatorNode(
@@ -366,7 +382,7 @@ def aggregator_run(
         None,
         RoundConfig(
             rule=rule,
-            rule_params=rule_params_from(params),
+            rule_params=params,
             contribution=_contribution_config(contribution),
         ),
         resolver=GatewayResolver(
@@ -546,18 +562,8 @@ def aggregator_spec(
             "--input-shape and --classes"
         )
     from marketplace.learning.rule_pin import PinnedRule
-    from marketplace.robust import AGGREGATORS
-    from marketplace.rounds.pipeline import rule_params_from
 
-    if rule not in AGGREGATORS:
-        raise ConfigError(f"--rule {rule!r}: unknown rule; choose one of {', '.join(AGGREGATORS)}")
-    pinned: dict[str, str] = {}
-    for item in rule_param or []:
-        name, eq, value = item.partition("=")
-        if not eq or not name.strip():
-            raise ConfigError(f"--rule-param {item!r}: write KEY=VALUE, e.g. f=1")
-        pinned[name.strip()] = value.strip()
-    pin = PinnedRule(rule=rule, params=rule_params_from(pinned))
+    pin = PinnedRule(rule=rule, params=rule_params(rule, rule_param))
     readers = list(reader or [])
     if not public_updates:
         if key is None and account is None and not readers:
@@ -748,6 +754,9 @@ def simulate_cmd(
         str | None, typer.Option(help="NAME:FRACTION, e.g. sign_flip:0.2 (none by default).")
     ] = None,
     aggregator: Annotated[str, typer.Option(help="Robust aggregation rule.")] = "default",
+    rule_param: Annotated[
+        list[str] | None, typer.Option(help="Rule parameter KEY=VALUE (repeatable), e.g. f=2.")
+    ] = None,
     model: Annotated[str, typer.Option(help="logreg, mlp, cnn or cnn1d.")] = "mlp",
     epochs: Annotated[int, typer.Option(min=1)] = 2,
     lr: Annotated[float, typer.Option(min=0.0)] = 0.2,
@@ -814,6 +823,7 @@ def simulate_cmd(
         partition=partition,
         attack=attack,
         rule=aggregator,
+        rule_params=rule_params(aggregator, rule_param),
         model=model,
         epochs=epochs,
         lr=lr,

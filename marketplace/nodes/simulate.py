@@ -75,6 +75,7 @@ from marketplace.nodes.cheating import ACCOMPLICE, AggregatorAttack, CheatingAgg
 from marketplace.nodes.trainer import TrainerNode
 from marketplace.privacy.declare import project_privacy
 from marketplace.privacy.keys import ReaderKey
+from marketplace.robust.registry import check_params
 from marketplace.rounds.chainview import RoundCommit, round_commit
 from marketplace.rounds.codec import put_spec, validation_commitment
 from marketplace.rounds.pipeline import RoundConfig, ScoreFn
@@ -244,6 +245,7 @@ def simulate(
         )
         verifier = stack.address
 
+    check_params(config.rule, config.rule_params)
     train, validation = load_dataset(config.dataset, config.seed, num_samples=config.samples)
     shards = partition(train.y, n, config.partition, config.seed)
     check_shards([len(s) for s in shards], config.min_samples)

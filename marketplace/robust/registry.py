@@ -180,6 +180,29 @@ def parameters_of(name: str) -> list[str]:
     ]
 
 
+def check_params(name: str, params: Mapping[str, Any]) -> None:
+    """Refuse parameters rule ``name`` does not take, and a missing one it requires (Krum's
+    ``f``), when a project is configured rather than in its first round's traceback."""
+    known = parameters_of(name)
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise ConfigError(f"aggregator {name!r} has no parameter(s) {unknown}: known are {known}")
+    target = getattr(_lookup(name), "__wrapped__", None)
+    if target is None or name == "default":
+        return
+    missing = [
+        p.name
+        for p in inspect.signature(target).parameters.values()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+        and p.default is inspect.Parameter.empty
+        and p.name not in _STATE_PARAMS
+        and p.name not in params
+    ]
+    if missing:
+        shown = " ".join(f"--rule-param {m}=N" for m in missing)
+        raise ConfigError(f"aggregator {name!r} needs {', '.join(missing)}: pass {shown}")
+
+
 def _lookup(name: str) -> Aggregator:
     try:
         return AGGREGATORS[name]
@@ -208,10 +231,7 @@ def aggregate(
         AssumptionViolated / UpdateRejected: from the rule itself.
     """
     entry = _lookup(name)
-    known = parameters_of(name)
-    unknown = sorted(set(params) - set(known))
-    if unknown:
-        raise ConfigError(f"aggregator {name!r} has no parameter(s) {unknown}: known are {known}")
+    check_params(name, params)
     if anchor is not None and name in ANCHORED:
         params = {**params, "reference": anchor}
     return entry(updates, weights, state, **params)

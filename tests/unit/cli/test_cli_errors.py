@@ -91,3 +91,35 @@ def test_simulate_refuses_shards_under_the_privacy_minimum_before_deploying() ->
     assert "fewer than the 32 samples" in message and "--min-samples" in message
     assert "\n" not in message
     assert "deployed" not in done.output.lower()
+
+
+def test_a_rule_missing_its_required_parameter_is_refused_before_any_round() -> None:
+    """`simulate --aggregator krum` printed a TypeError traceback from round 1 (Krum needs
+    f, and simulate had no way to pass it); now it is a one-line error naming the option,
+    and --rule-param passes it."""
+    done = CliRunner().invoke(main.app, ["simulate", "--aggregator", "krum", "--trainers", "7"])
+    assert isinstance(done.exception, ConfigError)
+    assert str(done.exception) == "aggregator 'krum' needs f: pass --rule-param f=N"
+    done = CliRunner().invoke(
+        main.app,
+        ["aggregator", "spec", "--rule", "multi_krum", "--dataset", "digits", "--account", "1"]
+        + ["--out", "never-written.json"],
+    )
+    assert isinstance(done.exception, ConfigError) and "--rule-param f=N" in str(done.exception)
+
+
+def test_a_setting_refused_by_its_model_is_one_line() -> None:
+    """`simulate --lr 0` passed the CLI's bound but not the settings model's: a pydantic
+    traceback. Every such refusal is now one line naming the setting."""
+    done = subprocess.run(
+        [sys.executable, "-m", "marketplace.cli.main", "simulate", "--lr", "0"],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "error: invalid lr: Input should be greater than 0; change that option's value"
+    )
