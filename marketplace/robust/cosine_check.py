@@ -41,24 +41,33 @@ def cosine_check(
     """Keep updates whose cosine with ``previous_aggregate`` is at least ``min_cosine``;
     aggregate them by weighted mean.
 
-    Assumes a previous round exists (a nonzero ``previous_aggregate`` of shape ``[d]``)
-    and ``-1 <= min_cosine <= 1``. ``scores`` are the cosines; ``state`` is this round's
-    aggregate, the reference for the next round.
+    With no previous aggregate yet (the first round, or after a round that kept nobody)
+    there is nothing to check against: every update is kept and averaged, and that
+    aggregate becomes the reference. (Refusing instead kept nobody in round 1, so the
+    state never formed and no round ever kept anyone: nobody was paid.)
+    ``-1 <= min_cosine <= 1``. ``scores`` are the cosines (1 when unchecked); ``state``
+    is this round's aggregate, the reference for the next round.
 
     Raises:
-        AssumptionViolated: no usable previous aggregate, bad threshold, or nothing kept.
+        AssumptionViolated: a malformed previous aggregate, bad threshold, or nothing kept.
     """
     check_updates(updates, RULE)
     n, d = updates.shape
     w = check_weights(weights, n, RULE)
     prev = None if previous_aggregate is None else torch.as_tensor(previous_aggregate)
-    if (
-        prev is None
-        or prev.shape != (d,)
-        or not bool(torch.isfinite(prev).all())
-        or not bool(prev.any())
-    ):
-        got = "None" if prev is None else f"shape {tuple(prev.shape)}"
+    if prev is None or (prev.shape == (d,) and not bool(prev.any())):
+        keep = torch.ones(n, dtype=torch.bool)
+        first = weighted_mean(updates, w, keep)
+        return FilterResult(
+            inlier_mask=keep,
+            aggregate=first,
+            scores=torch.ones(n, dtype=torch.float64),
+            reason={},
+            weights=normalized(w, keep),
+            state=first,
+        )
+    if prev.shape != (d,) or not bool(torch.isfinite(prev).all()):
+        got = f"shape {tuple(prev.shape)}"
         raise AssumptionViolated(
             f"{RULE} needs the previous round's nonzero finite aggregate of shape [{d}]; "
             f"got {got}: skip the check on the first round"

@@ -109,7 +109,22 @@ def test_cosine_check_flags_updates_against_previous_direction() -> None:
     assert chained.n_inliers == 8
 
 
-@pytest.mark.parametrize("previous", [None, torch.zeros(4), torch.ones(3)])
-def test_cosine_check_needs_a_previous_round(previous: torch.Tensor | None) -> None:
+@pytest.mark.parametrize("previous", [None, torch.zeros(4)])
+def test_cosine_check_keeps_every_update_until_it_has_a_reference(
+    previous: torch.Tensor | None,
+) -> None:
+    """The first round (or one after a round that kept nobody) has no direction to check
+    against. The rule refused it and the round kept nobody, so the state never formed and
+    no round of a cosine_check project ever kept anyone (red team: 0% paid). It now keeps
+    all, and their mean is the next round's reference, which does filter."""
+    updates = torch.randn(5, 4, generator=torch.Generator().manual_seed(1))
+    first = aggregate("cosine_check", updates, state=previous)
+    assert first.n_inliers == 5
+    torch.testing.assert_close(first.aggregate, updates.mean(dim=0))
+    flipped = torch.cat([updates, -3.0 * first.state.unsqueeze(0)])
+    assert aggregate("cosine_check", flipped, state=first.state).inlier_mask.tolist()[-1] is False
+
+
+def test_cosine_check_refuses_a_malformed_reference() -> None:
     with pytest.raises(AssumptionViolated, match="skip the check on the first round"):
-        aggregate("cosine_check", torch.randn(5, 4), state=previous)
+        aggregate("cosine_check", torch.randn(5, 4), state=torch.ones(3))
