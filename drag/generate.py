@@ -7,9 +7,12 @@
   "when", a name for "who", a place for "where"/"which city", a short code for "what
   symbol"), nearest to the question's own words ("symbol Fe", "capital ... is Lima").
   Every context nominates one answer; nominees within ``margin`` of the best fit vote
-  with weight ``exp((fit - best) / temperature) * 0.9**rank``: agreement between sources
-  decides, the reranker's order breaks ties, and removing a context can change the
-  answer, which is what leave-one-out and Shapley measure. When no context covers at
+  with weight ``exp((fit - best) / temperature) * 0.9**rank``, times the context's
+  ``weights`` entry when the client gives one (its source's log-odds reliability,
+  :func:`drag.rerank.vote_weight`: a reliable source is not outvoted by doubtful ones
+  that agree on a wrong answer): agreement between equally trusted sources decides, the
+  reranker's order breaks ties, and removing a context can change the answer, which is
+  what leave-one-out and Shapley measure. When no context covers at
   least ``min_coverage`` of the question's words with a span of the asked type, it
   abstains (empty text) and says how confident it was.
 - :class:`OpenAICompatibleGenerator`: any ``/v1/chat/completions`` server (vLLM, Ollama,
