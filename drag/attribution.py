@@ -33,7 +33,7 @@ from typing import Literal
 
 import numpy as np
 
-from drag.generate import Generator, ScoringGenerator, normalize_answer
+from drag.generate import Generator, ScoringGenerator, Weights, check_weights, normalize_answer
 from marketplace.errors import AssumptionViolated, ConfigError
 
 Coalition = frozenset[int]
@@ -109,6 +109,7 @@ def answer_utility(
     contexts: Sequence[str],
     targets: Sequence[str],
     soft: bool | None = None,
+    weights: Weights = None,
 ) -> Utility:
     """The value of a coalition of contexts for producing one of ``targets``.
 
@@ -116,19 +117,26 @@ def answer_utility(
     target from the contexts in S, else 0. Soft (default when the generator is a
     :class:`ScoringGenerator`): ``U(S)`` is its support score for the best target, which
     also registers passages that argue against the target without flipping the answer.
-    Answers are compared after :func:`normalize_answer`.
+    Answers are compared after :func:`normalize_answer`. ``weights`` (one per context)
+    go to the generator with the contexts of each coalition, so the game values what the
+    generator actually does with them.
     """
+    credibility = check_weights(contexts, weights)
     goals = {normalize_answer(t) for t in targets} - {""}
     use_soft = isinstance(generator, ScoringGenerator) if soft is None else soft
     if use_soft and not isinstance(generator, ScoringGenerator):
         raise ConfigError("soft attribution needs a generator with answer_score()")
 
     def utility(coalition: Coalition) -> float:
-        chosen = [contexts[i] for i in sorted(coalition)]
+        members = sorted(coalition)
+        chosen = [contexts[i] for i in members]
+        given = [credibility[i] for i in members] if weights is not None else None
         if use_soft:
             scorer: ScoringGenerator = generator  # type: ignore[assignment]
-            return max((scorer.answer_score(question, chosen, t) for t in targets), default=0.0)
-        answer = generator.generate(question, chosen)
+            return max(
+                (scorer.answer_score(question, chosen, t, given) for t in targets), default=0.0
+            )
+        answer = generator.generate(question, chosen, given)
         return 1.0 if normalize_answer(answer.text) in goals else 0.0
 
     return utility
@@ -155,22 +163,23 @@ def attribute(
     permutations: int = 64,
     seed: int = 0,
     soft: bool | None = None,
+    weights: Weights = None,
 ) -> Attribution:
     """Attribute over ``contexts`` the production of ``target`` (one or several accepted
     answers; by default the answer from all contexts).
 
     ``method="auto"`` uses exact Shapley up to ``max_exact`` contexts and Monte Carlo
-    Shapley above; ``"loo"`` is the cheap k+1-call variant. ``soft``: see
-    :func:`answer_utility`.
+    Shapley above; ``"loo"`` is the cheap k+1-call variant. ``soft`` and ``weights`` (one
+    per context, what the generator was given): see :func:`answer_utility`.
     """
-    answer = generator.generate(question, contexts).text
+    answer = generator.generate(question, contexts, weights).text
     targets = [answer] if target is None else [target] if isinstance(target, str) else list(target)
     if not contexts:
         return Attribution(answer, targets[0], (), "none", 1)
     # players: distinct passages; a coalition of them stands for all their copies
     distinct = list(dict.fromkeys(contexts))
     player = [distinct.index(c) for c in contexts]
-    per_context = answer_utility(generator, question, contexts, targets, soft)
+    per_context = answer_utility(generator, question, contexts, targets, soft, weights)
 
     def copies(coalition: Coalition) -> float:
         return per_context(frozenset(i for i, p in enumerate(player) if p in coalition))

@@ -43,6 +43,8 @@ class ClientConfig:
     top_n: int = 5  # distinct passages given to the generator, each with all its copies
     alpha: float = 0.3
     lexical_weight: float = 0.5
+    # each passage's vote counts by its source's log-odds reliability (drag/rerank.py)
+    weighted_vote: bool = True
     strategy: Strategy = "thompson"
     prior: tuple[float, float] = (1.0, 1.0)
     timeout_s: float = 5.0
@@ -71,14 +73,26 @@ class QueryResult:
     fanout: FanOutResult
     ranked: list[RankedPassage]
     answer: Answer
+    weighted_vote: bool = True
 
     @property
     def contexts(self) -> list[str]:
         return [r.text for r in self.ranked]
 
     @property
+    def weights(self) -> list[float] | None:
+        """What the generator was given as each context's vote weight (None: equal)."""
+        return context_weights(self.ranked) if self.weighted_vote else None
+
+    @property
     def context_sources(self) -> list[int]:
         return [r.source_id for r in self.ranked]
+
+
+def context_weights(ranked: Sequence[RankedPassage]) -> list[float]:
+    """Each passage's vote weight: its source's log-odds reliability
+    (:func:`drag.rerank.vote_weight`)."""
+    return [r.vote_weight for r in ranked]
 
 
 def feedback_for_answer(
@@ -93,6 +107,7 @@ def feedback_for_answer(
     method: Literal["loo", "shapley", "auto"] = "auto",
     policy: FeedbackPolicy | None = None,
     seed: int = 0,
+    weights: Sequence[float] | None = None,
 ) -> tuple[list[FeedbackDelta], Attribution | None]:
     """Deltas for one answered query, from ground truth or a user's verdict.
 
@@ -100,6 +115,8 @@ def feedback_for_answer(
     produce it earn credit, contexts that pull the generator away from it are blamed (their
     Shapley value is negative). With only a user verdict, the produced answer is the target
     and the verdict its sign. With neither, there is nothing to learn and no deltas.
+    ``weights`` are the contexts' vote weights the answer was generated with: attribution
+    replays the generator with the same ones.
     """
     targets: list[str]
     if truth is not None:
@@ -110,7 +127,9 @@ def feedback_for_answer(
         return [], None
     if not contexts or not targets:
         return [], None
-    attr = attribute(generator, question, contexts, method=method, target=targets, seed=seed)
+    attr = attribute(
+        generator, question, contexts, method=method, target=targets, seed=seed, weights=weights
+    )
     deltas = compute_deltas(attr.scores, context_sources, target_correct, receipts, policy)
     return deltas, attr
 
@@ -215,11 +234,18 @@ class DragClient:
         )
         return Retrieval(question, chosen, result, ranked, embed_s)
 
+    def answer(self, got: Retrieval) -> QueryResult:
+        """Step 5: the generator reads the ranked passages, each vote weighted by its
+        source's reliability (``config.weighted_vote``)."""
+        weighted = self.config.weighted_vote
+        contexts = [r.text for r in got.ranked]
+        weights = context_weights(got.ranked) if weighted else None
+        answer = self.generator.generate(got.question, contexts, weights)
+        return QueryResult(got.question, got.chosen, got.fanout, got.ranked, answer, weighted)
+
     async def aquery(self, question: str, seed: int) -> QueryResult:
         """Answer ``question``; ``seed`` drives the source sampling."""
-        got = await self.aretrieve(question, seed)
-        answer = self.generator.generate(question, [r.text for r in got.ranked])
-        return QueryResult(question, got.chosen, got.fanout, got.ranked, answer)
+        return self.answer(await self.aretrieve(question, seed))
 
     def query(self, question: str, seed: int) -> QueryResult:
         """:meth:`aquery` for callers without an event loop."""
@@ -245,6 +271,7 @@ class DragClient:
             method=self.config.attribution,
             policy=self.config.policy,
             seed=seed,
+            weights=result.weights,
         )
         if self.queue is not None and deltas:
             self.queue.put(deltas)

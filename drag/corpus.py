@@ -148,17 +148,29 @@ def generate_facts(n_facts: int, seed: int, relations_per_entity: int = 2) -> li
     return facts
 
 
-def pollute_token(fact: Fact, rng: random.Random, vocabulary: Sequence[str]) -> str:
-    """The fact's statement with its answer token replaced by a different random token."""
+def pollute_token(
+    fact: Fact,
+    rng: random.Random,
+    vocabulary: Sequence[str],
+    wrong_rng: random.Random | None = None,
+) -> str:
+    """The fact's statement with its answer token replaced by a different random token
+    (drawn from ``wrong_rng`` when given: colluding sources share it per fact)."""
+    draw = wrong_rng or rng
     wrong = fact.answer
     while wrong == fact.answer:
-        wrong = rng.choice(vocabulary) if len(vocabulary) > 1 else make_word(rng, 3)
+        wrong = draw.choice(vocabulary) if len(vocabulary) > 1 else make_word(draw, 3)
     return RELATIONS[fact.relation][0].format(e=fact.entity, a=wrong)
 
 
-def pollute_document(fact: Fact, rng: random.Random, vocabulary: Sequence[str]) -> str:
+def pollute_document(
+    fact: Fact,
+    rng: random.Random,
+    vocabulary: Sequence[str],
+    wrong_rng: random.Random | None = None,
+) -> str:
     """A rewritten document: a wrong answer plus a sentence of random invented words."""
-    statement = pollute_token(fact, rng, vocabulary)
+    statement = pollute_token(fact, rng, vocabulary, wrong_rng)
     noise = " ".join(make_word(rng, rng.randint(1, 3)).lower() for _ in range(rng.randint(6, 12)))
     return f"{statement} {noise.capitalize()}."
 
@@ -180,17 +192,26 @@ def _check_split(
     return replicas
 
 
+def collusion_rng(seed: int, document_id: str) -> random.Random:
+    """The draw of wrong answers shared by every source that pollutes ``document_id``
+    when polluters collude: each of them asserts the same wrong answer."""
+    return random.Random(f"collude-{seed}-{document_id}")
+
+
 def split_over_sources(
     facts: Sequence[Fact],
     pollution_rates: Sequence[float],
     seed: int,
     mode: PollutionMode = "token",
     replicas: int | None = None,
+    collude: bool = False,
 ) -> list[SourceCorpus]:
     """One :class:`SourceCorpus` per entry of ``pollution_rates``.
 
     Each fact goes to ``replicas`` distinct sources (all when None); each source then
     pollutes ``round(rate * its document count)`` of its documents, chosen at random.
+    With ``collude`` every polluted copy of a fact states the same wrong answer (a
+    stronger adversary than independent polluters, whose wrong answers scatter).
     """
     n_sources = len(pollution_rates)
     replicas = _check_split(pollution_rates, mode, replicas)
@@ -207,7 +228,12 @@ def split_over_sources(
         polluted_ids = {f.fact_id for f in rng.sample(held, n_polluted)}
         corpus = SourceCorpus(source_id=s, pollution_rate=rate, polluted=polluted_ids)
         for fact in held:
-            text = polluter(fact, rng, vocabulary) if fact.fact_id in polluted_ids else fact.text
+            wrong_rng = collusion_rng(seed, fact.fact_id) if collude else None
+            text = (
+                polluter(fact, rng, vocabulary, wrong_rng)
+                if fact.fact_id in polluted_ids
+                else fact.text
+            )
             corpus.documents.append({"id": fact.fact_id, "text": text})
         sources.append(corpus)
     return sources
@@ -326,15 +352,18 @@ def pollute_real(
     rng: random.Random,
     mode: PollutionMode,
     noise_words: Sequence[str],
+    wrong_rng: random.Random | None = None,
 ) -> str:
     """A real document made to lie: every answer it holds (``(answer, vocabulary)``) is
-    replaced by a different answer of the same family; in document mode a sentence of
+    replaced by a different answer of the same family (drawn from ``wrong_rng`` when
+    given: colluding sources share it per document); in document mode a sentence of
     random corpus words is appended too (the synthetic polluters' real-text analogue)."""
+    draw = wrong_rng or rng
     for answer, vocabulary in sorted(answers, key=lambda a: -len(a[0])):
         choices = [v for v in vocabulary if normalize(v) != normalize(answer)]
         if not choices:
             continue
-        text = _replace_answer(text, answer, rng.choice(choices))
+        text = _replace_answer(text, answer, draw.choice(choices))
     if mode == "document":
         noise = " ".join(rng.choice(noise_words) for _ in range(rng.randint(8, 16)))
         text = f"{text} {noise.capitalize()}."
@@ -348,11 +377,13 @@ def split_documents_over_sources(
     seed: int,
     mode: PollutionMode = "token",
     replicas: int | None = None,
+    collude: bool = False,
 ) -> list[SourceCorpus]:
     """:func:`split_over_sources` for a corpus of real documents: each document goes to
     ``replicas`` sources (all when None); each source pollutes ``round(rate * n)`` of the
     documents that are gold for some question (documents no question needs stay clean:
-    polluting them would change nothing measured)."""
+    polluting them would change nothing measured). With ``collude`` every polluted copy
+    of a document states the same wrong answers."""
     n_sources = len(pollution_rates)
     replicas = _check_split(pollution_rates, mode, replicas)
     families = answer_families(examples)
@@ -374,7 +405,8 @@ def split_documents_over_sources(
         for did in held:
             text = docs[did]
             if did in polluted:
-                text = pollute_real(text, held_answers[did], rng, mode, noise_words)
+                wrong_rng = collusion_rng(seed, did) if collude else None
+                text = pollute_real(text, held_answers[did], rng, mode, noise_words, wrong_rng)
             corpus.documents.append({"id": did, "text": text})
         sources.append(corpus)
     return sources

@@ -7,9 +7,12 @@
   "when", a name for "who", a place for "where"/"which city", a short code for "what
   symbol"), nearest to the question's own words ("symbol Fe", "capital ... is Lima").
   Every context nominates one answer; nominees within ``margin`` of the best fit vote
-  with weight ``exp((fit - best) / temperature) * 0.9**rank``: agreement between sources
-  decides, the reranker's order breaks ties, and removing a context can change the
-  answer, which is what leave-one-out and Shapley measure. When no context covers at
+  with weight ``exp((fit - best) / temperature) * 0.9**rank``, times the context's
+  ``weights`` entry when the client gives one (its source's log-odds reliability,
+  :func:`drag.rerank.vote_weight`: a reliable source is not outvoted by doubtful ones
+  that agree on a wrong answer): agreement between equally trusted sources decides, the
+  reranker's order breaks ties, and removing a context can change the answer, which is
+  what leave-one-out and Shapley measure. When no context covers at
   least ``min_coverage`` of the question's words with a span of the asked type, it
   abstains (empty text) and says how confident it was.
 - :class:`OpenAICompatibleGenerator`: any ``/v1/chat/completions`` server (vLLM, Ollama,
@@ -78,19 +81,45 @@ class Answer:
     meta: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
-class Generator(Protocol):
-    """Anything that answers ``question`` from ``contexts`` (given best first)."""
+Weights = Sequence[float] | None
 
-    def generate(self, question: str, contexts: Sequence[str]) -> Answer: ...
+
+class Generator(Protocol):
+    """Anything that answers ``question`` from ``contexts`` (given best first).
+
+    ``weights`` (optional, one per context, positive) says how far each context's source
+    is to be believed (:func:`drag.rerank.vote_weight`); a backend that cannot use them
+    may ignore them.
+    """
+
+    def generate(
+        self, question: str, contexts: Sequence[str], weights: Weights = None
+    ) -> Answer: ...
 
 
 @runtime_checkable
 class ScoringGenerator(Protocol):
     """A generator that can also say how strongly ``contexts`` support ``answer`` (0..1)."""
 
-    def generate(self, question: str, contexts: Sequence[str]) -> Answer: ...
+    def generate(
+        self, question: str, contexts: Sequence[str], weights: Weights = None
+    ) -> Answer: ...
 
-    def answer_score(self, question: str, contexts: Sequence[str], answer: str) -> float: ...
+    def answer_score(
+        self, question: str, contexts: Sequence[str], answer: str, weights: Weights = None
+    ) -> float: ...
+
+
+def check_weights(contexts: Sequence[str], weights: Weights) -> list[float]:
+    """``weights`` as a list with one positive finite entry per context (all 1 when None)."""
+    if weights is None:
+        return [1.0] * len(contexts)
+    out = [float(w) for w in weights]
+    if len(out) != len(contexts):
+        raise ConfigError(f"{len(out)} weights for {len(contexts)} contexts; give one per context")
+    if not all(np.isfinite(w) and w > 0 for w in out):
+        raise ConfigError("context weights must be positive finite numbers")
+    return out
 
 
 def normalize_answer(text: str) -> str:
@@ -166,10 +195,12 @@ class ExtractiveGenerator:
         return {s: float(v) for s, v in zip(sentences, sims, strict=True)}
 
     def _votes(
-        self, question: str, contexts: Sequence[str]
+        self, question: str, contexts: Sequence[str], weights: Weights = None
     ) -> tuple[dict[str, float], dict[str, str], dict[str, list[int]], float]:
         """Vote weight, surface form and supporting contexts per normalized nominee, and
-        the best coverage seen."""
+        the best coverage seen. ``weights`` multiply each context's vote (its source's
+        credibility, :func:`drag.rerank.vote_weight`)."""
+        credibility = check_weights(contexts, weights)
         info = analyse_question(question)
         votes: dict[str, float] = {}
         surface: dict[str, str] = {}
@@ -190,15 +221,18 @@ class ExtractiveGenerator:
             # a soft-max over fit: equally good contexts (copies of one fact) vote as
             # equals, a context that fits the question worse counts for little
             weight = float(np.exp((n.score - top) / self.temperature))
-            votes[key] = votes.get(key, 0.0) + weight * self.rank_discount**ci
+            weight *= credibility[ci] * self.rank_discount**ci
+            votes[key] = votes.get(key, 0.0) + weight
             surface.setdefault(key, text)
             support.setdefault(key, []).append(ci)
         return votes, surface, support, best_coverage
 
-    def generate(self, question: str, contexts: Sequence[str]) -> Answer:
+    def generate(self, question: str, contexts: Sequence[str], weights: Weights = None) -> Answer:
         """The best-supported answer span; empty text (an abstention) when no context
-        answers, with ``meta["confidence"]`` either way."""
-        votes, surface, support, coverage = self._votes(question, contexts)
+        answers, with ``meta["confidence"]`` either way. With ``weights``, each context's
+        vote is multiplied by its weight (one reliable source outvotes two doubtful ones
+        that agree)."""
+        votes, surface, support, coverage = self._votes(question, contexts, weights)
         if not votes:
             return Answer(
                 text="", support=(), meta={"abstained": True, "confidence": 0.0,
@@ -217,13 +251,16 @@ class ExtractiveGenerator:
             },
         )
 
-    def answer_score(self, question: str, contexts: Sequence[str], answer: str) -> float:
-        """The share of the vote ``answer`` gets from ``contexts``, in [0, 1].
+    def answer_score(
+        self, question: str, contexts: Sequence[str], answer: str, weights: Weights = None
+    ) -> float:
+        """The share of the vote ``answer`` gets from ``contexts``, in [0, 1] (weighted as
+        :meth:`generate` weighs them).
 
         A graded utility for attribution: a passage that argues for another answer lowers
         the share even when it does not flip the winner.
         """
-        votes, _, _, _ = self._votes(question, contexts)
+        votes, _, _, _ = self._votes(question, contexts, weights)
         total = sum(votes.values())
         key = normalize(answer) or answer
         return votes.get(key, 0.0) / total if total > 0 else 0.0
@@ -277,7 +314,11 @@ class OpenAICompatibleGenerator:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(timeout=timeout_s, headers=headers, transport=transport)
 
-    def generate(self, question: str, contexts: Sequence[str]) -> Answer:
+    def generate(self, question: str, contexts: Sequence[str], weights: Weights = None) -> Answer:
+        """The model's reply to the numbered contexts (best first). ``weights`` are not
+        sent: the prompt asks for the answer most passages support, and the client has
+        already ranked reliable sources' passages first."""
+        check_weights(contexts, weights)
         body = {
             "model": self.model,
             "messages": build_messages(question, contexts),
@@ -370,9 +411,12 @@ class TransformersGenerator:
         )
         self._model.to(self.device).eval()
 
-    def generate(self, question: str, contexts: Sequence[str]) -> Answer:
+    def generate(self, question: str, contexts: Sequence[str], weights: Weights = None) -> Answer:
+        """Greedy decoding over the numbered contexts; ``weights`` are not used (see
+        :meth:`OpenAICompatibleGenerator.generate`)."""
         import torch
 
+        check_weights(contexts, weights)
         self.load()
         messages = build_messages(question, contexts)
         if getattr(self._tokenizer, "chat_template", None):

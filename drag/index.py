@@ -46,6 +46,7 @@ from drag.ingest import (
     ingest_file,
     list_documents,
 )
+from drag.lexical import LexicalIndex, lexical_relevance
 from marketplace.errors import ConfigError, DragError
 
 log = logging.getLogger(__name__)
@@ -151,6 +152,7 @@ class PassageIndex:
         self.vectors = np.zeros((0, self.embedder.dim), dtype=np.float32)
         self._files: dict[str, _FileEntry] = {}
         self._faiss: Any = build_faiss_index(self.vectors, hnsw_threshold)
+        self._lexical: LexicalIndex | None = None  # built on the first hybrid search
         self._load()
 
     def __len__(self) -> int:
@@ -199,6 +201,7 @@ class PassageIndex:
             return
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         self.passages = passages
+        self._lexical = None
         self._files = {
             name: _FileEntry(**entry) for name, entry in manifest.get("files", {}).items()
         }
@@ -257,6 +260,7 @@ class PassageIndex:
             passages.extend(seg_passages)
             blocks.append(seg_vectors)
         self.passages = passages
+        self._lexical = None
         self.vectors = (
             np.ascontiguousarray(np.concatenate(blocks), dtype=np.float32)
             if blocks
@@ -335,6 +339,39 @@ class PassageIndex:
     def search(self, query: str, k: int) -> list[Hit]:
         """Top-``k`` passages for a text query."""
         return self.search_vectors(self.embedder.embed([query]), k)[0]
+
+    def search_hybrid(
+        self,
+        query: str,
+        k: int,
+        vector: np.ndarray | None = None,
+        lexical_weight: float = 0.5,
+    ) -> list[Hit]:
+        """Top-``k`` passages by ``cosine + lexical_weight * lexical relevance``
+        (:func:`drag.lexical.lexical_relevance`, the client's rerank formula), among the
+        dense top-k and the lexical top-k (:class:`drag.lexical.LexicalIndex`).
+
+        ``vector`` is the query's embedding (embedded here when None). Hits keep their
+        cosine as ``score``: the client fuses the lexical share itself. With
+        ``lexical_weight == 0`` this is :meth:`search_vectors`.
+        """
+        if vector is None:
+            vector = self.embedder.embed([query])
+        query_vec = np.asarray(vector, dtype=np.float32).reshape(-1)
+        dense = self.search_vectors(query_vec, k)[0]
+        if lexical_weight == 0.0 or not self.passages:
+            return dense
+        if self._lexical is None:
+            self._lexical = LexicalIndex([p.text for p in self.passages])
+        lexical_rows = [r for r, _ in self._lexical.top(query, k)]
+        rows = list(dict.fromkeys([h.row for h in dense] + lexical_rows))
+        cosines = self.vectors[rows] @ query_vec
+        lexical = lexical_relevance(query, [self.passages[r].text for r in rows])
+        fused = [float(c) + lexical_weight * x for c, x in zip(cosines, lexical, strict=True)]
+        order = sorted(range(len(rows)), key=lambda i: -fused[i])[:k]
+        return [
+            Hit(passage=self.passages[rows[i]], score=float(cosines[i]), row=rows[i]) for i in order
+        ]
 
 
 def open_index(

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from drag.sentences import ABBREVIATIONS, split_sentences
-from drag.subject import passage_subject, strip_subject_prefix
+from drag.subject import is_continuation, passage_subject, strip_subject_prefix
 
 AnswerType = Literal["number", "year", "person", "place", "code", "entity"]
 
@@ -78,6 +78,10 @@ _PLACE_Q = re.compile(
 )
 _CODE_Q = re.compile(r"\b(?:symbol|code|abbreviation|acronym|ticker|initials)\b")
 _PERSON_Q = re.compile(r"^(?:who|whom)\b|\bwho (?:was|is|were|discovered|invented|founded)\b")
+
+
+#: Sentences at the start of a document that get a bonus for stating defining facts.
+LEAD_SENTENCES = 5
 
 
 @dataclass(frozen=True)
@@ -379,6 +383,10 @@ def read_context(
     about = {stem(t) for t in tokens(subject)} if subject else set()
     resolved = resolve_references(context)
     originals = split_sentences(strip_subject_prefix(context))
+    # only a document's first passage holds its lead sentences; a passage cut from further
+    # on starts with an ordinary sentence (else a copy cut at another place, e.g. one made
+    # longer by added text, would win the lead bonus for a sentence that is not a lead)
+    first_index = LEAD_SENTENCES if is_continuation(context) else 0
     best: Nominee | None = None
     for idx, full in enumerate(resolved):
         sentence = strip_asides(full)
@@ -459,7 +467,7 @@ def read_context(
         if not text:
             continue
         # lead sentences of encyclopedic text state the defining facts
-        score = sim + 0.25 * fit - 0.02 * min(idx, 5)
+        score = sim + 0.25 * fit - 0.02 * min(first_index + idx, LEAD_SENTENCES)
         nominee = Nominee(text, sentence, coverage, score, typed)
         if best is None or nominee.score > best.score:
             best = nominee

@@ -16,6 +16,7 @@ fact confirmed by several independent sources is evidence a generator may weigh.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -44,6 +45,39 @@ class RankedPassage:
     @property
     def source_id(self) -> int:
         return self.passage.source_id
+
+    @property
+    def vote_weight(self) -> float:
+        """How much this passage's answer counts in the generator's vote:
+        :func:`vote_weight` of its source's reliability."""
+        return vote_weight(self.reliability)
+
+
+#: Smallest vote weight: a source judged no better than chance (reliability <= 0.5) still
+#: speaks when nobody else does, and at equal reliability every source votes alike.
+MIN_VOTE_WEIGHT = 0.1
+#: Reliability is capped below 1 so that one source's weight stays finite.
+MAX_VOTE_RELIABILITY = 0.999
+
+
+def vote_weight(reliability: float) -> float:
+    """The log-odds ``log(p / (1 - p))`` of a source's reliability ``p``, at least
+    :data:`MIN_VOTE_WEIGHT`: the weight of its vote in the optimal weighted-majority rule
+    for independent voters that are right with probability ``p`` (Nitzan & Paroush 1982).
+
+    Two copies of a wrong answer from sources at 0.65 (weight 0.62 each) lose to one copy
+    from a source at 0.95 (2.94): sources that collude on one wrong answer must together
+    be more credible than the reliable source they contradict. With K possible answers
+    and wrong answers spread evenly the optimal weight is ``log((K - 1) p / (1 - p))``,
+    closer to equal votes; the plain log-odds is the K = 2 case, the one colluding sources
+    create, so it is the safe choice against them.
+    """
+    if not 0.0 <= reliability <= 1.0 or math.isnan(reliability):
+        raise ConfigError(f"reliability={reliability}; a reliability is a probability in [0, 1]")
+    p = min(reliability, MAX_VOTE_RELIABILITY)
+    if p <= 0.5:
+        return MIN_VOTE_WEIGHT
+    return max(math.log(p / (1.0 - p)), MIN_VOTE_WEIGHT)
 
 
 def rerank_score(relevance: float, reliability: float, alpha: float) -> float:

@@ -83,6 +83,9 @@ class SourceConfig(BaseModel):
     work_share: float = Field(default=0.25, gt=0, description="handler seconds/s per client")
     read_timeout_s: float = Field(default=10.0, gt=0, description="to receive a whole request")
     tarpit_s: float = Field(default=1.0, ge=0, description="delay of a 429 for over-rate clients")
+    # candidates by cosine + this x the share of the query's words (0: cosine only); the
+    # client's rerank default, so the source returns what the client would rank highest
+    lexical_weight: float = Field(default=0.5, ge=0, description="word-share weight in search")
 
     def server_limits(self) -> ServerLimits:
         """The HTTP limits (:mod:`marketplace.server`) this node runs with."""
@@ -212,7 +215,8 @@ class SourceNode:
         query_id: bytes,
         embedding: Sequence[float] | None = None,
     ) -> RetrieveResponse:
-        """Top-``k`` passages for ``query`` with a receipt signed over ``query_id``.
+        """Top-``k`` passages for ``query`` with a receipt signed over ``query_id``,
+        found by :meth:`drag.index.PassageIndex.search_hybrid` (cosine and word share).
 
         With ``embedding`` (checked by :func:`check_embedding`) the node searches with that
         vector and does not embed ``query`` itself. This is safe for the node and for
@@ -233,10 +237,7 @@ class SourceNode:
             raise QueryIdReused(
                 f"query id 0x{query_id.hex()} was already answered; send a fresh random query id"
             )
-        if vector is not None:
-            hits = self.index.search_vectors(vector, k)[0]
-        else:
-            hits = self.index.search(query, k)
+        hits = self.index.search_hybrid(query, k, vector, self.config.lexical_weight)
         texts = [h.passage.text for h in hits]
         nonce = self.ledger.issue(query_id)
         receipt = self.signer.sign(self.config.source_id, nonce, query_id, texts).to_json()

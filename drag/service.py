@@ -146,9 +146,8 @@ class QueryService:
         start = time.perf_counter()
         got = await self.client.aretrieve(question, seed)
         retrieved = time.perf_counter()
-        answer = self.client.generator.generate(question, [r.text for r in got.ranked])
+        result = self.client.answer(got)
         generated = time.perf_counter()
-        result = QueryResult(question, got.chosen, got.fanout, got.ranked, answer)
         deltas: list[FeedbackDelta] = []
         if truth or user_correct is not None:
             deltas = self.client.feedback(

@@ -51,6 +51,12 @@ def passage_subject(passage: str) -> str | None:
     return document_subject(passage)
 
 
+def is_continuation(passage: str) -> bool:
+    """True for a passage cut from past the start of its document (it carries the
+    bracketed subject :mod:`drag.ingest` prepends to those)."""
+    return _BRACKET_RE.match(passage) is not None
+
+
 def strip_subject_prefix(passage: str) -> str:
     """``passage`` without the bracketed subject that :mod:`drag.ingest` prepends."""
     return _BRACKET_RE.sub("", passage, count=1)

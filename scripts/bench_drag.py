@@ -215,10 +215,12 @@ class Dataset:
     examples: list[QAExample]
     facts: list[Fact] | None = None
 
-    def sources(self, mode: PollutionMode, seed: int) -> list[SourceCorpus]:
+    def sources(self, mode: PollutionMode, seed: int, collude: bool = False) -> list[SourceCorpus]:
         if self.facts is not None:
-            return split_over_sources(self.facts, RATES, seed=seed, mode=mode)
-        return split_documents_over_sources(self.docs, self.examples, RATES, seed, mode)
+            return split_over_sources(self.facts, RATES, seed=seed, mode=mode, collude=collude)
+        return split_documents_over_sources(
+            self.docs, self.examples, RATES, seed, mode, collude=collude
+        )
 
 
 def synthetic_dataset(n_facts: int, seed: int) -> Dataset:
@@ -247,11 +249,11 @@ def centralized_accuracy(
     k: int,
     lexical_weight: float,
 ) -> float:
-    """One index, the same candidates (k), hybrid reordering and context selection as the
-    client (no reliability: one source)."""
+    """One index, the same hybrid search for candidates (k) as a source node, hybrid
+    reordering and context selection as the client (no reliability: one source)."""
     correct = 0
     for ex in tests:
-        hits = index.search(ex.question, k)
+        hits = index.search_hybrid(ex.question, k, lexical_weight=lexical_weight)
         passages = [
             RetrievedPassage(h.passage.text, h.score, b"", h.passage.doc_id, h.passage.chunk_id, 0)
             for h in hits
@@ -356,12 +358,15 @@ def drag_run(
 def accuracy_setting(
     mode: PollutionMode, dataset: Dataset, args: argparse.Namespace, embedder: CachedEmbedder
 ) -> dict[str, Any]:
-    corpora = dataset.sources(mode, args.seed)
+    corpora = dataset.sources(mode, args.seed, args.collude)
     chunk = ChunkConfig(chunk_words=args.chunk_words, overlap=min(20, args.chunk_words // 4))
+    colluding = "-collude" if args.collude else ""
     if dataset.facts is not None:
-        root = args.cache_dir / f"acc-{mode}-n{args.facts}-s{args.seed}"
+        root = args.cache_dir / f"acc-{mode}-n{args.facts}-s{args.seed}{colluding}"
     else:
-        root = args.cache_dir / f"acc-{dataset.name}-{mode}-s{args.seed}-c{args.chunk_words}"
+        root = args.cache_dir / (
+            f"acc-{dataset.name}-{mode}-s{args.seed}-c{args.chunk_words}{colluding}"
+        )
     indexes = build_indexes(corpora, root, embedder, chunk)
     order = list(range(len(dataset.examples)))
     random.Random(args.seed).shuffle(order)
@@ -401,6 +406,7 @@ def accuracy_setting(
         top_n=top_n,
         alpha=args.alpha,
         lexical_weight=args.lexical_weight,
+        weighted_vote=not args.equal_votes,
         policy=FeedbackPolicy(reliability_evidence=args.reliability_evidence),
     )
     servers = []
@@ -448,6 +454,7 @@ def accuracy_setting(
         "test_questions": len(tests),
         "sources": len(RATES),
         "pollution_rates": list(RATES),
+        "colluding_polluters": args.collude,
         "n_sources_queried": args.n_sources,
         "k_per_source": args.k,
         "lexical_weight": args.lexical_weight,
@@ -455,6 +462,7 @@ def accuracy_setting(
         "alpha": args.alpha,
         "reliability_evidence": args.reliability_evidence,
         "generator": "extractive reader (reference resolution, typed spans, voting)",
+        "votes": "equal per passage" if args.equal_votes else "weighted by log-odds reliability",
         "attribution": "exact Shapley over the 5 contexts (soft vote-share utility)",
     }
     return out
@@ -789,6 +797,7 @@ def run_corpora(args: argparse.Namespace, embedder: CachedEmbedder) -> int:
         "machine": {"cpu_count": os.cpu_count(), "load_avg_start": os.getloadavg()},
         "seed": args.seed,
         "quick": args.quick,
+        "collude": args.collude,
         "corpora": {},
     }
     if args.keep_other_corpora and args.out.is_file():
@@ -838,6 +847,16 @@ def main(argv: list[str] | None = None) -> int:
         choices=["bernoulli", "share"],
         default="bernoulli",
         help="reliability feedback: one unit per judged query, or the Shapley share (old)",
+    )
+    parser.add_argument(
+        "--collude",
+        action="store_true",
+        help="polluters collude: every polluted copy of a document states the same wrong answer",
+    )
+    parser.add_argument(
+        "--equal-votes",
+        action="store_true",
+        help="every passage votes alike (the reader before reliability-weighted votes)",
     )
     parser.add_argument("--latency-passages", type=int, default=10_000)
     parser.add_argument("--latency-queries", type=int, default=200)
@@ -906,7 +925,7 @@ def main(argv: list[str] | None = None) -> int:
     result.setdefault("machine", {}).update(
         {"cpu_count": os.cpu_count(), "load_avg_start": os.getloadavg()}
     )
-    result.update({"seed": args.seed, "quick": args.quick})
+    result.update({"seed": args.seed, "quick": args.quick, "collude": args.collude})
     if "gas" not in args.skip:
         result["gas"] = gas(args)
     if "accuracy" not in args.skip:

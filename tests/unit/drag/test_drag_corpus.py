@@ -121,3 +121,26 @@ def test_real_documents_are_polluted_with_same_kind_answers() -> None:
     texts = {d["id"]: d["text"] for d in doc_mode.documents}
     assert texts["Peru"].startswith("Peru is a country. Its capital is Santiago. ")
     assert len(texts["Peru"]) > len(lying["Peru"])
+
+
+def test_colluding_polluters_state_the_same_wrong_answer() -> None:
+    from drag.corpus import QAExample, split_documents_over_sources, split_over_sources
+
+    docs = {f"C{i}": f"C{i} is a country. Its capital is Town{i}." for i in range(12)}
+    examples = [
+        QAExample(f"What is the capital of C{i}?", (f"Town{i}",), (f"C{i}",), f"capital-{i}")
+        for i in range(12)
+    ]
+
+    def wrong_answers(collude: bool) -> list[set[str]]:
+        lying = split_documents_over_sources(docs, examples, [1.0] * 4, 5, collude=collude)
+        return [{s.documents[i]["text"] for s in lying} for i in range(12)]
+
+    assert all(len(texts) == 1 for texts in wrong_answers(True))  # one lie per document
+    assert any(len(texts) > 1 for texts in wrong_answers(False))  # independent lies scatter
+    facts = generate_facts(30, seed=2)
+    for mode in ("token", "document"):
+        colluding = split_over_sources(facts, [1.0, 1.0], seed=2, mode=mode, collude=True)
+        first = [d["text"].split(". ")[0] for d in colluding[0].documents]
+        second = [d["text"].split(". ")[0] for d in colluding[1].documents]
+        assert first == second

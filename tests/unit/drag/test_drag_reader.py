@@ -101,3 +101,17 @@ def test_agreement_across_contexts_still_decides(gen) -> None:
     assert gen.generate(q, [lying, PERU]).text == "Cusco"  # rank breaks the tie
     share = gen.answer_score(q, [lying, PERU, PERU], "Lima")
     assert 0.5 < share < 1.0
+
+
+def test_only_a_documents_first_passage_gets_the_lead_sentence_bonus(gen) -> None:
+    # the clean copy states the capital in its sixth sentence; a polluted copy made longer
+    # (document-level pollution appends text) is cut in two, and its second passage opens
+    # with the lying sentence: it must not count as a lead sentence and outweigh the clean
+    # copy (seed 2, countries/document: "Nicosia" for Albania)
+    lead = (
+        "Albania is a country in Southeast Europe. It is in the Balkans. It borders Greece. "
+        "It has a long coast. It is a member of NATO. Tirana is the capital and largest "
+        "city in the country."
+    )
+    cut = "(Albania) Nicosia is the capital and largest city in the country."
+    assert gen.generate("What is the capital of Albania?", [lead, cut]).text == "Tirana"
