@@ -18,6 +18,10 @@ random text). Compared, all with the same offline extractive generator and top-5
   persistent feedback queue). Warm-up questions with ground-truth feedback, then disjoint
   test questions without feedback; "cold" is the test accuracy before any feedback.
 
+``--collude`` makes polluters collude (every polluted copy of a document states the same
+wrong answer); ``--equal-votes`` gives every passage one vote instead of its source's
+log-odds reliability (:func:`drag.rerank.vote_weight`).
+
 Latency: p50/p99 of one retrieval (query all 6 sources of 10,000 one-sentence passages each,
 k=5, verify every receipt, rerank) over HTTP, generator excluded, timed around
 ``DragClient.aretrieve``, the code ``ledgerlearn drag query`` runs before it answers. Three
