@@ -71,3 +71,18 @@ def play(world: Any, pid: int, round_: int, trainers: list[Any]) -> list[Opening
     for t, o in zip(trainers, openings, strict=True):
         reveal(world, t, pid, round_, o)
     return openings
+
+
+def commit_round(
+    world: Any, pid: int, round_: int, mask: list[bool], rejected: list[bool] | None = None
+):
+    """The aggregator commits ``round_`` with inliers ``mask`` (score 1 each) and the
+    rejections ``rejected``."""
+    return world.as_(world.aggregator).commit_round(
+        pid,
+        round_,
+        global_model_cid=bytes([3]) * 32,
+        inlier_mask=mask,
+        scores=[1] * sum(mask),
+        rejected_mask=rejected,
+    )

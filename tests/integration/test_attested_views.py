@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from cli_world import deployed_fixture  # noqa: F401  (the `deployed` fixture)
-from market_rounds import DURATION, ETH, STAKE, open_project, play
+from market_rounds import DURATION, ETH, STAKE, commit_round, open_project, play
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
@@ -99,14 +99,7 @@ def test_disputed_round_says_who_disputed_and_that_nothing_pays(world):
     rejection by the trainers' replay): a disputed round says who disputed it."""
     pid = open_project(world, 3, 2, BOND)
     play(world, pid, 1, world.trainers[:3])
-    world.as_(world.aggregator).commit_round(
-        pid,
-        1,
-        global_model_cid=bytes([3]) * 32,
-        inlier_mask=[True, True, False],
-        rejected_mask=[False, False, True],
-        scores=[1, 1],
-    )
+    commit_round(world, pid, 1, [True, True, False], rejected=[False, False, True])
     world.as_(world.trainers[2]).dispute_rejection(pid, 1)
     (record,) = project_history(world.market, None, pid)
     s = record.settlement

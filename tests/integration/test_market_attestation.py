@@ -11,7 +11,17 @@ from __future__ import annotations
 
 import pytest
 from chain_asserts import reverts
-from market_rounds import DURATION, ETH, STAKE, cid_of, commit, open_project, play, reveal
+from market_rounds import (
+    DURATION,
+    ETH,
+    STAKE,
+    cid_of,
+    commit,
+    commit_round,
+    open_project,
+    play,
+    reveal,
+)
 from web3.logs import DISCARD
 
 from marketplace.chain.market import RoundScores, ScoreClaim
@@ -192,14 +202,7 @@ def test_a_rejection_in_an_attested_project_is_judged_by_replay_not_by_dispute(w
     pid = attested_project(world)
     trainers = world.trainers[:3]
     play(world, pid, 1, trainers)
-    world.as_(world.aggregator).commit_round(
-        pid,
-        1,
-        global_model_cid=bytes([3]) * 32,
-        inlier_mask=[True, True, False],
-        rejected_mask=[False, False, True],
-        scores=[1, 1],
-    )
+    commit_round(world, pid, 1, [True, True, False], rejected=[False, False, True])
     with reverts("JudgedByAttestation"):
         world.as_(trainers[2]).dispute_rejection(pid, 1)
     replayed = RoundScores([0, 1, 2], [1, 1, 2])  # the replay accepted trainer 2's update

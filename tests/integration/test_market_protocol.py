@@ -14,6 +14,7 @@ from market_rounds import (
     STAKE,
     cid_of,
     commit,
+    commit_round,
     open_project,
     opening_of,
     play,
@@ -27,17 +28,6 @@ pytestmark = pytest.mark.integration
 
 def project(world, n: int = 3, rounds: int = 2, bond: int = 0) -> int:
     return open_project(world, n, rounds, bond)
-
-
-def commit_round(world, pid, round_, mask, rejected=None):
-    return world.as_(world.aggregator).commit_round(
-        pid,
-        round_,
-        global_model_cid=bytes([3]) * 32,
-        inlier_mask=mask,
-        scores=[1] * sum(mask),
-        rejected_mask=rejected,
-    )
 
 
 # ------------------------------------------------------------ 13.1 copying
