@@ -3,13 +3,12 @@ RPC error that escaped the chain layer."""
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from cli_process import cli_env, complete_cli
 from typer.testing import CliRunner
 
 from marketplace.chain.accounts import chosen_key
@@ -44,14 +43,7 @@ def test_node_refuses_a_taken_port_in_one_line() -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        done = subprocess.run(
-            [sys.executable, "-m", "marketplace.cli.main", "node", "--port", str(port)],
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        done = complete_cli(["node", "--port", str(port)], cli_env(PYTHONPATH=str(ROOT)))
     assert done.returncode == 1
     assert (
         done.stderr.strip()
@@ -111,14 +103,7 @@ def test_a_rule_missing_its_required_parameter_is_refused_before_any_round() -> 
 def test_a_setting_refused_by_its_model_is_one_line() -> None:
     """`simulate --lr 0` passed the CLI's bound but not the settings model's: a pydantic
     traceback. Every such refusal is now one line naming the setting."""
-    done = subprocess.run(
-        [sys.executable, "-m", "marketplace.cli.main", "simulate", "--lr", "0"],
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = complete_cli(["simulate", "--lr", "0"], cli_env(PYTHONPATH=str(ROOT)), timeout=120)
     assert done.returncode == 1
     assert done.stderr.strip() == (
         "error: invalid lr: Input should be greater than 0; change that option's value"
