@@ -74,6 +74,13 @@ class ProjectInfo:
         """The round open for commitments (1-based); rounds + 1 once all are done."""
         return self.rounds_committed + 1
 
+    @property
+    def bond_share(self) -> int:
+        """What ``withdraw`` pays each trainer of the aggregator's bond: an equal share once
+        it was slashed (a replaced round) or the project disputed, else nothing."""
+        paid = self.bond_slashed or self.status == ProjectStatus.DISPUTED
+        return self.bond_posted // self.trainer_count if paid and self.trainer_count else 0
+
 
 @dataclass(frozen=True)
 class TrainerInfo:
@@ -388,9 +395,7 @@ class MarketClient(ContractClient):
         score = self.trainer(project_id, index).score
         score += sum(c.score for c in self.score_claims(project_id, index))
         share = info.reward * score // info.total_score if info.total_score else 0
-        if info.bond_slashed and info.trainer_count:
-            share += info.bond_posted // info.trainer_count
-        return int(stake), share
+        return int(stake), share + info.bond_share
 
     # ------------------------------------------------------------- writes
 

@@ -215,11 +215,9 @@ def project_view(market: MarketClient, project_id: int) -> dict[str, Any]:
         )
     ]
     trainers = []
-    bond_paid = p.bond_slashed or p.status.name == "DISPUTED"
-    bond = p.bond_posted // p.trainer_count if bond_paid and p.trainer_count else 0
     for t in market.trainers(project_id):
         stake, share = market.expected_payout(project_id, t.address)
-        bond_share = bond if stake else 0  # counted in the share, shown apart
+        bond_share = p.bond_share if stake else 0  # counted in the share, shown apart
         # scores live in the rounds' Merkle roots until claimed: count them from the events
         score = t.score if t.withdrawn else sum(row[t.index] for row in history)
         trainers.append(

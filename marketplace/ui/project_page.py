@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from marketplace.chain.market import MarketClient
-from marketplace.chain.market import ProjectStatus as ChainStatus
 from marketplace.chain.units import format_eth
 from marketplace.ui.html import Html, join, link, table, tag
 from marketplace.ui.svg import Series, line_chart
@@ -46,10 +45,7 @@ def payouts(market: MarketClient, project_id: int, addresses: Sequence[str]) -> 
         )
         for log in market.project_logs("Withdrawn", project_id, 0)
     }
-    info = market.project(project_id)
-    disputed = info.status == ChainStatus.DISPUTED
-    bond = info.bond_posted // info.trainer_count if info.trainer_count else 0
-    bond_share = bond if (disputed or info.bond_slashed) else 0
+    bond_share = market.project(project_id).bond_share
     out = []
     for address in addresses:
         if address in paid:
