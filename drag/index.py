@@ -46,7 +46,7 @@ from drag.ingest import (
     ingest_file,
     list_documents,
 )
-from drag.lexical import LexicalIndex, lexical_relevance
+from drag.lexical import LexicalIndex, hybrid_order
 from marketplace.errors import ConfigError, DragError
 
 log = logging.getLogger(__name__)
@@ -348,7 +348,7 @@ class PassageIndex:
         lexical_weight: float = 0.5,
     ) -> list[Hit]:
         """Top-``k`` passages by ``cosine + lexical_weight * lexical relevance``
-        (:func:`drag.lexical.lexical_relevance`, the client's rerank formula), among the
+        (:func:`drag.lexical.hybrid_order`, the client's rerank formula), among the
         dense top-k and the lexical top-k (:class:`drag.lexical.LexicalIndex`).
 
         ``vector`` is the query's embedding (embedded here when None). Hits keep their
@@ -366,8 +366,8 @@ class PassageIndex:
         lexical_rows = [r for r, _ in self._lexical.top(query, k)]
         rows = list(dict.fromkeys([h.row for h in dense] + lexical_rows))
         cosines = self.vectors[rows] @ query_vec
-        lexical = lexical_relevance(query, [self.passages[r].text for r in rows])
-        fused = [float(c) + lexical_weight * x for c, x in zip(cosines, lexical, strict=True)]
+        texts = [self.passages[r].text for r in rows]
+        fused = hybrid_order(query, texts, [float(c) for c in cosines], lexical_weight)
         order = sorted(range(len(rows)), key=lambda i: -fused[i])[:k]
         return [
             Hit(passage=self.passages[rows[i]], score=float(cosines[i]), row=rows[i]) for i in order
