@@ -91,19 +91,24 @@ class Settlement:
 
     def vote_groups(self) -> list[VoteGroup]:
         """The votes by (root, total), the most stake first: who backed what."""
-        groups: dict[tuple[str, int], list[Vote]] = {}
-        for v in self.votes:
-            groups.setdefault((v.scores_root, v.scores_total), []).append(v)
         out = [
             VoteGroup(
                 root, total, [v.index for v in vs], sum(v.stake for v in vs), vs[0].for_aggregator
             )  # fmt: skip
-            for (root, total), vs in groups.items()
+            for (root, total), vs in _grouped(self.votes).items()
         ]
         return sorted(out, key=lambda g: -g.stake)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _grouped(votes: Iterable[Vote]) -> dict[tuple[str, int], list[Vote]]:
+    """The votes by the (root, total) they attested, in vote order."""
+    groups: dict[tuple[str, int], list[Vote]] = {}
+    for v in votes:
+        groups.setdefault((v.scores_root, v.scores_total), []).append(v)
+    return groups
 
 
 def _hex(data: bytes) -> str:
@@ -195,10 +200,7 @@ def round_settlements(
             )
             for a in attestations.get(r, [])
         ]
-        tallies: dict[tuple[str, int], int] = {}
-        for v in votes:
-            key = (v.scores_root, v.scores_total)
-            tallies[key] = tallies.get(key, 0) + v.stake
+        tallies = {key: sum(v.stake for v in vs) for key, vs in _grouped(votes).items()}
         settled = info.attested and state.settled
         settled_key = (_hex(state.scores_root), state.scores_total)
         closes = state.committed_at + info.round_duration if info.attested else None
